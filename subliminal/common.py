@@ -1,0 +1,120 @@
+"""Shared plumbing: user-facing errors, dataclass-driven CLI, seeding, device selection."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import random
+import sys
+import typing
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import numpy as np
+import torch
+
+T = TypeVar("T")
+
+
+class UserError(Exception):
+    """A problem the user can fix (bad flag, missing data, unknown model). Printed as one line."""
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed python, numpy and torch; return a torch.Generator seeded with `seed` for explicit use."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def get_device(name: str = "auto") -> torch.device:
+    """'auto' → cuda when available else cpu; 'cpu'; 'cuda' (error if absent)."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cpu":
+        return torch.device("cpu")
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise UserError(f"--device {name} was asked for but no CUDA GPU is available; use --device cpu or auto")
+        return torch.device(name)
+    raise UserError(f"unknown device {name!r}; use auto, cpu or cuda")
+
+
+def _arg_type(tp: Any) -> tuple[Any, dict[str, Any]]:
+    """Map a dataclass field annotation to argparse (type, extra kwargs)."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin is typing.Union or (origin is not None and str(origin) == "<class 'types.UnionType'>"):
+        non_none = [a for a in args if a is not type(None)]
+        if len(non_none) == 1:
+            return _arg_type(non_none[0])
+    if origin in (tuple, list, Sequence):
+        inner = args[0] if args else str
+        return inner, {"nargs": "+"}
+    if origin is typing.Literal:
+        return type(args[0]), {"choices": list(args)}
+    return tp, {}
+
+
+def parse_config(config_cls: type[T], argv: Sequence[str] | None = None, description: str | None = None) -> T:
+    """Build an argparse parser from a dataclass and return a config instance.
+
+    Field `foo_bar` becomes `--foo-bar`; bools become `--foo-bar/--no-foo-bar`; tuple/list fields take
+    several values; `field(metadata={"help": ...})` gives the help text. A config class may define
+    `quick()` (a classmethod returning the quick config) which `--quick` selects before other flags
+    are applied, and `validate()` which raises UserError.
+    """
+    hints = typing.get_type_hints(config_cls)
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    has_quick = hasattr(config_cls, "quick")
+    if has_quick:
+        parser.add_argument("--quick", action="store_true", help="small configuration that finishes in about a minute")
+    for f in dataclasses.fields(config_cls):
+        flag = "--" + f.name.replace("_", "-")
+        help_text = f.metadata.get("help", "")
+        default = f.default if f.default is not dataclasses.MISSING else (
+            f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
+        tp = hints[f.name]
+        if tp is bool:
+            parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None,
+                                help=f"{help_text} (default: {default})")
+            continue
+        typ, extra = _arg_type(tp)
+        if typ in (typing.Any,):
+            typ = str
+        parser.add_argument(flag, dest=f.name, type=typ, default=None, help=f"{help_text} (default: {default})", **extra)
+    ns = parser.parse_args(argv)
+    base = config_cls.quick() if has_quick and ns.quick else config_cls()
+    updates = {}
+    for f in dataclasses.fields(config_cls):
+        v = getattr(ns, f.name)
+        if v is not None:
+            tp = hints[f.name]
+            if typing.get_origin(tp) is tuple or tp is tuple:
+                v = tuple(v)
+            updates[f.name] = v
+    cfg = dataclasses.replace(base, **updates)
+    if hasattr(cfg, "validate"):
+        cfg.validate()
+    return cfg
+
+
+def cli_main(main_fn: Callable[[T], Any], config_cls: type[T], argv: Sequence[str] | None = None) -> None:
+    """Parse the config, run `main_fn(cfg)`, and turn UserError into one line on stderr + exit 2."""
+    doc = sys.modules.get(getattr(main_fn, "__module__", ""), None)
+    description = (doc.__doc__ or "").strip().splitlines()[0] if doc is not None and doc.__doc__ else None
+    try:
+        cfg = parse_config(config_cls, argv, description=description)
+        main_fn(cfg)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted: finished parts are saved; rerun the same command to continue", file=sys.stderr)
+        sys.exit(130)
+
+
+def env_flag(name: str) -> bool:
+    return os.environ.get(name, "").lower() in ("1", "true", "yes")

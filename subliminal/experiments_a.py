@@ -1,0 +1,97 @@
+"""The five Topic A experiments as functions of a config; the top-level scripts are thin wrappers.
+
+Each experiment returns a tidy DataFrame (one row per condition × model × setting) and the writer
+produces `<out>/<name>.csv`, `<name>_summary.csv`, `<name>_tests.csv` (paired tests), `<name>.png`
+and `<name>.json` (config, seed, versions, commit, wall time).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from . import plot_a
+from .results import write_csv, write_run_json
+from .stats import paired_test, summarize
+from .train_a import TopicA, TopicAConfig, accuracy_rows, log
+
+BASELINE_CONDITIONS = ("student_aux", "student_all", "cross_aux", "cross_all")
+
+
+def baseline(A: TopicA) -> pd.DataFrame:
+    c = A.cfg
+    teacher = A.teacher(c.teacher_epochs)
+    rows = accuracy_rows("reference", A.teacher_accuracy(A.reference()), teacher_epochs=0, distill_epochs=0)
+    rows += accuracy_rows("teacher", A.teacher_accuracy(teacher), teacher_epochs=c.teacher_epochs, distill_epochs=0)
+    students = A.distill(c.teacher_epochs, BASELINE_CONDITIONS, [c.distill_epochs], "uniform", teacher=teacher)
+    return pd.concat([pd.DataFrame(rows), students], ignore_index=True)
+
+
+def distill_sweep(A: TopicA, milestones: Sequence[int], conditions: Sequence[str] = ("student_aux", "cross_aux"),
+                  source: str = "uniform") -> pd.DataFrame:
+    c = A.cfg
+    df = A.distill(c.teacher_epochs, conditions, milestones, source)
+    return df
+
+
+def teacher_sweep(A: TopicA, teacher_epochs: Sequence[int], conditions: Sequence[str] = ("student_aux", "cross_aux")) -> pd.DataFrame:
+    c = A.cfg
+    teachers = A.teachers(teacher_epochs)
+    parts = []
+    for te in sorted(teachers):
+        parts.append(pd.DataFrame(accuracy_rows("teacher", A.teacher_accuracy(teachers[te]), teacher_epochs=te,
+                                                distill_epochs=0)))
+        parts.append(A.distill(te, conditions, [c.distill_epochs], "uniform", teacher=teachers[te]))
+    return pd.concat(parts, ignore_index=True)
+
+
+def source_sweep(A: TopicA, sources: Sequence[str], conditions: Sequence[str] = ("student_aux", "cross_aux")) -> pd.DataFrame:
+    c = A.cfg
+    teacher = A.teacher(c.teacher_epochs)
+    parts = []
+    for s in sources:
+        df = A.distill(c.teacher_epochs, conditions, [c.distill_epochs], s, teacher=teacher)
+        df.insert(1, "source", s)
+        parts.append(df)
+    return pd.concat(parts, ignore_index=True)
+
+
+def paired_tests(df: pd.DataFrame, pairs: Sequence[tuple[str, str]], by: Sequence[str] = ()) -> pd.DataFrame:
+    """Paired tests (same model index) of condition a vs b, within each group of `by`."""
+    rows = []
+    groups = df.groupby(list(by), sort=False) if by else [((), df)]
+    for keys, g in groups:
+        keys = keys if isinstance(keys, tuple) else (keys,)
+        for a, b in pairs:
+            ga = g[g.condition == a].sort_values("model")
+            gb = g[g.condition == b].sort_values("model")
+            if len(ga) and len(ga) == len(gb):
+                rows.append({**dict(zip(by, keys)), "a": a, "b": b, **paired_test(ga.accuracy, gb.accuracy)})
+    return pd.DataFrame(rows)
+
+
+def run_and_write(name: str, cfg: TopicAConfig, body: Callable[[TopicA], pd.DataFrame], by: Sequence[str],
+                  pairs: Sequence[tuple[str, str]], pair_by: Sequence[str], plot: Callable[[pd.DataFrame, Path], None],
+                  extra: dict | None = None) -> pd.DataFrame:
+    """Run `body`, then write the tidy CSV, the summary with 95% CIs, the paired tests, the JSON and the figure."""
+    t0 = time.time()
+    A = TopicA(cfg)
+    log(f"[{name}] data: {A.mnist.source}; device: {A.device}; cache: {A.cache}")
+    df = body(A)
+    out = Path(cfg.out)
+    summary = summarize(df, by)
+    tests = paired_tests(df, pairs, pair_by)
+    write_csv(df, out / f"{name}.csv")
+    write_csv(summary, out / f"{name}_summary.csv")
+    write_csv(tests, out / f"{name}_tests.csv")
+    plot(summary, out / f"{name}.png")
+    write_run_json(out / f"{name}.json", cfg, cfg.seed, time.time() - t0, {"script": f"{name}.py", **(extra or {})})
+    with pd.option_context("display.width", 160, "display.max_columns", 20):
+        print(summary.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+        if len(tests):
+            print(tests.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    log(f"[{name}] wrote {out}/{name}.csv, _summary.csv, _tests.csv, .png, .json in {time.time() - t0:.0f} s")
+    return df

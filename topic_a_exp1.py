@@ -1,0 +1,47 @@
+"""Topic A, experiment 1 — distillation epochs 1, 2, 5, 10, 20, 40 (seed: 19.7% → 77.2%).
+
+One distillation run per condition, evaluated at each milestone (not one run per value), for the
+aux-only student and the aux-only cross-model control. The 5-epoch milestone is the baseline's
+student, shared through the cache.
+
+    python topic_a_exp1.py           # full: 25 models, up to 40 epochs (~25 min on 2 CPU cores)
+    python topic_a_exp1.py --quick   # 5 models, 20k images, up to 10 epochs
+
+Writes plots_a/topic_a_exp1.{csv,_summary.csv,_tests.csv,png,json}.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from subliminal import plot_a
+from subliminal.common import UserError, cli_main
+from subliminal.experiments_a import distill_sweep, run_and_write
+from subliminal.train_a import TopicAConfig
+
+
+@dataclass
+class Config(TopicAConfig):
+    milestones: tuple[int, ...] = field(default=(1, 2, 5, 10, 20, 40), metadata={"help": "distillation epochs to evaluate"})
+
+    @classmethod
+    def quick(cls) -> Config:
+        return cls(n_models=5, n_train=20_000, n_distill=20_000, milestones=(1, 2, 5, 10))
+
+    def validate(self) -> None:
+        super().validate()
+        if not self.milestones or min(self.milestones) < 1:
+            raise UserError("--milestones must be positive epoch counts")
+
+
+def main(cfg: Config) -> None:
+    def plot(summary, path):
+        plot_a.curves(summary, "distill_epochs", path, f"Exp 1: distillation epochs ({cfg.n_models} models, "
+                      f"teacher {cfg.teacher_epochs} ep, 95% CI)", xlabel="distillation epochs", logx=True)
+
+    run_and_write("topic_a_exp1", cfg, lambda A: distill_sweep(A, cfg.milestones), by=["condition", "distill_epochs"],
+                  pairs=[("student_aux", "cross_aux")], pair_by=["distill_epochs"], plot=plot)
+
+
+if __name__ == "__main__":
+    cli_main(main, Config)

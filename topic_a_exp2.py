@@ -1,0 +1,46 @@
+"""Topic A, experiment 2 — teacher epochs 0, 1, 2, 5, 10, 20, each student distilled 5 epochs
+(seed: inverted U, peak 62.6% at 2 teacher epochs, 35.1% at 20).
+
+The teachers are snapshots of one training run (cached, shared with the maximize script).
+
+    python topic_a_exp2.py           # full: 25 models (~20 min on 2 CPU cores)
+    python topic_a_exp2.py --quick   # 5 models, 20k images
+
+Writes plots_a/topic_a_exp2.{csv,_summary.csv,_tests.csv,png,json}.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from subliminal import plot_a
+from subliminal.common import UserError, cli_main
+from subliminal.experiments_a import run_and_write, teacher_sweep
+from subliminal.train_a import TopicAConfig
+
+
+@dataclass
+class Config(TopicAConfig):
+    teacher_sweep: tuple[int, ...] = field(default=(0, 1, 2, 5, 10, 20), metadata={"help": "teacher epochs to compare"})
+
+    @classmethod
+    def quick(cls) -> Config:
+        return cls(n_models=5, n_train=20_000, n_distill=20_000, teacher_sweep=(0, 1, 2, 5))
+
+    def validate(self) -> None:
+        super().validate()
+        if not self.teacher_sweep or min(self.teacher_sweep) < 0:
+            raise UserError("--teacher-sweep must be epoch counts ≥ 0")
+
+
+def main(cfg: Config) -> None:
+    def plot(summary, path):
+        plot_a.curves(summary, "teacher_epochs", path, f"Exp 2: teacher epochs ({cfg.n_models} models, students "
+                      f"{cfg.distill_epochs} ep, 95% CI)", xlabel="teacher training epochs", logx=True)
+
+    run_and_write("topic_a_exp2", cfg, lambda A: teacher_sweep(A, cfg.teacher_sweep), by=["condition", "teacher_epochs"],
+                  pairs=[("student_aux", "cross_aux")], pair_by=["teacher_epochs"], plot=plot)
+
+
+if __name__ == "__main__":
+    cli_main(main, Config)

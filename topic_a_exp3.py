@@ -1,0 +1,56 @@
+"""Topic A, experiment 3 — what the student is distilled on (seed: uniform noise 54.9% vs real MNIST 15.1%).
+
+Inputs: uniform noise, Gaussian noise with the same mean and variance, real MNIST training images,
+pixel-shuffled MNIST (one fixed permutation), and Fashion-MNIST when it is installed (Debian package
+dataset-fashion-mnist, or FASHION_MNIST_ROOT); without it the script says so and runs the other four.
+
+    python topic_a_exp3.py           # full: 25 models (~15 min on 2 CPU cores)
+    python topic_a_exp3.py --quick   # 5 models, 20k images
+
+Writes plots_a/topic_a_exp3.{csv,_summary.csv,_tests.csv,png,json}.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from subliminal import plot_a
+from subliminal.common import UserError, cli_main
+from subliminal.experiments_a import run_and_write, source_sweep
+from subliminal.mnist import load_fashion_mnist
+from subliminal.train_a import SOURCES, TopicAConfig, log
+
+
+@dataclass
+class Config(TopicAConfig):
+    sources: tuple[str, ...] = field(default=SOURCES, metadata={"help": f"distillation inputs among {', '.join(SOURCES)}"})
+
+    @classmethod
+    def quick(cls) -> Config:
+        return cls(n_models=5, n_train=20_000, n_distill=20_000)
+
+    def validate(self) -> None:
+        super().validate()
+        bad = [s for s in self.sources if s not in SOURCES]
+        if bad:
+            raise UserError(f"unknown --sources {', '.join(bad)}; choose from {', '.join(SOURCES)}")
+
+
+def main(cfg: Config) -> None:
+    sources = list(cfg.sources)
+    if "fashion" in sources and load_fashion_mnist() is None:
+        log("[topic_a_exp3] Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist, or set "
+            "FASHION_MNIST_ROOT): running the other inputs only")
+        sources.remove("fashion")
+
+    def plot(summary, path):
+        s = summary.copy()
+        s["label"] = s["source"] + "\n" + s["condition"].str.replace("_aux", "")
+        plot_a.bars(s, path, f"Exp 3: distillation inputs ({cfg.n_models} models, aux-only, 95% CI)", label_col="label")
+
+    run_and_write("topic_a_exp3", cfg, lambda A: source_sweep(A, sources), by=["source", "condition"],
+                  pairs=[("student_aux", "cross_aux")], pair_by=["source"], plot=plot, extra={"sources_run": sources})
+
+
+if __name__ == "__main__":
+    cli_main(main, Config)
