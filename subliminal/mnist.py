@@ -35,7 +35,14 @@ IDX_FILES = {
 MNIST_TEST_LABEL_COUNTS = (980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009)
 
 # Fashion-MNIST: torchvision layout under a root, or the Debian package `dataset-fashion-mnist`.
-FASHION_DEBIAN_DIRS = ("/usr/share/fashion-mnist", "/usr/share/datasets/fashion-mnist", "/usr/share/dataset-fashion-mnist")
+FASHION_DEBIAN_DIRS = ("/usr/share/datasets/fashion-mnist",)
+# SHA-256 of the IDX files the Debian package dataset-fashion-mnist (0.0~git20200523.55506a9-1) installs.
+FASHION_SHA256 = {
+    "train-images-idx3-ubyte.gz": "b0564c3eedabfbf835052cff8503ea422014ce006caf5b757f851416ee8300c7",
+    "train-labels-idx1-ubyte.gz": "0ae29f65d86684f32d1b9c85147786c547b9c6aebcaf235f0400a0cce308b056",
+    "t10k-images-idx3-ubyte.gz": "cc1d090a38ace84dfa1aa66e3ada7c336ef481a96936906477e6dd344da56eaa",
+    "t10k-labels-idx1-ubyte.gz": "8d3605d196f4be44669e46906da9733c8131fef761fdbfec72c424d5222f1a05",
+}
 
 
 @dataclass
@@ -63,6 +70,7 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
         ("numpy", "dtype"),
         ("numpy.core.multiarray", "_reconstruct"),
         ("numpy._core.multiarray", "_reconstruct"),
+        ("_codecs", "encode"),  # how Python 3 protocol-2 pickles spell bytes; pure, no side effects
     }
 
     def find_class(self, module: str, name: str):
@@ -205,9 +213,15 @@ def load_mnist(data_root: str | os.PathLike | None = None) -> ImageSet:
 
 def load_fashion_mnist(data_root: str | os.PathLike | None = None) -> ImageSet | None:
     """Fashion-MNIST from a torchvision root or the Debian package; None when absent (never downloads)."""
-    candidates = [Path(p) for p in (data_root, os.environ.get("FASHION_MNIST_ROOT")) if p]
-    candidates += [Path(p) for p in FASHION_DEBIAN_DIRS]
-    for root in candidates:
+    for root in [Path(p) for p in (data_root, os.environ.get("FASHION_MNIST_ROOT")) if p]:
         if _find_idx_dir(root, "FashionMNIST") is not None:
+            return load_idx_root(root, "FashionMNIST")
+    for root in map(Path, FASHION_DEBIAN_DIRS):
+        if _find_idx_dir(root, "FashionMNIST") is not None:
+            for fname, digest in FASHION_SHA256.items():
+                got = assets.sha256_file(root / fname) if (root / fname).exists() else "missing"
+                if got != digest:
+                    raise UserError(f"{root / fname} does not match the pinned SHA-256 (expected {digest}, got {got}); "
+                                    "reinstall dataset-fashion-mnist or set FASHION_MNIST_ROOT")
             return load_idx_root(root, "FashionMNIST")
     return None

@@ -94,6 +94,9 @@ def write_run_json(path: str | os.PathLike, config: Any, seed: int | None, wall_
         "git_commit": git_commit(),
         "versions": versions(),
         "torch_threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
+        # other work on the machine slows a run: the 1-minute load average when it finished
+        "loadavg_1min_at_end": round(os.getloadavg()[0], 2),
         "device_note": "cuda" if torch.cuda.is_available() else "cpu",
     }
     if extra:

