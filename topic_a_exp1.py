@@ -16,13 +16,13 @@ from dataclasses import dataclass, field
 
 from subliminal import plot_a
 from subliminal.common import UserError, cli_main
-from subliminal.experiments_a import distill_sweep, run_and_write
+from subliminal.experiments_a import EXP1_MILESTONES, distill_sweep, run_and_write
 from subliminal.train_a import TopicAConfig
 
 
 @dataclass
 class Config(TopicAConfig):
-    milestones: tuple[int, ...] = field(default=(1, 2, 5, 10, 20, 40), metadata={"help": "distillation epochs to evaluate"})
+    milestones: tuple[int, ...] = field(default=EXP1_MILESTONES, metadata={"help": "distillation epochs to evaluate"})
 
     @classmethod
     def quick(cls) -> Config:
@@ -39,8 +39,10 @@ def main(cfg: Config) -> None:
         plot_a.curves(summary, "distill_epochs", path, f"Exp 1: distillation epochs ({cfg.n_models} models, "
                       f"teacher {cfg.teacher_epochs} ep, 95% CI)", xlabel="distillation epochs", logx=True)
 
-    run_and_write("topic_a_exp1", cfg, lambda A: distill_sweep(A, cfg.milestones), by=["condition", "distill_epochs"],
-                  pairs=[("student_aux", "cross_aux")], pair_by=["distill_epochs"], plot=plot)
+    milestones = sorted(set(cfg.milestones))
+    run_and_write("topic_a_exp1", cfg, distill_sweep, by=["condition", "distill_epochs"],
+                  pairs=[("student_aux", "cross_aux")], pair_by=["distill_epochs"], plot=plot,
+                  stages=[milestones[:k] for k in range(1, len(milestones) + 1)])
 
 
 if __name__ == "__main__":

@@ -38,8 +38,10 @@ def main(cfg: Config) -> None:
         plot_a.curves(summary, "teacher_epochs", path, f"Exp 2: teacher epochs ({cfg.n_models} models, students "
                       f"{cfg.distill_epochs} ep, 95% CI)", xlabel="teacher training epochs", logx=True)
 
-    run_and_write("topic_a_exp2", cfg, lambda A: teacher_sweep(A, cfg.teacher_sweep), by=["condition", "teacher_epochs"],
-                  pairs=[("student_aux", "cross_aux")], pair_by=["teacher_epochs"], plot=plot)
+    sweep = sorted(set(cfg.teacher_sweep))
+    run_and_write("topic_a_exp2", cfg, teacher_sweep, by=["condition", "teacher_epochs"],
+                  pairs=[("student_aux", "cross_aux")], pair_by=["teacher_epochs"], plot=plot,
+                  stages=[sweep[:k] for k in range(1, len(sweep) + 1)])
 
 
 if __name__ == "__main__":

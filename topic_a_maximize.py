@@ -49,8 +49,9 @@ def main(cfg: Config) -> None:
                       xlabel="distillation epochs")
 
     pairs = [("student_aux", "cross_aux")] if "cross_aux" in cfg.conditions else []
-    run_and_write("topic_a_maximize", cfg, lambda A: distill_sweep(A, milestones, cfg.conditions),
-                  by=["condition", "distill_epochs"], pairs=pairs, pair_by=["distill_epochs"], plot=plot)
+    run_and_write("topic_a_maximize", cfg, lambda A, ms: distill_sweep(A, ms, cfg.conditions),
+                  by=["condition", "distill_epochs"], pairs=pairs, pair_by=["distill_epochs"], plot=plot,
+                  stages=[milestones[:k] for k in range(1, len(milestones) + 1)])
 
 
 if __name__ == "__main__":

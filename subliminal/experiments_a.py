@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import plot_a
 from .results import write_csv, write_run_json
 from .stats import paired_test, summarize
 from .train_a import TopicA, TopicAConfig, accuracy_rows, log
 
 BASELINE_CONDITIONS = ("student_aux", "student_all", "cross_aux", "cross_all")
+EXP1_MILESTONES = (1, 2, 5, 10, 20, 40)
 
 
 def baseline(A: TopicA) -> pd.DataFrame:
@@ -26,7 +26,10 @@ def baseline(A: TopicA) -> pd.DataFrame:
     teacher = A.teacher(c.teacher_epochs)
     rows = accuracy_rows("reference", A.teacher_accuracy(A.reference()), teacher_epochs=0, distill_epochs=0)
     rows += accuracy_rows("teacher", A.teacher_accuracy(teacher), teacher_epochs=c.teacher_epochs, distill_epochs=0)
-    students = A.distill(c.teacher_epochs, BASELINE_CONDITIONS, [c.distill_epochs], "uniform", teacher=teacher)
+    # evaluate at exp1's early milestones too (cheap), so exp1 finds them in the cache
+    milestones = sorted({m for m in EXP1_MILESTONES if m < c.distill_epochs} | {c.distill_epochs})
+    students = A.distill(c.teacher_epochs, BASELINE_CONDITIONS, milestones, "uniform", teacher=teacher)
+    students = students[students.distill_epochs == c.distill_epochs]
     return pd.concat([pd.DataFrame(rows), students], ignore_index=True)
 
 
@@ -73,25 +76,37 @@ def paired_tests(df: pd.DataFrame, pairs: Sequence[tuple[str, str]], by: Sequenc
     return pd.DataFrame(rows)
 
 
-def run_and_write(name: str, cfg: TopicAConfig, body: Callable[[TopicA], pd.DataFrame], by: Sequence[str],
+def run_and_write(name: str, cfg: TopicAConfig, body: Callable[..., pd.DataFrame], by: Sequence[str],
                   pairs: Sequence[tuple[str, str]], pair_by: Sequence[str], plot: Callable[[pd.DataFrame, Path], None],
-                  extra: dict | None = None) -> pd.DataFrame:
-    """Run `body`, then write the tidy CSV, the summary with 95% CIs, the paired tests, the JSON and the figure."""
+                  extra: dict | None = None, tests: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
+                  stages: Sequence | None = None) -> pd.DataFrame:
+    """Run `body`, then write the tidy CSV, the summary with 95% CIs, the paired tests, the JSON and the figure.
+
+    With `stages`, `body(A, stage)` runs once per stage (e.g. growing milestone lists) and all outputs are
+    rewritten after each, marked `"complete": false` in the JSON until the last: a long sweep that is
+    stopped leaves honest partial results, and a rerun continues from the cache.
+    """
     t0 = time.time()
     A = TopicA(cfg)
     log(f"[{name}] data: {A.mnist.source}; device: {A.device}; cache: {A.cache}")
-    df = body(A)
     out = Path(cfg.out)
-    summary = summarize(df, by)
-    tests = paired_tests(df, pairs, pair_by)
-    write_csv(df, out / f"{name}.csv")
-    write_csv(summary, out / f"{name}_summary.csv")
-    write_csv(tests, out / f"{name}_tests.csv")
-    plot(summary, out / f"{name}.png")
-    write_run_json(out / f"{name}.json", cfg, cfg.seed, time.time() - t0, {"script": f"{name}.py", **(extra or {})})
+    runs = [(lambda a: body(a), None)] if stages is None else [((lambda a, st=st: body(a, st)), st) for st in stages]
+    for i, (fn, stage) in enumerate(runs):
+        df = fn(A)
+        summary = summarize(df, by)
+        test_table = tests(df) if tests is not None else paired_tests(df, pairs, pair_by)
+        write_csv(df, out / f"{name}.csv")
+        write_csv(summary, out / f"{name}_summary.csv")
+        write_csv(test_table, out / f"{name}_tests.csv")
+        plot(summary, out / f"{name}.png")
+        done = {"complete": i == len(runs) - 1}
+        if stage is not None:
+            done["stage_done"] = stage
+        write_run_json(out / f"{name}.json", cfg, cfg.seed, time.time() - t0,
+                       {"script": f"{name}.py", **done, **(extra or {})})
     with pd.option_context("display.width", 160, "display.max_columns", 20):
         print(summary.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
-        if len(tests):
-            print(tests.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+        if len(test_table):
+            print(test_table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     log(f"[{name}] wrote {out}/{name}.csv, _summary.csv, _tests.csv, .png, .json in {time.time() - t0:.0f} s")
     return df

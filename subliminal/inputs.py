@@ -95,25 +95,31 @@ class NoiseSource:
 @dataclass
 class ImageSource:
     """A fixed image set (e.g. MNIST train, pixel-shuffled MNIST, Fashion-MNIST) shared by all models,
-    reshuffled every epoch. x: (M, 784) float inputs already normalised."""
+    reshuffled every epoch. x: (M, 784) float inputs already normalised. With `n_per_epoch` > M the
+    epoch is several reshuffled passes (equal optimiser steps for a small image set)."""
 
     name: str
     x: Tensor
     seed: int
     batch_size: int = 1024
+    n_per_epoch: int = 0  # 0: one pass over x
 
-    @property
-    def n_per_epoch(self) -> int:
-        return self.x.shape[0]
+    def __post_init__(self):
+        if self.n_per_epoch <= 0:
+            self.n_per_epoch = self.x.shape[0]
 
     def describe(self) -> dict:
-        return {"kind": self.name, "n_images": int(self.x.shape[0]), "shared": True}
+        return {"kind": self.name, "n_images": int(self.x.shape[0]), "shared": True, "n_per_epoch": self.n_per_epoch}
 
     def n_batches(self) -> int:
         return -(-self.n_per_epoch // self.batch_size)
 
     def batches(self, epoch: int) -> Iterator[Tensor]:
-        order = torch.from_numpy(_epoch_order(self.n_per_epoch, self.seed, epoch, 3))
+        m = self.x.shape[0]
+        passes = -(-self.n_per_epoch // m)
+        order = np.concatenate([_epoch_order(m, self.seed, epoch * 1000 + r if r else epoch, 3)
+                                for r in range(passes)])[: self.n_per_epoch]
+        order = torch.from_numpy(order).to(self.x.device)
         for i in range(0, self.n_per_epoch, self.batch_size):
             yield self.x[order[i:i + self.batch_size]]
 

@@ -39,7 +39,7 @@ def bars(summary: pd.DataFrame, path: Path, title: str, label_col: str = "condit
     err = [summary["mean"] - summary["ci95_low"], summary["ci95_high"] - summary["mean"]]
     ax.bar(range(len(summary)), summary["mean"], yerr=err, capsize=4, color="#4c72b0")
     for i, m in enumerate(summary["mean"]):
-        ax.text(i, m + 0.02, f"{m:.1%}", ha="center", fontsize=8)
+        ax.text(i, summary["ci95_high"].iloc[i] + 0.015, f"{m:.1%}", ha="center", fontsize=8)
     ax.set_xticks(range(len(summary)), labels, rotation=20, ha="right", fontsize=8)
     _finish(ax, fig, path, title)
 

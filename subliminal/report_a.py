@@ -41,7 +41,10 @@ def _not_run(name: str) -> str:
 
 def _cfg_line(meta: dict) -> str:
     c = meta.get("config", {})
-    return (f"_{c.get('n_models')} models, teacher {c.get('teacher_epochs')} ep, distillation {c.get('distill_epochs')} ep, "
+    partial = ""
+    if meta.get("complete") is False:
+        partial = f"**Partial: the run stopped after stage {meta.get('stage_done')}; rerun the script to continue from the cache.** "
+    return partial + (f"_{c.get('n_models')} models, teacher {c.get('teacher_epochs')} ep, distillation {c.get('distill_epochs')} ep, "
             f"{c.get('n_distill')} inputs/model/epoch, noise {c.get('noise')}, seed {meta.get('seed')}, "
             f"wall time {meta.get('wall_seconds', float('nan')) / 60:.1f} min, commit `{str(meta.get('git_commit'))[:12]}`._")
 
@@ -102,14 +105,31 @@ def exp3(root: Path) -> str:
         g = s[s.source == src].set_index("condition")
         t = tests[tests.source == src] if not tests.empty else tests
         tt = f"{t.mean_diff.iloc[0]:+.1%} [{t.diff_ci95_low.iloc[0]:+.1%}, {t.diff_ci95_high.iloc[0]:+.1%}], p = {t.t_p.iloc[0]:.2g}" if len(t) else "—"
-        cell = lambda c: pct(*g.loc[c, ["mean", "ci95_low", "ci95_high"]]) if c in g.index else "—"  # noqa: E731
-        rows.append(f"| {src} | {cell('student_aux')} | {cell('cross_aux')} | {tt} | {_seed(SEED_EXP3.get(src))} |")
+        cells = [pct(*g.loc[c, ["mean", "ci95_low", "ci95_high"]]) if c in g.index else "—" for c in ("student_aux", "cross_aux")]
+        rows.append(f"| {src} | {cells[0]} | {cells[1]} | {tt} | {_seed(SEED_EXP3.get(src))} |")
+    return "\n".join(rows + ["", _cfg_line(meta)])
+
+
+def noise_regime(root: Path) -> str:
+    got = _load(root, "topic_a_noise_regime")
+    if got is None:
+        return _not_run("topic_a_noise_regime")
+    s, tests, meta = got
+    rows = ["| part | setting | distill ep | student (aux) | cross-model (aux) | student − reference [95% CI], p |",
+            "|---|---|---|---|---|---|"]
+    for (part, setting, ep), g in s.groupby(["part", "setting", "distill_epochs"], sort=False):
+        g = g.set_index("condition")
+        cells = [pct(*g.loc[c, ["mean", "ci95_low", "ci95_high"]]) if c in g.index else "—" for c in ("student_aux", "cross_aux")]
+        t = tests[(tests.part == part) & (tests.a == setting) & (tests.distill_epochs == ep)] if not tests.empty else tests
+        tt = (f"{t.mean_diff.iloc[0]:+.1%} [{t.diff_ci95_low.iloc[0]:+.1%}, {t.diff_ci95_high.iloc[0]:+.1%}], "
+              f"p = {t.t_p.iloc[0]:.2g}") if len(t) else "(reference)"
+        rows.append(f"| {part} | {setting} | {ep} | {cells[0]} | {cells[1]} | {tt} |")
     return "\n".join(rows + ["", _cfg_line(meta)])
 
 
 def walltimes(root: Path) -> str:
     rows = ["| script | wall time on this machine (2 CPU cores) | finished (UTC) |", "|---|---|---|"]
-    for name in ("topic_a", "topic_a_exp1", "topic_a_exp2", "topic_a_exp3", "topic_a_maximize"):
+    for name in ("topic_a", "topic_a_exp1", "topic_a_exp2", "topic_a_exp3", "topic_a_maximize", "topic_a_noise_regime"):
         j = root / "plots_a" / f"{name}.json"
         if j.exists():
             m = json.loads(j.read_text())
@@ -127,5 +147,6 @@ def tables(root: Path) -> dict[str, str]:
         "a_exp2": _sweep(root, "topic_a_exp2", "teacher_epochs", SEED_EXP2, "teacher epochs", SEED_EXP2_TEACHER),
         "a_exp3": exp3(root),
         "a_maximize": _sweep(root, "topic_a_maximize", "distill_epochs", SEED_MAXIMIZE, "distillation epochs"),
+        "a_noise_regime": noise_regime(root),
         "a_walltimes": walltimes(root),
     }

@@ -283,9 +283,11 @@ class TopicA:
             start = 0
             ck = state[cond]["dir"] / "ckpt.safetensors"
             side = ck.with_suffix(".json")
+            needed = [m for m in milestones if str(m) not in state[cond]["results"]]
             if side.exists():
                 ep = json.loads(side.read_text()).get("epoch", 0)
-                if ep <= milestones[-1] and self._load_snapshot(ck, student, opt, {"epoch": ep}):
+                # resume only when no needed milestone lies before the checkpoint
+                if ep <= needed[0] and self._load_snapshot(ck, student, opt, {"epoch": ep}):
                     start = ep
             groups.setdefault(start, []).append((cond, student, opt))
         for start, members in sorted(groups.items()):

@@ -18,6 +18,8 @@ SCRIPTS = {
     "topic_a_exp2": ["--teacher-sweep", "0", "1", "--distill-epochs", "1"],
     "topic_a_exp3": ["--teacher-epochs", "1", "--distill-epochs", "1", "--sources", "uniform", "gaussian", "mnist", "mnist_shuffled"],
     "topic_a_maximize": ["--teacher-epochs", "1", "--distill-epochs", "3", "--milestone-every", "3"],
+    "topic_a_noise_regime": ["--teacher-epochs", "1", "--distill-epochs", "1", "--pool-sizes", "1000", "3000",
+                             "--mnist-sizes", "1000", "--curve-milestones", "1", "2"],
 }
 
 
@@ -41,6 +43,7 @@ def test_script_quick_run_writes_outputs(name, tmp_path, shared_cache, mnist):
     assert (summary.ci95_low <= summary["mean"] + 1e-12).all()
     meta = json.loads((tmp_path / f"{name}.json").read_text())
     assert meta["config"]["n_models"] == 3 and meta["wall_seconds"] > 0 and meta["versions"]["torch"]
+    assert meta["complete"] is True
 
 
 def test_rerun_reuses_the_cache(tmp_path, shared_cache, mnist):

@@ -1,0 +1,78 @@
+"""How the noise regime drives transfer (issue: fixed vs fresh, shared vs per-model, pool size).
+
+Every setting distils the same teachers for the same number of optimiser steps (n_distill inputs per
+model per epoch); only where the inputs come from changes. Each setting is compared with the
+reference regime (a fixed set of 60,000 uniform-noise images per model) by a paired test over models.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pandas as pd
+
+from .inputs import ImageSource, NoiseSource
+from .stats import paired_test
+from .train_a import TopicA
+
+
+def _k(n: int) -> str:
+    return f"{n // 1000}k" if n % 1000 == 0 else str(n)
+
+
+def reference_name(n_distill: int) -> str:
+    """The reference regime: a fixed set of n_distill (60k) noise images per model, reused every epoch."""
+    return f"noise fixed {_k(n_distill)} per-model"
+
+
+def settings(A: TopicA, pool_sizes: Sequence[int], mnist_sizes: Sequence[int]) -> dict[str, object]:
+    c = A.cfg
+    out: dict[str, object] = {}
+    for shared in (False, True):
+        tag = "shared" if shared else "per-model"
+        for k in pool_sizes:
+            out[f"noise fixed {_k(k)} {tag}"] = NoiseSource("uniform", c.n_models, c.seed, c.signed_inputs, "fixed", shared,
+                                                           n_images=k, n_per_epoch=c.n_distill, batch_size=c.batch_size)
+        out[f"noise fresh {tag}"] = NoiseSource("uniform", c.n_models, c.seed, c.signed_inputs, "fresh", shared,
+                                                n_per_epoch=c.n_distill, batch_size=c.batch_size)
+    for k in mnist_sizes:
+        out[f"mnist {_k(k)}"] = ImageSource("mnist", A.x_train[:k], c.seed, c.batch_size, n_per_epoch=c.n_distill)
+    return out
+
+
+def run(A: TopicA, pool_sizes: Sequence[int], mnist_sizes: Sequence[int], curve_milestones: Sequence[int],
+        conditions: Sequence[str] = ("student_aux", "cross_aux")) -> pd.DataFrame:
+    c = A.cfg
+    teacher = A.teacher(c.teacher_epochs)
+    parts = []
+    for name, src in settings(A, pool_sizes, mnist_sizes).items():
+        df = A.distill(c.teacher_epochs, conditions, [c.distill_epochs], src, teacher=teacher)
+        df.insert(0, "part", "regime")
+        df.insert(1, "setting", name)
+        parts.append(df)
+    if curve_milestones:
+        curve_sources = settings(A, [c.n_distill], [])
+        for name in (reference_name(c.n_distill), "noise fresh per-model"):
+            src = curve_sources[name]
+            df = A.distill(c.teacher_epochs, conditions, curve_milestones, src, teacher=teacher)
+            df.insert(0, "part", "curve")
+            df.insert(1, "setting", name)
+            parts.append(df)
+    out = pd.concat(parts, ignore_index=True)
+    out.attrs["n_distill"] = c.n_distill
+    return out
+
+
+def tests_vs_reference(df: pd.DataFrame) -> pd.DataFrame:
+    """Paired test of every setting's aux-only students against the reference regime (same models)."""
+    rows = []
+    ref_name = reference_name(int(df.attrs.get("n_distill", 60_000)))
+    for (part, ep), g in df[df.condition == "student_aux"].groupby(["part", "distill_epochs"]):
+        ref = g[g.setting == ref_name].sort_values("model").accuracy
+        if ref.empty:
+            continue
+        for setting, h in g.groupby("setting"):
+            if setting != ref_name:
+                rows.append({"part": part, "distill_epochs": ep, "a": setting, "b": ref_name,
+                             **paired_test(h.sort_values("model").accuracy, ref)})
+    return pd.DataFrame(rows)
