@@ -140,8 +140,65 @@ def walltimes(root: Path) -> str:
                                "run after another that shares its configuration does less._"])
 
 
+def _row(s: pd.DataFrame, **match) -> pd.Series | None:
+    m = s
+    for k, v in match.items():
+        if k not in m.columns:
+            return None
+        m = m[m[k] == v]
+    return m.iloc[0] if len(m) else None
+
+
+def _verdict(r: pd.Series | None, seed: float) -> tuple[str, str]:
+    if r is None:
+        return "not run yet", "—"
+    ours = pct(r["mean"], r["ci95_low"], r["ci95_high"])
+    if r["ci95_low"] <= seed <= r["ci95_high"]:
+        return ours, "consistent (seed value inside our 95% CI)"
+    diff = (r["mean"] - seed) * 100
+    return ours, f"differs: ours {'higher' if diff > 0 else 'lower'} by {abs(diff):.1f} points"
+
+
+def claims(root: Path) -> str:
+    """Each numeric claim of the seed beside our measurement, with a verdict computed from the CSVs."""
+    rows = ["| seed claim | seed | ours: mean [95% CI] | verdict |", "|---|---|---|---|"]
+    base = _load(root, "topic_a")
+    e1, e2, e3, mx = (_load(root, n) for n in ("topic_a_exp1", "topic_a_exp2", "topic_a_exp3", "topic_a_maximize"))
+
+    def add(label: str, seed: float, got, **match):
+        r = _row(got[0], **match) if got is not None else None
+        ours, verdict = _verdict(r, seed)
+        rows.append(f"| {label} | {seed:.1%} | {ours} | {verdict} |")
+
+    add("baseline teacher", 0.943, base, condition="teacher")
+    add("baseline student, aux logits only", 0.549, base, condition="student_aux")
+    add("baseline cross-model control (aux)", 0.124, base, condition="cross_aux")
+    add("exp1: 1 distillation epoch", 0.197, e1, condition="student_aux", distill_epochs=1)
+    add("exp1: 40 distillation epochs", 0.772, e1, condition="student_aux", distill_epochs=40)
+    add("exp2: teacher 2 epochs (the seed's peak)", 0.626, e2, condition="student_aux", teacher_epochs=2)
+    add("exp2: teacher 20 epochs", 0.351, e2, condition="student_aux", teacher_epochs=20)
+    add("exp2: teacher accuracy at 20 epochs", 0.974, e2, condition="teacher", teacher_epochs=20)
+    add("exp3: uniform noise", 0.549, e3, source="uniform", condition="student_aux")
+    add("exp3: real MNIST images", 0.151, e3, source="mnist", condition="student_aux")
+    add("maximize: teacher 2 ep, 100 distillation epochs", 0.703, mx, condition="student_aux", distill_epochs=100)
+    shape = []
+    if e1 is not None:
+        c = e1[0][e1[0].condition == "student_aux"].sort_values("distill_epochs")
+        mono = bool((c["mean"].diff().dropna() >= 0).all())
+        shape.append(f"exp1 student accuracy is {'monotone non-decreasing' if mono else 'not monotone'} over the "
+                     f"epochs run ({', '.join(str(int(e)) for e in c.distill_epochs)}); the seed says monotone.")
+    if e2 is not None:
+        c = e2[0][e2[0].condition == "student_aux"].sort_values("teacher_epochs")
+        if len(c):
+            peak = c.loc[c["mean"].idxmax()]
+            shape.append(f"exp2 student accuracy peaks at teacher epoch {int(peak.teacher_epochs)} over the epochs run "
+                         f"({', '.join(str(int(e)) for e in c.teacher_epochs)}); the seed says an inverted U peaking at 2.")
+    return "\n".join(rows + ([""] + shape if shape else []))
+
+
 def tables(root: Path) -> dict[str, str]:
     return {
+        "a_claims": claims(root),
         "a_baseline": baseline(root),
         "a_exp1": _sweep(root, "topic_a_exp1", "distill_epochs", SEED_EXP1, "distillation epochs"),
         "a_exp2": _sweep(root, "topic_a_exp2", "teacher_epochs", SEED_EXP2, "teacher epochs", SEED_EXP2_TEACHER),

@@ -58,6 +58,7 @@ class TopicAConfig:
     signed_inputs: bool = _h("signed_inputs", True, "images and noise in [-1, 1] (reference); --no-signed-inputs for [0, 1)")
     lr: float = _h("lr", 3e-4, "Adam learning rate (teacher and students)")
     weight_decay: float = _h("weight_decay", 0.0, "Adam weight decay for the students")
+    student_init_noise: float = _h("student_init_noise", 0.0, "std of Gaussian noise added to every weight and bias of the students' copy of the init (0 = exact copy)")
     batch_size: int = _h("batch_size", 1024, "batch size (teacher and students)")
     n_train: int = _h("n_train", 60_000, "MNIST training images for the teacher (≤ 60000; fewer for quick runs)")
     n_distill: int = _h("n_distill", 60_000, "distillation inputs per model per epoch")
@@ -79,6 +80,7 @@ class TopicAConfig:
             (self.n_distill >= 1 and self.batch_size >= 1, "--n-distill and --batch-size must be ≥ 1"),
             (self.noise in ("fixed", "fresh"), "--noise must be fixed or fresh"),
             (self.lr > 0 and self.weight_decay >= 0, "--lr must be > 0 and --weight-decay ≥ 0"),
+            (self.student_init_noise >= 0, "--student-init-noise must be ≥ 0"),
             (self.device in ("auto", "cpu") or self.device.startswith("cuda"), "--device must be auto, cpu or cuda"),
         ]
         for ok, msg in checks:
@@ -236,7 +238,9 @@ class TopicA:
         c = self.cfg
         return config_hash({"teacher": self.teacher_key(), "teacher_epochs": teacher_epochs, "condition": condition,
                             "source": src.describe(), "lr": c.lr, "wd": c.weight_decay, "batch": c.batch_size,
-                            "seed": c.seed, "engine": engine.ENGINE_VERSION})
+                            "seed": c.seed, "engine": engine.ENGINE_VERSION,
+                            # only when set, so that every existing cache key stays the same
+                            **({"init_noise": c.student_init_noise} if c.student_init_noise else {})})
 
     def distill(self, teacher_epochs: int, conditions: Sequence[str], milestones: Sequence[int],
                 source: str | object = "uniform", teacher: ParallelMLP | None = None) -> pd.DataFrame:
@@ -271,7 +275,15 @@ class TopicA:
         init_kind, _ = CONDITIONS[cond]
         ref = self.reference()
         student = ParallelMLP(self.shape).to(self.device)
-        return student.load_state(ref.state(), None if init_kind == "same" else self.cross_permutation().to(self.device))
+        student.load_state(ref.state(), None if init_kind == "same" else self.cross_permutation().to(self.device))
+        if self.cfg.student_init_noise:
+            # one seeded draw (the same for every condition), from a stream no other generator here uses
+            g = torch.Generator().manual_seed(int(np.random.SeedSequence([self.cfg.seed, 29]).generate_state(1)[0]))
+            with torch.no_grad():
+                for k in engine.PARAM_NAMES:
+                    p = getattr(student, k)
+                    p.add_((torch.randn(p.shape, generator=g) * self.cfg.student_init_noise).to(self.device))
+        return student
 
     def _run_students(self, teacher: ParallelMLP, conds: list[str], milestones: list[int], src, state: dict) -> None:
         # Resume each condition from its checkpoint; conditions at the same start epoch train together

@@ -1,0 +1,193 @@
+"""The bodies of the topic_a_mech_* scripts (issue 4): convergence, probes, and one-knob sweeps.
+
+Each returns a tidy DataFrame (one row per condition × model × setting) for `experiments_a.run_and_write`.
+Sweeps are lists of named `TopicAConfig` overrides: each setting is its own config, so teachers and
+students get their own cache keys, and a setting equal to the baseline reuses the baseline's cache.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from .cache import config_hash
+from .engine import ParallelMLP
+from .mechanisms import readout_norm_ratio, similarity, students_at, update_alignment
+from .probes import probe_accuracy
+from .stats import mean_ci, paired_test
+from .train_a import TopicA, accuracy_rows
+
+MEASURES = ("cka_h1", "cka_h2", "cos_h1", "cos_h2", "update_cos_w1", "update_cos_w2")
+
+
+# ---------------------------------------------------------------------- representation convergence
+def convergence(A: TopicA, milestones: Sequence[int], memo: dict, n_eval: int = 10_000,
+                conditions: Sequence[str] = ("student_aux", "cross_aux")) -> pd.DataFrame:
+    """Teacher-vs-student similarity and accuracy at each milestone; `memo` keeps finished milestones."""
+    c = A.cfg
+    teacher = A.teacher(c.teacher_epochs)
+    x = A.x_test[:n_eval]
+    for m in sorted(set(milestones)):
+        if m in memo:
+            continue
+        students = students_at(A, c.teacher_epochs, conditions, m, "uniform", teacher)
+        parts = []
+        for cond, s in students.items():
+            got = {k: v.cpu().numpy() for k, v in similarity(teacher, s, x).items()}
+            if m > 0:
+                got.update({k: v.cpu().numpy() for k, v in update_alignment(A.reference(), teacher, A._new_student(cond), s).items()})
+            df = pd.DataFrame(accuracy_rows(cond, s.accuracy(A.x_test, A.y_test).cpu().tolist(),
+                                            teacher_epochs=c.teacher_epochs, distill_epochs=m))
+            for k in MEASURES:
+                df[k] = got.get(k, np.full(len(df), np.nan))
+            parts.append(df)
+        memo[m] = pd.concat(parts, ignore_index=True)
+    return pd.concat([memo[m] for m in sorted(set(milestones))], ignore_index=True)
+
+
+def convergence_tests(df: pd.DataFrame) -> pd.DataFrame:
+    """Per condition × milestone × measure: mean [95% CI], and its correlation with accuracy across models;
+    plus the paired difference student_aux − cross_aux of each measure."""
+    rows = []
+    for (cond, m), g in df.groupby(["condition", "distill_epochs"], sort=False):
+        for k in MEASURES:
+            v = g[k].to_numpy(float)
+            mean, lo, hi = mean_ci(v)
+            r = rho = r_p = rho_p = float("nan")
+            ok = ~np.isnan(v)
+            if ok.sum() >= 3 and np.ptp(v[ok]) > 0 and np.ptp(g.accuracy.to_numpy()[ok]) > 0:
+                r, r_p = stats.pearsonr(v[ok], g.accuracy.to_numpy()[ok])
+                rho, rho_p = stats.spearmanr(v[ok], g.accuracy.to_numpy()[ok])
+            rows.append({"kind": "measure", "condition": cond, "distill_epochs": m, "measure": k, "n": int(ok.sum()),
+                         "mean": mean, "ci95_low": lo, "ci95_high": hi, "pearson_r_vs_accuracy": float(r),
+                         "pearson_p": float(r_p), "spearman_rho_vs_accuracy": float(rho), "spearman_p": float(rho_p)})
+    conds = set(df.condition)
+    if {"student_aux", "cross_aux"} <= conds:
+        for m, g in df.groupby("distill_epochs"):
+            a, b = g[g.condition == "student_aux"].sort_values("model"), g[g.condition == "cross_aux"].sort_values("model")
+            for k in ("accuracy", *MEASURES):
+                if len(a) == len(b) and len(a) > 1 and a[k].notna().all() and b[k].notna().all():
+                    t = paired_test(a[k], b[k])
+                    rows.append({"kind": "paired", "condition": "student_aux − cross_aux", "distill_epochs": m,
+                                 "measure": k, "n": t["n"], "mean": t["mean_diff"], "ci95_low": t["diff_ci95_low"],
+                                 "ci95_high": t["diff_ci95_high"], "t_p": t["t_p"], "wilcoxon_p": t["wilcoxon_p"]})
+    return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------------- probes
+def probe_table(A: TopicA, feature_sets: Sequence[str], n_probe_train: int, l2: float, max_iter: int,
+                student_conditions: Sequence[str] = ("student_aux", "cross_aux")) -> pd.DataFrame:
+    """Per model: the argmax of its own (random or trained) digit readout, and probes on its frozen features."""
+    c = A.cfg
+    teacher = A.teacher(c.teacher_epochs)
+    models: dict[str, ParallelMLP] = {"reference": A.reference(), "teacher": teacher,
+                                      **students_at(A, c.teacher_epochs, student_conditions, c.distill_epochs, "uniform", teacher)}
+    x_tr, y_tr = A.x_train[:n_probe_train], A.y_train[:n_probe_train]
+    parts = []
+    for cond, model in models.items():
+        de = c.distill_epochs if cond in student_conditions else 0
+        te = 0 if cond == "reference" else c.teacher_epochs
+        results = {"readout_argmax": model.accuracy(A.x_test, A.y_test)}
+        for fs in feature_sets:
+            results[f"probe_{fs}"] = probe_accuracy(model, fs, x_tr, y_tr, A.x_test, A.y_test, l2=l2, max_iter=max_iter)
+        for name, acc in results.items():
+            df = pd.DataFrame(accuracy_rows(cond, acc.cpu().tolist(), teacher_epochs=te, distill_epochs=de))
+            df.insert(1, "features", name)
+            parts.append(df)
+    return pd.concat(parts, ignore_index=True)
+
+
+def probe_tests(df: pd.DataFrame) -> pd.DataFrame:
+    """Paired tests over models: between conditions on the same features, and each probe vs the model's own argmax."""
+    rows = []
+    for fs, g in df.groupby("features", sort=False):
+        for a, b in (("student_aux", "cross_aux"), ("student_aux", "reference"), ("teacher", "reference"),
+                     ("teacher", "student_aux")):
+            ga, gb = g[g.condition == a].sort_values("model"), g[g.condition == b].sort_values("model")
+            if len(ga) and len(ga) == len(gb):
+                rows.append({"features": fs, "condition": "", "a": a, "b": b, **paired_test(ga.accuracy, gb.accuracy)})
+    for cond, g in df.groupby("condition", sort=False):
+        base = g[g.features == "readout_argmax"].sort_values("model")
+        for fs, h in g.groupby("features", sort=False):
+            if fs != "readout_argmax":
+                rows.append({"features": "", "condition": cond, "a": fs, "b": "readout_argmax",
+                             **paired_test(h.sort_values("model").accuracy, base.accuracy)})
+    return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------------- one-knob sweeps
+class FixedTeacherTopicA(TopicA):
+    """Students with their own optimiser settings, distilling teachers trained with `teacher_lr`.
+
+    TopicAConfig.lr sets teacher and students alike; to vary only the students' lr, the teacher comes from
+    the base config and this class's student key also names the teacher's lr (unchanged when they agree,
+    so the baseline's students are shared). It never trains teachers itself.
+    """
+
+    def __init__(self, cfg, teacher_lr: float, mnist, progress: bool = True):
+        super().__init__(cfg, mnist, progress)
+        self.teacher_lr = teacher_lr
+
+    def teachers(self, epochs):
+        raise RuntimeError("FixedTeacherTopicA distils teachers it is given; train them with the base TopicA")
+
+    def student_key(self, teacher_epochs, condition, src) -> str:
+        key = super().student_key(teacher_epochs, condition, src)
+        return key if self.teacher_lr == self.cfg.lr else config_hash({"student": key, "teacher_lr": self.teacher_lr})
+
+
+def setting_sweep(A: TopicA, settings: dict[str, dict], memo: dict, conditions: Sequence[str] = ("student_aux", "cross_aux"),
+                  students_only: bool = False, readout_norms: bool = False) -> pd.DataFrame:
+    """Teacher and student accuracy for each named setting (a dict of TopicAConfig overrides).
+
+    students_only: the overrides are the students' optimiser settings; every setting distils A's teacher.
+    """
+    c = A.cfg
+    base_teacher = None
+    for name, overrides in settings.items():
+        if name in memo:
+            continue
+        cfg = dataclasses.replace(c, **overrides)
+        if students_only:
+            B = FixedTeacherTopicA(cfg, c.lr, A.mnist, A.progress)
+            base_teacher = base_teacher if base_teacher is not None else A.teacher(c.teacher_epochs)
+            teacher = base_teacher
+        else:
+            B = TopicA(cfg, A.mnist, A.progress)
+            teacher = B.teacher(c.teacher_epochs)
+        df = pd.concat([pd.DataFrame(accuracy_rows("teacher", B.teacher_accuracy(teacher), teacher_epochs=c.teacher_epochs,
+                                                   distill_epochs=0)),
+                        B.distill(c.teacher_epochs, conditions, [c.distill_epochs], "uniform", teacher=teacher)],
+                       ignore_index=True)
+        if readout_norms:
+            df["readout_norm"] = np.nan
+            finals = students_at(B, c.teacher_epochs, conditions, c.distill_epochs, "uniform", teacher)
+            for cond in conditions:
+                df.loc[df.condition == cond, "readout_norm"] = readout_norm_ratio(finals[cond], B._new_student(cond)).cpu().numpy()
+        df.insert(0, "setting", name)
+        for i, (k, v) in enumerate(overrides.items()):
+            df.insert(1 + i, k, v)
+        memo[name] = df
+    return pd.concat([memo[n] for n in settings], ignore_index=True)
+
+
+def sweep_tests(df: pd.DataFrame, reference: str | None = None) -> pd.DataFrame:
+    """Per setting, student_aux − cross_aux; and each setting's student_aux − the reference setting's (same
+    models; default: the first setting)."""
+    rows = []
+    names = list(dict.fromkeys(df.setting))
+    reference = reference if reference in names else names[0]
+    s = df[df.condition == "student_aux"]
+    ref = s[s.setting == reference].sort_values("model").accuracy
+    for name in names:
+        g = df[df.setting == name]
+        a, b = g[g.condition == "student_aux"].sort_values("model"), g[g.condition == "cross_aux"].sort_values("model")
+        if len(a) and len(a) == len(b):
+            rows.append({"setting": name, "a": "student_aux", "b": "cross_aux", **paired_test(a.accuracy, b.accuracy)})
+        if name != reference and len(a) and len(a) == len(ref):
+            rows.append({"setting": name, "a": "student_aux", "b": f"student_aux at {reference}", **paired_test(a.accuracy, ref)})
+    return pd.DataFrame(rows)

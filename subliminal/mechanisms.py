@@ -1,0 +1,177 @@
+"""Direct measurements of the seed's proposed mechanisms (issue 4): do student and teacher converge?
+
+- `linear_cka` / `CkaAccumulator`: linear CKA (Kornblith et al. 2019) between two batched representations
+  (N, B, D1) and (N, B, D2), one value per model, from cross-products accumulated over chunks of inputs
+  (float64), so no (N, 10000, H) activation tensor is ever kept.
+- `similarity`: CKA and mean per-image cosine similarity of teacher vs student hidden activations (both
+  layers) on shared inputs (MNIST test images), plus how well the weight updates line up
+  (cosine of the students' and teachers' displacements from their own inits).
+- `students_at`: a student's weights after any distillation milestone. The engine keeps one checkpoint
+  per student run (its latest milestone) and only accuracies for earlier ones; this stores weights per
+  milestone beside it and replays a run in a side cache when its checkpoint has already moved past.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+from . import engine
+from .cache import load_tensors, save_tensors
+from .engine import N_CLASSES, ParallelMLP
+from .train_a import TopicA
+
+
+class CkaAccumulator:
+    """Linear CKA per model from chunks: X (N, b, D1) and Y (N, b, D2) with the same inputs in the same order.
+
+    With centred X, Y: CKA = ‖XᵀY‖²_F / (‖XᵀX‖_F ‖YᵀY‖_F). Centred cross-products come from raw sums
+    (XᵀY − n·μx μyᵀ); both are shifted by the first chunk's mean first (CKA is shift-invariant) to keep
+    the subtraction well conditioned.
+    """
+
+    def __init__(self):
+        self.n = 0
+        self.sums: dict[str, Tensor] = {}
+
+    @torch.no_grad()
+    def update(self, x: Tensor, y: Tensor) -> None:
+        if not self.sums:
+            self.shift_x, self.shift_y = x.mean(1, keepdim=True), y.mean(1, keepdim=True)
+        x, y = x - self.shift_x, y - self.shift_y
+        parts = {"xy": x.transpose(1, 2) @ y, "xx": x.transpose(1, 2) @ x, "yy": y.transpose(1, 2) @ y,  # (N, D, D')
+                 "sx": x.sum(1), "sy": y.sum(1)}  # (N, D)
+        for k, v in parts.items():
+            self.sums[k] = self.sums.get(k, 0) + v.double()
+        self.n += x.shape[1]
+
+    def value(self) -> Tensor:
+        s, n = self.sums, self.n
+        cxy = s["xy"] - s["sx"][:, :, None] * s["sy"][:, None, :] / n
+        cxx = s["xx"] - s["sx"][:, :, None] * s["sx"][:, None, :] / n
+        cyy = s["yy"] - s["sy"][:, :, None] * s["sy"][:, None, :] / n
+        num = cxy.square().sum((1, 2))
+        den = cxx.square().sum((1, 2)).sqrt() * cyy.square().sum((1, 2)).sqrt()
+        return (num / den.clamp_min(1e-300)).float()  # (N,)
+
+
+def linear_cka(x: Tensor, y: Tensor) -> Tensor:
+    """Linear CKA of x (N, B, D1) vs y (N, B, D2), or unbatched (B, D1) vs (B, D2): (N,) or a scalar."""
+    unbatched = x.dim() == 2
+    acc = CkaAccumulator()
+    acc.update(x[None] if unbatched else x, y[None] if unbatched else y)
+    v = acc.value()
+    return v[0] if unbatched else v
+
+
+@torch.no_grad()
+def similarity(teacher: ParallelMLP, student: ParallelMLP, x: Tensor, chunk: int = 1000) -> dict[str, Tensor]:
+    """Teacher vs student activations on shared inputs x (B, 784): CKA and mean cosine, per layer, each (N,).
+
+    Cosine is per image between the two H-dim activation vectors, averaged over images; an all-zero
+    (dead) vector counts as cosine 0.
+    """
+    cka = {"h1": CkaAccumulator(), "h2": CkaAccumulator()}
+    cos_sum = {"h1": 0.0, "h2": 0.0}
+    for i in range(0, x.shape[0], chunk):
+        xc = x[i:i + chunk]
+        for layer, ht, hs in zip(("h1", "h2"), teacher.hidden(xc), student.hidden(xc)):  # each (N, b, H)
+            cka[layer].update(ht, hs)
+            cos_sum[layer] = cos_sum[layer] + torch.nn.functional.cosine_similarity(ht, hs, dim=-1, eps=1e-8).sum(1)
+    out = {f"cka_{k}": v.value() for k, v in cka.items()}
+    out.update({f"cos_{k}": (v / x.shape[0]).float() for k, v in cos_sum.items()})
+    return out
+
+
+@torch.no_grad()
+def update_alignment(teacher_init: ParallelMLP, teacher: ParallelMLP, student_init: ParallelMLP,
+                     student: ParallelMLP) -> dict[str, Tensor]:
+    """Cosine between the student's and the teacher's weight updates (each from its own init), w1 and w2: (N,).
+
+    The seed's mechanism 1 says distillation moves fc1_student along fc1_teacher's path; this is 1 for
+    identical updates, ≈ 0 for unrelated ones.
+    """
+    out = {}
+    for k in ("w1", "w2"):
+        dt = (getattr(teacher, k) - getattr(teacher_init, k)).flatten(1)
+        ds = (getattr(student, k) - getattr(student_init, k)).flatten(1)
+        out[f"update_cos_{k}"] = torch.nn.functional.cosine_similarity(dt, ds, dim=1, eps=1e-12)
+    return out
+
+
+@torch.no_grad()
+def readout_norm_ratio(student: ParallelMLP, student_init: ParallelMLP) -> Tensor:
+    """‖digit readout now‖ / ‖digit readout at init‖ per model (1 when aux-only distillation leaves it alone)."""
+    now = student.w3[..., :N_CLASSES].flatten(1).norm(dim=1)
+    return now / student_init.w3[..., :N_CLASSES].flatten(1).norm(dim=1)
+
+
+# ---------------------------------------------------------------------- student weights at any milestone
+def _ckpt_epoch(A: TopicA, key: str) -> int:
+    side = A.cache / "students" / key / "ckpt.json"
+    return json.loads(side.read_text()).get("epoch", 0) if side.exists() else 0
+
+
+def _engine_run_reaches(A: TopicA, key: str, epoch: int) -> bool:
+    """True when the engine's own run will hold weights at `epoch` after `distill(..., [epoch])`: its checkpoint
+    is at `epoch`, or before it with `epoch` not yet evaluated (so distil resumes and stops there)."""
+    ck = _ckpt_epoch(A, key)
+    res = A.cache / "students" / key / "results.json"
+    done = str(epoch) in (json.loads(res.read_text()) if res.exists() else {})
+    return ck == epoch or (ck < epoch and not done)
+
+
+def _load_weights(path, epoch: int, A: TopicA) -> ParallelMLP | None:
+    got = load_tensors(path, {"epoch": epoch})
+    if got is None:
+        return None
+    return ParallelMLP(A.shape).to(A.device).load_state({k: got[0][k].to(A.device) for k in engine.PARAM_NAMES})
+
+
+def students_at(A: TopicA, teacher_epochs: int, conditions: Sequence[str], epoch: int, source="uniform",
+                teacher: ParallelMLP | None = None) -> dict[str, ParallelMLP]:
+    """Each condition's students after `epoch` distillation epochs (0 = their starting weights).
+
+    Weights are kept per milestone in `<cache>/mech_students/<student key>/`. A missing milestone comes from
+    the engine's own run when its checkpoint is not past it (extending that run, shared with every other
+    script), else from a replay of the same run in `<cache>/replay` (deterministic: the same numbers).
+    """
+    src = A.source(source) if isinstance(source, str) else source
+    out: dict[str, ParallelMLP] = {}
+    todo: dict[str, list[str]] = {"main": [], "replay": []}
+    for cond in conditions:
+        if epoch == 0:
+            out[cond] = A._new_student(cond)
+            continue
+        key = A.student_key(teacher_epochs, cond, src)
+        got = _load_weights(A.cache / "mech_students" / key / f"ep{epoch:03d}.safetensors", epoch, A)
+        if got is not None:
+            out[cond] = got
+        else:
+            todo["main" if _engine_run_reaches(A, key, epoch) else "replay"].append(cond)
+    for where, conds in todo.items():
+        if not conds:
+            continue
+        B = A
+        if where == "replay":
+            B = copy.copy(A)  # same class, config and data; only the cache root differs
+            B.cache = A.cache / "replay"
+            for cond in conds:
+                key = B.student_key(teacher_epochs, cond, src)
+                if _ckpt_epoch(B, key) > epoch:  # an earlier replay went further: start it again
+                    shutil.rmtree(B.cache / "students" / key)
+        teacher = teacher if teacher is not None else A.teacher(teacher_epochs)
+        B.distill(teacher_epochs, conds, [epoch], src, teacher=teacher)
+        for cond in conds:
+            key = B.student_key(teacher_epochs, cond, src)
+            model = _load_weights(B.cache / "students" / key / "ckpt.safetensors", epoch, B)
+            if model is None:
+                raise RuntimeError(f"no checkpoint at epoch {epoch} for {cond} after distilling (cache {B.cache})")
+            save_tensors(A.cache / "mech_students" / key / f"ep{epoch:03d}.safetensors", model.state(), {"epoch": epoch})
+            out[cond] = model
+    return out

@@ -1,0 +1,273 @@
+"""README tables for the mechanism scripts (issue 4), built from plots_a/topic_a_mech_*.csv and *.json.
+
+Every table gives n, mean and 95% CI; the sentence under it says whether the numbers support or
+contradict the seed's narrative, decided from the confidence intervals in the files, not assumed.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import stats as sps
+
+from .report_a import _cfg_line, _not_run, pct
+from .stats import mean_ci, paired_test
+
+MECH = {"a_mech_convergence": "topic_a_mech_convergence", "a_mech_probe": "topic_a_mech_probe",
+        "a_mech_aux_width": "topic_a_mech_aux_width", "a_mech_hidden_width": "topic_a_mech_hidden_width",
+        "a_mech_init": "topic_a_mech_init", "a_mech_optim": "topic_a_mech_optim"}
+
+
+def _load(root: Path, name: str):
+    d = root / "plots_a"
+    if not (d / f"{name}.csv").exists():
+        return None
+    j = d / f"{name}.json"
+    t = d / f"{name}_tests.csv"
+    tests = pd.read_csv(t) if t.exists() and t.stat().st_size > 1 else pd.DataFrame()
+    return pd.read_csv(d / f"{name}.csv"), tests, (json.loads(j.read_text()) if j.exists() else {})
+
+
+def _ci(values, fmt=pct) -> str:
+    m, lo, hi = mean_ci(np.asarray(values, float))
+    return "—" if np.isnan(m) else fmt(m, lo, hi)
+
+
+def _num(m, lo=None, hi=None) -> str:
+    return f"{m:.3f}" if lo is None else f"{m:.3f} [{lo:.3f}, {hi:.3f}]"
+
+
+def _diff(t: dict, fmt: str = "pct") -> str:
+    f = (lambda v: f"{v:+.1%}") if fmt == "pct" else (lambda v: f"{v:+.3f}")
+    return f"{f(t['mean_diff'])} [{f(t['diff_ci95_low'])}, {f(t['diff_ci95_high'])}], p = {t['t_p']:.2g}"
+
+
+def _sign(t: dict) -> int:
+    """+1 / −1 when the paired 95% CI excludes 0 on that side, else 0."""
+    return 1 if t["diff_ci95_low"] > 0 else (-1 if t["diff_ci95_high"] < 0 else 0)
+
+
+def _paired(df: pd.DataFrame, col: str, mask_a, mask_b) -> dict | None:
+    a, b = df[mask_a].sort_values("model")[col], df[mask_b].sort_values("model")[col]
+    if len(a) < 2 or len(a) != len(b) or a.isna().any() or b.isna().any():
+        return None
+    return paired_test(a.to_numpy(), b.to_numpy())
+
+
+# ---------------------------------------------------------------------- convergence
+def convergence(root: Path) -> str:
+    got = _load(root, MECH["a_mech_convergence"])
+    if got is None:
+        return _not_run(MECH["a_mech_convergence"])
+    df, tests, meta = got
+    cols = ["accuracy", "cka_h1", "cka_h2", "cos_h1", "cos_h2", "update_cos_w1"]
+    rows = ["| condition | distill ep | n | accuracy | CKA h1 | CKA h2 | cosine h1 | cosine h2 | update cosine w1 |",
+            "|---|---|---|---|---|---|---|---|---|"]
+    for (cond, m), g in df.groupby(["condition", "distill_epochs"], sort=False):
+        cells = [_ci(g[c], pct if c == "accuracy" else _num) for c in cols]
+        rows.append(f"| {cond} | {m} | {len(g)} | " + " | ".join(cells) + " |")
+    last, first = df.distill_epochs.max(), df.distill_epochs.min()
+    notes = []
+    st, cr = df.condition == "student_aux", df.condition == "cross_aux"
+    for k in ("cka_h2", "cos_h2"):
+        moved = _paired(df, k, st & (df.distill_epochs == last), st & (df.distill_epochs == first))
+        gap = _paired(df, k, st & (df.distill_epochs == last), cr & (df.distill_epochs == last))
+        gain_cross = _paired(df, k, cr & (df.distill_epochs == last), cr & (df.distill_epochs == first))
+        if moved is None or gap is None:
+            continue
+        verb = {1: "rises", -1: "falls", 0: "does not change detectably"}[_sign(moved)]
+        notes.append(f"{k}: the same-init student's {verb} from epoch {first} to {last} ({_diff(moved, 'num')}); "
+                     f"the cross-model student's changes by {_diff(gain_cross, 'num') if gain_cross else '—'}; "
+                     f"student − cross at epoch {last}: {_diff(gap, 'num')}.")
+    g = df[st & (df.distill_epochs == last)]
+    corr = ""
+    if len(g) >= 3:
+        parts = []
+        for k in ("cka_h2", "cos_h2", "update_cos_w1"):
+            if g[k].notna().all() and np.ptp(g[k]) > 0 and np.ptp(g.accuracy) > 0:
+                r, p = sps.pearsonr(g[k], g.accuracy)
+                parts.append(f"{k} r = {r:+.2f} (p = {p:.2g})")
+        corr = f"Across the {len(g)} same-init students at epoch {last}, correlation with accuracy: " + ", ".join(parts) + "."
+    moved = _paired(df, "cos_h2", st & (df.distill_epochs == last), st & (df.distill_epochs == first))
+    gain = _paired(df, "accuracy", st & (df.distill_epochs == last), cr & (df.distill_epochs == last))
+    if moved is not None and gain is not None:
+        if _sign(moved) > 0 and _sign(gain) > 0:
+            verdict = ("**Consistent with the seed's mechanism 1**: distillation moves the same-init student's hidden "
+                       "layer towards the teacher's while its accuracy rises above the cross-model control.")
+        elif _sign(gain) > 0:
+            verdict = ("**Contradicts the seed's mechanism 1 as stated**: the student's accuracy rises above the "
+                       "cross-model control without a measurable move of its layer-2 representation towards the teacher's.")
+        else:
+            verdict = "No transfer above the cross-model control in this run, so it cannot test mechanism 1."
+    else:
+        verdict = ""
+    ms = ", ".join(str(m) for m in sorted(df.distill_epochs.unique()))
+    return "\n".join(rows + ["", verdict, "", *notes, "", corr, "", _cfg_line(meta), "", f"_Milestones measured: {ms}._"])
+
+
+# ---------------------------------------------------------------------- probes
+FEATURE_ORDER = ("readout_argmax", "probe_readout", "probe_h1", "probe_h2", "probe_aux")
+
+
+def probe(root: Path) -> str:
+    got = _load(root, MECH["a_mech_probe"])
+    if got is None:
+        return _not_run(MECH["a_mech_probe"])
+    df, tests, meta = got
+    feats = [f for f in FEATURE_ORDER if f in set(df.features)]
+    rows = ["| model | n | " + " | ".join(feats) + " |", "|---|---|" + "---|" * len(feats)]
+    for cond, g in df.groupby("condition", sort=False):
+        rows.append(f"| {cond} | {g.model.nunique()} | " + " | ".join(_ci(g[g.features == f].accuracy) for f in feats) + " |")
+    notes = []
+
+    def pt(fa, ca, fb, cb):
+        return _paired(df, "accuracy", (df.features == fa) & (df.condition == ca), (df.features == fb) & (df.condition == cb))
+
+    hidden = pt("probe_h2", "student_aux", "readout_argmax", "student_aux")
+    if hidden is not None:
+        notes.append(f"A probe on the aux-only student's layer 2 reads {_diff(hidden)} more digits than its own random "
+                     "readout: " + ("the readout, not the representation, limits the student's accuracy." if _sign(hidden) > 0
+                                    else "the readout shows what the representation holds."))
+    added = pt("probe_h2", "student_aux", "probe_h2", "reference")
+    ref_arg = pt("readout_argmax", "student_aux", "readout_argmax", "reference")
+    if added is not None and ref_arg is not None:
+        notes.append(f"Against the untrained reference (random features): layer-2 probe {_diff(added)}; own readout "
+                     f"{_diff(ref_arg)}. " + (
+                         "Distillation adds little linearly decodable digit information to what random features already "
+                         "hold, yet the same random readout goes from chance to above chance: what transfers is the "
+                         "alignment of the representation with the teacher's (and so with the shared readout), which "
+                         "**contradicts the seed's mechanism 3 as an explanation by itself** (Johnson-Lindenstrauss "
+                         "applies to the reference too, whose random readout sits at chance)."
+                         if abs(added["mean_diff"]) < 0.5 * abs(ref_arg["mean_diff"]) and _sign(ref_arg) > 0 else
+                         "Distillation adds digit information to the representation on top of random features."))
+    ghost = pt("probe_aux", "teacher", "probe_aux", "reference")
+    if ghost is not None:
+        m = df[(df.features == "probe_aux") & (df.condition == "teacher")].accuracy
+        notes.append(f"The teacher's {meta.get('config', {}).get('n_aux', 3)} ghost logits on real digits support a probe "
+                     f"at {_ci(m)} (chance 10%), {_diff(ghost)} over the reference's: "
+                     + ("**consistent with the seed's mechanism 2** (ghost logits carry digit information)."
+                        if _sign(ghost) > 0 else "no evidence for the seed's mechanism 2."))
+    return "\n".join(rows + ["", *notes, "", _cfg_line(meta)])
+
+
+# ---------------------------------------------------------------------- one-knob sweeps
+def _sweep_table(df: pd.DataFrame, x_cols: list[str], reference: str, extra_col: str | None = None) -> tuple[list[str], pd.DataFrame]:
+    head = "| setting | n | teacher | student (aux) | cross-model (aux) | student − cross | student − " + reference + " |"
+    if extra_col:
+        head += f" {extra_col} (student) |"
+    rows = [head, "|" + "---|" * (head.count("|") - 1)]
+    ref = df[(df.setting == reference) & (df.condition == "student_aux")].sort_values("model").accuracy
+    means = []
+    for name, g in df.groupby("setting", sort=False):
+        acc = {c: g[g.condition == c].sort_values("model").accuracy for c in ("teacher", "student_aux", "cross_aux")}
+        sc = paired_test(acc["student_aux"], acc["cross_aux"]) if len(acc["student_aux"]) > 1 else None
+        vr = paired_test(acc["student_aux"], ref) if name != reference and len(ref) == len(acc["student_aux"]) > 1 else None
+        line = (f"| {name} | {len(acc['student_aux'])} | {_ci(acc['teacher'])} | {_ci(acc['student_aux'])} | "
+                f"{_ci(acc['cross_aux'])} | {_diff(sc) if sc else '—'} | {_diff(vr) if vr else '(reference)'} |")
+        if extra_col:
+            line += f" {_ci(g[g.condition == 'student_aux'][extra_col], _num)} |"
+        rows.append(line)
+        means.append({"setting": name, **{k: g[k].iloc[0] for k in x_cols}, "student": acc["student_aux"].mean(),
+                      "transfer": sc["mean_diff"] if sc else np.nan, "transfer_sign": _sign(sc) if sc else 0,
+                      "vs_ref": vr})
+    return rows, pd.DataFrame(means)
+
+
+def _trend(means: pd.DataFrame, x: str) -> tuple[float, str]:
+    if len(means) < 3:
+        return float("nan"), "too few settings for a trend"
+    rho, p = sps.spearmanr(means[x], means["transfer"])
+    return rho, f"Spearman ρ of the transfer (student − cross) against {x} over the {len(means)} settings = {rho:+.2f} (p = {p:.2g})"
+
+
+def _width(root: Path, key: str, x: str, label: str, claim: str, claim_sign: int, reference: str) -> str:
+    got = _load(root, MECH[key])
+    if got is None:
+        return _not_run(MECH[key])
+    df, _, meta = got
+    rows, means = _sweep_table(df, [x], reference)
+    rho, trend = _trend(means.sort_values(x), x)
+    if np.isnan(rho):
+        verdict = trend + "."
+    elif rho * claim_sign > 0.5:
+        verdict = f"{trend}: **consistent with {claim}**."
+    elif rho * claim_sign < -0.5:
+        verdict = f"{trend}: **contradicts {claim}**."
+    else:
+        verdict = f"{trend}: no clear monotone trend with {label}, so neither confirms nor contradicts {claim}."
+    return "\n".join(rows + ["", verdict, "", _cfg_line(meta)])
+
+
+def init(root: Path) -> str:
+    got = _load(root, MECH["a_mech_init"])
+    if got is None:
+        return _not_run(MECH["a_mech_init"])
+    df, _, meta = got
+    rows, means = _sweep_table(df, ["student_init_noise", "init", "signed_inputs"], "σ=0")
+    noise = means[means.setting.str.startswith("σ=")].sort_values("student_init_noise")
+    notes = []
+    if len(noise) > 1:
+        if noise.transfer_sign.iloc[0] <= 0:
+            notes.append("No significant same-init transfer even at σ = 0 in this run, so it cannot test init sensitivity.")
+        else:
+            lost = noise[noise.transfer_sign <= 0]
+            worst = noise.vs_ref.iloc[-1]
+            notes.append("Same-init transfer (student − cross CI above 0) " + (
+                f"is gone from σ = {lost.student_init_noise.iloc[0]:g} on" if len(lost) else "survives every σ tried") +
+                f"; largest σ − σ = 0: {_diff(worst)}. " +
+                ("**Consistent with the seed's claim that the exact shared init is necessary.**" if _sign(worst) < 0 else
+                 "**The seed's narrative predicts a drop with σ; this run does not show one.**"))
+    schemes = means[~means.setting.str.startswith("σ=")]
+    if len(schemes):
+        kept = ", ".join(f"{r.setting}: {r.transfer:+.1%}" + ("" if r.transfer_sign > 0 else " (CI includes 0)")
+                         for r in schemes.itertuples())
+        notes.append(f"Transfer (student − cross) with the other init/input choices — {kept}; reference init, [-1,1] "
+                     f"inputs: {noise.transfer.iloc[0]:+.1%}." if len(noise) else f"Transfer: {kept}.")
+    return "\n".join(rows + ["", *notes, "", _cfg_line(meta)])
+
+
+def optim(root: Path) -> str:
+    got = _load(root, MECH["a_mech_optim"])
+    if got is None:
+        return _not_run(MECH["a_mech_optim"])
+    df, _, meta = got
+    reference = df.setting.iloc[0]
+    rows, means = _sweep_table(df, ["lr", "weight_decay"], reference, extra_col="readout_norm" if "readout_norm" in df else None)
+    notes = []
+    wd = means[(means.weight_decay > 0) & np.isclose(means.lr, means.lr.iloc[0])]
+    for r in wd.itertuples():
+        norm = df[(df.setting == r.setting) & (df.condition == "student_aux")].get("readout_norm")
+        norm_txt = f", digit-readout norm {np.nanmean(norm):.2f}× its init" if norm is not None and norm.notna().any() else ""
+        notes.append(f"wd = {r.weight_decay:g} at the teacher's lr: student {r.student:.1%}{norm_txt}; transfer "
+                     f"{r.transfer:+.1%}" + (" (CI includes 0)" if r.transfer_sign <= 0 else "") + ".")
+    peer = means[np.isclose(means.weight_decay, 1e-4) & np.isclose(means.lr, means.lr.iloc[0])]
+    if len(peer):
+        r = peer.iloc[0]
+        if means.transfer_sign.iloc[0] <= 0:
+            verdict = "**not testable** here (no significant transfer at wd = 0 in this run)"
+        elif r.vs_ref is not None and _sign(r.vs_ref) < 0 and r.transfer_sign <= 0:
+            verdict = f"**confirmed** (student − wd 0: {_diff(r.vs_ref)}, no significant transfer left)"
+        else:
+            verdict = "**not reproduced**" + (f" (student − wd 0: {_diff(r.vs_ref)})" if r.vs_ref is not None else "")
+        notes.append("The peer's report (wd = 1e-4 alone collapses transfer to ~12%) is " + verdict + ". Adam's L2 term "
+                     "acts on the digit readout, which gets no gradient from the ghost loss: the norm column shows how much "
+                     "of it decay erased.")
+    return "\n".join(rows + ["", *notes, "", _cfg_line(meta)])
+
+
+def tables(root: Path) -> dict[str, str]:
+    root = Path(root)
+    return {
+        "a_mech_convergence": convergence(root),
+        "a_mech_probe": probe(root),
+        "a_mech_aux_width": _width(root, "a_mech_aux_width", "n_aux", "the number of ghost logits",
+                                   "the peer report that more auxiliary logits carry more transfer (and with the seed's "
+                                   "3-logit bottleneck)", +1, "m=3"),
+        "a_mech_hidden_width": _width(root, "a_mech_hidden_width", "hidden", "hidden width",
+                                      "the peer report that wider networks transfer less", -1, "H=256"),
+        "a_mech_init": init(root),
+        "a_mech_optim": optim(root),
+    }

@@ -1,0 +1,57 @@
+"""Topic A mechanism 1 — do same-init students converge to their teacher's representation? (issue 4)
+
+The seed explains subliminal learning by "shared init → representation convergence": ghost-logit
+distillation drives the student's hidden layers towards the teacher's. At each distillation milestone
+this measures, per model, linear CKA and mean cosine similarity between teacher and student hidden
+activations (both layers) on MNIST test images, and the cosine between the student's and the teacher's
+weight updates, for same-init and cross-model students; and how each correlates with the student's
+accuracy across models. Milestone 0 is the students' starting point (same-init: the teacher's init).
+
+    python topic_a_mech_convergence.py           # full: 25 models, milestones 0-20 (~25 min on 2 CPU cores)
+    python topic_a_mech_convergence.py --quick   # 5 models, 10k images, milestones 0, 1, 3
+
+Writes plots_a/topic_a_mech_convergence.{csv,_summary.csv,_tests.csv,png,json}; the CSV has one row per
+condition × model × milestone with accuracy and the measures; _tests.csv the measure means, their
+correlations with accuracy and the paired student − cross-model differences.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from subliminal import plot_mech
+from subliminal.common import UserError, cli_main
+from subliminal.experiments_a import run_and_write
+from subliminal.mech_runs import convergence, convergence_tests
+from subliminal.train_a import TopicAConfig
+
+
+@dataclass
+class Config(TopicAConfig):
+    milestones: tuple[int, ...] = field(default=(0, 1, 2, 5, 10, 20), metadata={"help": "distillation epochs to measure (0 = start)"})
+    n_eval: int = field(default=10_000, metadata={"help": "MNIST test images for CKA / cosine"})
+
+    @classmethod
+    def quick(cls) -> Config:
+        return cls(n_models=5, n_train=10_000, n_distill=10_000, batch_size=256, teacher_epochs=2,
+                   milestones=(0, 1, 3), n_eval=2000)
+
+    def validate(self) -> None:
+        super().validate()
+        if not self.milestones or min(self.milestones) < 0:
+            raise UserError("--milestones must be epoch counts ≥ 0")
+        if not 2 <= self.n_eval <= 10_000:
+            raise UserError("--n-eval must be in 2..10000")
+
+
+def main(cfg: Config) -> None:
+    memo: dict = {}
+    milestones = sorted(set(cfg.milestones))
+    run_and_write("topic_a_mech_convergence", cfg, lambda A, st: convergence(A, st, memo, cfg.n_eval),
+                  by=["condition", "distill_epochs"], pairs=[], pair_by=[], tests=convergence_tests,
+                  plot=lambda summary, path: plot_mech.convergence(path.with_suffix(".csv"), path, cfg.n_models),
+                  stages=[milestones[:k] for k in range(1, len(milestones) + 1)])
+
+
+if __name__ == "__main__":
+    cli_main(main, Config)

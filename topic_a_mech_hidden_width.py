@@ -1,0 +1,55 @@
+"""Topic A — hidden width 64, 128, 256, 512, 1024 (issue 4).
+
+"Comments & Extensions of Subliminal Learning" reports wider networks → less transfer (an NTK argument:
+wide nets move less from their init, so the teacher's change is smaller and harder to read back through
+3 ghost logits). Each width is its own model shape, teachers and students; 256 is the baseline.
+
+    python topic_a_mech_hidden_width.py           # full: 25 models, 5 widths (~1.5-3 h on 2 CPU cores; 1024 dominates)
+    python topic_a_mech_hidden_width.py --quick   # 5 models, 10k images, widths 64, 256
+
+Writes plots_a/topic_a_mech_hidden_width.{csv,_summary.csv,_tests.csv,png,json}.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from subliminal import plot_a
+from subliminal.common import UserError, cli_main
+from subliminal.experiments_a import run_and_write
+from subliminal.mech_runs import setting_sweep, sweep_tests
+from subliminal.train_a import TopicAConfig
+
+
+@dataclass
+class Config(TopicAConfig):
+    widths: tuple[int, ...] = field(default=(64, 128, 256, 512, 1024), metadata={"help": "hidden widths H (both layers)"})
+
+    @classmethod
+    def quick(cls) -> Config:
+        return cls(n_models=5, n_train=10_000, n_distill=10_000, batch_size=256, teacher_epochs=2, distill_epochs=3,
+                   widths=(64, 256))
+
+    def validate(self) -> None:
+        super().validate()
+        if not self.widths or min(self.widths) < 1:
+            raise UserError("--widths must be ≥ 1")
+
+
+def main(cfg: Config) -> None:
+    settings = {f"H={h}": {"hidden": h} for h in sorted(set(cfg.widths))}
+    names = list(settings)
+    memo: dict = {}
+
+    def plot(summary, path):
+        plot_a.curves(summary, "hidden", path, f"Hidden width ({cfg.n_models} models, teacher {cfg.teacher_epochs} ep, "
+                      f"students {cfg.distill_epochs} ep, 95% CI)", xlabel="hidden width H", logx=True)
+
+    run_and_write("topic_a_mech_hidden_width", cfg, lambda A, st: setting_sweep(A, {n: settings[n] for n in st}, memo),
+                  by=["setting", "hidden", "condition"], pairs=[], pair_by=[], plot=plot,
+                  tests=lambda df: sweep_tests(df, f"H={cfg.hidden}"),
+                  stages=[names[:k] for k in range(1, len(names) + 1)])
+
+
+if __name__ == "__main__":
+    cli_main(main, Config)

@@ -1,0 +1,63 @@
+"""Topic A mechanism 3 — is the random readout the bottleneck? Linear probes on frozen features (issue 4).
+
+The seed says a student's random, never-trained digit readout works because it is a random projection
+(Johnson-Lindenstrauss) of a digit-structured hidden layer. Per model this compares the argmax of the
+model's own digit readout with logistic-regression probes (trained on an MNIST training subset, scored
+on the test set) on its frozen features: h1, h2, the 10 digit logits of the readout, and the m ghost
+logits (mechanism 2: how much digit information the ghost channel carries on real digits). Models:
+the untrained reference (random features: the control), the teacher, the aux-only student and the
+cross-model student.
+
+    python topic_a_mech_probe.py           # full: 25 models (~10 min on 2 CPU cores after the baseline's cache)
+    python topic_a_mech_probe.py --quick   # 5 models, 10k images
+
+Writes plots_a/topic_a_mech_probe.{csv,_summary.csv,_tests.csv,png,json}.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from subliminal import plot_a
+from subliminal.common import UserError, cli_main
+from subliminal.experiments_a import run_and_write
+from subliminal.mech_runs import probe_table, probe_tests
+from subliminal.probes import FEATURES
+from subliminal.train_a import TopicAConfig
+
+
+@dataclass
+class Config(TopicAConfig):
+    features: tuple[str, ...] = field(default=FEATURES, metadata={"help": f"feature sets to probe among {', '.join(FEATURES)}"})
+    n_probe_train: int = field(default=10_000, metadata={"help": "MNIST training images for fitting the probes (≤ --n-train)"})
+    probe_l2: float = field(default=1e-4, metadata={"help": "L2 penalty on the probe weights (standardised features)"})
+    probe_iters: int = field(default=100, metadata={"help": "L-BFGS iterations per probe"})
+
+    @classmethod
+    def quick(cls) -> Config:
+        return cls(n_models=5, n_train=10_000, n_distill=10_000, batch_size=256, teacher_epochs=2, distill_epochs=3,
+                   n_probe_train=5000, probe_iters=50)
+
+    def validate(self) -> None:
+        super().validate()
+        bad = [f for f in self.features if f not in FEATURES]
+        if bad:
+            raise UserError(f"unknown --features {', '.join(bad)}; choose from {', '.join(FEATURES)}")
+        if not 10 <= self.n_probe_train <= self.n_train:
+            raise UserError("--n-probe-train must be in 10..--n-train")
+
+
+def main(cfg: Config) -> None:
+    def plot(summary, path):
+        s = summary.copy()
+        s["label"] = s["condition"] + "\n" + s["features"]
+        plot_a.bars(s, path, f"Readout argmax vs linear probes on frozen features ({cfg.n_models} models, 95% CI)",
+                    label_col="label")
+
+    run_and_write("topic_a_mech_probe", cfg,
+                  lambda A: probe_table(A, cfg.features, cfg.n_probe_train, cfg.probe_l2, cfg.probe_iters),
+                  by=["condition", "features"], pairs=[], pair_by=[], tests=probe_tests, plot=plot)
+
+
+if __name__ == "__main__":
+    cli_main(main, Config)
