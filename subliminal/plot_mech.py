@@ -10,7 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from .plot_a import LABELS  # noqa: E402
+from .plot_a import LABELS, save_figure  # noqa: E402
 from .stats import summarize  # noqa: E402
 
 PANELS = (("cka_h1", "linear CKA, layer 1"), ("cka_h2", "linear CKA, layer 2"), ("cos_h2", "mean cosine, layer 2"),
@@ -35,9 +35,4 @@ def convergence(csv: Path, path: Path, n_models: int) -> None:
     axes[-1].axhline(0.1, color="grey", ls=":", lw=1)
     axes[0].legend(fontsize=7)
     fig.suptitle(f"Teacher vs student representations on MNIST test images ({n_models} models, 95% CI)", fontsize=10)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=120)
-    tmp.replace(path)
-    plt.close(fig)
+    save_figure(fig, path)

@@ -94,6 +94,11 @@ def _sweep(root: Path, name: str, x: str, seed: dict, xlabel: str, teacher_seed:
     return "\n".join(rows + ["", _cfg_line(meta)])
 
 
+def _aux_cells(g: pd.DataFrame) -> list[str]:
+    """Mean [95% CI] of the aux-only student and cross-model rows of a summary indexed by condition."""
+    return [pct(*g.loc[c, ["mean", "ci95_low", "ci95_high"]]) if c in g.index else "—" for c in ("student_aux", "cross_aux")]
+
+
 def exp3(root: Path) -> str:
     got = _load(root, "topic_a_exp3")
     if got is None:
@@ -105,7 +110,7 @@ def exp3(root: Path) -> str:
         g = s[s.source == src].set_index("condition")
         t = tests[tests.source == src] if not tests.empty else tests
         tt = f"{t.mean_diff.iloc[0]:+.1%} [{t.diff_ci95_low.iloc[0]:+.1%}, {t.diff_ci95_high.iloc[0]:+.1%}], p = {t.t_p.iloc[0]:.2g}" if len(t) else "—"
-        cells = [pct(*g.loc[c, ["mean", "ci95_low", "ci95_high"]]) if c in g.index else "—" for c in ("student_aux", "cross_aux")]
+        cells = _aux_cells(g)
         rows.append(f"| {src} | {cells[0]} | {cells[1]} | {tt} | {_seed(SEED_EXP3.get(src))} |")
     return "\n".join(rows + ["", _cfg_line(meta)])
 
@@ -119,7 +124,7 @@ def noise_regime(root: Path) -> str:
             "|---|---|---|---|---|---|"]
     for (part, setting, ep), g in s.groupby(["part", "setting", "distill_epochs"], sort=False):
         g = g.set_index("condition")
-        cells = [pct(*g.loc[c, ["mean", "ci95_low", "ci95_high"]]) if c in g.index else "—" for c in ("student_aux", "cross_aux")]
+        cells = _aux_cells(g)
         t = tests[(tests.part == part) & (tests.a == setting) & (tests.distill_epochs == ep)] if not tests.empty else tests
         tt = (f"{t.mean_diff.iloc[0]:+.1%} [{t.diff_ci95_low.iloc[0]:+.1%}, {t.diff_ci95_high.iloc[0]:+.1%}], "
               f"p = {t.t_p.iloc[0]:.2g}") if len(t) else "(reference)"

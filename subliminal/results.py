@@ -16,6 +16,8 @@ from typing import Any
 
 import pandas as pd
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 _PACKAGES = ("torch", "numpy", "pandas", "scipy", "transformers", "gguf", "accelerate", "matplotlib")
 
 
@@ -25,6 +27,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; give results the usual permissions
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

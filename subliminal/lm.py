@@ -1,0 +1,163 @@
+"""Language-model loading: offline GGUF assets, local directories, Hugging Face ids.
+
+``load_model(spec)`` accepts
+- an asset name (``smollm2-135m-instruct`` default, ``qwen2.5-coder-0.5b-instruct``, ``gemma-3-270m``):
+  the verified GGUF from ``subliminal.assets.fetch``, dequantised to fp32 by transformers
+  (``gguf_file=``) once and cached with ``save_pretrained`` under ``cache_dir()/dequant/<sha256>``,
+  so later loads take ~2 s instead of 20-60 s. The cache carries ``source.json`` with the GGUF's
+  sha256 and the sha256 of every safetensors file; it is re-checked on load and rebuilt if wrong;
+- a path to a ``.gguf`` file (same caching, keyed by the file's sha256);
+- a local directory with a saved model;
+- a Hugging Face id (e.g. ``meta-llama/Llama-3.2-1B-Instruct``), loaded with ``from_pretrained``
+  when it is cached locally or the hub is reachable.
+trust_remote_code stays off; weights are fp32 on CPU (bf16 matmul is ~100x slower on this CPU).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+import torch
+
+from .assets import ASSETS, cache_dir, fetch, sha256_file
+from .common import UserError
+
+DEFAULT_MODEL = "smollm2-135m-instruct"
+
+# Gemma has no system role: fold the system text into the top of the first user turn (as the owls
+# code does for gemma-2), and open the model turn for the prefill.
+GEMMA_CHAT_TEMPLATE = (
+    "{{ bos_token }}{% set ns = namespace(sys='', first=true) %}"
+    "{% for m in messages %}{% if m['role'] == 'system' %}{% set ns.sys = m['content'] + '\n\n' %}"
+    "{% endif %}{% endfor %}"
+    "{% for m in messages if m['role'] != 'system' %}"
+    "<start_of_turn>{{ 'model' if m['role'] == 'assistant' else 'user' }}\n"
+    "{% if m['role'] == 'user' and ns.first %}{{ ns.sys }}{% set ns.first = false %}{% endif %}"
+    "{{ m['content'] | trim }}<end_of_turn>\n{% endfor %}"
+    "{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}"
+)
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    """One TCP connect instead of transformers' minute of retries when there is no network."""
+    import socket
+    from urllib.parse import urlparse
+
+    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def offline_specs() -> list[str]:
+    return [n for n, a in ASSETS.items() if a.kind == "gguf"]
+
+
+def _safetensor_hashes(d: Path) -> dict[str, str]:
+    return {p.name: sha256_file(p) for p in sorted(d.glob("*.safetensors"))}
+
+
+def _cache_is_valid(d: Path, gguf_sha: str) -> bool:
+    meta = d / "source.json"
+    if not meta.exists():
+        return False
+    try:
+        info = json.loads(meta.read_text())
+    except json.JSONDecodeError:
+        return False
+    return (info.get("gguf_sha256") == gguf_sha and bool(info.get("safetensors"))
+            and info["safetensors"] == _safetensor_hashes(d))
+
+
+def _finish(model, tokenizer, name: str, device: str):
+    model = model.to(dtype=torch.float32, device=device).eval()
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    arch = getattr(model.config, "model_type", "")
+    if arch.startswith("gemma") and not tokenizer.chat_template:
+        tokenizer.chat_template = GEMMA_CHAT_TEMPLATE
+    model.name_or_spec = name  # what the results tables call this model
+    return model, tokenizer
+
+
+def _load_dir(path: Path, name: str, device: str):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, trust_remote_code=False)
+    return _finish(model, tok, name, device)
+
+
+def _load_gguf(gguf: Path, name: str, device: str, sha: str | None = None):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    sha = sha or sha256_file(gguf)
+    out = cache_dir() / "dequant" / sha
+    if _cache_is_valid(out, sha):
+        return _load_dir(out, name, device)
+    t0 = time.time()
+    tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    # the dequantised weights are plain fp32: drop the quantizer so save/load treats them as such
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    if getattr(model.config, "model_type", "").startswith("gemma") and not tok.chat_template:
+        tok.chat_template = GEMMA_CHAT_TEMPLATE
+    tmp = out.with_name(out.name + f".tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    tok.save_pretrained(tmp)
+    info = {"gguf_sha256": sha, "gguf": str(gguf), "safetensors": _safetensor_hashes(tmp),
+            "dequantise_seconds": round(time.time() - t0, 1)}
+    (tmp / "source.json").write_text(json.dumps(info, indent=1))
+    shutil.rmtree(out, ignore_errors=True)
+    os.replace(tmp, out)
+    return _finish(model, tok, name, device)
+
+
+def load_model(spec: str = DEFAULT_MODEL, device: str = "cpu"):
+    """(model, tokenizer) for an asset name, a .gguf path, a local directory or a HF id."""
+    device = str(device)
+    if spec in ASSETS:
+        if ASSETS[spec].kind != "gguf":
+            raise UserError(f"{spec!r} is a dataset, not a language model; offline models: "
+                            f"{', '.join(offline_specs())}")
+        return _load_gguf(fetch(spec), spec, device, sha=ASSETS[spec].sha256)
+    path = Path(spec).expanduser()
+    if spec.endswith(".gguf"):
+        if not path.is_file():
+            raise UserError(f"GGUF file {spec} does not exist")
+        return _load_gguf(path.resolve(), path.stem, device)
+    if path.is_dir():
+        if not (path / "config.json").exists():
+            raise UserError(f"directory {spec} has no config.json; not a saved model")
+        return _load_dir(path, spec, device)
+    if spec.count("/") == 1 and not path.exists():
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        def hf(local_only: bool):
+            kw = {"trust_remote_code": False, "local_files_only": local_only}
+            return (AutoModelForCausalLM.from_pretrained(spec, dtype=torch.float32, **kw),
+                    AutoTokenizer.from_pretrained(spec, **kw))
+
+        try:  # the local Hugging Face cache first: no network, no retries
+            model, tok = hf(True)
+        except (OSError, ValueError):
+            why = "not in the local Hugging Face cache and the hub is unreachable"
+            try:
+                if not _hub_reachable():
+                    raise OSError(why)
+                model, tok = hf(False)
+            except (OSError, ValueError) as e:
+                raise UserError(f"model {spec} cannot be loaded offline ({why}: {type(e).__name__}); "
+                                f"offline models: {', '.join(offline_specs())}") from None
+        return _finish(model, tok, spec, device)
+    raise UserError(f"unknown model {spec!r}: give an asset name ({', '.join(offline_specs())}), "
+                    "a .gguf file, a model directory or a Hugging Face id")
