@@ -1,0 +1,83 @@
+"""Topic B, part 1 (Zur et al. 2025, Sec. 2; owls notebook cells 3-10): the owl demo.
+
+Does "You love owls" raise P(owl) even on the number-sequence task, and which numbers does it raise
+most? Scores owl variants (' owl', 'owl', ' Owl', ' owls') with the owl prompt, no system prompt and
+a neutral system prompt on the seed's sequence task (prefill '495;701;688;') and the favourite-bird
+question; then all 1,110 numbers under the same three conditions, ranked by
+logit-score = p(n | owl prompt) / p(n | no system prompt).
+
+    python topic_b_part1.py                   # SmolLM2-135M-Instruct, ~1 min
+    python topic_b_part1.py --model qwen2.5-coder-0.5b-instruct
+    python topic_b_part1.py --quick
+
+Writes plots_b/topic_b_part1.csv (model, question, condition, string, p),
+plots_b/topic_b_part1_numbers.csv (model, question, number, p_owl_prompt, p_no_system,
+p_neutral_system, logit_score, rank), a PNG and a provenance JSON.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from subliminal.common import cli_main
+from subliminal.entanglement import animal_to_numbers
+from subliminal.plot_b import plot_part1
+from subliminal.prompts import animal_system, baseline_prompts, build_prompt
+from subliminal.scoring import ALL_NUMBERS, score_continuations
+from topic_b_utils import QUICK_OUT, finish, load, out_dir, slug, upsert_csv
+
+
+@dataclass
+class Config:
+    model: str = field(default="smollm2-135m-instruct", metadata={"help": "asset name, HF id, dir or .gguf"})
+    device: str = field(default="cpu", metadata={"help": "cpu, cuda or auto"})
+    out: str = field(default="plots_b", metadata={"help": "output directory"})
+    animal: str = field(default="owl", metadata={"help": "the animal of the demo"})
+    questions: tuple[str, ...] = field(default=("sequence", "bird"), metadata={"help": "prompts to probe"})
+    max_digits: int = field(default=3, metadata={"help": "numbers of 1..max_digits digits"})
+    top: int = field(default=20, metadata={"help": "numbers to print per question"})
+
+    @classmethod
+    def quick(cls) -> Config:
+        return cls(out=QUICK_OUT, max_digits=2)
+
+
+def main(cfg: Config) -> None:
+    t0 = time.time()
+    model, tok, name = load(cfg)
+    a = cfg.animal
+    variants = [" " + a, a, " " + a.capitalize(), " " + a + "s"]
+    rows = []
+    for q in cfg.questions:
+        conds = {f"{a}_prompt": build_prompt(tok, q, animal_system(a)), **baseline_prompts(tok, q)}
+        for cond, prompt in conds.items():
+            lp = score_continuations(model, tok, prompt, variants)["logp"]
+            rows += [(name, q, cond, s, float(np.exp(v))) for s, v in zip(variants, lp)]
+    var = pd.DataFrame(rows, columns=["model", "question", "condition", "string", "p"])
+    numbers = tuple(n for n in ALL_NUMBERS if len(n) <= cfg.max_digits)
+    frames = []
+    for q in cfg.questions:
+        d = animal_to_numbers(model, tok, [a], question=q, numbers=numbers, progress=False)
+        d = d.assign(model=name, question=q, p_owl_prompt=np.exp(d["logp_animal_prompt"]),
+                     p_no_system=np.exp(d["logp_no_system"]), p_neutral_system=np.exp(d["logp_neutral_system"]))
+        d["rank"] = d["logit_score"].rank(ascending=False, method="first").astype(int)
+        frames.append(d[["model", "question", "number", "p_owl_prompt", "p_no_system", "p_neutral_system",
+                         "logit_score", "rank"]].sort_values("rank"))
+    nums = pd.concat(frames, ignore_index=True)
+    d = out_dir(cfg)
+    upsert_csv(var, d / "topic_b_part1.csv")
+    upsert_csv(nums, d / "topic_b_part1_numbers.csv")
+    plot_part1(var, nums, d / f"topic_b_part1__{slug(name)}.png", name)
+    finish(cfg, "topic_b_part1", name, t0)
+    print(var.pivot_table(index=["question", "string"], columns="condition", values="p").to_string())
+    for q in cfg.questions:
+        top = nums[nums["question"] == q].head(cfg.top)
+        print(f"\n[{q}] numbers the {a} prompt raises most:\n{top.to_string(index=False)}")
+
+
+if __name__ == "__main__":
+    cli_main(main, Config)

@@ -1,0 +1,96 @@
+"""Topic B, part 3 (Zur et al. 2025, Sec. 5 "softmax bottleneck"; seed claim "cosine similarity
+predicts entanglement? partially"): unembedding geometry of animals and numbers.
+
+Cosine and dot product between each animal's and each number's unembedding vector (multi-token
+strings: mean of their token vectors, as the paper does); entangled numbers (top-k by logit-score)
+vs all numbers; overlap of top-k cosine with top-k entangled; and whether prompting with the
+top-cosine numbers raises P(animal) (vs the same random numbers as part 2).
+
+    python topic_b_part3.py                   # SmolLM2-135M-Instruct, ~1-2 min
+    python topic_b_part3.py --quick
+
+Writes plots_b/topic_b_part3.csv (model, animal, number, cosine, dot, logit_score, is_entangled,
+is_top_cosine, p_subliminal, p_no_system), plots_b/topic_b_part3_summary.csv, a PNG and a JSON.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from subliminal.common import cli_main, seed_everything
+from subliminal.entanglement import animal_to_numbers, numbers_to_animals, top_entangled
+from subliminal.geometry import pair_table
+from subliminal.plot_b import plot_part3
+from subliminal.prompts import PAPER_ANIMALS
+from subliminal.scoring import ALL_NUMBERS
+from topic_b_utils import QUICK_OUT, finish, load, out_dir, slug, upsert_csv
+
+
+@dataclass
+class Config:
+    model: str = field(default="smollm2-135m-instruct", metadata={"help": "asset name, HF id, dir or .gguf"})
+    device: str = field(default="cpu", metadata={"help": "cpu, cuda or auto"})
+    out: str = field(default="plots_b", metadata={"help": "output directory"})
+    animals: tuple[str, ...] = field(default=PAPER_ANIMALS, metadata={"help": "animals (singular)"})
+    top_k: int = field(default=10, metadata={"help": "top entangled / top cosine numbers per animal"})
+    n_random: int = field(default=100, metadata={"help": "random numbers for the P(animal) reference"})
+    max_digits: int = field(default=3, metadata={"help": "numbers of 1..max_digits digits"})
+    seed: int = field(default=0, metadata={"help": "seed of the random-number draw"})
+
+    @classmethod
+    def quick(cls) -> Config:
+        return cls(out=QUICK_OUT, animals=("owl", "eagle"), top_k=3, n_random=10, max_digits=2)
+
+
+def main(cfg: Config) -> pd.DataFrame:
+    t0 = time.time()
+    seed_everything(cfg.seed)
+    model, tok, name = load(cfg)
+    animals = list(cfg.animals)
+    numbers = tuple(n for n in ALL_NUMBERS if len(n) <= cfg.max_digits)
+    geo = pair_table(model, tok, animals, numbers)
+    a2n = animal_to_numbers(model, tok, animals, numbers=numbers)
+    geo = geo.merge(a2n[["animal", "number", "logit_score"]], on=["animal", "number"])
+    ent = {a: top_entangled(a2n, a, cfg.top_k) for a in animals}
+    topcos = {a: geo[geo["animal"] == a].nlargest(cfg.top_k, "cosine")["number"].tolist() for a in animals}
+    rnd = [numbers[i] for i in sorted(np.random.default_rng(cfg.seed).choice(len(numbers), cfg.n_random, replace=False))]
+    scored = list(dict.fromkeys([n for a in animals for n in ent[a] + topcos[a]] + rnd))
+    n2a = numbers_to_animals(model, tok, scored, animals)
+    geo = geo.merge(n2a[["animal", "number", "p_subliminal", "p_no_system"]], on=["animal", "number"], how="left")
+    geo["is_entangled"] = [n in ent[a] for a, n in zip(geo["animal"], geo["number"])]
+    geo["is_top_cosine"] = [n in topcos[a] for a, n in zip(geo["animal"], geo["number"])]
+    geo["is_random"] = geo["number"].isin(rnd)
+    geo.insert(0, "model", name)
+    rows = []
+    for a in animals:
+        g = geo[geo["animal"] == a]
+        ratio = g["p_subliminal"] / g["p_no_system"]
+        rows.append({
+            "model": name, "animal": a,
+            "mean_cos_entangled": g.loc[g["is_entangled"], "cosine"].mean(),
+            "mean_cos_all": g["cosine"].mean(),
+            "mean_dot_entangled": g.loc[g["is_entangled"], "dot"].mean(), "mean_dot_all": g["dot"].mean(),
+            "spearman_cos_vs_logit_score": g[["cosine", "logit_score"]].corr("spearman").iloc[0, 1],
+            "overlap_topcos_entangled": len(set(ent[a]) & set(topcos[a])),
+            "mean_ratio_topcos": ratio[g["is_top_cosine"]].mean(), "max_ratio_topcos": ratio[g["is_top_cosine"]].max(),
+            "mean_ratio_entangled": ratio[g["is_entangled"]].mean(),
+            "max_ratio_entangled": ratio[g["is_entangled"]].max(),
+            "mean_ratio_random": ratio[g["is_random"]].mean(),
+            "top_cosine_numbers": " ".join(topcos[a]), "entangled_numbers": " ".join(ent[a]),
+        })
+    summary = pd.DataFrame(rows)
+    d = out_dir(cfg)
+    upsert_csv(geo, d / "topic_b_part3.csv")
+    upsert_csv(summary, d / "topic_b_part3_summary.csv")
+    plot_part3(geo, d / f"topic_b_part3__{slug(name)}.png", name)
+    finish(cfg, "topic_b_part3", name, t0)
+    print(summary.drop(columns=["model"]).to_string(index=False))
+    return summary
+
+
+if __name__ == "__main__":
+    cli_main(main, Config)
