@@ -10,6 +10,7 @@ input gradient that is never computed (2·B·784·256). Prints one JSON line las
 from __future__ import annotations
 
 import json
+import os
 import resource
 import sys
 import time
@@ -93,6 +94,9 @@ def loop_step(b: int):
     return step
 
 
+LOAD_AT_START = round(os.getloadavg()[0], 2)  # > 0.5 means something else was running
+
+
 def main() -> None:
     torch.manual_seed(0)
     ceil = ceiling()
@@ -132,6 +136,12 @@ def main() -> None:
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "threads": torch.get_num_threads(),
     }
+    # also kept beside the script (with the machine's state) so README's speed table is generated, not typed
+    from subliminal.results import atomic_write_text, versions
+
+    record = {**out, "loadavg_1min_at_start": LOAD_AT_START, "versions": versions(),
+              "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    atomic_write_text(Path(__file__).with_suffix(".json"), json.dumps(record, indent=1) + "\n")
     print(json.dumps(out))
 
 

@@ -42,6 +42,9 @@ def matmul_ceiling(m: int = 1110, k: int = 576, n: int = 1536, reps: int = 20) -
     return 2 * m * k * n * reps / (time.perf_counter() - t)
 
 
+LOAD_AT_START = round(os.getloadavg()[0], 2)  # > 0.5 means something else was running
+
+
 def main() -> dict:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     model, tok = load_model("smollm2-135m-instruct")
@@ -94,6 +97,12 @@ def main() -> dict:
             out["full_analysis_how"] = "measured wall time of topic_b_step2_extended.py (plots_b JSON)"
     out["estimated_full_analysis_seconds"] = round(est, 1)
     out["estimated_how"] = "27 trie runs (25 animals + 2 baselines) + number->animal estimate, this run"
+    # also kept beside the script (with the machine's state) so README's speed table is generated, not typed
+    from subliminal.results import atomic_write_text, versions
+
+    record = {**out, "loadavg_1min_at_start": LOAD_AT_START, "versions": versions(),
+              "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    atomic_write_text(Path(__file__).with_suffix(".json"), json.dumps(record, indent=1) + "\n")
     print(json.dumps(out))
     return out
 

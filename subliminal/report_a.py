@@ -201,6 +201,21 @@ def claims(root: Path) -> str:
     return "\n".join(rows + ([""] + shape if shape else []))
 
 
+def speed(root: Path) -> str:
+    """The benchmarks' last runs (bench/*.json, written by the bench scripts)."""
+    rows = ["| benchmark | metric | value |", "|---|---|---|"]
+    for name in ("bench_topic_a", "bench_topic_b"):
+        j = root / "bench" / f"{name}.json"
+        if not j.exists():
+            rows.append(f"| `bench/{name}.py` | not run yet | |")
+            continue
+        m = json.loads(j.read_text())
+        for k, v in m.items():
+            if k != "versions" and not isinstance(v, (dict, list)):
+                rows.append(f"| `bench/{name}.py` | {k} | {v} |")
+    return "\n".join(rows)
+
+
 def tables(root: Path) -> dict[str, str]:
     return {
         "a_claims": claims(root),
@@ -211,4 +226,5 @@ def tables(root: Path) -> dict[str, str]:
         "a_maximize": _sweep(root, "topic_a_maximize", "distill_epochs", SEED_MAXIMIZE, "distillation epochs"),
         "a_noise_regime": noise_regime(root),
         "a_walltimes": walltimes(root),
+        "speed": speed(root),
     }
