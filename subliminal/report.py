@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PROVIDERS = ("subliminal.report_a", "subliminal.report_mech", "subliminal.report_b")
+PROVIDERS = ("subliminal.report_a", "subliminal.report_mech", "subliminal.report_b", "subliminal.report_b_ext")
 
 
 def collect_tables(root: Path = ROOT) -> dict[str, str]:

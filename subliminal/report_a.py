@@ -44,7 +44,9 @@ def _cfg_line(meta: dict) -> str:
     partial = ""
     if meta.get("complete") is False:
         partial = f"**Partial: the run stopped after stage {meta.get('stage_done')}; rerun the script to continue from the cache.** "
-    return partial + (f"_{c.get('n_models')} models, teacher {c.get('teacher_epochs')} ep, distillation {c.get('distill_epochs')} ep, "
+    teacher = "teacher epochs as in the table" if "teacher_sweep" in c else f"teacher {c.get('teacher_epochs')} ep"
+    distill = "distillation epochs as in the table" if "milestones" in c or "milestone_every" in c else f"distillation {c.get('distill_epochs')} ep"
+    return partial + (f"_{c.get('n_models')} models, {teacher}, {distill}, "
             f"{c.get('n_distill')} inputs/model/epoch, noise {c.get('noise')}, seed {meta.get('seed')}, "
             f"wall time {meta.get('wall_seconds', float('nan')) / 60:.1f} min, commit `{str(meta.get('git_commit'))[:12]}`._")
 

@@ -1,0 +1,171 @@
+"""Topic B extension: step 2's 25-animal analysis across models, one table for all finders.
+
+For each of --models: the step-2 rows from plots_b/topic_b_step2_extended.csv when that model is
+there, else step 2 is run (``topic_b_step2_extended.main``, full size: ~8 min for SmolLM2, longer for
+the 0.5B Qwen). Finders: logit-score (step 2 itself); unembedding cosine (same statistics with the
+cosine as the ranking, from step 2's saved P(animal | 'You love N'); needs the model's weights);
+data-frequency (rows of plots_b/topic_b_data_frequency.csv without defence, when that script has run
+for the model). Per model x finder: animals beating the best-of-n null, positive/negative t-tests and
+Pearson correlations, median best-number ratio vs no system and vs the mean over all numbers (the
+random-number null); plus the model's size and the fraction of the 1,110 numbers that are one token.
+
+    python topic_b_across_models.py                     # smollm2, qwen2.5-coder-0.5b-instruct, gemma-3-270m
+    python topic_b_across_models.py --models smollm2-135m-instruct --no-run-missing   # tables from CSVs only
+    python topic_b_across_models.py --quick              # 4 animals x 110 numbers, into plots_b/quick
+
+Writes plots_b/topic_b_across_models.csv, a PNG and a provenance JSON.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+import topic_b_step2_extended as step2
+from subliminal.common import cli_main, seed_everything
+from subliminal.entanglement import animal_statistics
+from subliminal.geometry import pair_table
+from subliminal.lm import load_model
+from subliminal.prompts import ANIMALS
+from subliminal.results import write_csv
+from subliminal.scoring import ALL_NUMBERS, encode
+from topic_b_utils import QUICK_OUT, finish, out_dir
+
+DEFAULT_MODELS = ("smollm2-135m-instruct", "qwen2.5-coder-0.5b-instruct", "gemma-3-270m")
+
+
+@dataclass
+class Config:
+    models: tuple[str, ...] = field(default=DEFAULT_MODELS, metadata={"help": "models (asset names, dirs, HF ids)"})
+    device: str = field(default="cpu", metadata={"help": "cpu, cuda or auto"})
+    out: str = field(default="plots_b", metadata={"help": "output directory (step 2 CSVs are read from here)"})
+    n_animals: int = field(default=25, metadata={"help": "first n of the fixed 25-animal list"})
+    max_digits: int = field(default=3, metadata={"help": "numbers of 1..max_digits digits (3: all 1,110)"})
+    top_n: int = field(default=10, metadata={"help": "top numbers for the best-of-n null"})
+    null_draws: int = field(default=10_000, metadata={"help": "permutation-null draws"})
+    seed: int = field(default=0, metadata={"help": "seed of the permutation null"})
+    run_missing: bool = field(default=True, metadata={"help": "run step 2 for models without results"})
+    unembedding: bool = field(default=True, metadata={"help": "add the unembedding-cosine finder (loads each model)"})
+
+    @classmethod
+    def quick(cls) -> Config:
+        return cls(models=("smollm2-135m-instruct",), out=QUICK_OUT, n_animals=4, max_digits=2, top_n=5,
+                   null_draws=2000)
+
+
+def _read(path: Path) -> pd.DataFrame | None:
+    return pd.read_csv(path, dtype={"number": str, "best_number": str}) if path.exists() else None
+
+
+def step2_rows(cfg: Config, model: str, animals: list[str]) -> tuple[pd.DataFrame | None, str]:
+    """Step 2's per-animal rows for the model: read, or run step 2 (its own functions) and read."""
+    d = out_dir(cfg)
+    s = _read(d / "topic_b_step2_extended.csv")
+    if s is not None and set(animals) <= set(s.loc[s["model"] == model, "animal"]):
+        return s[(s["model"] == model) & s["animal"].isin(animals)].reset_index(drop=True), "read"
+    if not cfg.run_missing:
+        return None, "missing"
+    step2.main(step2.Config(model=model, device=cfg.device, out=cfg.out, n_animals=cfg.n_animals,
+                            max_digits=cfg.max_digits, top_n=cfg.top_n, null_draws=cfg.null_draws, seed=cfg.seed))
+    s = _read(d / "topic_b_step2_extended.csv")
+    return s[(s["model"] == model) & s["animal"].isin(animals)].reset_index(drop=True), "run"
+
+
+def model_facts(model, tok) -> dict:
+    n_single = sum(len(encode(tok, n)) == 1 for n in ALL_NUMBERS)
+    return {"n_params_m": sum(p.numel() for p in model.parameters()) / 1e6,
+            "single_token_numbers": n_single / len(ALL_NUMBERS)}
+
+
+def cosine_rows(cfg: Config, model, tok, name: str, animals: list[str], numbers) -> pd.DataFrame | None:
+    """Step 2's statistics with the unembedding cosine as the finder (needs the saved pairs)."""
+    pairs = _read(out_dir(cfg) / "topic_b_step2_pairs.csv")
+    if pairs is None:
+        return None
+    pairs = pairs[(pairs["model"] == name) & pairs["animal"].isin(animals) & pairs["number"].isin(numbers)]
+    if len(pairs) != len(animals) * len(numbers):
+        return None
+    geo = pair_table(model, tok, animals, numbers).rename(columns={"cosine": "logit_score"})
+    n2a = pairs[["number", "animal", "p_no_system", "p_neutral_system", "p_subliminal"]]
+    return pd.DataFrame([animal_statistics(geo, n2a, a, top_n=cfg.top_n, draws=cfg.null_draws, seed=cfg.seed)
+                         for a in animals])
+
+
+def summarise(s: pd.DataFrame, model: str, finder: str, facts: dict) -> dict:
+    pos_t = (s["ttest_t"] > 0) & (s["ttest_p"] < 0.05)
+    neg_t = (s["ttest_t"] < 0) & (s["ttest_p"] < 0.05)
+    pos_r = (s["pearson_r"] > 0) & (s["pearson_p"] < 0.05)
+    neg_r = (s["pearson_r"] < 0) & (s["pearson_p"] < 0.05)
+    return {"model": model, "finder": finder, "animals": len(s),
+            "beats_null_p95": int((s["null_p_value"] < 0.05).sum()),
+            "ttest_pos": int(pos_t.sum()), "ttest_neg": int(neg_t.sum()),
+            "pearson_pos": int(pos_r.sum()), "pearson_neg": int(neg_r.sum()),
+            "ratio_gt_2x_vs_no_system": int((s["ratio_vs_no_system"] > 2).sum()),
+            "median_ratio_vs_no_system": float(s["ratio_vs_no_system"].median()),
+            "median_ratio_vs_random": float(s["ratio_vs_random_mean"].median()),
+            "median_top_n_over_null_p95": float((s["top_n_max_ratio"] / s["null_p95"]).median()),
+            **facts}
+
+
+def plot(table: pd.DataFrame, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4))
+    labels = [f"{m}\n{f}" for m, f in zip(table["model"], table["finder"])]
+    x = np.arange(len(table))
+    for j, col in enumerate(["beats_null_p95", "ttest_pos", "pearson_pos", "ratio_gt_2x_vs_no_system"]):
+        ax.bar(x + (j - 1.5) * 0.2, table[col], 0.2, label=col)
+    ax.set_xticks(x, labels, fontsize=7)
+    ax.set_ylabel("animals")
+    ax.legend(fontsize=7)
+    ax.set_title("Entanglement finders across models (step 2 statistics)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(cfg: Config) -> pd.DataFrame:
+    t0 = time.time()
+    seed_everything(cfg.seed)
+    animals = [a for a, _ in ANIMALS[: cfg.n_animals]]
+    numbers = tuple(n for n in ALL_NUMBERS if len(n) <= cfg.max_digits)
+    d = out_dir(cfg)
+    data = _read(d / "topic_b_data_frequency.csv")
+    rows, status = [], {}
+    for m in cfg.models:
+        s, how = step2_rows(cfg, m, animals)
+        status[m] = how
+        facts = {"n_params_m": np.nan, "single_token_numbers": np.nan}
+        cos = None
+        if cfg.unembedding and s is not None:
+            model, tok = load_model(m, device=cfg.device if cfg.device != "auto" else "cpu")
+            facts = model_facts(model, tok)
+            cos = cosine_rows(cfg, model, tok, m, animals, numbers)
+            del model
+        if s is None:
+            rows.append({"model": m, "finder": "logit", "animals": 0, **facts})
+            continue
+        rows.append(summarise(s, m, "logit", facts))
+        if cos is not None:
+            rows.append(summarise(cos, m, "unembedding_cosine", facts))
+        if data is not None:
+            dd = data[(data["model"] == m) & (data["threshold"] == 0) & data["animal"].isin(animals)]
+            if len(dd):
+                rows.append(summarise(dd, m, "data_frequency", facts))
+    table = pd.DataFrame(rows)
+    write_csv(table, d / "topic_b_across_models.csv")
+    plot(table.fillna(0), d / "topic_b_across_models.png")
+    finish(cfg, "topic_b_across_models", "all", t0, {"step2_status": status})
+    print(table.to_string(index=False))
+    return table
+
+
+if __name__ == "__main__":
+    cli_main(main, Config)
