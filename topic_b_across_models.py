@@ -41,7 +41,7 @@ DEFAULT_MODELS = ("smollm2-135m-instruct", "qwen2.5-coder-0.5b-instruct", "gemma
 @dataclass
 class Config:
     models: tuple[str, ...] = field(default=DEFAULT_MODELS, metadata={"help": "models (asset names, dirs, HF ids)"})
-    device: str = field(default="cpu", metadata={"help": "cpu, cuda or auto"})
+    device: str = field(default="auto", metadata={"help": "auto (cuda when available), cpu or cuda"})
     out: str = field(default="plots_b", metadata={"help": "output directory (step 2 CSVs are read from here)"})
     n_animals: int = field(default=25, metadata={"help": "first n of the fixed 25-animal list"})
     max_digits: int = field(default=3, metadata={"help": "numbers of 1..max_digits digits (3: all 1,110)"})

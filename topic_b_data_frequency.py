@@ -49,7 +49,7 @@ STAT_COLS = ["best_number", "p_subliminal", "ratio_vs_no_system", "ratio_vs_rand
 @dataclass
 class Config:
     model: str = field(default="smollm2-135m-instruct", metadata={"help": "asset name, HF id, dir or .gguf"})
-    device: str = field(default="cpu", metadata={"help": "cpu, cuda or auto"})
+    device: str = field(default="auto", metadata={"help": "auto (cuda when available), cpu or cuda"})
     out: str = field(default="plots_b", metadata={"help": "output directory"})
     animals: tuple[str, ...] = field(default=PAPER_ANIMALS, metadata={"help": "animal teachers (singular)"})
     n_samples: int = field(default=2000, metadata={"help": "completions per teacher"})

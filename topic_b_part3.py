@@ -33,7 +33,7 @@ from topic_b_utils import QUICK_OUT, finish, load, out_dir, slug, upsert_csv
 @dataclass
 class Config:
     model: str = field(default="smollm2-135m-instruct", metadata={"help": "asset name, HF id, dir or .gguf"})
-    device: str = field(default="cpu", metadata={"help": "cpu, cuda or auto"})
+    device: str = field(default="auto", metadata={"help": "auto (cuda when available), cpu or cuda"})
     out: str = field(default="plots_b", metadata={"help": "output directory"})
     animals: tuple[str, ...] = field(default=PAPER_ANIMALS, metadata={"help": "animals (singular)"})
     top_k: int = field(default=10, metadata={"help": "top entangled / top cosine numbers per animal"})

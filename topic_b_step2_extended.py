@@ -35,7 +35,7 @@ from topic_b_utils import QUICK_OUT, finish, load, out_dir, upsert_csv
 @dataclass
 class Config:
     model: str = field(default="smollm2-135m-instruct", metadata={"help": "asset name, HF id, dir or .gguf"})
-    device: str = field(default="cpu", metadata={"help": "cpu, cuda or auto"})
+    device: str = field(default="auto", metadata={"help": "auto (cuda when available), cpu or cuda"})
     out: str = field(default="plots_b", metadata={"help": "output directory"})
     n_animals: int = field(default=25, metadata={"help": "first n of the fixed 25-animal list"})
     max_digits: int = field(default=3, metadata={"help": "numbers of 1..max_digits digits (3: all 1,110)"})

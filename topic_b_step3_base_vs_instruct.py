@@ -41,7 +41,7 @@ class Config:
     model_b: str = field(default="meta-llama/Llama-3.2-1B-Instruct", metadata={"help": "second checkpoint"})
     fallback_a: str = field(default="smollm2-135m-instruct", metadata={"help": "used when a model can't load"})
     fallback_b: str = field(default="qwen2.5-coder-0.5b-instruct", metadata={"help": "used when a model can't load"})
-    device: str = field(default="cpu", metadata={"help": "cpu, cuda or auto"})
+    device: str = field(default="auto", metadata={"help": "auto (cuda when available), cpu or cuda"})
     out: str = field(default="plots_b", metadata={"help": "output directory"})
     top_k: int = field(default=10, metadata={"help": "entangled numbers per animal to compare"})
     entangled_animals: tuple[str, ...] = field(default=PAPER_ANIMALS, metadata={"help": "animals for the entangled-number search"})
