@@ -140,11 +140,14 @@ def walltimes(root: Path) -> str:
         j = root / "plots_a" / f"{name}.json"
         if j.exists():
             m = json.loads(j.read_text())
-            rows.append(f"| `{name}.py` | {m['wall_seconds'] / 60:.1f} min | {m.get('finished_utc', '')} |")
+            state = " (partial: stopped after a stage)" if m.get("complete") is False else ""
+            rows.append(f"| `{name}.py` | {m['wall_seconds'] / 60:.1f} min{state} | {m.get('finished_utc', '')} |")
         else:
             rows.append(f"| `{name}.py` | not run yet | |")
     return "\n".join(rows + ["", "_Wall times include work found in the shared cache (teachers, milestones): a script "
-                               "run after another that shares its configuration does less._"])
+                               "run after another that shares its configuration does less. The committed runs shared the "
+                               "2 cores with other jobs (tests, Topic B analyses; `loadavg_1min_at_end` in the JSON where "
+                               "recorded), so they are slower than `bench/bench_topic_a.py`'s estimate for free cores._"])
 
 
 def _row(s: pd.DataFrame, **match) -> pd.Series | None:
