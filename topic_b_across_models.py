@@ -30,6 +30,7 @@ from subliminal.common import cli_main, seed_everything
 from subliminal.entanglement import animal_statistics
 from subliminal.geometry import pair_table
 from subliminal.lm import load_model
+from subliminal.plot_a import save_figure
 from subliminal.prompts import ANIMALS
 from subliminal.results import write_csv
 from subliminal.scoring import ALL_NUMBERS, encode
@@ -126,9 +127,7 @@ def plot(table: pd.DataFrame, path: Path) -> None:
     ax.set_ylabel("animals")
     ax.legend(fontsize=7)
     ax.set_title("Entanglement finders across models (step 2 statistics)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
 
 
 def main(cfg: Config) -> pd.DataFrame:

@@ -37,6 +37,7 @@ from subliminal import datagen as dg
 from subliminal.common import UserError, cli_main, seed_everything
 from subliminal.entanglement import animal_statistics, animal_to_numbers, numbers_to_animals
 from subliminal.geometry import pair_table
+from subliminal.plot_a import save_figure
 from subliminal.prompts import PAPER_ANIMALS, PLURAL
 from subliminal.results import write_csv
 from subliminal.scoring import ALL_NUMBERS
@@ -152,9 +153,7 @@ def plot(rows: pd.DataFrame, scores: pd.DataFrame, path: Path, model: str) -> No
     axes[2].legend(fontsize=7)
     axes[1].legend(fontsize=7)
     fig.suptitle(f"Data-frequency finder and threshold defence, {model}")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
 
 
 def main(cfg: Config) -> pd.DataFrame:

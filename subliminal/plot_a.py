@@ -27,12 +27,13 @@ def _finish(ax, fig, path: Path, title: str) -> None:
     save_figure(fig, path)
 
 
-def save_figure(fig, path: Path) -> None:
+def save_figure(fig, path: Path, dpi: int = 120) -> None:
     """tight_layout, then write atomically (temp file + rename) and close."""
     fig.tight_layout()
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=120)
+    fig.savefig(tmp, dpi=dpi)
     tmp.replace(path)
     plt.close(fig)
 
