@@ -17,8 +17,7 @@ from dataclasses import dataclass, field
 
 from subliminal import plot_a
 from subliminal.common import UserError, cli_main
-from subliminal.experiments_a import run_and_write
-from subliminal.mech_runs import setting_sweep, sweep_tests
+from subliminal.mech_runs import run_sweep
 from subliminal.train_a import TopicAConfig
 
 
@@ -39,17 +38,12 @@ class Config(TopicAConfig):
 
 def main(cfg: Config) -> None:
     settings = {f"m={m}": {"n_aux": m} for m in sorted(set(cfg.aux_widths))}
-    names = list(settings)
-    memo: dict = {}
 
     def plot(summary, path):
         plot_a.curves(summary, "n_aux", path, f"Ghost-channel width ({cfg.n_models} models, teacher {cfg.teacher_epochs} ep, "
                       f"students {cfg.distill_epochs} ep, 95% CI)", xlabel="auxiliary logits m", logx=True)
 
-    run_and_write("topic_a_mech_aux_width", cfg, lambda A, st: setting_sweep(A, {n: settings[n] for n in st}, memo),
-                  by=["setting", "n_aux", "condition"], pairs=[], pair_by=[], plot=plot,
-                  tests=lambda df: sweep_tests(df, f"m={cfg.n_aux}"),
-                  stages=[names[:k] for k in range(1, len(names) + 1)])
+    run_sweep("topic_a_mech_aux_width", cfg, settings, ["setting", "n_aux", "condition"], plot, reference=f"m={cfg.n_aux}")
 
 
 if __name__ == "__main__":

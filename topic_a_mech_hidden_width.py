@@ -16,8 +16,7 @@ from dataclasses import dataclass, field
 
 from subliminal import plot_a
 from subliminal.common import UserError, cli_main
-from subliminal.experiments_a import run_and_write
-from subliminal.mech_runs import setting_sweep, sweep_tests
+from subliminal.mech_runs import run_sweep
 from subliminal.train_a import TopicAConfig
 
 
@@ -38,17 +37,12 @@ class Config(TopicAConfig):
 
 def main(cfg: Config) -> None:
     settings = {f"H={h}": {"hidden": h} for h in sorted(set(cfg.widths))}
-    names = list(settings)
-    memo: dict = {}
 
     def plot(summary, path):
         plot_a.curves(summary, "hidden", path, f"Hidden width ({cfg.n_models} models, teacher {cfg.teacher_epochs} ep, "
                       f"students {cfg.distill_epochs} ep, 95% CI)", xlabel="hidden width H", logx=True)
 
-    run_and_write("topic_a_mech_hidden_width", cfg, lambda A, st: setting_sweep(A, {n: settings[n] for n in st}, memo),
-                  by=["setting", "hidden", "condition"], pairs=[], pair_by=[], plot=plot,
-                  tests=lambda df: sweep_tests(df, f"H={cfg.hidden}"),
-                  stages=[names[:k] for k in range(1, len(names) + 1)])
+    run_sweep("topic_a_mech_hidden_width", cfg, settings, ["setting", "hidden", "condition"], plot, reference=f"H={cfg.hidden}")
 
 
 if __name__ == "__main__":

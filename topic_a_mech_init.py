@@ -19,8 +19,7 @@ from dataclasses import dataclass, field
 
 from subliminal import plot_a
 from subliminal.common import UserError, cli_main
-from subliminal.experiments_a import run_and_write
-from subliminal.mech_runs import setting_sweep, sweep_tests
+from subliminal.mech_runs import run_sweep
 from subliminal.train_a import TopicAConfig
 
 
@@ -56,19 +55,14 @@ def settings(cfg: Config) -> dict[str, dict]:
 
 
 def main(cfg: Config) -> None:
-    sweep = settings(cfg)
-    names = list(sweep)
-    memo: dict = {}
-
     def plot(summary, path):
         s = summary[summary.condition != "teacher"].copy()
         s["label"] = s["setting"] + "\n" + s["condition"]
         plot_a.bars(s, path, f"Init sensitivity ({cfg.n_models} models, teacher {cfg.teacher_epochs} ep, "
                     f"students {cfg.distill_epochs} ep, 95% CI)", label_col="label")
 
-    run_and_write("topic_a_mech_init", cfg, lambda A, st: setting_sweep(A, {n: sweep[n] for n in st}, memo),
-                  by=["setting", "student_init_noise", "init", "signed_inputs", "condition"], pairs=[], pair_by=[],
-                  plot=plot, tests=lambda df: sweep_tests(df, "σ=0"), stages=[names[:k] for k in range(1, len(names) + 1)])
+    run_sweep("topic_a_mech_init", cfg, settings(cfg), ["setting", "student_init_noise", "init", "signed_inputs", "condition"],
+              plot, reference="σ=0")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ separates the factors at equal optimiser steps: distinct noise images per model 
 per-model vs shared noise, real MNIST subsets of the same sizes, and exp1's distillation-epoch curve
 under fresh noise. Each setting is compared with the reference regime by a paired test over models.
 
-    python topic_a_noise_regime.py           # full: 25 models (about 2-3 h on 2 CPU cores)
+    python topic_a_noise_regime.py           # full: 25 models (about 1.5 h on 2 free CPU cores; resumable)
     python topic_a_noise_regime.py --quick   # 5 models, 20k inputs, short curve
 
 Writes plots_a/topic_a_noise_regime.{csv,_summary.csv,_tests.csv,png,json}.
@@ -27,6 +27,8 @@ class Config(TopicAConfig):
     pool_sizes: tuple[int, ...] = field(default=(1000, 10_000, 60_000), metadata={"help": "distinct noise images per model (fixed regime)"})
     mnist_sizes: tuple[int, ...] = field(default=(1000, 10_000, 60_000), metadata={"help": "MNIST subset sizes used as distillation inputs"})
     curve_milestones: tuple[int, ...] = field(default=(1, 2, 5, 10, 20, 40), metadata={"help": "epochs for the fixed-vs-fresh curve (empty: skip)"})
+    curve_conditions: tuple[str, ...] = field(default=("student_aux",), metadata={
+        "help": "student conditions for the fresh-noise curve (add cross_aux for its control; +40 model-epochs)"})
 
     @classmethod
     def quick(cls) -> Config:
@@ -48,9 +50,11 @@ def main(cfg: Config) -> None:
                           xlabel="distillation epochs", logx=True)
 
     run_and_write("topic_a_noise_regime", cfg,
-                  lambda A: noise_regime.run(A, cfg.pool_sizes, cfg.mnist_sizes, cfg.curve_milestones),
+                  lambda A, st: noise_regime.run(A, cfg.pool_sizes, cfg.mnist_sizes, st[1], curve_conditions=cfg.curve_conditions,
+                                                 n_settings=st[0]),
                   by=["part", "setting", "condition", "distill_epochs"], pairs=[], pair_by=[], plot=plot,
-                  tests=noise_regime.tests_vs_reference)
+                  tests=noise_regime.tests_vs_reference,
+                  stages=noise_regime.stages(cfg.n_distill, cfg.pool_sizes, cfg.mnist_sizes, cfg.curve_milestones))
 
 
 if __name__ == "__main__":

@@ -41,17 +41,14 @@ from subliminal.plot_a import save_figure
 from subliminal.prompts import PAPER_ANIMALS, PLURAL
 from subliminal.results import write_csv
 from subliminal.scoring import ALL_NUMBERS
-from topic_b_utils import QUICK_OUT, finish, load, out_dir, slug
+from topic_b_utils import QUICK_OUT, LMConfig, finish, load, out_dir, slug
 
 STAT_COLS = ["best_number", "p_subliminal", "ratio_vs_no_system", "ratio_vs_random_mean", "top_n_max_ratio",
              "null_p95", "null_p_value", "ttest_t", "ttest_p", "pearson_r", "pearson_p"]
 
 
 @dataclass
-class Config:
-    model: str = field(default="smollm2-135m-instruct", metadata={"help": "asset name, HF id, dir or .gguf"})
-    device: str = field(default="auto", metadata={"help": "auto (cuda when available), cpu or cuda"})
-    out: str = field(default="plots_b", metadata={"help": "output directory"})
+class Config(LMConfig):
     animals: tuple[str, ...] = field(default=PAPER_ANIMALS, metadata={"help": "animal teachers (singular)"})
     n_samples: int = field(default=2000, metadata={"help": "completions per teacher"})
     batch_size: int = field(default=32, metadata={"help": "completions per batch (= per shard)"})

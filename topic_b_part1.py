@@ -28,14 +28,11 @@ from subliminal.entanglement import animal_to_numbers
 from subliminal.plot_b import plot_part1
 from subliminal.prompts import animal_system, baseline_prompts, build_prompt
 from subliminal.scoring import ALL_NUMBERS, score_continuations
-from topic_b_utils import QUICK_OUT, finish, load, out_dir, slug, upsert_csv
+from topic_b_utils import QUICK_OUT, LMConfig, finish, load, out_dir, slug, upsert_csv
 
 
 @dataclass
-class Config:
-    model: str = field(default="smollm2-135m-instruct", metadata={"help": "asset name, HF id, dir or .gguf"})
-    device: str = field(default="auto", metadata={"help": "auto (cuda when available), cpu or cuda"})
-    out: str = field(default="plots_b", metadata={"help": "output directory"})
+class Config(LMConfig):
     animal: str = field(default="owl", metadata={"help": "the animal of the demo"})
     questions: tuple[str, ...] = field(default=("sequence", "bird"), metadata={"help": "prompts to probe"})
     max_digits: int = field(default=3, metadata={"help": "numbers of 1..max_digits digits"})

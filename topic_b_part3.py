@@ -25,21 +25,13 @@ from subliminal.common import cli_main, seed_everything
 from subliminal.entanglement import animal_to_numbers, numbers_to_animals, top_entangled
 from subliminal.geometry import pair_table
 from subliminal.plot_b import plot_part3
-from subliminal.prompts import PAPER_ANIMALS
 from subliminal.scoring import ALL_NUMBERS
-from topic_b_utils import QUICK_OUT, finish, load, out_dir, slug, upsert_csv
+from topic_b_utils import QUICK_OUT, AnimalSweepConfig, finish, load, out_dir, slug, upsert_csv
 
 
 @dataclass
-class Config:
-    model: str = field(default="smollm2-135m-instruct", metadata={"help": "asset name, HF id, dir or .gguf"})
-    device: str = field(default="auto", metadata={"help": "auto (cuda when available), cpu or cuda"})
-    out: str = field(default="plots_b", metadata={"help": "output directory"})
-    animals: tuple[str, ...] = field(default=PAPER_ANIMALS, metadata={"help": "animals (singular)"})
-    top_k: int = field(default=10, metadata={"help": "top entangled / top cosine numbers per animal"})
-    n_random: int = field(default=100, metadata={"help": "random numbers for the P(animal) reference"})
+class Config(AnimalSweepConfig):
     max_digits: int = field(default=3, metadata={"help": "numbers of 1..max_digits digits"})
-    seed: int = field(default=0, metadata={"help": "seed of the random-number draw"})
 
     @classmethod
     def quick(cls) -> Config:

@@ -29,14 +29,11 @@ from subliminal.entanglement import animal_statistics, animal_to_numbers, number
 from subliminal.plot_b import plot_step2
 from subliminal.prompts import ANIMALS
 from subliminal.scoring import ALL_NUMBERS
-from topic_b_utils import QUICK_OUT, finish, load, out_dir, upsert_csv
+from topic_b_utils import QUICK_OUT, LMConfig, finish, load, out_dir, upsert_csv
 
 
 @dataclass
-class Config:
-    model: str = field(default="smollm2-135m-instruct", metadata={"help": "asset name, HF id, dir or .gguf"})
-    device: str = field(default="auto", metadata={"help": "auto (cuda when available), cpu or cuda"})
-    out: str = field(default="plots_b", metadata={"help": "output directory"})
+class Config(LMConfig):
     n_animals: int = field(default=25, metadata={"help": "first n of the fixed 25-animal list"})
     max_digits: int = field(default=3, metadata={"help": "numbers of 1..max_digits digits (3: all 1,110)"})
     top_n: int = field(default=10, metadata={"help": "entangled numbers per animal for the best-of-n null"})

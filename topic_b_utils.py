@@ -9,15 +9,36 @@ from __future__ import annotations
 import os
 import re
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
 from subliminal.common import get_device
 from subliminal.lm import load_model
+from subliminal.prompts import PAPER_ANIMALS
 from subliminal.results import write_csv, write_run_json
 
 QUICK_OUT = "plots_b/quick"  # --quick never overwrites the committed full-size results
+
+
+@dataclass
+class LMConfig:
+    """The flags every single-model Topic B script shares."""
+
+    model: str = field(default="smollm2-135m-instruct", metadata={"help": "asset name, HF id, dir or .gguf"})
+    device: str = field(default="auto", metadata={"help": "auto (cuda when available), cpu or cuda"})
+    out: str = field(default="plots_b", metadata={"help": "output directory"})
+
+
+@dataclass
+class AnimalSweepConfig(LMConfig):
+    """Flags of the per-animal analyses (parts 2 and 3): which animals, how many top and random numbers."""
+
+    animals: tuple[str, ...] = field(default=PAPER_ANIMALS, metadata={"help": "animals (singular)"})
+    top_k: int = field(default=10, metadata={"help": "top entangled numbers per animal"})
+    n_random: int = field(default=100, metadata={"help": "random numbers (drawn from the 1,110) for the reference"})
+    seed: int = field(default=0, metadata={"help": "seed of the random-number draw"})
 
 
 def slug(name: str) -> str:

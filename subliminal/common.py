@@ -67,7 +67,7 @@ def parse_config(config_cls: type[T], argv: Sequence[str] | None = None, descrip
     are applied, and `validate()` which raises UserError.
     """
     hints = typing.get_type_hints(config_cls)
-    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     has_quick = hasattr(config_cls, "quick")
     if has_quick:
         parser.add_argument("--quick", action="store_true", help="small configuration that finishes in about a minute")
@@ -104,7 +104,7 @@ def parse_config(config_cls: type[T], argv: Sequence[str] | None = None, descrip
 def cli_main(main_fn: Callable[[T], Any], config_cls: type[T], argv: Sequence[str] | None = None) -> None:
     """Parse the config, run `main_fn(cfg)`, and turn UserError into one line on stderr + exit 2."""
     doc = sys.modules.get(getattr(main_fn, "__module__", ""), None)
-    description = (doc.__doc__ or "").strip().splitlines()[0] if doc is not None and doc.__doc__ else None
+    description = (doc.__doc__ or "").strip() if doc is not None and doc.__doc__ else None
     try:
         cfg = parse_config(config_cls, argv, description=description)
         main_fn(cfg)

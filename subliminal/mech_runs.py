@@ -16,6 +16,7 @@ from scipy import stats
 
 from .cache import config_hash
 from .engine import ParallelMLP
+from .experiments_a import run_and_write
 from .mechanisms import readout_norm_ratio, similarity, students_at, update_alignment
 from .probes import probe_accuracy
 from .stats import mean_ci, paired_test
@@ -173,6 +174,17 @@ def setting_sweep(A: TopicA, settings: dict[str, dict], memo: dict, conditions: 
             df.insert(1 + i, k, v)
         memo[name] = df
     return pd.concat([memo[n] for n in settings], ignore_index=True)
+
+
+def run_sweep(name: str, cfg, sweep: dict[str, dict], by: Sequence[str], plot, reference: str,
+              extra: dict | None = None, **sweep_kw) -> pd.DataFrame:
+    """A topic_a_mech_* one-knob sweep end to end: each setting in order, outputs rewritten after each
+    (a stopped run leaves honest partial results), paired tests against the `reference` setting."""
+    names = list(sweep)
+    memo: dict = {}
+    return run_and_write(name, cfg, lambda A, st: setting_sweep(A, {n: sweep[n] for n in st}, memo, **sweep_kw),
+                         by=list(by), pairs=[], pair_by=[], plot=plot, tests=lambda df: sweep_tests(df, reference),
+                         stages=[names[:k] for k in range(1, len(names) + 1)], extra=extra)
 
 
 def sweep_tests(df: pd.DataFrame, reference: str | None = None) -> pd.DataFrame:

@@ -40,13 +40,22 @@ def settings(A: TopicA, pool_sizes: Sequence[int], mnist_sizes: Sequence[int]) -
     return out
 
 
+ORDER = ("noise fresh shared", "noise fresh per-model")
+
+
 def run(A: TopicA, pool_sizes: Sequence[int], mnist_sizes: Sequence[int], curve_milestones: Sequence[int],
-        conditions: Sequence[str] = ("student_aux", "cross_aux")) -> pd.DataFrame:
+        conditions: Sequence[str] = ("student_aux", "cross_aux"),
+        curve_conditions: Sequence[str] = ("student_aux", "cross_aux"),
+        n_settings: int | None = None) -> pd.DataFrame:
+    """All regime settings (or the first `n_settings` of them, in `setting_names` order), then the curve."""
     c = A.cfg
     teacher = A.teacher(c.teacher_epochs)
     parts = []
-    for name, src in settings(A, pool_sizes, mnist_sizes).items():
-        df = A.distill(c.teacher_epochs, conditions, [c.distill_epochs], src, teacher=teacher)
+    srcs = settings(A, pool_sizes, mnist_sizes)
+    names = setting_names(c.n_distill, pool_sizes, mnist_sizes)
+    assert set(names) == set(srcs), "setting_names and settings disagree"
+    for name in names[:n_settings]:
+        df = A.distill(c.teacher_epochs, conditions, [c.distill_epochs], srcs[name], teacher=teacher)
         df.insert(0, "part", "regime")
         df.insert(1, "setting", name)
         parts.append(df)
@@ -54,13 +63,32 @@ def run(A: TopicA, pool_sizes: Sequence[int], mnist_sizes: Sequence[int], curve_
         curve_sources = settings(A, [c.n_distill], [])
         for name in (reference_name(c.n_distill), "noise fresh per-model"):
             src = curve_sources[name]
-            df = A.distill(c.teacher_epochs, conditions, curve_milestones, src, teacher=teacher)
+            # the reference curve is exp1's (cached with both conditions); the fresh one may be thinner
+            conds = conditions if name == reference_name(c.n_distill) else curve_conditions
+            df = A.distill(c.teacher_epochs, conds, curve_milestones, src, teacher=teacher)
             df.insert(0, "part", "curve")
             df.insert(1, "setting", name)
             parts.append(df)
     out = pd.concat(parts, ignore_index=True)
     out.attrs["n_distill"] = c.n_distill
     return out
+
+
+def setting_names(n_distill: int, pool_sizes: Sequence[int], mnist_sizes: Sequence[int]) -> list[str]:
+    """Settings in run order: the reference first, then fresh noise (the issue's headline contrast), then the rest."""
+    names = [f"noise fixed {_k(k)} {tag}" for tag in ("per-model", "shared") for k in pool_sizes]
+    names += ["noise fresh per-model", "noise fresh shared"] + [f"mnist {_k(k)}" for k in mnist_sizes]
+    ref = reference_name(n_distill)
+    first = [n for n in (ref, *ORDER) if n in names]
+    return first + [n for n in names if n not in first]
+
+
+def stages(n_distill: int, pool_sizes: Sequence[int], mnist_sizes: Sequence[int],
+           curve_milestones: Sequence[int]) -> list[tuple[int, tuple[int, ...]]]:
+    """Checkpoints for partial outputs: (settings done, curve milestones done), one per setting, then one per milestone."""
+    n = len(setting_names(n_distill, pool_sizes, mnist_sizes))
+    ms = sorted(curve_milestones)
+    return [(i, ()) for i in range(1, n + 1)] + [(n, tuple(ms[:j])) for j in range(1, len(ms) + 1)]
 
 
 def tests_vs_reference(df: pd.DataFrame) -> pd.DataFrame:
