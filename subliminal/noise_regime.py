@@ -91,16 +91,30 @@ def stages(n_distill: int, pool_sizes: Sequence[int], mnist_sizes: Sequence[int]
     return [(i, ()) for i in range(1, n + 1)] + [(n, tuple(ms[:j])) for j in range(1, len(ms) + 1)]
 
 
+def contrast_pairs(names: Sequence[str]) -> list[tuple[str, str]]:
+    """The issue's specific contrasts among the settings present: shared vs per-model (same pool), and real
+    MNIST vs uniform noise at the same number of distinct images per model."""
+    have = set(names)
+    pairs = []
+    for n in names:
+        if n.startswith("noise ") and n.endswith(" shared") and n.replace(" shared", " per-model") in have:
+            pairs.append((n, n.replace(" shared", " per-model")))
+    for n in names:
+        if n.startswith("mnist ") and f"noise fixed {n[6:]} per-model" in have:
+            pairs.append((n, f"noise fixed {n[6:]} per-model"))
+    return pairs
+
+
 def tests_vs_reference(df: pd.DataFrame) -> pd.DataFrame:
-    """Paired test of every setting's aux-only students against the reference regime (same models)."""
+    """Paired tests of aux-only students (same models): every setting against the reference regime at the
+    same distillation length, then the contrasts of `contrast_pairs` (column `b` names the comparison)."""
     rows = []
     ref_name = reference_name(int(df.attrs.get("n_distill", 60_000)))
     for (part, ep), g in df[df.condition == "student_aux"].groupby(["part", "distill_epochs"]):
-        ref = g[g.setting == ref_name].sort_values("model").accuracy
-        if ref.empty:
-            continue
-        for setting, h in g.groupby("setting"):
-            if setting != ref_name:
-                rows.append({"part": part, "distill_epochs": ep, "a": setting, "b": ref_name,
-                             **paired_test(h.sort_values("model").accuracy, ref)})
+        acc = {name: h.sort_values("model").accuracy.to_numpy() for name, h in g.groupby("setting")}
+        if ref_name in acc:
+            rows += [{"part": part, "distill_epochs": ep, "a": name, "b": ref_name, **paired_test(a, acc[ref_name])}
+                     for name, a in acc.items() if name != ref_name]
+        rows += [{"part": part, "distill_epochs": ep, "a": a, "b": b, **paired_test(acc[a], acc[b])}
+                 for a, b in contrast_pairs(list(acc)) if b != ref_name]
     return pd.DataFrame(rows)
