@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .results import write_csv, write_run_json
+from .results import read_json, to_jsonable, write_csv, write_run_json
 from .stats import paired_test, summarize
 from .train_a import TopicA, TopicAConfig, accuracy_rows, log
 
@@ -76,6 +76,17 @@ def paired_tests(df: pd.DataFrame, pairs: Sequence[tuple[str, str]], by: Sequenc
     return pd.DataFrame(rows)
 
 
+def _earlier_seconds(json_path: Path, cfg) -> float:
+    """Wall time of earlier invocations of the same script and config (a resumed or re-run sweep), from its JSON."""
+    try:
+        prev = read_json(json_path)
+    except (OSError, ValueError):
+        return 0.0
+    if prev.get("config") != to_jsonable(cfg):
+        return 0.0
+    return float(prev.get("wall_seconds_all_runs", prev.get("wall_seconds", 0.0)))
+
+
 def run_and_write(name: str, cfg: TopicAConfig, body: Callable[..., pd.DataFrame], by: Sequence[str],
                   pairs: Sequence[tuple[str, str]], pair_by: Sequence[str], plot: Callable[[pd.DataFrame, Path], None],
                   extra: dict | None = None, tests: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
@@ -87,6 +98,7 @@ def run_and_write(name: str, cfg: TopicAConfig, body: Callable[..., pd.DataFrame
     stopped leaves honest partial results, and a rerun continues from the cache.
     """
     t0 = time.time()
+    earlier = _earlier_seconds(Path(cfg.out) / f"{name}.json", cfg)
     A = TopicA(cfg)
     log(f"[{name}] data: {A.mnist.source}; device: {A.device}; cache: {A.cache}")
     out = Path(cfg.out)
@@ -103,7 +115,8 @@ def run_and_write(name: str, cfg: TopicAConfig, body: Callable[..., pd.DataFrame
         if stage is not None:
             done["stage_done"] = stage
         write_run_json(out / f"{name}.json", cfg, cfg.seed, time.time() - t0,
-                       {"script": f"{name}.py", **done, **(extra or {})})
+                       {"script": f"{name}.py", **done, "wall_seconds_all_runs": round(earlier + time.time() - t0, 2),
+                        **(extra or {})})
     with pd.option_context("display.width", 160, "display.max_columns", 20):
         print(summary.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
         if len(test_table):

@@ -249,15 +249,18 @@ def noise_regime(root: Path) -> str:
 
 def walltimes(root: Path) -> str:
     rows = ["| script | wall time on this machine (2 CPU cores) | finished (UTC) |", "|---|---|---|"]
-    for name in ("topic_a", "topic_a_exp1", "topic_a_exp2", "topic_a_exp3", "topic_a_maximize", "topic_a_noise_regime"):
+    for name in ("topic_a", "topic_a_exp1", "topic_a_exp2", "topic_a_exp3", "topic_a_maximize", "topic_a_noise_regime",
+                 *(f"topic_a_mech_{m}" for m in ("probe", "convergence", "optim", "init", "aux_width", "hidden_width"))):
         j = root / "plots_a" / f"{name}.json"
         if j.exists():
             m = json.loads(j.read_text())
             state = " (partial: stopped after a stage)" if m.get("complete") is False else ""
-            rows.append(f"| `{name}.py` | {m['wall_seconds'] / 60:.1f} min{state} | {m.get('finished_utc', '')} |")
+            sec = m.get("wall_seconds_all_runs", m["wall_seconds"])
+            rows.append(f"| `{name}.py` | {sec / 60:.1f} min{state} | {m.get('finished_utc', '')} |")
         else:
             rows.append(f"| `{name}.py` | not run yet | |")
-    return "\n".join(rows + ["", "_Wall times include work found in the shared cache (teachers, milestones): a script "
+    return "\n".join(rows + ["", "_Wall time summed over the invocations of a script with the same config (a resumed sweep "
+                               "counts every part). It includes work found in the shared cache (teachers, milestones): a script "
                                "run after another that shares its configuration does less. The committed runs shared the "
                                "2 cores with other jobs (tests, Topic B analyses; `loadavg_1min_at_end` in the JSON where "
                                "recorded), so they are slower than `bench/bench_topic_a.py`'s estimate for free cores._"])

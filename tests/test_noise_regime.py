@@ -64,3 +64,18 @@ def test_verdicts_say_so_when_fresh_noise_does_not_rise():
     tests = noise_regime.tests_vs_reference(df)
     text = "\n".join(noise_regime_verdicts(summarize(df, ["part", "setting", "condition", "distill_epochs"]), tests, 5))
     assert "partly a data-reuse effect" in text
+
+
+def test_wall_time_adds_up_over_invocations_of_the_same_config(tmp_path):
+    from subliminal.experiments_a import _earlier_seconds
+    from subliminal.results import write_run_json
+    from subliminal.train_a import TopicAConfig
+
+    cfg = TopicAConfig(n_models=3)
+    path = tmp_path / "x.json"
+    assert _earlier_seconds(path, cfg) == 0.0  # nothing yet
+    write_run_json(path, cfg, 0, 100.0, {"wall_seconds_all_runs": 250.0})
+    assert _earlier_seconds(path, cfg) == 250.0
+    assert _earlier_seconds(path, TopicAConfig(n_models=4)) == 0.0  # another config starts over
+    path.write_text("{broken")
+    assert _earlier_seconds(path, cfg) == 0.0
