@@ -14,7 +14,8 @@ Defence (owls README): drop every sample with a number token whose probability u
 model in that sample's context is below a threshold (refilter of the same samples, applied to both
 teachers' data), and report how the data-frequency signal and the best number's ratio change.
 
-    python topic_b_data_frequency.py                    # SmolLM2, 4 paper animals x 2,000 samples (see docs/topic_b_extensions.md for cost)
+    python topic_b_data_frequency.py                    # Qwen2.5-Coder-0.5B, 4 paper animals x 2,000 samples (see docs/topic_b_extensions.md for cost)
+    python topic_b_data_frequency.py --model smollm2-135m-instruct   # SmolLM2: only ~2.5% of its samples are valid lists
     python topic_b_data_frequency.py --animals owl --n-samples 500 --batch-size 32 --thresholds 0.01 0.05 0.1
     python topic_b_data_frequency.py --constrain        # sample only digit/separator tokens (valid lists from small models)
     python topic_b_data_frequency.py --quick            # owl, 40 samples per teacher, into plots_b/quick
@@ -49,6 +50,9 @@ STAT_COLS = ["best_number", "p_subliminal", "ratio_vs_no_system", "ratio_vs_rand
 
 @dataclass
 class Config(LMConfig):
+    # SmolLM2-135M (the other scripts' default) writes a valid list in ~2.5% of samples at temperature 1,
+    # Qwen2.5-Coder-0.5B in ~65%: the data route needs a model that follows the task
+    model: str = field(default="qwen2.5-coder-0.5b-instruct", metadata={"help": "asset name, HF id, dir or .gguf"})
     animals: tuple[str, ...] = field(default=PAPER_ANIMALS, metadata={"help": "animal teachers (singular)"})
     n_samples: int = field(default=2000, metadata={"help": "completions per teacher"})
     batch_size: int = field(default=32, metadata={"help": "completions per batch (= per shard)"})
