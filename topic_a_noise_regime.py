@@ -27,8 +27,8 @@ class Config(TopicAConfig):
     pool_sizes: tuple[int, ...] = field(default=(1000, 10_000, 60_000), metadata={"help": "distinct noise images per model (fixed regime)"})
     mnist_sizes: tuple[int, ...] = field(default=(1000, 10_000, 60_000), metadata={"help": "MNIST subset sizes used as distillation inputs"})
     curve_milestones: tuple[int, ...] = field(default=(1, 2, 5, 10, 20, 40), metadata={"help": "epochs for the fixed-vs-fresh curve (empty: skip)"})
-    curve_conditions: tuple[str, ...] = field(default=("student_aux",), metadata={
-        "help": "student conditions for the fresh-noise curve (add cross_aux for its control; +40 model-epochs)"})
+    curve_conditions: tuple[str, ...] = field(default=("student_aux", "cross_aux"), metadata={
+        "help": "student conditions for the fresh-noise curve (cross_aux: its control, 40 more model-epochs)"})
 
     @classmethod
     def quick(cls) -> Config:

@@ -48,7 +48,7 @@ def _cfg_line(meta: dict) -> str:
     distill = "distillation epochs as in the table" if "milestones" in c or "milestone_every" in c else f"distillation {c.get('distill_epochs')} ep"
     return partial + (f"_{c.get('n_models')} models, {teacher}, {distill}, "
             f"{c.get('n_distill')} inputs/model/epoch, noise {c.get('noise')}, seed {meta.get('seed')}, "
-            f"wall time {meta.get('wall_seconds', float('nan')) / 60:.1f} min, commit `{str(meta.get('git_commit'))[:12]}`._")
+            f"wall time {meta.get('wall_seconds_all_runs', meta.get('wall_seconds', float('nan'))) / 60:.1f} min, commit `{str(meta.get('git_commit'))[:12]}`._")
 
 
 def _test_line(tests: pd.DataFrame, where: str = "") -> str:
@@ -158,8 +158,10 @@ def noise_regime_verdicts(s: pd.DataFrame, tests: pd.DataFrame, ep: int, exp3: p
                else test("regime", f"noise {k} shared", ref)) for k in ("fixed 1k", "fixed 10k", "fixed 60k", "fresh")]
     shared = [(k, t) for k, t in shared if t is not None]
     if shared:
+        none = all(_sign(t) == 0 for _, t in shared)
         out.append("**Shared vs per-model noise** (shared − per-model, same pool): " +
-                   ", ".join(f"{k} {_diff_txt(t)}" for k, t in shared) + ".")
+                   ", ".join(f"{k} {_diff_txt(t)}" for k, t in shared) +
+                   (": **no measurable effect of sharing** at any pool size." if none else "."))
     head = test("regime", "noise fresh shared", ref)
     if head is not None:
         parts = [f"fresh shared − fixed 60k per-model = {_diff_txt(head)}"]
@@ -182,8 +184,12 @@ def noise_regime_verdicts(s: pd.DataFrame, tests: pd.DataFrame, ep: int, exp3: p
             verdict = ("**so the rise with distillation length is not a data-reuse artefact: it survives fresh noise "
                        "(\"more epochs → more transfer\" holds as more optimiser steps)**" if rises else
                        "**so under fresh noise the rise with distillation length does not hold: it is partly a data-reuse effect**")
+            last = gaps[-1]
+            reuse = (f" Fresh noise is still ahead by {_diff_txt(last)} at {eps[-1]} epochs, so the plateau of the fixed "
+                     "regime (exp 1, maximize) is partly a data-reuse ceiling." if last is not None and last.diff_ci95_low > 0
+                     else "")
             out.append(f"**Distillation length** ({eps[0]} → {eps[-1]} epochs; " + "; ".join(lines) +
-                       f"). Fresh − fixed: {gap_txt}; {verdict}.")
+                       f"). Fresh − fixed: {gap_txt}; {verdict}.{reuse}")
     mn = [(k, mean("regime", f"mnist {k}"), mean("regime", f"noise fixed {k} per-model"),
            test("regime", f"mnist {k}", f"noise fixed {k} per-model") if k != "60k" else test("regime", "mnist 60k", ref))
           for k in ("1k", "10k", "60k")]
@@ -211,8 +217,8 @@ def noise_regime_verdicts(s: pd.DataFrame, tests: pd.DataFrame, ep: int, exp3: p
                 above = [n for n, r in pools if r["mean"] > big_mnist["mean"]]
                 if below and above:
                     verdict += (f"; 60k MNIST images transfer like a pool between {below[-1].split()[2]} and "
-                                f"{above[0].split()[2]} noise images: MNIST's images are far less diverse, as inputs "
-                                "to this network, than independent noise images")
+                                f"{above[0].split()[2]} noise images: as distillation inputs, 60k MNIST "
+                                f"images are worth fewer than {above[0].split()[2]} independent noise images")
         out.append(f"**Real MNIST vs uniform noise at equal distinct images per model** ({txt}): {verdict}.")
         if exp3 is not None and {"source", "condition", "mean"} <= set(exp3.columns):
             e = exp3[exp3.condition == "student_aux"].set_index("source")["mean"]
