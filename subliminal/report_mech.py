@@ -248,6 +248,12 @@ def optim(root: Path) -> str:
         norm_txt = f", digit-readout norm {np.nanmean(norm):.2f}× its init" if norm is not None and norm.notna().any() else ""
         notes.append(f"wd = {r.weight_decay:g} at the teacher's lr: student {r.student:.1%}{norm_txt}; transfer "
                      f"{r.transfer:+.1%}" + (" (CI includes 0)" if r.transfer_sign <= 0 else "") + ".")
+    norms = [np.nanmean(df[(df.setting == r.setting) & (df.condition == "student_aux")]["readout_norm"])
+             for r in wd.itertuples()] if "readout_norm" in df else []
+    if len(norms) > 1 and max(norms) - min(norms) < 0.02:
+        notes.append(f"The digit readout ends at the same {np.mean(norms):.2f}× its init norm for every decay: its only gradient "
+                     "is the decay term, which Adam normalises, so each readout weight moves by about lr per step toward 0 "
+                     "whatever the decay (torch Adam's coupled L2; AdamW's decoupled decay would scale with it).")
     peer = means[np.isclose(means.weight_decay, 1e-4) & np.isclose(means.lr, means.lr.iloc[0])]
     if len(peer):
         r = peer.iloc[0]
