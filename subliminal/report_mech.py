@@ -31,6 +31,11 @@ def _load(root: Path, name: str):
     return pd.read_csv(d / f"{name}.csv"), tests, (json.loads(j.read_text()) if j.exists() else {})
 
 
+def _paras(notes: list[str]) -> list[str]:
+    """Markdown paragraphs: a blank line after each note."""
+    return [x for n in notes for x in (n, "")][:-1]
+
+
 def _ci(values, fmt=pct) -> str:
     m, lo, hi = mean_ci(np.asarray(values, float))
     return "—" if np.isnan(m) else fmt(m, lo, hi)
@@ -105,7 +110,7 @@ def convergence(root: Path) -> str:
     else:
         verdict = ""
     ms = ", ".join(str(m) for m in sorted(df.distill_epochs.unique()))
-    return "\n".join(rows + ["", verdict, "", *notes, "", corr, "", _cfg_line(meta), "", f"_Milestones measured: {ms}._"])
+    return "\n".join(rows + ["", verdict, "", *_paras(notes), "", corr, "", _cfg_line(meta), "", f"_Milestones measured: {ms}._"])
 
 
 # ---------------------------------------------------------------------- probes
@@ -150,7 +155,7 @@ def probe(root: Path) -> str:
                      f"at {_ci(m)} (chance 10%), {_diff(ghost)} over the reference's: "
                      + ("**consistent with the seed's mechanism 2** (ghost logits carry digit information)."
                         if _sign(ghost) > 0 else "no evidence for the seed's mechanism 2."))
-    return "\n".join(rows + ["", *notes, "", _cfg_line(meta)])
+    return "\n".join(rows + ["", *_paras(notes), "", _cfg_line(meta)])
 
 
 # ---------------------------------------------------------------------- one-knob sweeps
@@ -231,7 +236,26 @@ def init(root: Path) -> str:
                          for r in schemes.itertuples())
         notes.append(f"Transfer (student − cross) with the other init/input choices — {kept}; reference init, [-1,1] "
                      f"inputs: {noise.transfer.iloc[0]:+.1%}." if len(noise) else f"Transfer: {kept}.")
-    return "\n".join(rows + ["", *notes, "", _cfg_line(meta)])
+        notes += _which_factor(means)
+    return "\n".join(rows + ["", *_paras(notes), "", _cfg_line(meta)])
+
+
+def _which_factor(means: pd.DataFrame) -> list[str]:
+    """Init scheme × input range: which single change from the reference removes the transfer."""
+    t = {r.setting: r for r in means.itertuples()}
+    base, rng, init = t.get("σ=0"), t.get("reference init, [0,1) inputs"), t.get("torch init, [-1,1] inputs")
+    if base is None or rng is None or init is None or base.transfer_sign <= 0:
+        return []
+    lost_rng, lost_init = base.transfer - rng.transfer, base.transfer - init.transfer
+    if lost_rng > 2 * lost_init:
+        who = "**the input range carries the effect**, not the init scheme"
+    elif lost_init > 2 * lost_rng:
+        who = "**the init scheme carries the effect**, not the input range"
+    else:
+        who = "both factors matter comparably"
+    return [f"One change at a time from the reference: [0, 1) inputs cut the transfer by {lost_rng:.1%}, PyTorch's init by "
+            f"{lost_init:.1%}, so {who} (inputs and noise both on [0, 1): this does not separate the images' range from "
+            "the noise's)."]
 
 
 def optim(root: Path) -> str:
@@ -266,7 +290,7 @@ def optim(root: Path) -> str:
         notes.append("The peer's report (wd = 1e-4 alone collapses transfer to ~12%) is " + verdict + ". Adam's L2 term "
                      "acts on the digit readout, which gets no gradient from the ghost loss: the norm column shows how much "
                      "of it decay erased.")
-    return "\n".join(rows + ["", *notes, "", _cfg_line(meta)])
+    return "\n".join(rows + ["", *_paras(notes), "", _cfg_line(meta)])
 
 
 def tables(root: Path) -> dict[str, str]:
