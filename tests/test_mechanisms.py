@@ -127,3 +127,18 @@ def test_report_tables_after_the_scripts(script_out):
         assert got[key].startswith("|") and "Not run yet" not in got[key], (key, got[key][:300])
     missing = tables(script_out / "nowhere")
     assert "python topic_a_mech_probe.py" in missing["a_mech_probe"]
+
+
+def test_init_report_names_the_factor_that_removes_transfer():
+    import pandas as pd
+
+    from subliminal.report_mech import _which_factor
+
+    def row(name, transfer):
+        return {"setting": name, "transfer": transfer, "transfer_sign": 1 if transfer > 0.02 else 0}
+
+    means = pd.DataFrame([row("σ=0", 0.45), row("reference init, [0,1) inputs", 0.02), row("torch init, [-1,1] inputs", 0.33)])
+    assert "input range carries the effect" in _which_factor(means)[0]
+    means = pd.DataFrame([row("σ=0", 0.45), row("reference init, [0,1) inputs", 0.40), row("torch init, [-1,1] inputs", 0.05)])
+    assert "init scheme carries the effect" in _which_factor(means)[0]
+    assert _which_factor(means[means.setting != "torch init, [-1,1] inputs"]) == []  # needs both one-change settings
