@@ -203,6 +203,13 @@ def _width(root: Path, key: str, x: str, label: str, claim: str, claim_sign: int
         verdict = f"{trend}: **contradicts {claim}**."
     else:
         verdict = f"{trend}: no clear monotone trend with {label}, so neither confirms nor contradicts {claim}."
+    m = means.sort_values(x).reset_index(drop=True)
+    k = int(m.transfer.idxmax()) if m.transfer.notna().any() else 0
+    if 0 < k < len(m) - 1:
+        tail = m.transfer.iloc[k:].to_numpy()
+        shape = "falls at every step" if np.all(np.diff(tail) < 0) else "does not fall monotonically"
+        verdict += (f" The transfer peaks inside the range, at {x} = {m[x].iloc[k]:g} ({m.transfer.iloc[k]:+.1%}), and above it "
+                    f"{shape} ({', '.join(f'{v:g}: {t:+.1%}' for v, t in zip(m[x].iloc[k:], tail))}).")
     return "\n".join(rows + ["", verdict, "", _cfg_line(meta)])
 
 
