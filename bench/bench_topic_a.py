@@ -136,12 +136,9 @@ def main() -> None:
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "threads": torch.get_num_threads(),
     }
-    # also kept beside the script (with the machine's state) so README's speed table is generated, not typed
-    from subliminal.results import atomic_write_text, versions
+    from subliminal.results import write_bench_json
 
-    record = {**out, "loadavg_1min_at_start": LOAD_AT_START, "versions": versions(),
-              "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    atomic_write_text(Path(__file__).with_suffix(".json"), json.dumps(record, indent=1) + "\n")
+    write_bench_json(__file__, out, LOAD_AT_START)
     print(json.dumps(out))
 
 

@@ -97,12 +97,9 @@ def main() -> dict:
             out["full_analysis_how"] = "measured wall time of topic_b_step2_extended.py (plots_b JSON)"
     out["estimated_full_analysis_seconds"] = round(est, 1)
     out["estimated_how"] = "27 trie runs (25 animals + 2 baselines) + number->animal estimate, this run"
-    # also kept beside the script (with the machine's state) so README's speed table is generated, not typed
-    from subliminal.results import atomic_write_text, versions
+    from subliminal.results import write_bench_json
 
-    record = {**out, "loadavg_1min_at_start": LOAD_AT_START, "versions": versions(),
-              "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    atomic_write_text(Path(__file__).with_suffix(".json"), json.dumps(record, indent=1) + "\n")
+    write_bench_json(__file__, out, LOAD_AT_START)
     print(json.dumps(out))
     return out
 

@@ -117,12 +117,20 @@ def exp3(root: Path) -> str:
     return "\n".join(rows + ["", _cfg_line(meta)])
 
 
-def _diff_txt(t) -> str:
-    return f"{t.mean_diff:+.1%} [{t.diff_ci95_low:+.1%}, {t.diff_ci95_high:+.1%}]"
+def _diff(t, fmt: str = "pct", p: bool = True) -> str:
+    """A paired test (dict or row) as 'mean diff [95% CI], p = …'."""
+    f = (lambda v: f"{v:+.1%}") if fmt == "pct" else (lambda v: f"{v:+.3f}")
+    return f"{f(t['mean_diff'])} [{f(t['diff_ci95_low'])}, {f(t['diff_ci95_high'])}]" + (f", p = {t['t_p']:.2g}" if p else "")
 
 
 def _sign(t) -> int:
-    return 0 if t is None else (1 if t.diff_ci95_low > 0 else -1 if t.diff_ci95_high < 0 else 0)
+    """+1 / −1 when the paired 95% CI excludes 0 on that side, else 0 (also for no test)."""
+    return 0 if t is None else (1 if t["diff_ci95_low"] > 0 else -1 if t["diff_ci95_high"] < 0 else 0)
+
+
+def _paras(notes: list[str]) -> list[str]:
+    """Markdown paragraphs: a blank line after each note."""
+    return [x for n in notes for x in (n, "")][:-1]
 
 
 def noise_regime_verdicts(s: pd.DataFrame, tests: pd.DataFrame, ep: int, exp3: pd.DataFrame | None = None) -> list[str]:
@@ -153,22 +161,21 @@ def noise_regime_verdicts(s: pd.DataFrame, tests: pd.DataFrame, ep: int, exp3: p
                  "falls as distinct images grow" if all(b < a for a, b in zip(ms, ms[1:])) else "is not monotone in distinct images")
         out.append(f"**Distinct images per model (per-model noise, {ep} ep, equal optimiser steps).** Aux-only students: " +
                    ", ".join(f"{n.replace('noise ', '').replace(' per-model', '')} {m_txt(r)}" for n, r in pools) +
-                   f". Transfer {trend}" + (f"; fresh − fixed 60k: {_diff_txt(fresh)}" if fresh is not None else "") + ".")
-    shared = [(k, test("regime", f"noise {k} shared", f"noise {k} per-model") if f"noise {k} per-model" != ref
-               else test("regime", f"noise {k} shared", ref)) for k in ("fixed 1k", "fixed 10k", "fixed 60k", "fresh")]
+                   f". Transfer {trend}" + (f"; fresh − fixed 60k: {_diff(fresh, p=False)}" if fresh is not None else "") + ".")
+    shared = [(k, test("regime", f"noise {k} shared", f"noise {k} per-model")) for k in ("fixed 1k", "fixed 10k", "fixed 60k", "fresh")]
     shared = [(k, t) for k, t in shared if t is not None]
     if shared:
         none = all(_sign(t) == 0 for _, t in shared)
         out.append("**Shared vs per-model noise** (shared − per-model, same pool): " +
-                   ", ".join(f"{k} {_diff_txt(t)}" for k, t in shared) +
+                   ", ".join(f"{k} {_diff(t, p=False)}" for k, t in shared) +
                    (": **no measurable effect of sharing** at any pool size." if none else "."))
     head = test("regime", "noise fresh shared", ref)
     if head is not None:
-        parts = [f"fresh shared − fixed 60k per-model = {_diff_txt(head)}"]
+        parts = [f"fresh shared − fixed 60k per-model = {_diff(head, p=False)}"]
         f = test("regime", "noise fresh per-model", ref)
         sh = test("regime", "noise fresh shared", "noise fresh per-model")
         if f is not None and sh is not None:
-            parts.append(f"of which fresh vs fixed (per-model) {_diff_txt(f)} and sharing the batch (fresh) {_diff_txt(sh)}")
+            parts.append(f"of which fresh vs fixed (per-model) {_diff(f, p=False)} and sharing the batch (fresh) {_diff(sh, p=False)}")
         out.append("**The two implementations of the issue:** " + "; ".join(parts) + ".")
     curve = st[st.part == "curve"]
     if len(curve):
@@ -178,24 +185,23 @@ def noise_regime_verdicts(s: pd.DataFrame, tests: pd.DataFrame, ep: int, exp3: p
             lines = [f"{n.replace('noise ', '').replace(' per-model', '')}: " + " → ".join(f"{r['mean']:.1%}" for r in rs)
                      for n, rs in by.items()]
             gaps = [test("curve", "noise fresh per-model", ref, e) for e in eps]
-            gap_txt = ", ".join(f"{e} ep {_diff_txt(t)}" for e, t in zip(eps, gaps) if t is not None)
+            gap_txt = ", ".join(f"{e} ep {_diff(t, p=False)}" for e, t in zip(eps, gaps) if t is not None)
             fr = [r["mean"] for r in by["noise fresh per-model"]]
             rises = fr[-1] > fr[0] and by["noise fresh per-model"][-1].ci95_low > by["noise fresh per-model"][0].ci95_high
             verdict = ("**so the rise with distillation length is not a data-reuse artefact: it survives fresh noise "
                        "(\"more epochs → more transfer\" holds as more optimiser steps)**" if rises else
                        "**so under fresh noise the rise with distillation length does not hold: it is partly a data-reuse effect**")
             last = gaps[-1]
-            reuse = (f" Fresh noise is still ahead by {_diff_txt(last)} at {eps[-1]} epochs, so the plateau of the fixed "
+            reuse = (f" Fresh noise is still ahead by {_diff(last, p=False)} at {eps[-1]} epochs, so the plateau of the fixed "
                      "regime (exp 1, maximize) is partly a data-reuse ceiling." if last is not None and last.diff_ci95_low > 0
                      else "")
             out.append(f"**Distillation length** ({eps[0]} → {eps[-1]} epochs; " + "; ".join(lines) +
                        f"). Fresh − fixed: {gap_txt}; {verdict}.{reuse}")
     mn = [(k, mean("regime", f"mnist {k}"), mean("regime", f"noise fixed {k} per-model"),
-           test("regime", f"mnist {k}", f"noise fixed {k} per-model") if k != "60k" else test("regime", "mnist 60k", ref))
-          for k in ("1k", "10k", "60k")]
+           test("regime", f"mnist {k}", f"noise fixed {k} per-model")) for k in ("1k", "10k", "60k")]
     mn = [x for x in mn if x[1] is not None and x[2] is not None]
     if mn:
-        txt = ", ".join(f"{k}: MNIST {m_txt(a)} vs noise {m_txt(b)}" + (f" ({_diff_txt(t)})" if t is not None else "")
+        txt = ", ".join(f"{k}: MNIST {m_txt(a)} vs noise {m_txt(b)}" + (f" ({_diff(t, p=False)})" if t is not None else "")
                         for k, a, b, t in mn)
         signs = {k: _sign(t) for k, _, _, t in mn}
         small_noise = mean("regime", "noise fixed 1k per-model")
@@ -250,7 +256,7 @@ def noise_regime(root: Path) -> str:
     exp3 = _load(root, "topic_a_exp3")
     notes = noise_regime_verdicts(s, tests, int(meta.get("config", {}).get("distill_epochs", 5)),
                                   exp3[0] if exp3 is not None else None)
-    return "\n".join(rows + [""] + [x for n in notes for x in (n, "")] + [_cfg_line(meta)])
+    return "\n".join(rows + ["", *_paras(notes), "", _cfg_line(meta)])
 
 
 def walltimes(root: Path) -> str:

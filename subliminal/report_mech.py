@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from .report_a import _cfg_line, _not_run, pct
+from .report_a import _cfg_line, _diff, _not_run, _paras, _sign, pct
 from .stats import mean_ci, paired_test
 
 MECH = {"a_mech_convergence": "topic_a_mech_convergence", "a_mech_probe": "topic_a_mech_probe",
@@ -31,11 +31,6 @@ def _load(root: Path, name: str):
     return pd.read_csv(d / f"{name}.csv"), tests, (json.loads(j.read_text()) if j.exists() else {})
 
 
-def _paras(notes: list[str]) -> list[str]:
-    """Markdown paragraphs: a blank line after each note."""
-    return [x for n in notes for x in (n, "")][:-1]
-
-
 def _ci(values, fmt=pct) -> str:
     m, lo, hi = mean_ci(np.asarray(values, float))
     return "—" if np.isnan(m) else fmt(m, lo, hi)
@@ -43,16 +38,6 @@ def _ci(values, fmt=pct) -> str:
 
 def _num(m, lo=None, hi=None) -> str:
     return f"{m:.3f}" if lo is None else f"{m:.3f} [{lo:.3f}, {hi:.3f}]"
-
-
-def _diff(t: dict, fmt: str = "pct") -> str:
-    f = (lambda v: f"{v:+.1%}") if fmt == "pct" else (lambda v: f"{v:+.3f}")
-    return f"{f(t['mean_diff'])} [{f(t['diff_ci95_low'])}, {f(t['diff_ci95_high'])}], p = {t['t_p']:.2g}"
-
-
-def _sign(t: dict) -> int:
-    """+1 / −1 when the paired 95% CI excludes 0 on that side, else 0."""
-    return 1 if t["diff_ci95_low"] > 0 else (-1 if t["diff_ci95_high"] < 0 else 0)
 
 
 def _paired(df: pd.DataFrame, col: str, mask_a, mask_b) -> dict | None:

@@ -107,5 +107,13 @@ def write_run_json(path: str | os.PathLike, config: Any, seed: int | None, wall_
     return atomic_write_text(path, json.dumps(doc, indent=2, sort_keys=False) + "\n")
 
 
+def write_bench_json(script: str | os.PathLike, out: dict[str, Any], loadavg_at_start: float) -> Path:
+    """A benchmark's result beside its script (``bench/x.py`` → ``bench/x.json``) with the machine's state,
+    so README's speed table is generated, not typed."""
+    record = {**out, "loadavg_1min_at_start": loadavg_at_start, "versions": versions(),
+              "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    return atomic_write_text(Path(script).with_suffix(".json"), json.dumps(record, indent=1) + "\n")
+
+
 def read_json(path: str | os.PathLike) -> Any:
     return json.loads(Path(path).read_text())
