@@ -8,35 +8,40 @@ reference regime (a fixed set of 60,000 uniform-noise images per model) by a pai
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from .inputs import ImageSource, NoiseSource
 from .stats import paired_test
-from .train_a import TopicA
+
+if TYPE_CHECKING:  # the naming helpers below stay torch-free for the reports
+    from .train_a import TopicA
 
 
-def _k(n: int) -> str:
+def size_label(n: int) -> str:
+    """60000 -> '60k' (setting names)."""
     return f"{n // 1000}k" if n % 1000 == 0 else str(n)
 
 
 def reference_name(n_distill: int) -> str:
     """The reference regime: a fixed set of n_distill (60k) noise images per model, reused every epoch."""
-    return f"noise fixed {_k(n_distill)} per-model"
+    return f"noise fixed {size_label(n_distill)} per-model"
 
 
 def settings(A: TopicA, pool_sizes: Sequence[int], mnist_sizes: Sequence[int]) -> dict[str, object]:
+    from .inputs import ImageSource, NoiseSource
+
     c = A.cfg
     out: dict[str, object] = {}
     for shared in (False, True):
         tag = "shared" if shared else "per-model"
         for k in pool_sizes:
-            out[f"noise fixed {_k(k)} {tag}"] = NoiseSource("uniform", c.n_models, c.seed, c.signed_inputs, "fixed", shared,
+            out[f"noise fixed {size_label(k)} {tag}"] = NoiseSource("uniform", c.n_models, c.seed, c.signed_inputs, "fixed", shared,
                                                            n_images=k, n_per_epoch=c.n_distill, batch_size=c.batch_size)
         out[f"noise fresh {tag}"] = NoiseSource("uniform", c.n_models, c.seed, c.signed_inputs, "fresh", shared,
                                                 n_per_epoch=c.n_distill, batch_size=c.batch_size)
     for k in mnist_sizes:
-        out[f"mnist {_k(k)}"] = ImageSource("mnist", A.x_train[:k], c.seed, c.batch_size, n_per_epoch=c.n_distill)
+        out[f"mnist {size_label(k)}"] = ImageSource("mnist", A.x_train[:k], c.seed, c.batch_size, n_per_epoch=c.n_distill)
     return out
 
 
@@ -76,8 +81,8 @@ def run(A: TopicA, pool_sizes: Sequence[int], mnist_sizes: Sequence[int], curve_
 
 def setting_names(n_distill: int, pool_sizes: Sequence[int], mnist_sizes: Sequence[int]) -> list[str]:
     """Settings in run order: the reference first, then fresh noise (the issue's headline contrast), then the rest."""
-    names = [f"noise fixed {_k(k)} {tag}" for tag in ("per-model", "shared") for k in pool_sizes]
-    names += ["noise fresh per-model", "noise fresh shared"] + [f"mnist {_k(k)}" for k in mnist_sizes]
+    names = [f"noise fixed {size_label(k)} {tag}" for tag in ("per-model", "shared") for k in pool_sizes]
+    names += ["noise fresh per-model", "noise fresh shared"] + [f"mnist {size_label(k)}" for k in mnist_sizes]
     ref = reference_name(n_distill)
     first = [n for n in (ref, *ORDER) if n in names]
     return first + [n for n in names if n not in first]

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from .noise_regime import reference_name, size_label
+
 # The seed's claims (GPU, their code), keyed like our summary rows. None: the seed gives no number.
 SEED_BASELINE = {"teacher": 0.943, "student_aux": 0.549, "cross_aux": 0.124}
 SEED_EXP1 = {1: 0.197, 40: 0.772}
@@ -133,8 +135,14 @@ def _paras(notes: list[str]) -> list[str]:
     return [x for n in notes for x in (n, "")][:-1]
 
 
-def noise_regime_verdicts(s: pd.DataFrame, tests: pd.DataFrame, ep: int, exp3: pd.DataFrame | None = None) -> list[str]:
-    """Sentences generated from the CIs: what drives the fixed-vs-fresh gap, and which seed explanations survive."""
+def noise_regime_verdicts(s: pd.DataFrame, tests: pd.DataFrame, ep: int, exp3: pd.DataFrame | None = None,
+                          n_distill: int = 60_000, pool_sizes=(1_000, 10_000, 60_000),
+                          mnist_sizes=(1_000, 10_000, 60_000)) -> list[str]:
+    """Sentences generated from the CIs: what drives the fixed-vs-fresh gap, and which seed explanations survive.
+
+    The sizes are the run's config (`--n-distill`, `--pool-sizes`, `--mnist-sizes`): setting names follow them."""
+    L = size_label
+    pool_sizes, mnist_sizes = sorted(pool_sizes), sorted(mnist_sizes)
     st = s[s.condition == "student_aux"]
 
     def mean(part, setting, e=ep):
@@ -150,9 +158,9 @@ def noise_regime_verdicts(s: pd.DataFrame, tests: pd.DataFrame, ep: int, exp3: p
     def m_txt(r):
         return pct(r["mean"], r.ci95_low, r.ci95_high)
 
-    ref = "noise fixed 60k per-model"
+    ref = reference_name(n_distill)
     out = []
-    pools = [(n, mean("regime", n)) for n in ("noise fixed 1k per-model", "noise fixed 10k per-model", ref, "noise fresh per-model")]
+    pools = [(n, mean("regime", n)) for n in [f"noise fixed {L(k)} per-model" for k in pool_sizes] + ["noise fresh per-model"]]
     pools = [(n, r) for n, r in pools if r is not None]
     if len(pools) >= 3:
         ms = [r["mean"] for _, r in pools]
@@ -161,8 +169,8 @@ def noise_regime_verdicts(s: pd.DataFrame, tests: pd.DataFrame, ep: int, exp3: p
                  "falls as distinct images grow" if all(b < a for a, b in zip(ms, ms[1:])) else "is not monotone in distinct images")
         out.append(f"**Distinct images per model (per-model noise, {ep} ep, equal optimiser steps).** Aux-only students: " +
                    ", ".join(f"{n.replace('noise ', '').replace(' per-model', '')} {m_txt(r)}" for n, r in pools) +
-                   f". Transfer {trend}" + (f"; fresh − fixed 60k: {_diff(fresh, p=False)}" if fresh is not None else "") + ".")
-    shared = [(k, test("regime", f"noise {k} shared", f"noise {k} per-model")) for k in ("fixed 1k", "fixed 10k", "fixed 60k", "fresh")]
+                   f". Transfer {trend}" + (f"; fresh − fixed {L(n_distill)}: {_diff(fresh, p=False)}" if fresh is not None else "") + ".")
+    shared = [(k, test("regime", f"noise {k} shared", f"noise {k} per-model")) for k in [f"fixed {L(n)}" for n in pool_sizes] + ["fresh"]]
     shared = [(k, t) for k, t in shared if t is not None]
     if shared:
         none = all(_sign(t) == 0 for _, t in shared)
@@ -171,7 +179,7 @@ def noise_regime_verdicts(s: pd.DataFrame, tests: pd.DataFrame, ep: int, exp3: p
                    (": **no measurable effect of sharing** at any pool size." if none else "."))
     head = test("regime", "noise fresh shared", ref)
     if head is not None:
-        parts = [f"fresh shared − fixed 60k per-model = {_diff(head, p=False)}"]
+        parts = [f"fresh shared − {ref.removeprefix('noise ')} = {_diff(head, p=False)}"]
         f = test("regime", "noise fresh per-model", ref)
         sh = test("regime", "noise fresh shared", "noise fresh per-model")
         if f is not None and sh is not None:
@@ -198,18 +206,18 @@ def noise_regime_verdicts(s: pd.DataFrame, tests: pd.DataFrame, ep: int, exp3: p
             out.append(f"**Distillation length** ({eps[0]} → {eps[-1]} epochs; " + "; ".join(lines) +
                        f"). Fresh − fixed: {gap_txt}; {verdict}.{reuse}")
     mn = [(k, mean("regime", f"mnist {k}"), mean("regime", f"noise fixed {k} per-model"),
-           test("regime", f"mnist {k}", f"noise fixed {k} per-model")) for k in ("1k", "10k", "60k")]
+           test("regime", f"mnist {k}", f"noise fixed {k} per-model")) for k in map(L, mnist_sizes)]
     mn = [x for x in mn if x[1] is not None and x[2] is not None]
     if mn:
         txt = ", ".join(f"{k}: MNIST {m_txt(a)} vs noise {m_txt(b)}" + (f" ({_diff(t, p=False)})" if t is not None else "")
                         for k, a, b, t in mn)
         signs = {k: _sign(t) for k, _, _, t in mn}
-        small_noise = mean("regime", "noise fixed 1k per-model")
-        big_mnist = mean("regime", "mnist 60k")
+        small_noise = mean("regime", f"noise fixed {L(pool_sizes[0])} per-model")
+        big_mnist = mean("regime", f"mnist {L(mnist_sizes[-1])}")
         beats = small_noise is not None and big_mnist is not None and small_noise.ci95_low > big_mnist.ci95_high
         if all(v < 0 for v in signs.values()):
             verdict = ("**the gap is about the input distribution, not the number of distinct images**" +
-                       (": 1k noise images beat 60k MNIST images" if beats else ""))
+                       (f": {L(pool_sizes[0])} noise images beat {L(mnist_sizes[-1])} MNIST images" if beats else ""))
         elif not any(signs.values()):
             verdict = "no significant difference at any size tested"
         else:
@@ -222,8 +230,8 @@ def noise_regime_verdicts(s: pd.DataFrame, tests: pd.DataFrame, ep: int, exp3: p
                 below = [n for n, r in pools if r["mean"] <= big_mnist["mean"]]
                 above = [n for n, r in pools if r["mean"] > big_mnist["mean"]]
                 if below and above:
-                    verdict += (f"; 60k MNIST images transfer like a pool between {below[-1].split()[2]} and "
-                                f"{above[0].split()[2]} noise images: as distillation inputs, 60k MNIST "
+                    verdict += (f"; {L(mnist_sizes[-1])} MNIST images transfer like a pool between {below[-1].split()[2]} and "
+                                f"{above[0].split()[2]} noise images: as distillation inputs, {L(mnist_sizes[-1])} MNIST "
                                 f"images are worth fewer than {above[0].split()[2]} independent noise images")
         out.append(f"**Real MNIST vs uniform noise at equal distinct images per model** ({txt}): {verdict}.")
         if exp3 is not None and {"source", "condition", "mean"} <= set(exp3.columns):
@@ -242,7 +250,9 @@ def noise_regime(root: Path) -> str:
     if got is None:
         return _not_run("topic_a_noise_regime")
     s, tests, meta = got
-    ref = "noise fixed 60k per-model"
+    cfg = meta.get("config", {})
+    sizes = {k: cfg[k] for k in ("n_distill", "pool_sizes", "mnist_sizes") if k in cfg}
+    ref = reference_name(sizes.get("n_distill", 60_000))
     rows = ["| part | setting | distill ep | student (aux) | cross-model (aux) | student − reference [95% CI], p |",
             "|---|---|---|---|---|---|"]
     for (part, setting, ep), g in s.groupby(["part", "setting", "distill_epochs"], sort=False):
@@ -254,8 +264,7 @@ def noise_regime(root: Path) -> str:
               f"p = {t.t_p.iloc[0]:.2g}") if len(t) else "(reference)"
         rows.append(f"| {part} | {setting} | {ep} | {cells[0]} | {cells[1]} | {tt} |")
     exp3 = _load(root, "topic_a_exp3")
-    notes = noise_regime_verdicts(s, tests, int(meta.get("config", {}).get("distill_epochs", 5)),
-                                  exp3[0] if exp3 is not None else None)
+    notes = noise_regime_verdicts(s, tests, int(cfg.get("distill_epochs", 5)), exp3[0] if exp3 is not None else None, **sizes)
     return "\n".join(rows + ["", *_paras(notes), "", _cfg_line(meta)])
 
 

@@ -66,6 +66,22 @@ def test_verdicts_say_so_when_fresh_noise_does_not_rise():
     assert "partly a data-reuse effect" in text
 
 
+def test_verdicts_name_the_settings_of_a_smaller_run():
+    """A run with --n-distill 6000 --pool-sizes 600 6000: the reference and the pools are named from the config."""
+    acc = {("regime", "noise fixed 6k per-model", 5): 0.40, ("regime", "noise fixed 600 per-model", 5): 0.20,
+           ("regime", "noise fresh per-model", 5): 0.50, ("regime", "noise fresh shared", 5): 0.50,
+           ("regime", "mnist 6k", 5): 0.10, ("regime", "noise fixed 600 shared", 5): 0.20}
+    df = _fake(acc)
+    df.attrs["n_distill"] = 6000
+    tests = noise_regime.tests_vs_reference(df)
+    assert set(tests.b) >= {"noise fixed 6k per-model"}
+    text = "\n".join(noise_regime_verdicts(summarize(df, ["part", "setting", "condition", "distill_epochs"]), tests, 5,
+                                           n_distill=6000, pool_sizes=(600, 6000), mnist_sizes=(6000,)))
+    assert "fixed 600 " in text and "fixed 6k " in text  # both pools in the distinct-images sentence
+    assert "fresh − fixed 6k" in text and "fresh shared − fixed 6k per-model" in text
+    assert "60k" not in text
+
+
 def test_wall_time_adds_up_over_invocations_of_the_same_config(tmp_path):
     from subliminal.experiments_a import _earlier_seconds
     from subliminal.results import write_run_json
