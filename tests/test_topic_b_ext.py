@@ -133,6 +133,26 @@ def test_shards_resume_and_redo_half_written(lm, tmp_path):
     np.testing.assert_array_equal(m1, m2)  # second call: no model needed
 
 
+def test_prefix_cached_sampling_matches_plain_generate(lm):
+    """sample_batch encodes the shared prompt once and copies its KV cache; the samples must be the ones
+    plain generate() draws with the same seed (full prompt per row)."""
+    import torch
+
+    from subliminal.scoring import encode
+
+    model, tok = lm
+    prompt = dg.teacher_prompt(tok, dg.animal_teacher("owl"))
+    stop = dg.end_ids(model, tok)
+    recs = dg.sample_batch(model, tok, prompt, 5, 123, max_new_tokens=8, stop_ids=stop)
+    ids = torch.tensor([encode(tok, prompt)] * 5)
+    torch.manual_seed(123)
+    with torch.inference_mode():
+        out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=True, temperature=1.0,
+                             top_k=0, top_p=1.0, max_new_tokens=8, eos_token_id=stop, pad_token_id=stop[0])
+    for r, row in zip(recs, out[:, ids.shape[1]:].tolist()):
+        assert row[:len(r["token_ids"])] == r["token_ids"]
+
+
 def test_constrained_sampling_gives_lists(lm):
     model, tok = lm
     stop = dg.end_ids(model, tok)
