@@ -64,7 +64,8 @@ class Config(LMConfig):
     alpha: float = field(default=1.0, metadata={"help": "add-alpha smoothing of number frequencies"})
     max_digits: int = field(default=3, metadata={"help": "numbers of 1..max_digits digits in the statistics"})
     top_n: int = field(default=10, metadata={"help": "top numbers for the best-of-n null and the overlaps"})
-    null_draws: int = field(default=10_000, metadata={"help": "permutation-null draws"})
+    null_draws: int = field(default=10_000, metadata={"help": "permutation-null draws (best-of-n)"})
+    js_draws: int = field(default=1000, metadata={"help": "label permutations for the JS divergence's null"})
     seed: int = field(default=0, metadata={"help": "sampling seed and null seed"})
     data_dir: str = field(default="out/topic_b_data", metadata={"help": "where the JSONL shards go"})
     pairs_csv: str = field(default="plots_b/topic_b_step2_pairs.csv",
@@ -203,7 +204,9 @@ def main(cfg: Config) -> pd.DataFrame:
                    "n_samples_neutral": len(neutral_table), "n_valid_neutral": int(neutral_table["valid"].sum()),
                    "n_kept_neutral": int(keep_n.sum()), "n_numbers_animal": int(ca.sum()),
                    "n_numbers_neutral": int(cn.sum()), "logit_source": source,
-                   **analyse(cfg, name, animal, ca, cn, a2n, n2a, cos, numbers)}
+                   **analyse(cfg, name, animal, ca, cn, a2n, n2a, cos, numbers),
+                   **dg.js_permutation_null(table["numbers"][keep_a], neutral_table["numbers"][keep_n], cfg.alpha,
+                                            draws=cfg.js_draws, seed=cfg.seed)}
             rows.append(row)
             if thr == 0.0:
                 idx = [dg.NUMBER_INDEX[n] for n in numbers]
@@ -225,7 +228,7 @@ def main(cfg: Config) -> pd.DataFrame:
              "reject_reasons_animal": reasons}
     finish(cfg, "topic_b_data_frequency", name, t0, extra)
     print(summary[["animal", "threshold", "n_valid_animal", "n_kept_animal", "n_kept_neutral", "js_divergence",
-                   "spearman_data_vs_logit", "top_overlap_data_logit", "best_number", "ratio_vs_no_system",
+                   "js_p_value", "spearman_data_vs_logit", "top_overlap_data_logit", "best_number", "ratio_vs_no_system",
                    "null_p_value", "ttest_p", "pearson_r"]].to_string(index=False))
     print({k: v for k, v in extra.items() if not k.startswith("reject")})
     return summary

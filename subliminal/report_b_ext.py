@@ -28,12 +28,14 @@ def data_frequency(root: Path) -> str:
     if s is None:
         return f"not run yet: `{DATA_CMD}`"
     cols = ["model", "animal", "threshold", "n_valid_animal", "n_kept_animal", "n_kept_neutral", "js_divergence",
-            "spearman_data_vs_logit", "top_overlap_data_logit", "spearman_data_vs_cosine",
+            "js_null_p95", "js_p_value", "spearman_data_vs_logit", "top_overlap_data_logit", "spearman_data_vs_cosine",
             "logit_best_number", "logit_best_log_data_score", "best_number", "ratio_vs_no_system",
             "ratio_vs_random_mean", "null_p_value", "ttest_t", "ttest_p", "pearson_r", "pearson_p"]
     s = s.sort_values(["model", "animal", "threshold"], kind="stable")
     return ("Threshold 0 = no defence. `js_divergence`: Jensen-Shannon divergence (nats) of the animal- and "
-            "neutral-teacher number distributions (smoothed); `best_number`: top number by data-score, its "
+            "neutral-teacher number distributions (smoothed); `js_null_p95` / `js_p_value`: the same divergence "
+            "for random splits of the pooled samples into groups of the same sizes (1,000 label permutations): "
+            "does the animal teacher write different numbers at all; `best_number`: top number by data-score, its "
             "subliminal ratio P(animal | 'You love N') / P(animal | no system) and step 2's statistics with the "
             "data-score as finder; `logit_best_log_data_score`: log data-score of the logit finder's best number.\n\n"
             + _md(s[[c for c in cols if c in s.columns]]))

@@ -80,6 +80,24 @@ def test_counting_and_smoothing():
     assert cmp["spearman"] == pytest.approx(1) and cmp["top_k_overlap"] == 5
 
 
+def test_js_permutation_null_separates_same_from_different_teachers():
+    rng = np.random.default_rng(1)
+
+    def lists(p, n):  # n lists of 5 numbers drawn from weights p over '0'..'99'
+        return [[str(x) for x in rng.choice(100, 5, p=p)] for _ in range(n)]
+
+    flat = np.full(100, 0.01)
+    same = dg.js_permutation_null(lists(flat, 300), lists(flat, 200), draws=300)
+    # same teacher: the observed JS is what label shuffling gives (sparse counts alone make it > 0)
+    assert same["js_p_value"] > 0.01 and same["js_null_mean"] > 0
+    tilted = flat.copy()
+    tilted[:10] *= 3
+    tilted /= tilted.sum()
+    diff = dg.js_permutation_null(lists(tilted, 300), lists(flat, 200), draws=300)
+    assert diff["js_p_value"] < 0.01  # = 1 / 301: no shuffle reaches it
+    assert np.isnan(dg.js_permutation_null([], lists(flat, 5))["js_p_value"])
+
+
 def test_token_logprobs_match_one_forward_per_sample(lm):
     model, tok = lm
     prompt = dg.teacher_prompt(tok, dg.Teacher("neutral", None))
