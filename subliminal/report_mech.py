@@ -166,11 +166,11 @@ def _sweep_table(df: pd.DataFrame, x_cols: list[str], reference: str, extra_col:
     return rows, pd.DataFrame(means)
 
 
-def _trend(means: pd.DataFrame, x: str) -> tuple[float, str]:
+def _trend(means: pd.DataFrame, x: str) -> tuple[float, float, str]:
     if len(means) < 3:
-        return float("nan"), "too few settings for a trend"
+        return float("nan"), float("nan"), "too few settings for a trend"
     rho, p = sps.spearmanr(means[x], means["transfer"])
-    return rho, f"Spearman ρ of the transfer (student − cross) against {x} over the {len(means)} settings = {rho:+.2f} (p = {p:.2g})"
+    return rho, p, f"Spearman ρ of the transfer (student − cross) against {x} over the {len(means)} settings = {rho:+.2f} (p = {p:.2g})"
 
 
 def _width(root: Path, key: str, x: str, label: str, claim: str, claim_sign: int, reference: str) -> str:
@@ -179,13 +179,14 @@ def _width(root: Path, key: str, x: str, label: str, claim: str, claim_sign: int
         return _not_run(MECH[key])
     df, _, meta = got
     rows, means = _sweep_table(df, [x], reference)
-    rho, trend = _trend(means.sort_values(x), x)
+    rho, p, trend = _trend(means.sort_values(x), x)
     if np.isnan(rho):
         verdict = trend + "."
-    elif rho * claim_sign > 0.5:
-        verdict = f"{trend}: **consistent with {claim}**."
-    elif rho * claim_sign < -0.5:
-        verdict = f"{trend}: **contradicts {claim}**."
+    elif p < 0.05:
+        verdict = f"{trend}: **{'consistent with' if rho * claim_sign > 0 else 'contradicts'} {claim}**."
+    elif abs(rho) > 0.5:
+        verdict = (f"{trend}: the rank trend {'points the way of' if rho * claim_sign > 0 else 'runs against'} "
+                   f"{claim}, but is not significant over {len(means)} settings.")
     else:
         verdict = f"{trend}: no clear monotone trend with {label}, so neither confirms nor contradicts {claim}."
     m = means.sort_values(x).reset_index(drop=True)
