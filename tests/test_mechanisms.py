@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -142,3 +143,28 @@ def test_init_report_names_the_factor_that_removes_transfer():
     means = pd.DataFrame([row("σ=0", 0.45), row("reference init, [0,1) inputs", 0.40), row("torch init, [-1,1] inputs", 0.05)])
     assert "init scheme carries the effect" in _which_factor(means)[0]
     assert _which_factor(means[means.setting != "torch init, [-1,1] inputs"]) == []  # needs both one-change settings
+
+
+def _width_csv(root, transfers: dict[int, float], n: int = 10) -> None:
+    """A tidy hidden-width CSV: per setting, n models with student = 0.1 + transfer, cross = 0.1."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for h, tr in transfers.items():
+        for m in range(n):
+            for cond, acc in (("teacher", 0.95), ("student_aux", 0.1 + tr), ("cross_aux", 0.1)):
+                rows.append({"setting": f"H={h}", "hidden": h, "condition": cond, "model": m,
+                             "accuracy": acc + 0.005 * rng.standard_normal()})
+    (root / "plots_a").mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(rows).to_csv(root / "plots_a" / "topic_a_mech_hidden_width.csv", index=False)
+
+
+@pytest.mark.parametrize("transfers,expect", [
+    ({64: 0.5, 128: 0.4, 256: 0.3, 512: 0.2, 1024: 0.1}, "**consistent with"),  # rho = -1, p < 0.05
+    ({64: 0.40, 128: 0.49, 256: 0.45, 512: 0.29, 1024: 0.14}, "but is not significant over 5 settings"),  # rho -0.7
+])
+def test_width_verdict_needs_a_significant_rank_trend(tmp_path, transfers, expect):
+    from subliminal.report_mech import tables as mech_tables
+
+    _width_csv(tmp_path, transfers)
+    text = mech_tables(tmp_path)["a_mech_hidden_width"]
+    assert expect in text
