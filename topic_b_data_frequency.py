@@ -55,7 +55,7 @@ class Config(LMConfig):
     model: str = field(default="qwen2.5-coder-0.5b-instruct", metadata={"help": "asset name, HF id, dir or .gguf"})
     animals: tuple[str, ...] = field(default=PAPER_ANIMALS, metadata={"help": "animal teachers (singular)"})
     n_samples: int = field(default=2000, metadata={"help": "completions per teacher"})
-    batch_size: int = field(default=32, metadata={"help": "completions per batch (= per shard)"})
+    batch_size: int = field(default=64, metadata={"help": "completions per batch (= per shard); 64 samples ~20% faster per token than 32 on 2 cores"})
     thresholds: tuple[float, ...] = field(default=(0.01, 0.05, 0.1),
                                           metadata={"help": "defence thresholds on neutral token probability"})
     max_new_tokens: int = field(default=48, metadata={"help": "sampling budget per completion"})
