@@ -122,19 +122,23 @@ def js_permutation_null(lists_a, lists_b, alpha: float = 1.0, draws: int = 1000,
     permuted, each sample's numbers kept together). p = (1 + #null >= observed) / (1 + draws)."""
     lists = [list(x) for x in lists_a] + [list(x) for x in lists_b]
     n_a = len(lists_a)
-    obs = js_divergence(count_numbers(lists_a), count_numbers(lists_b), alpha)
     if n_a == 0 or n_a == len(lists):
         return {"js_null_mean": float("nan"), "js_null_p95": float("nan"), "js_p_value": float("nan")}
     idx = np.array([NUMBER_INDEX[n] for x in lists for n in x], dtype=np.int64)
     sid = np.repeat(np.arange(len(lists)), [len(x) for x in lists])
     total = np.bincount(idx, minlength=len(ALL_NUMBERS))
+
+    def js_split(in_a: np.ndarray) -> float:  # JS of the samples marked in_a vs the rest
+        ca = np.bincount(idx[in_a[sid]], minlength=len(ALL_NUMBERS))
+        return js_divergence(ca, total - ca, alpha)
+
+    obs = js_split(np.arange(len(lists)) < n_a)
     rng = np.random.default_rng(seed)
     null = np.empty(draws)
     for d in range(draws):
         in_a = np.zeros(len(lists), dtype=bool)
         in_a[rng.choice(len(lists), n_a, replace=False)] = True
-        ca = np.bincount(idx[in_a[sid]], minlength=len(ALL_NUMBERS))
-        null[d] = js_divergence(ca, total - ca, alpha)
+        null[d] = js_split(in_a)
     return {"js_null_mean": float(null.mean()), "js_null_p95": float(np.quantile(null, 0.95)),
             "js_p_value": float((1 + (null >= obs).sum()) / (1 + draws))}
 

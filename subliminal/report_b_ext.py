@@ -34,7 +34,8 @@ def data_frequency(root: Path) -> str:
     s = s.sort_values(["model", "animal", "threshold"], kind="stable")
     return ("Threshold 0 = no defence. `js_divergence`: Jensen-Shannon divergence (nats) of the animal- and "
             "neutral-teacher number distributions (smoothed); `js_null_p95` / `js_p_value`: the same divergence "
-            "for random splits of the pooled samples into groups of the same sizes (1,000 label permutations): "
+            "for random splits of the pooled samples into groups of the same sizes (`--js-draws` label permutations, "
+            "1,000 by default): "
             "does the animal teacher write different numbers at all; `best_number`: top number by data-score, its "
             "subliminal ratio P(animal | 'You love N') / P(animal | no system) and step 2's statistics with the "
             "data-score as finder; `logit_best_log_data_score`: log data-score of the logit finder's best number.\n\n"
