@@ -8,7 +8,7 @@ STAMP := $(VENV)/.requirements.stamp
 DEMO_OUT ?= out/demo
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: setup assets demo test test-slow report bench lint clean-demo
+.PHONY: setup assets demo test test-slow report bench mech-set lint clean-demo
 
 $(STAMP): requirements.txt
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -39,6 +39,10 @@ report: setup
 bench: setup
 	$(BIN)/python bench/bench_topic_a.py
 	$(BIN)/python bench/bench_topic_b.py
+	$(BIN)/python bench/bench_precision.py
+
+mech-set: setup
+	$(BIN)/python bench/bench_mech_set.py
 
 lint: setup
 	$(BIN)/ruff check .

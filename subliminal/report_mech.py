@@ -286,6 +286,63 @@ def optim(root: Path) -> str:
     return "\n".join(rows + ["", *_paras(notes), "", _cfg_line(meta)])
 
 
+# ---------------------------------------------------------------------- the whole set, and bf16
+def mech_set(root: Path) -> str:
+    """bench/bench_mech_set.py: the six scripts' wall times at the fast configuration beside the committed
+    full-size runs, and how far the fast run's summary rows lie from the committed ones."""
+    j, c = root / "bench" / "bench_mech_set.json", root / "bench" / "bench_mech_set.csv"
+    if not j.exists() or not c.exists():
+        return "_`bench/bench_mech_set.py` has not been run yet._"
+    m, table = json.loads(j.read_text()), pd.read_csv(c)
+    full_cfg, full_total = {}, 0.0
+    rows = []
+    for s, sec in m["wall_seconds"].items():
+        fj = root / "plots_a" / f"topic_a_mech_{s}.json"
+        full = json.loads(fj.read_text()) if fj.exists() else {}
+        full_cfg = full_cfg or full.get("config", {})
+        fs = full.get("wall_seconds_all_runs", full.get("wall_seconds"))
+        full_total += fs or 0.0
+        rows.append(f"| `topic_a_mech_{s}.py` | {'—' if fs is None else f'{fs / 60:.1f} min'} | {sec / 60:.1f} min |")
+    head = (f"| script | committed tables: {full_cfg.get('n_models', '?')} models, {full_cfg.get('precision', 'fp32')} | "
+            f"`bench/bench_mech_set.py`: `{m['flags']}` |")
+    rows = [head, "|---|---|---|", *rows,
+            f"| **whole set** | **{full_total / 60:.0f} min** | **{sum(m['wall_seconds'].values()) / 60:.1f} min** |"]
+    n, z = len(table), table["z"].abs()
+    big = table.assign(az=z).sort_values("az", ascending=False)
+    big = big[big.az > 3].head(5)
+    worst = table.loc[table["diff"].abs().idxmax()] if n else None
+    text = [f"_Fast run {'from an empty cache' if m.get('fresh_cache') else 'resumed from its cache (times count the last invocation only)'}, "
+            f"load {m.get('loadavg_1min_at_start')} at start, finished {m.get('finished_utc')}._", ""]
+    if n:
+        text.append(f"Agreement: the fast run's {n} summary rows (setting × condition × milestone or probe) against the "
+                    f"committed ones, z = difference / combined standard error. |z| > 2 in {int((z > 2).sum())} rows "
+                    f"({(z > 2).mean():.0%}; about 5% if both estimate the same means), |z| > 3 in {int((z > 3).sum())}. "
+                    f"Median |difference| {table['diff'].abs().median() * 100:.1f} points; the largest "
+                    f"{abs(worst['diff']) * 100:.1f} points ({worst['script']}: {worst['row']}).")
+        if len(big):
+            text.append("Rows with |z| > 3: " + "; ".join(
+                f"{r.script}: {r.row} ({r.mean_full:.1%} → {r.mean_fast:.1%}, z = {r.z:+.1f})" for r in big.itertuples()) + ".")
+    return "\n".join(rows + [""] + text)
+
+
+def precision(root: Path) -> str:
+    """bench/bench_precision.py: the baseline in bf16 vs the committed fp32 baseline, model by model."""
+    j, c = root / "bench" / "bench_precision.json", root / "bench" / "bench_precision.csv"
+    if not j.exists() or not c.exists():
+        return "_`bench/bench_precision.py` has not been run yet._"
+    m, t = json.loads(j.read_text()), pd.read_csv(c)
+    rows = ["| condition | n | fp32 | bf16 | per-model bf16 − fp32: mean (sd) | max abs | r across models |",
+            "|---|---|---|---|---|---|---|"]
+    for r in t.itertuples():
+        rows.append(f"| {r.condition} | {r.n} | {r.mean_fp32:.2%} | {r.mean_bf16:.2%} | {r.mean_diff * 100:+.2f} "
+                    f"({r.sd_diff * 100:.2f}) points | {r.max_abs_diff * 100:.1f} points | "
+                    f"{'—' if pd.isna(r.pearson_r) else f'{r.pearson_r:.3f}'} |")
+    rows += ["", f"_One distillation step of 25 models (batch 1024): fp32 {m['student_step_ms_fp32']} ms, bf16 "
+             f"{m['student_step_ms_bf16']} ms ({m['step_speedup']}×); native bf16 matmuls: {m['bf16_native']}; load "
+             f"{m.get('loadavg_1min_at_start')} at start, finished {m.get('finished_utc')}._"]
+    return "\n".join(rows)
+
+
 def tables(root: Path) -> dict[str, str]:
     root = Path(root)
     return {
@@ -298,4 +355,6 @@ def tables(root: Path) -> dict[str, str]:
                                       "the peer report that wider networks transfer less", -1, "H=256"),
         "a_mech_init": init(root),
         "a_mech_optim": optim(root),
+        "a_mech_set": mech_set(root),
+        "a_precision": precision(root),
     }

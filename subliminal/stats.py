@@ -49,3 +49,27 @@ def paired_test(a: Sequence[float], b: Sequence[float]) -> dict[str, float]:
         "t": float(t.statistic), "t_p": float(t.pvalue),
         "wilcoxon_p": float(w.pvalue) if w is not None else float("nan"),
     }
+
+
+SUMMARY_STATS = ("n", "mean", "ci95_low", "ci95_high")
+
+
+def _se_from_ci(n, lo, hi) -> np.ndarray:
+    """Standard error of a mean back from its t-based 95% CI (as `summarize` writes it)."""
+    n = np.asarray(n, float)
+    return (np.asarray(hi, float) - np.asarray(lo, float)) / 2 / stats.t.ppf(0.975, np.maximum(n - 1, 1))
+
+
+def compare_summaries(full: pd.DataFrame, other: pd.DataFrame) -> pd.DataFrame:
+    """Two `summarize` tables of the same experiment, joined on their key columns (rows in only one are
+    dropped): both means and CIs, diff = other − full, z = diff / combined standard error (independent
+    samples of models; z = ±inf when both CIs are points and the means differ)."""
+    keys = [c for c in full.columns if c not in SUMMARY_STATS and c in other.columns]
+    m = full.merge(other, on=keys, suffixes=("_full", "_fast"))
+    se = np.hypot(_se_from_ci(m.n_full, m.ci95_low_full, m.ci95_high_full),
+                  _se_from_ci(m.n_fast, m.ci95_low_fast, m.ci95_high_fast))
+    m["diff"] = m["mean_fast"] - m["mean_full"]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        m["z"] = np.where(se > 0, m["diff"] / se, np.where(m["diff"] == 0, 0.0, np.sign(m["diff"]) * np.inf))
+    m.insert(0, "row", m[keys].astype(str).agg(", ".join, axis=1) if keys else "")
+    return m[["row", *[f"{s}_{w}" for w in ("full", "fast") for s in SUMMARY_STATS], "diff", "z"]]

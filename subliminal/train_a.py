@@ -59,6 +59,8 @@ class TopicAConfig:
     lr: float = _h("lr", 3e-4, "Adam learning rate (teacher and students)")
     weight_decay: float = _h("weight_decay", 0.0, "Adam weight decay for the students")
     student_init_noise: float = _h("student_init_noise", 0.0, "std of Gaussian noise added to every weight and bias of the students' copy of the init (0 = exact copy)")
+    precision: str = _h("precision", "fp32", "fp32 | bf16: bf16 runs the training matmuls in bfloat16 under autocast "
+                        "(weights, Adam, losses and evaluation stay fp32); ~2x faster on CPUs with AVX512-BF16 or AMX")
     batch_size: int = _h("batch_size", 1024, "batch size (teacher and students)")
     n_train: int = _h("n_train", 60_000, "MNIST training images for the teacher (≤ 60000; fewer for quick runs)")
     n_distill: int = _h("n_distill", 60_000, "distillation inputs per model per epoch")
@@ -80,12 +82,20 @@ class TopicAConfig:
             (self.n_distill >= 1 and self.batch_size >= 1, "--n-distill and --batch-size must be ≥ 1"),
             (self.noise in ("fixed", "fresh"), "--noise must be fixed or fresh"),
             (self.lr > 0 and self.weight_decay >= 0, "--lr must be > 0 and --weight-decay ≥ 0"),
+            (self.precision in ("fp32", "bf16"), "--precision must be fp32 or bf16"),
             (self.student_init_noise >= 0, "--student-init-noise must be ≥ 0"),
             (self.device in ("auto", "cpu") or self.device.startswith("cuda"), "--device must be auto, cpu or cuda"),
         ]
         for ok, msg in checks:
             if not ok:
                 raise UserError(msg)
+
+
+def _cpu_has_fast_bf16() -> bool:
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
 
 
 def _fingerprint(t: torch.Tensor) -> str:
@@ -111,13 +121,23 @@ class TopicA:
         self.cache = Path(root).expanduser()
         self.data_fp = _fingerprint(self.mnist.train_x[: cfg.n_train]) + _fingerprint(self.mnist.train_y[: cfg.n_train])
         self._reference: ParallelMLP | None = None
+        if cfg.precision == "bf16" and self.device.type == "cpu" and not _cpu_has_fast_bf16():
+            log("warning: --precision bf16 on a CPU without native bf16 matmuls (AVX512-BF16/AMX) is slower than fp32")
+
+    def _autocast(self):
+        """bf16 autocast around training forwards when --precision bf16 (a no-op for fp32)."""
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.precision == "bf16")
+
+    def _precision_key(self) -> dict:
+        # only when set, so that every existing fp32 cache key stays the same
+        return {"precision": self.cfg.precision} if self.cfg.precision != "fp32" else {}
 
     # ------------------------------------------------------------------ keys
     def teacher_key(self) -> str:
         c = self.cfg
         return config_hash({"engine": engine.ENGINE_VERSION, "shape": dataclasses.asdict(self.shape), "init": c.init,
                             "signed": c.signed_inputs, "lr": c.lr, "batch": c.batch_size, "seed": c.seed,
-                            "data": self.data_fp})
+                            "data": self.data_fp, **self._precision_key()})
 
     def cross_permutation(self) -> torch.Tensor:
         return derangement(self.cfg.n_models, torch.Generator().manual_seed(self.cfg.seed + 1))
@@ -174,7 +194,9 @@ class TopicA:
             for i in range(0, n, self.cfg.batch_size):
                 idx = order[i:i + self.cfg.batch_size]
                 opt.zero_grad(set_to_none=True)
-                teacher_loss(model(self.x_train[idx]), self.y_train[idx]).backward()
+                with self._autocast():
+                    logits = model(self.x_train[idx])
+                teacher_loss(logits.float(), self.y_train[idx]).backward()
                 opt.step()
                 bar.update(1)
             if epoch + 1 in save_at:
@@ -240,7 +262,8 @@ class TopicA:
                             "source": src.describe(), "lr": c.lr, "wd": c.weight_decay, "batch": c.batch_size,
                             "seed": c.seed, "engine": engine.ENGINE_VERSION,
                             # only when set, so that every existing cache key stays the same
-                            **({"init_noise": c.student_init_noise} if c.student_init_noise else {})})
+                            **({"init_noise": c.student_init_noise} if c.student_init_noise else {}),
+                            **self._precision_key()})
 
     def distill(self, teacher_epochs: int, conditions: Sequence[str], milestones: Sequence[int],
                 source: str | object = "uniform", teacher: ParallelMLP | None = None) -> pd.DataFrame:
@@ -312,8 +335,8 @@ class TopicA:
             for epoch in range(start, end):
                 for x in src.batches(epoch):
                     x = x.to(self.device, non_blocking=True)
-                    with torch.no_grad():
-                        t_logits = teacher(x)
+                    with torch.no_grad(), self._autocast():
+                        t_logits = teacher(x).float()
                     t_lp = {}
                     for cond, student, opt in members:
                         sel = logit_index(CONDITIONS[cond][1], self.cfg.n_aux)
@@ -321,7 +344,9 @@ class TopicA:
                         if key not in t_lp:
                             t_lp[key] = torch.log_softmax(t_logits[..., sel], dim=-1)
                         opt.zero_grad(set_to_none=True)
-                        distill_loss(student(x)[..., sel], t_lp[key]).backward()
+                        with self._autocast():
+                            s_logits = student(x)[..., sel]
+                        distill_loss(s_logits.float(), t_lp[key]).backward()
                         opt.step()
                     bar.update(1)
                 if epoch + 1 in milestones:

@@ -15,7 +15,7 @@ from scipy import stats
 
 from subliminal.common import UserError, get_device, parse_config
 from subliminal.results import write_csv, write_run_json
-from subliminal.stats import mean_ci, summarize
+from subliminal.stats import compare_summaries, mean_ci, summarize
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -65,6 +65,20 @@ def test_mean_ci_matches_scipy():
     assert m == pytest.approx(x.mean()) and (lo, hi) == pytest.approx(ref)
     s = summarize(pd.DataFrame({"c": ["a"] * 5 + ["b"] * 2, "accuracy": list(x) + [1.0, 1.0]}), ["c"])
     assert s.n.tolist() == [5, 2] and s.ci95_low.iloc[1] == 1.0
+
+
+def test_compare_summaries_joins_rows_and_gives_z_from_the_cis():
+    rng = np.random.default_rng(0)
+    a = pd.DataFrame({"setting": ["x"] * 25 + ["y"] * 25, "accuracy": rng.normal(0.5, 0.05, 50)})
+    b = pd.DataFrame({"setting": ["x"] * 10 + ["z"] * 10, "accuracy": rng.normal(0.6, 0.05, 20)})
+    c = compare_summaries(summarize(a, ["setting"]), summarize(b, ["setting"]))
+    assert c.row.tolist() == ["x"]  # rows in only one summary are dropped
+    xa, xb = a.accuracy[:25], b.accuracy[:10]
+    se = np.hypot(stats.sem(xa), stats.sem(xb))
+    assert c["diff"].iloc[0] == pytest.approx(xb.mean() - xa.mean())
+    assert c.z.iloc[0] == pytest.approx((xb.mean() - xa.mean()) / se)
+    same = compare_summaries(summarize(a, ["setting"]), summarize(a, ["setting"]))
+    assert (same.z == 0).all() and len(same) == 2
 
 
 def test_results_are_written_atomically_with_provenance(tmp_path):

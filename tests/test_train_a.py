@@ -34,6 +34,23 @@ def test_shared_init_student_beats_cross_model(tmp_path, mnist):
     assert acc["student_all"].mean() > acc["cross_all"].mean() + 0.1
 
 
+def test_bf16_precision_keeps_the_effect_in_its_own_cache(tmp_path, mnist):
+    # mixed precision must not change the science: same teachers to within a point, same paired effect
+    kw = dict(n_models=8, n_train=10_000, n_distill=10_000, teacher_epochs=2, distill_epochs=3)
+    fp32 = TopicA(_cfg(tmp_path, **kw), mnist, progress=False)
+    bf16 = TopicA(_cfg(tmp_path, precision="bf16", **kw), mnist, progress=False)
+    assert fp32.teacher_key() != bf16.teacher_key()  # one cache dir, no mixing of fp32 and bf16 snapshots
+    t32, t16 = fp32.teacher(2), bf16.teacher(2)
+    assert abs(np.mean(bf16.teacher_accuracy(t16)) - np.mean(fp32.teacher_accuracy(t32))) < 0.01
+    assert t16.w1.dtype == torch.float32  # master weights stay fp32
+    df = bf16.distill(2, ["student_aux", "cross_aux"], [3], teacher=t16)
+    acc = {c: g.sort_values("model").accuracy.to_numpy() for c, g in df.groupby("condition")}
+    aux = paired_test(acc["student_aux"], acc["cross_aux"])
+    assert aux["mean_diff"] > 0.03 and aux["t_p"] < 0.05, aux
+    with pytest.raises(Exception, match="--precision"):
+        _cfg(tmp_path, precision="fp16").validate()
+
+
 def test_same_seed_same_results(tmp_path, mnist):
     a = TopicA(_cfg(tmp_path / "a"), mnist, progress=False).distill(1, ["student_aux"], [1])
     b = TopicA(_cfg(tmp_path / "b"), mnist, progress=False).distill(1, ["student_aux"], [1])
