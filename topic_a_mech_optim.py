@@ -6,7 +6,12 @@ torch Adam's L2 term, which also reaches the digit readout that aux-only distill
 touches, so the CSV also records each student's digit-readout norm relative to its init
 (`readout_norm`, 1 = untouched). lr 3e-4, wd 0 is the baseline (shared through the cache).
 
-    python topic_a_mech_optim.py           # full: 25 models, one knob at a time: 6 settings (~15 min on 2 free cores)
+If the peer's decay also reached the teachers, their ghost readout (never touched by the digit loss)
+decays too, and the students distil a shrunken channel. `--teacher-decays` (default 1e-4) adds that
+setting: teachers and students both with that decay, own teachers; the CSV records the teacher's
+ghost-readout norm relative to the shared init (`teacher_ghost_norm`).
+
+    python topic_a_mech_optim.py           # full: 25 models, one knob at a time: 6 settings + teacher decay (~20 min on 2 free cores)
     python topic_a_mech_optim.py --grid    # the full lr × wd grid: 12 settings (~30 min)
     python topic_a_mech_optim.py --quick   # 5 models, 10k images, lr 3e-4, 1e-3 × wd 0, 1e-4
 
@@ -28,18 +33,22 @@ from subliminal.train_a import TopicAConfig
 class Config(TopicAConfig):
     student_lrs: tuple[float, ...] = field(default=(1e-4, 3e-4, 1e-3, 3e-3), metadata={"help": "students' Adam learning rates"})
     weight_decays: tuple[float, ...] = field(default=(0.0, 1e-4, 1e-3), metadata={"help": "students' Adam weight decays"})
+    teacher_decays: tuple[float, ...] = field(default=(1e-4,), metadata={
+        "help": "weight decays applied to the teachers as well as the students (own teachers per value; 0 = none)"})
     grid: bool = field(default=False, metadata={
         "help": "full lr × weight-decay grid (12 settings) instead of one knob at a time around the baseline (6)"})
 
     @classmethod
     def quick(cls) -> Config:
         return cls(n_models=5, n_train=10_000, n_distill=10_000, batch_size=256, teacher_epochs=2, distill_epochs=3,
-                   student_lrs=(3e-4, 1e-3), weight_decays=(0.0, 1e-4))
+                   student_lrs=(3e-4, 1e-3), weight_decays=(0.0, 1e-4), teacher_decays=(1e-4,))
 
     def validate(self) -> None:
         super().validate()
         if not self.student_lrs or min(self.student_lrs) <= 0 or not self.weight_decays or min(self.weight_decays) < 0:
             raise UserError("--student-lrs must be > 0 and --weight-decays ≥ 0")
+        if min(self.teacher_decays, default=0) < 0:
+            raise UserError("--teacher-decays must be ≥ 0")
 
 
 def main(cfg: Config) -> None:
@@ -49,15 +58,18 @@ def main(cfg: Config) -> None:
         grid = [(cfg.lr, 0.0)] + [(lr, wd) for wd in wds for lr in lrs]
     else:  # one knob at a time: lr at no decay, then decay at the teacher's lr
         grid = [(cfg.lr, 0.0)] + [(lr, 0.0) for lr in lrs] + [(cfg.lr, wd) for wd in wds]
-    sweep = {f"lr={lr:g} wd={wd:g}": {"lr": float(lr), "weight_decay": float(wd)} for lr, wd in grid}
+    sweep = {f"lr={lr:g} wd={wd:g}": {"lr": float(lr), "weight_decay": float(wd), "teacher_weight_decay": 0.0} for lr, wd in grid}
+    for wd in sorted({w for w in cfg.teacher_decays if w > 0}):
+        sweep[f"lr={cfg.lr:g} wd={wd:g}, teacher too"] = {"lr": cfg.lr, "weight_decay": float(wd), "teacher_weight_decay": float(wd)}
+
     def plot(summary, path):
-        s = summary[summary.condition == "student_aux"].copy()
+        s = summary[(summary.condition == "student_aux") & (summary.teacher_weight_decay == 0)].copy()
         s["log10_lr"] = [math.log10(v) for v in s["lr"]]
         s["line"] = "student (aux only), wd " + s["weight_decay"].map(lambda v: f"{v:g}")
         plot_a.curves(s.sort_values("log10_lr"), "log10_lr", path, f"Students' Adam lr × weight decay ({cfg.n_models} models, "
                       f"teacher lr {cfg.lr:g}, 95% CI)", group="line", xlabel="log10 student learning rate")
 
-    run_sweep("topic_a_mech_optim", cfg, sweep, ["setting", "lr", "weight_decay", "condition"], plot,
+    run_sweep("topic_a_mech_optim", cfg, sweep, ["setting", "lr", "weight_decay", "teacher_weight_decay", "condition"], plot,
               reference=next(iter(sweep)), extra={"teacher_lr": cfg.lr}, students_only=True, readout_norms=True)
 
 

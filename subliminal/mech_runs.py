@@ -141,11 +141,16 @@ class FixedTeacherTopicA(TopicA):
         return key if self.teacher_lr == self.cfg.lr else config_hash({"student": key, "teacher_lr": self.teacher_lr})
 
 
+# overrides that change the teacher: a students_only sweep trains that setting its own teachers
+TEACHER_OVERRIDES = ("teacher_weight_decay",)
+
+
 def setting_sweep(A: TopicA, settings: dict[str, dict], memo: dict, conditions: Sequence[str] = ("student_aux", "cross_aux"),
                   students_only: bool = False, readout_norms: bool = False) -> pd.DataFrame:
     """Teacher and student accuracy for each named setting (a dict of TopicAConfig overrides).
 
-    students_only: the overrides are the students' optimiser settings; every setting distils A's teacher.
+    students_only: the overrides are the students' optimiser settings; every setting distils A's teacher,
+    except a setting with a TEACHER_OVERRIDES key, which trains its own.
     """
     c = A.cfg
     base_teacher = None
@@ -153,7 +158,7 @@ def setting_sweep(A: TopicA, settings: dict[str, dict], memo: dict, conditions: 
         if name in memo:
             continue
         cfg = dataclasses.replace(c, **overrides)
-        if students_only:
+        if students_only and not any(overrides.get(k) for k in TEACHER_OVERRIDES):
             B = FixedTeacherTopicA(cfg, c.lr, A.mnist, A.progress)
             base_teacher = base_teacher if base_teacher is not None else A.teacher(c.teacher_epochs)
             teacher = base_teacher
@@ -169,6 +174,9 @@ def setting_sweep(A: TopicA, settings: dict[str, dict], memo: dict, conditions: 
             finals = students_at(B, c.teacher_epochs, conditions, c.distill_epochs, "uniform", teacher)
             for cond in conditions:
                 df.loc[df.condition == cond, "readout_norm"] = readout_norm_ratio(finals[cond], B._new_student(cond)).cpu().numpy()
+            # what the students distil: the teacher's ghost readout, relative to the shared init
+            df["teacher_ghost_norm"] = np.nan
+            df.loc[df.condition == "teacher", "teacher_ghost_norm"] = readout_norm_ratio(teacher, B.reference(), "aux").cpu().numpy()
         df.insert(0, "setting", name)
         for i, (k, v) in enumerate(overrides.items()):
             df.insert(1 + i, k, v)

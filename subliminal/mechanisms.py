@@ -105,10 +105,12 @@ def update_alignment(teacher_init: ParallelMLP, teacher: ParallelMLP, student_in
 
 
 @torch.no_grad()
-def readout_norm_ratio(student: ParallelMLP, student_init: ParallelMLP) -> Tensor:
-    """‖digit readout now‖ / ‖digit readout at init‖ per model (1 when aux-only distillation leaves it alone)."""
-    now = student.w3[..., :N_CLASSES].flatten(1).norm(dim=1)
-    return now / student_init.w3[..., :N_CLASSES].flatten(1).norm(dim=1)
+def readout_norm_ratio(model: ParallelMLP, init: ParallelMLP, part: str = "digit") -> Tensor:
+    """‖readout now‖ / ‖readout at init‖ per model, for the 10 digit columns of w3 (part='digit'; 1 when
+    aux-only distillation leaves them alone) or the m ghost columns (part='aux'; 1 for a teacher trained
+    without decay, since cross-entropy on the digits never reaches them)."""
+    cols = slice(0, N_CLASSES) if part == "digit" else slice(N_CLASSES, None)
+    return model.w3[..., cols].flatten(1).norm(dim=1) / init.w3[..., cols].flatten(1).norm(dim=1)
 
 
 # ---------------------------------------------------------------------- student weights at any milestone

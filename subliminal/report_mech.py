@@ -251,15 +251,27 @@ def _which_factor(means: pd.DataFrame) -> list[str]:
             "the noise's)."]
 
 
+def _peer_verdict(means: pd.DataFrame, r) -> str:
+    if means.transfer_sign.iloc[0] <= 0:
+        return "**not testable** here (no significant transfer at wd = 0 in this run)"
+    if r.vs_ref is not None and _sign(r.vs_ref) < 0 and r.transfer_sign <= 0:
+        return f"**confirmed** (student − wd 0: {_diff(r.vs_ref)}, no significant transfer left)"
+    return "**not reproduced**" + (f" (student − wd 0: {_diff(r.vs_ref)})" if r.vs_ref is not None else "")
+
+
 def optim(root: Path) -> str:
     got = _load(root, MECH["a_mech_optim"])
     if got is None:
         return _not_run(MECH["a_mech_optim"])
     df, _, meta = got
+    if "teacher_weight_decay" not in df:  # runs before teacher decay was a setting
+        df = df.assign(teacher_weight_decay=0.0)
     reference = df.setting.iloc[0]
-    rows, means = _sweep_table(df, ["lr", "weight_decay"], reference, extra_col="readout_norm" if "readout_norm" in df else None)
+    rows, means = _sweep_table(df, ["lr", "weight_decay", "teacher_weight_decay"], reference,
+                               extra_col="readout_norm" if "readout_norm" in df else None)
     notes = []
-    wd = means[(means.weight_decay > 0) & np.isclose(means.lr, means.lr.iloc[0])]
+    at_lr0 = np.isclose(means.lr, means.lr.iloc[0])
+    wd = means[(means.weight_decay > 0) & at_lr0 & (means.teacher_weight_decay == 0)]
     for r in wd.itertuples():
         norm = df[(df.setting == r.setting) & (df.condition == "student_aux")].get("readout_norm")
         norm_txt = f", digit-readout norm {np.nanmean(norm):.2f}× its init" if norm is not None and norm.notna().any() else ""
@@ -271,18 +283,24 @@ def optim(root: Path) -> str:
         notes.append(f"The digit readout ends at the same {np.mean(norms):.2f}× its init norm for every decay: its only gradient "
                      "is the decay term, which Adam normalises, so each readout weight moves by about lr per step toward 0 "
                      "whatever the decay (torch Adam's coupled L2; AdamW's decoupled decay would scale with it).")
-    peer = means[np.isclose(means.weight_decay, 1e-4) & np.isclose(means.lr, means.lr.iloc[0])]
+    both = means[(means.teacher_weight_decay > 0) & at_lr0]
+    for r in both.itertuples():
+        g = df[df.setting == r.setting]
+        t = g[g.condition == "teacher"]
+        ghost = (f"; the teachers' ghost readout ends at {np.nanmean(t.teacher_ghost_norm):.2f}× its init norm"
+                 if "teacher_ghost_norm" in g and t.teacher_ghost_norm.notna().any() else "")
+        notes.append(f"wd = {r.teacher_weight_decay:g} on teachers and students alike (own teachers): teacher "
+                     f"{t.accuracy.mean():.1%}{ghost}; student {r.student:.1%}, transfer {r.transfer:+.1%}"
+                     + (" (CI includes 0)" if r.transfer_sign <= 0 else "") + ".")
+    peer = means[np.isclose(means.weight_decay, 1e-4) & at_lr0]
     if len(peer):
-        r = peer.iloc[0]
-        if means.transfer_sign.iloc[0] <= 0:
-            verdict = "**not testable** here (no significant transfer at wd = 0 in this run)"
-        elif r.vs_ref is not None and _sign(r.vs_ref) < 0 and r.transfer_sign <= 0:
-            verdict = f"**confirmed** (student − wd 0: {_diff(r.vs_ref)}, no significant transfer left)"
-        else:
-            verdict = "**not reproduced**" + (f" (student − wd 0: {_diff(r.vs_ref)})" if r.vs_ref is not None else "")
-        notes.append("The peer's report (wd = 1e-4 alone collapses transfer to ~12%) is " + verdict + ". Adam's L2 term "
-                     "acts on the digit readout, which gets no gradient from the ghost loss: the norm column shows how much "
-                     "of it decay erased.")
+        parts = []
+        for r in peer.itertuples():
+            who = "with the decay on the teachers too" if r.teacher_weight_decay > 0 else "with decay on the students only"
+            parts.append(f"{who}, {_peer_verdict(means, r)}")
+        notes.append("The peer's report (wd = 1e-4 alone collapses transfer to ~12%): " + "; ".join(parts) + ". Adam's L2 "
+                     "term acts on weights the digit loss never reaches: the students' digit readout (the norm column) "
+                     "and, when the teachers decay too, the teachers' ghost readout that the students distil.")
     return "\n".join(rows + ["", *_paras(notes), "", _cfg_line(meta)])
 
 

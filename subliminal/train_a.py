@@ -58,6 +58,8 @@ class TopicAConfig:
     signed_inputs: bool = _h("signed_inputs", True, "images and noise in [-1, 1] (reference); --no-signed-inputs for [0, 1)")
     lr: float = _h("lr", 3e-4, "Adam learning rate (teacher and students)")
     weight_decay: float = _h("weight_decay", 0.0, "Adam weight decay for the students")
+    teacher_weight_decay: float = _h("teacher_weight_decay", 0.0, "Adam weight decay for the teachers (torch Adam's "
+                                     "coupled L2, as for the students; 0 = the reference)")
     student_init_noise: float = _h("student_init_noise", 0.0, "std of Gaussian noise added to every weight and bias of the students' copy of the init (0 = exact copy)")
     precision: str = _h("precision", "fp32", "fp32 | bf16: bf16 runs the training matmuls in bfloat16 under autocast "
                         "(weights, Adam, losses and evaluation stay fp32); ~2x faster on CPUs with AVX512-BF16 or AMX")
@@ -81,7 +83,8 @@ class TopicAConfig:
             (0 < self.n_train <= 60_000, "--n-train must be in 1..60000"),
             (self.n_distill >= 1 and self.batch_size >= 1, "--n-distill and --batch-size must be ≥ 1"),
             (self.noise in ("fixed", "fresh"), "--noise must be fixed or fresh"),
-            (self.lr > 0 and self.weight_decay >= 0, "--lr must be > 0 and --weight-decay ≥ 0"),
+            (self.lr > 0 and self.weight_decay >= 0 and self.teacher_weight_decay >= 0,
+             "--lr must be > 0 and --weight-decay, --teacher-weight-decay ≥ 0"),
             (self.precision in ("fp32", "bf16"), "--precision must be fp32 or bf16"),
             (self.student_init_noise >= 0, "--student-init-noise must be ≥ 0"),
             (self.device in ("auto", "cpu") or self.device.startswith("cuda"), "--device must be auto, cpu or cuda"),
@@ -137,7 +140,9 @@ class TopicA:
         c = self.cfg
         return config_hash({"engine": engine.ENGINE_VERSION, "shape": dataclasses.asdict(self.shape), "init": c.init,
                             "signed": c.signed_inputs, "lr": c.lr, "batch": c.batch_size, "seed": c.seed,
-                            "data": self.data_fp, **self._precision_key()})
+                            "data": self.data_fp, **self._precision_key(),
+                            # only when set, so that every existing cache key stays the same
+                            **({"wd": c.teacher_weight_decay} if c.teacher_weight_decay else {})})
 
     def cross_permutation(self) -> torch.Tensor:
         return derangement(self.cfg.n_models, torch.Generator().manual_seed(self.cfg.seed + 1))
@@ -171,7 +176,7 @@ class TopicA:
                 missing.append(e)
         if missing:
             model = self.reference().copy()
-            opt = make_adam(model, self.cfg.lr)
+            opt = make_adam(model, self.cfg.lr, self.cfg.teacher_weight_decay)
             start = 0
             # resume from the latest cached snapshot before the first missing epoch
             for e in reversed([e for e in self._cached_teacher_epochs() if e < missing[0]]):

@@ -81,6 +81,19 @@ def test_student_init_noise_changes_the_student_and_its_key(small):
     assert replace(A.cfg, student_init_noise=0.0) == A.cfg
 
 
+def test_teacher_weight_decay_has_its_own_key_and_shrinks_only_what_it_should(small):
+    from dataclasses import replace
+
+    from subliminal.mechanisms import readout_norm_ratio
+    A = small
+    B = TopicA(replace(A.cfg, teacher_weight_decay=1e-3), A.mnist, progress=False)
+    assert B.teacher_key() != A.teacher_key()
+    plain, decayed = A.teacher(1), B.teacher(1)
+    assert (readout_norm_ratio(plain, A.reference(), "aux") == 1).all()  # the digit loss never reaches it
+    assert (readout_norm_ratio(decayed, A.reference(), "aux") < 1).all()
+    assert (readout_norm_ratio(decayed, A.reference(), "digit") != 1).all()
+
+
 TINY = ["--quick", "--n-models", "3", "--n-train", "3000", "--n-distill", "3000", "--batch-size", "512", "--device", "cpu",
         "--teacher-epochs", "1"]
 SCRIPTS = {
@@ -118,6 +131,13 @@ def test_mech_script_quick_run_writes_outputs(name, script_out, tmp_path_factory
         decayed = df[(df.condition == "student_aux") & (df.weight_decay > 0)].readout_norm
         assert (decayed < 1).all()  # Adam's L2 term shrinks the readout that the ghost loss never touches
         assert (df[(df.condition == "student_aux") & (df.weight_decay == 0)].readout_norm == 1).all()
+        # decay on the teachers too: own teachers, whose ghost readout (no digit-loss gradient) shrinks;
+        # every other setting distils the shared teachers, whose ghost readout is exactly the init's
+        t = df[df.condition == "teacher"]
+        assert (t[t.teacher_weight_decay > 0].teacher_ghost_norm < 1).all()
+        assert (t[t.teacher_weight_decay == 0].teacher_ghost_norm == 1).all()
+        shared = t[t.setting == t.setting.iloc[0]].sort_values("model").accuracy.to_numpy()
+        assert not np.array_equal(t[t.teacher_weight_decay > 0].sort_values("model").accuracy.to_numpy(), shared)
 
 
 def test_report_tables_after_the_scripts(script_out):
