@@ -6,7 +6,7 @@ full size of the committed tables (25 models, fp32) they need ~2.2 h here: that 
 hour. This runs the set at a fast configuration (default: 10 models, bf16 mixed precision) and says
 how well its numbers agree with the full-size ones.
 
-    python bench/bench_mech_set.py                          # 10 models, bf16: ~30 min on 2 idle cores
+    python bench/bench_mech_set.py                          # 10 models, bf16 (fp32 without native bf16): ~30 min on 2 idle cores
     python bench/bench_mech_set.py --flags "--n-models 25"  # any flags every mech script takes
 
 Each script runs with the same --flags into --out (default out/mech_fast) with its own cache
@@ -21,14 +21,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -39,18 +42,18 @@ SCRIPTS = ("convergence", "probe", "optim", "init", "aux_width", "hidden_width")
 LOAD_AT_START = round(os.getloadavg()[0], 2)  # > 0.5 means something else was running
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--flags", default="--n-models 10 --precision bf16", help="flags for every mech script")
-    ap.add_argument("--out", default=str(ROOT / "out" / "mech_fast"), help="output directory (cache in <out>/cache)")
-    ap.add_argument("--reference", default=str(ROOT / "plots_a"), help="the committed full-size results")
-    a = ap.parse_args()
-    out = Path(a.out)
-    cache = out / "cache"
-    fresh = not cache.exists() or not any(cache.iterdir())
-    flags = shlex.split(a.flags)
-    walls, parts = {}, []
-    t_all = time.time()
+def verdicts(plots_dir: Path) -> dict[str, list[str]]:
+    """The bold verdicts that README's generators write under each mechanism table, for results in plots_dir."""
+    from subliminal.report_mech import MECH, tables
+
+    with tempfile.TemporaryDirectory() as d:
+        os.symlink(Path(plots_dir).resolve(), Path(d) / "plots_a")
+        got = tables(Path(d))
+    return {MECH[k].removeprefix("topic_a_mech_"): re.findall(r"\*\*([^*]+)\*\*", got[k]) for k in MECH}
+
+
+def run_set(flags: list[str], out: Path, cache: Path) -> dict[str, float]:
+    walls = {}
     for s in SCRIPTS:
         name = f"topic_a_mech_{s}"
         t0 = time.time()
@@ -59,21 +62,56 @@ def main() -> None:
         if subprocess.run(cmd, cwd=ROOT).returncode != 0:
             sys.exit(f"error: {name}.py failed (its output is above); rerun to continue from {cache}")
         walls[s] = round(time.time() - t0, 1)
-        ref = Path(a.reference) / f"{name}_summary.csv"
-        if ref.exists():
-            c = compare_summaries(pd.read_csv(ref), pd.read_csv(out / f"{name}_summary.csv"))
+    return walls
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--flags", default=None, help="flags for every mech script (default: --n-models 10, plus "
+                    "--precision bf16 where the CPU has native bf16 matmuls or a GPU is used)")
+    ap.add_argument("--out", default=str(ROOT / "out" / "mech_fast"), help="output directory (cache in <out>/cache)")
+    ap.add_argument("--reference", default=str(ROOT / "plots_a"), help="the committed full-size results")
+    ap.add_argument("--compare-only", action="store_true",
+                    help="do not run: redo the comparison of --out's results, keeping the last run's times")
+    a = ap.parse_args()
+    out, me = Path(a.out), Path(__file__)
+    cache = out / "cache"
+    if a.compare_only:
+        try:
+            run = json.loads(me.with_suffix(".json").read_text())
+        except (OSError, ValueError):
+            sys.exit(f"error: --compare-only needs an earlier run's {me.with_suffix('.json').name}; run without it first")
+        run = {k: run[k] for k in ("flags", "fresh_cache", "wall_seconds", "total_minutes", "run_loadavg_1min_at_start",
+                                   "run_finished_utc") if k in run}
+    else:
+        if a.flags is None:
+            fast_bf16 = torch.cuda.is_available() or bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+            a.flags = "--n-models 10" + (" --precision bf16" if fast_bf16 else "")
+        fresh = not cache.exists() or not any(cache.iterdir())
+        t_all = time.time()
+        walls = run_set(shlex.split(a.flags), out, cache)
+        run = {"flags": a.flags, "fresh_cache": fresh, "wall_seconds": walls, "total_minutes": round((time.time() - t_all) / 60, 1),
+               "run_loadavg_1min_at_start": LOAD_AT_START,
+               "run_finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    parts = []
+    for s in SCRIPTS:
+        ref, got = Path(a.reference) / f"topic_a_mech_{s}_summary.csv", out / f"topic_a_mech_{s}_summary.csv"
+        if ref.exists() and got.exists():
+            c = compare_summaries(pd.read_csv(ref), pd.read_csv(got))
             c.insert(0, "script", s)
             parts.append(c)
-    total = time.time() - t_all
     table = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
-    write_csv(table, Path(__file__).with_suffix(".csv"))
+    write_csv(table, me.with_suffix(".csv"))
     z = table["z"].abs().to_numpy() if len(table) else np.array([])
+    v_full, v_fast = verdicts(Path(a.reference)), verdicts(out)
     res = {
-        "flags": a.flags, "fresh_cache": fresh, "wall_seconds": walls, "total_minutes": round(total / 60, 1),
+        **run,
         "rows_compared": int(len(table)), "rows_abs_z_over_2": int((z > 2).sum()), "rows_abs_z_over_3": int((z > 3).sum()),
         "median_abs_diff": round(float(np.median(table["diff"].abs())), 4) if len(table) else None,
         "max_abs_diff": round(float(table["diff"].abs().max()), 4) if len(table) else None,
         "reference": os.path.relpath(a.reference, ROOT),
+        "verdicts_same": {s: v_full[s] == v_fast[s] for s in v_full},
+        "verdicts_full": v_full, "verdicts_fast": v_fast,
     }
     write_bench_json(__file__, res, LOAD_AT_START)
     print(json.dumps(res))

@@ -18,7 +18,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +29,9 @@ sys.path.insert(0, str(ROOT))
 from subliminal.engine import MLPShape, ParallelMLP, distill_loss, logit_index, make_adam  # noqa: E402
 from subliminal.results import write_bench_json, write_csv  # noqa: E402
 from subliminal.train_a import TopicAConfig  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_topic_a import timeit  # noqa: E402
 
 LOAD_AT_START = round(os.getloadavg()[0], 2)
 
@@ -49,15 +51,7 @@ def step_ms(bf16: bool, n: int = 25, b: int = 1024, reps: int = 8) -> float:
         distill_loss(s.float(), t_lp).backward()
         opt.step()
 
-    for _ in range(2):
-        step()
-    best = float("inf")
-    for _ in range(3):
-        t = time.perf_counter()
-        for _ in range(reps):
-            step()
-        best = min(best, (time.perf_counter() - t) / reps)
-    return best * 1e3
+    return timeit(step, reps) * 1e3
 
 
 def main() -> None:

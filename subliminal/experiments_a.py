@@ -77,12 +77,17 @@ def paired_tests(df: pd.DataFrame, pairs: Sequence[tuple[str, str]], by: Sequenc
 
 
 def _earlier_seconds(json_path: Path, cfg) -> float:
-    """Wall time of earlier invocations of the same script and config (a resumed or re-run sweep), from its JSON."""
+    """Wall time of earlier invocations of the same script and config (a resumed or re-run sweep), from its JSON.
+
+    Config keys the earlier JSON lacks are options added to the code since that run (it ran without them, at
+    their default or with less work), so they do not break the match: the earlier run's finished parts are
+    in the cache this run reads."""
     try:
         prev = read_json(json_path)
     except (OSError, ValueError):
         return 0.0
-    if prev.get("config") != to_jsonable(cfg):
+    old, new = prev.get("config"), to_jsonable(cfg)
+    if not isinstance(old, dict) or any(k not in new or old[k] != new[k] for k in old):
         return 0.0
     return float(prev.get("wall_seconds_all_runs", prev.get("wall_seconds", 0.0)))
 

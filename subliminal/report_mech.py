@@ -185,10 +185,10 @@ def _width(root: Path, key: str, x: str, label: str, claim: str, claim_sign: int
     elif p < 0.05:
         verdict = f"{trend}: **{'consistent with' if rho * claim_sign > 0 else 'contradicts'} {claim}**."
     elif abs(rho) > 0.5:
-        verdict = (f"{trend}: the rank trend {'points the way of' if rho * claim_sign > 0 else 'runs against'} "
-                   f"{claim}, but is not significant over {len(means)} settings.")
+        verdict = (f"{trend}: the rank trend **{'points the way of' if rho * claim_sign > 0 else 'runs against'} "
+                   f"{claim}, but is not significant** over {len(means)} settings.")
     else:
-        verdict = f"{trend}: no clear monotone trend with {label}, so neither confirms nor contradicts {claim}."
+        verdict = f"{trend}: **no clear monotone trend** with {label}, so neither confirms nor contradicts {claim}."
     m = means.sort_values(x).reset_index(drop=True)
     k = int(m.transfer.idxmax()) if m.transfer.notna().any() else 0
     if 0 < k < len(m) - 1:
@@ -252,11 +252,18 @@ def _which_factor(means: pd.DataFrame) -> list[str]:
 
 
 def _peer_verdict(means: pd.DataFrame, r) -> str:
+    """'Collapse': confirmed when no significant transfer is left; partly when a significant loss leaves less
+    than half of the reference setting's transfer; otherwise not reproduced."""
     if means.transfer_sign.iloc[0] <= 0:
         return "**not testable** here (no significant transfer at wd = 0 in this run)"
-    if r.vs_ref is not None and _sign(r.vs_ref) < 0 and r.transfer_sign <= 0:
-        return f"**confirmed** (student − wd 0: {_diff(r.vs_ref)}, no significant transfer left)"
-    return "**not reproduced**" + (f" (student − wd 0: {_diff(r.vs_ref)})" if r.vs_ref is not None else "")
+    drop = f"student − wd 0: {_diff(r.vs_ref)}" if r.vs_ref is not None else ""
+    lower = r.vs_ref is not None and _sign(r.vs_ref) < 0
+    if lower and r.transfer_sign <= 0:
+        return f"**confirmed** ({drop}, no significant transfer left)"
+    if lower and r.transfer < means.transfer.iloc[0] / 2:
+        return (f"**partly reproduced** ({drop}; {r.transfer / means.transfer.iloc[0]:.0%} of the transfer at wd 0 is left, "
+                f"{r.transfer:+.1%} over the cross-model control, still significant)")
+    return "**not reproduced**" + (f" ({drop})" if drop else "")
 
 
 def optim(root: Path) -> str:
@@ -330,13 +337,20 @@ def mech_set(root: Path) -> str:
     big = big[big.az > 3].head(5)
     worst = table.loc[table["diff"].abs().idxmax()] if n else None
     text = [f"_Fast run {'from an empty cache' if m.get('fresh_cache') else 'resumed from its cache (times count the last invocation only)'}, "
-            f"load {m.get('loadavg_1min_at_start')} at start, finished {m.get('finished_utc')}._", ""]
+            f"load {m.get('run_loadavg_1min_at_start', m.get('loadavg_1min_at_start'))} at start, finished "
+            f"{m.get('run_finished_utc', m.get('finished_utc'))}._", ""]
     if n:
         text.append(f"Agreement: the fast run's {n} summary rows (setting × condition × milestone or probe) against the "
                     f"committed ones, z = difference / combined standard error. |z| > 2 in {int((z > 2).sum())} rows "
                     f"({(z > 2).mean():.0%}; about 5% if both estimate the same means), |z| > 3 in {int((z > 3).sum())}. "
                     f"Median |difference| {table['diff'].abs().median() * 100:.1f} points; the largest "
                     f"{abs(worst['diff']) * 100:.1f} points ({worst['script']}: {worst['row']}).")
+        same = m.get("verdicts_same")
+        if same:
+            differ = [s for s, ok in same.items() if not ok]
+            text.append(f"The bold verdicts that the report writes under the six tables: the same in {len(same) - len(differ)} "
+                        f"of {len(same)} scripts" + (f"; they differ for {', '.join(differ)} (see `bench/bench_mech_set.json`)."
+                                                     if differ else "."))
         if len(big):
             text.append("Rows with |z| > 3: " + "; ".join(
                 f"{r.script}: {r.row} ({r.mean_full:.1%} → {r.mean_fast:.1%}, z = {r.z:+.1f})" for r in big.itertuples()) + ".")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 
@@ -93,5 +95,10 @@ def test_wall_time_adds_up_over_invocations_of_the_same_config(tmp_path):
     write_run_json(path, cfg, 0, 100.0, {"wall_seconds_all_runs": 250.0})
     assert _earlier_seconds(path, cfg) == 250.0
     assert _earlier_seconds(path, TopicAConfig(n_models=4)) == 0.0  # another config starts over
+    # a run from before an option existed (its JSON lacks the key) still counts
+    old = json.loads(path.read_text())
+    del old["config"]["precision"]
+    path.write_text(json.dumps(old))
+    assert _earlier_seconds(path, cfg) == 250.0
     path.write_text("{broken")
     assert _earlier_seconds(path, cfg) == 0.0
