@@ -63,9 +63,10 @@ def main(cfg: Config) -> None:
         sweep[f"lr={cfg.lr:g} wd={wd:g}, teacher too"] = {"lr": cfg.lr, "weight_decay": float(wd), "teacher_weight_decay": float(wd)}
 
     def plot(summary, path):
-        s = summary[(summary.condition == "student_aux") & (summary.teacher_weight_decay == 0)].copy()
+        s = summary[summary.condition == "student_aux"].copy()
         s["log10_lr"] = [math.log10(v) for v in s["lr"]]
-        s["line"] = "student (aux only), wd " + s["weight_decay"].map(lambda v: f"{v:g}")
+        s["line"] = ("student (aux only), wd " + s["weight_decay"].map(lambda v: f"{v:g}")
+                     + s["teacher_weight_decay"].map(lambda v: ", teachers too" if v > 0 else ""))
         plot_a.curves(s.sort_values("log10_lr"), "log10_lr", path, f"Students' Adam lr × weight decay ({cfg.n_models} models, "
                       f"teacher lr {cfg.lr:g}, 95% CI)", group="line", xlabel="log10 student learning rate")
 
