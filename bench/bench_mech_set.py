@@ -21,11 +21,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shlex
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -35,21 +33,12 @@ import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from subliminal.report_mech import bold_verdicts  # noqa: E402
 from subliminal.results import write_bench_json, write_csv  # noqa: E402
 from subliminal.stats import compare_summaries  # noqa: E402
 
 SCRIPTS = ("convergence", "probe", "optim", "init", "aux_width", "hidden_width")  # convergence trains the baseline teacher
 LOAD_AT_START = round(os.getloadavg()[0], 2)  # > 0.5 means something else was running
-
-
-def verdicts(plots_dir: Path) -> dict[str, list[str]]:
-    """The bold verdicts that README's generators write under each mechanism table, for results in plots_dir."""
-    from subliminal.report_mech import MECH, tables
-
-    with tempfile.TemporaryDirectory() as d:
-        os.symlink(Path(plots_dir).resolve(), Path(d) / "plots_a")
-        got = tables(Path(d))
-    return {MECH[k].removeprefix("topic_a_mech_"): re.findall(r"\*\*([^*]+)\*\*", got[k]) for k in MECH}
 
 
 def run_set(flags: list[str], out: Path, cache: Path) -> dict[str, float]:
@@ -103,7 +92,7 @@ def main() -> None:
     table = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
     write_csv(table, me.with_suffix(".csv"))
     z = table["z"].abs().to_numpy() if len(table) else np.array([])
-    v_full, v_fast = verdicts(Path(a.reference)), verdicts(out)
+    v_full, v_fast = bold_verdicts(Path(a.reference)), bold_verdicts(out)
     res = {
         **run,
         "rows_compared": int(len(table)), "rows_abs_z_over_2": int((z > 2).sum()), "rows_abs_z_over_3": int((z > 3).sum()),

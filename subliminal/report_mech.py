@@ -7,6 +7,9 @@ contradict the seed's narrative, decided from the confidence intervals in the fi
 from __future__ import annotations
 
 import json
+import os
+import re
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -355,6 +358,15 @@ def mech_set(root: Path) -> str:
             text.append("Rows with |z| > 3: " + "; ".join(
                 f"{r.script}: {r.row} ({r.mean_full:.1%} → {r.mean_fast:.1%}, z = {r.z:+.1f})" for r in big.itertuples()) + ".")
     return "\n".join(rows + [""] + text)
+
+
+def bold_verdicts(plots_dir: Path) -> dict[str, list[str]]:
+    """The bold verdicts that tables() writes under each mechanism table, for the results in plots_dir
+    (any directory of topic_a_mech_* outputs), keyed by script name without the topic_a_mech_ prefix."""
+    with tempfile.TemporaryDirectory() as d:
+        os.symlink(Path(plots_dir).resolve(), Path(d) / "plots_a")
+        got = tables(Path(d))
+    return {MECH[k].removeprefix("topic_a_mech_"): re.findall(r"\*\*([^*]+)\*\*", got[k]) for k in MECH}
 
 
 def precision(root: Path) -> str:

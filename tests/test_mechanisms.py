@@ -148,6 +148,12 @@ def test_report_tables_after_the_scripts(script_out):
         assert got[key].startswith("|") and "Not run yet" not in got[key], (key, got[key][:300])
     missing = tables(script_out / "nowhere")
     assert "python topic_a_mech_probe.py" in missing["a_mech_probe"]
+    # the fast-set bench compares these verdicts between two output directories
+    from subliminal.report_mech import bold_verdicts
+    v = bold_verdicts(script_out / "plots_a")
+    assert set(v) == {"convergence", "probe", "aux_width", "hidden_width", "init", "optim"}
+    assert v == bold_verdicts(script_out / "plots_a") and any(v.values())
+    assert bold_verdicts(script_out / "nowhere") == {k: [] for k in v}
 
 
 def test_init_report_names_the_factor_that_removes_transfer():
