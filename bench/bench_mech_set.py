@@ -1,7 +1,7 @@
 """The whole issue-4 mechanisms set end to end, timed, and checked against the committed full-size tables.
 
 Issue 4 asks for the six topic_a_mech_* scripts to be runnable on 2 cores in well under an hour. At the
-full size of the committed tables (25 models, fp32) they need ~2.2 h here: that is ~400 epochs of
+full size of the committed tables (25 models, fp32) they need ~2.3 h here: that is ~400 epochs of
 25 models over 60k images at ~75% of the fp32 matmul ceiling, so no scheduling trick gets it under an
 hour. This runs the set at a fast configuration (default: 10 models, bf16 mixed precision) and says
 how well its numbers agree with the full-size ones.
