@@ -29,10 +29,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from subliminal.common import fast_bf16, get_device  # noqa: E402
 from subliminal.report_mech import bold_verdicts  # noqa: E402
 from subliminal.results import write_bench_json, write_csv  # noqa: E402
 from subliminal.stats import compare_summaries  # noqa: E402
@@ -74,8 +74,7 @@ def main() -> None:
                                    "run_finished_utc") if k in run}
     else:
         if a.flags is None:
-            fast_bf16 = torch.cuda.is_available() or bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-            a.flags = "--n-models 10" + (" --precision bf16" if fast_bf16 else "")
+            a.flags = "--n-models 10" + (" --precision bf16" if fast_bf16(get_device("auto")) else "")
         fresh = not cache.exists() or not any(cache.iterdir())
         t_all = time.time()
         walls = run_set(shlex.split(a.flags), out, cache)

@@ -26,6 +26,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from subliminal.common import fast_bf16  # noqa: E402
 from subliminal.engine import MLPShape, ParallelMLP, distill_loss, logit_index, make_adam  # noqa: E402
 from subliminal.results import write_bench_json, write_csv  # noqa: E402
 from subliminal.train_a import TopicAConfig  # noqa: E402
@@ -79,7 +80,7 @@ def main() -> None:
     write_csv(table, Path(__file__).with_suffix(".csv"))
     t32, t16 = step_ms(False), step_ms(True)
     res = {"student_step_ms_fp32": round(t32, 1), "student_step_ms_bf16": round(t16, 1), "step_speedup": round(t32 / t16, 2),
-           "bf16_native": bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()),
+           "bf16_native": fast_bf16(torch.device("cpu")),
            "conditions": {r["condition"]: {k: round(float(v), 4) for k, v in r.items() if k != "condition"} for r in rows}}
     write_bench_json(__file__, res, LOAD_AT_START)
     print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))

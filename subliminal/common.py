@@ -42,6 +42,16 @@ def get_device(name: str = "auto") -> torch.device:
     raise UserError(f"unknown device {name!r}; use auto, cpu or cuda")
 
 
+def fast_bf16(device: torch.device) -> bool:
+    """Whether bf16 matmuls are native on `device`: any CUDA GPU here, or a CPU with AVX512-BF16/AMX (oneDNN)."""
+    if device.type == "cuda":
+        return True
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
 def _arg_type(tp: Any) -> tuple[Any, dict[str, Any]]:
     """Map a dataclass field annotation to argparse (type, extra kwargs)."""
     origin = typing.get_origin(tp)

@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 
 from . import engine
 from .cache import config_hash, load_tensors, save_tensors
-from .common import UserError, get_device
+from .common import UserError, fast_bf16, get_device
 from .engine import MLPShape, ParallelMLP, derangement, distill_loss, logit_index, make_adam, teacher_loss
 from .inputs import ImageSource, NoiseSource, pixel_permutation
 from .mnist import ImageSet, load_fashion_mnist, load_mnist
@@ -94,13 +94,6 @@ class TopicAConfig:
                 raise UserError(msg)
 
 
-def _cpu_has_fast_bf16() -> bool:
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
-
-
 def _fingerprint(t: torch.Tensor) -> str:
     return hashlib.sha256(t.contiguous().numpy().tobytes()).hexdigest()[:16]
 
@@ -124,7 +117,7 @@ class TopicA:
         self.cache = Path(root).expanduser()
         self.data_fp = _fingerprint(self.mnist.train_x[: cfg.n_train]) + _fingerprint(self.mnist.train_y[: cfg.n_train])
         self._reference: ParallelMLP | None = None
-        if cfg.precision == "bf16" and self.device.type == "cpu" and not _cpu_has_fast_bf16():
+        if cfg.precision == "bf16" and not fast_bf16(self.device):
             log("warning: --precision bf16 on a CPU without native bf16 matmuls (AVX512-BF16/AMX) is slower than fp32")
 
     def _autocast(self):
