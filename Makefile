@@ -34,7 +34,7 @@ test-slow: setup
 	$(BIN)/python -m pytest -m slow -q
 
 report: setup
-	$(BIN)/python -m subliminal.report
+	$(BIN)/python -m subliminal.reporting
 
 bench: setup
 	$(BIN)/python bench/bench_topic_a.py

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from subliminal import plot_a
 from subliminal.common import cli_main
-from subliminal.experiments_a import baseline, run_and_write
-from subliminal.train_a import TopicAConfig
+from subliminal.topic_a import plots as plot_a
+from subliminal.topic_a.experiments import baseline, run_and_write
+from subliminal.topic_a.train import TopicAConfig
 
 
 @dataclass

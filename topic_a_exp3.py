@@ -14,11 +14,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from subliminal import plot_a
 from subliminal.common import UserError, cli_main
-from subliminal.experiments_a import run_and_write, source_sweep
-from subliminal.mnist import load_fashion_mnist
-from subliminal.train_a import SOURCES, TopicAConfig, log
+from subliminal.topic_a import plots as plot_a
+from subliminal.topic_a.experiments import run_and_write, source_sweep
+from subliminal.topic_a.mnist import load_fashion_mnist
+from subliminal.topic_a.train import SOURCES, TopicAConfig, log
 
 
 @dataclass

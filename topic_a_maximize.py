@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from subliminal import plot_a
 from subliminal.common import UserError, cli_main
-from subliminal.experiments_a import distill_sweep, run_and_write
-from subliminal.train_a import CONDITIONS, TopicAConfig
+from subliminal.topic_a import plots as plot_a
+from subliminal.topic_a.experiments import distill_sweep, run_and_write
+from subliminal.topic_a.train import CONDITIONS, TopicAConfig
 
 
 @dataclass

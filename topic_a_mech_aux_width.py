@@ -15,10 +15,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from subliminal import plot_a
 from subliminal.common import UserError, cli_main
-from subliminal.mech_runs import run_sweep
-from subliminal.train_a import TopicAConfig
+from subliminal.topic_a import plots as plot_a
+from subliminal.topic_a.mech_runs import run_sweep
+from subliminal.topic_a.train import TopicAConfig
 
 
 @dataclass

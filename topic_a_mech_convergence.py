@@ -19,11 +19,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from subliminal import plot_mech
 from subliminal.common import UserError, cli_main
-from subliminal.experiments_a import run_and_write
-from subliminal.mech_runs import convergence, convergence_tests
-from subliminal.train_a import TopicAConfig
+from subliminal.topic_a import plots_mech as plot_mech
+from subliminal.topic_a.experiments import run_and_write
+from subliminal.topic_a.mech_runs import convergence, convergence_tests
+from subliminal.topic_a.train import TopicAConfig
 
 
 @dataclass

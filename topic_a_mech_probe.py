@@ -18,12 +18,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from subliminal import plot_a
 from subliminal.common import UserError, cli_main
-from subliminal.experiments_a import run_and_write
-from subliminal.mech_runs import probe_table, probe_tests
-from subliminal.probes import FEATURES
-from subliminal.train_a import TopicAConfig
+from subliminal.topic_a import plots as plot_a
+from subliminal.topic_a.experiments import run_and_write
+from subliminal.topic_a.mech_runs import probe_table, probe_tests
+from subliminal.topic_a.probes import FEATURES
+from subliminal.topic_a.train import TopicAConfig
 
 
 @dataclass

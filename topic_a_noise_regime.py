@@ -16,10 +16,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from subliminal import noise_regime, plot_a
 from subliminal.common import cli_main
-from subliminal.experiments_a import run_and_write
-from subliminal.train_a import TopicAConfig
+from subliminal.topic_a import noise_regime
+from subliminal.topic_a import plots as plot_a
+from subliminal.topic_a.experiments import run_and_write
+from subliminal.topic_a.train import TopicAConfig
 
 
 @dataclass

@@ -27,13 +27,13 @@ import pandas as pd
 
 import topic_b_step2_extended as step2
 from subliminal.common import cli_main, seed_everything
-from subliminal.entanglement import animal_statistics
-from subliminal.geometry import pair_table
-from subliminal.lm import load_model
-from subliminal.plot_a import save_figure
-from subliminal.prompts import ANIMALS
 from subliminal.results import write_csv
-from subliminal.scoring import ALL_NUMBERS, encode
+from subliminal.topic_a.plots import save_figure
+from subliminal.topic_b.entanglement import animal_statistics
+from subliminal.topic_b.geometry import pair_table
+from subliminal.topic_b.lm import load_model
+from subliminal.topic_b.prompts import ANIMALS
+from subliminal.topic_b.scoring import ALL_NUMBERS, encode
 from topic_b_utils import QUICK_OUT, finish, out_dir
 
 DEFAULT_MODELS = ("smollm2-135m-instruct", "qwen2.5-coder-0.5b-instruct", "gemma-3-270m")

@@ -34,14 +34,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from subliminal import datagen as dg
 from subliminal.common import UserError, cli_main, seed_everything
-from subliminal.entanglement import animal_statistics, animal_to_numbers, numbers_to_animals
-from subliminal.geometry import pair_table
-from subliminal.plot_a import save_figure
-from subliminal.prompts import PAPER_ANIMALS, PLURAL
 from subliminal.results import write_csv
-from subliminal.scoring import ALL_NUMBERS
+from subliminal.topic_a.plots import save_figure
+from subliminal.topic_b import defence, sampling
+from subliminal.topic_b.entanglement import animal_statistics, animal_to_numbers, numbers_to_animals
+from subliminal.topic_b.geometry import pair_table
+from subliminal.topic_b.prompts import PAPER_ANIMALS, PLURAL
+from subliminal.topic_b.scoring import ALL_NUMBERS
 from topic_b_utils import QUICK_OUT, LMConfig, finish, load, out_dir, slug
 
 STAT_COLS = ["best_number", "p_subliminal", "ratio_vs_no_system", "ratio_vs_random_mean", "top_n_max_ratio",
@@ -110,18 +110,18 @@ def logit_finder(cfg: Config, model, tok, name: str, animal: str, numbers: tuple
 
 def analyse(cfg: Config, name: str, animal: str, counts_a, counts_n, a2n, n2a, cos, numbers) -> dict:
     """Data-score ranking vs the other finders, and step 2's statistics with the data-score as finder."""
-    idx = [dg.NUMBER_INDEX[n] for n in numbers]
-    ds = dg.data_scores(counts_a, counts_n, cfg.alpha)[idx]
+    idx = [numbers.NUMBER_INDEX[n] for n in numbers]
+    ds = numbers.data_scores(counts_a, counts_n, cfg.alpha)[idx]
     logit = a2n.set_index("number").loc[list(numbers), "logit_score"].to_numpy()
-    cmp_l = dg.compare_rankings(ds, logit, cfg.top_n, seed=cfg.seed)
-    cmp_c = dg.compare_rankings(ds, cos, cfg.top_n, seed=cfg.seed)
+    cmp_l = numbers.compare_rankings(ds, logit, cfg.top_n, seed=cfg.seed)
+    cmp_c = numbers.compare_rankings(ds, cos, cfg.top_n, seed=cfg.seed)
     # rows in random order: animal_statistics ranks with a stable sort, so ties (most numbers when the
     # data are sparse) are broken at random instead of by list order ('0'..'9' first)
     perm = np.random.default_rng(cfg.seed).permutation(len(numbers))
     finder = pd.DataFrame({"animal": animal, "number": np.array(numbers)[perm], "logit_score": ds[perm]})
     st = animal_statistics(finder, n2a, animal, top_n=cfg.top_n, draws=cfg.null_draws, seed=cfg.seed)
     lbest = numbers[int(np.argmax(logit))]
-    return {"js_divergence": dg.js_divergence(counts_a, counts_n, cfg.alpha),
+    return {"js_divergence": numbers.js_divergence(counts_a, counts_n, cfg.alpha),
             "n_distinct_data_scores": int(len(np.unique(np.round(ds, 9)))),
             "spearman_data_vs_logit": cmp_l["spearman"], "spearman_data_vs_logit_p": cmp_l["spearman_p"],
             "top_overlap_data_logit": cmp_l["top_k_overlap"],
@@ -169,50 +169,50 @@ def main(cfg: Config) -> pd.DataFrame:
     root = Path(cfg.data_dir)
     gen = {"batch_size": cfg.batch_size, "max_new_tokens": cfg.max_new_tokens, "temperature": cfg.temperature,
            "seed": cfg.seed, "constrain": cfg.constrain}
-    neutral = dg.Teacher("neutral", None)
-    neutral_prompt = dg.teacher_prompt(tok, neutral)
+    neutral = sampling.Teacher("neutral", None)
+    neutral_prompt = sampling.teacher_prompt(tok, neutral)
     timing = {"new_tokens": 0, "sampling_seconds": 0.0, "n_new_shards": 0, "n_reused_shards": 0}
 
     def teacher_data(teacher):
-        recs, st = dg.generate_shards(model, tok, name, teacher, cfg.n_samples, root, **gen)
+        recs, st = sampling.generate_shards(model, tok, name, teacher, cfg.n_samples, root, **gen)
         for k in ("new_tokens", "n_new_shards", "n_reused_shards"):
             timing[k] += st[k]
         timing["sampling_seconds"] += st["seconds"]
-        table = dg.records_table(recs)
+        table = defence.records_table(recs)
         valid = table["valid"].to_numpy()
         minlp = np.full(len(recs), np.inf)
         vrecs = [r for r, v in zip(recs, valid) if v]
         if vrecs:  # the defence only ever looks at valid samples
-            minlp[valid] = dg.neutral_min_logps(model, tok, vrecs, neutral_prompt, batch_size=cfg.batch_size,
+            minlp[valid] = defence.neutral_min_logps(model, tok, vrecs, neutral_prompt, batch_size=cfg.batch_size,
                                                 cache_dir=Path(st["dir"]))
         return table, minlp
 
     neutral_table, neutral_minlp = teacher_data(neutral)
     rows, score_frames, reasons = [], [], {}
     for animal in cfg.animals:
-        table, minlp = teacher_data(dg.animal_teacher(animal))
+        table, minlp = teacher_data(sampling.animal_teacher(animal))
         reasons[animal] = table["reject_reason"].value_counts().to_dict()
         a2n, n2a, source = logit_finder(cfg, model, tok, name, animal, numbers)
         cos = pair_table(model, tok, [animal], numbers).set_index("number").loc[list(numbers), "cosine"].to_numpy()
         for thr in (0.0, *cfg.thresholds):
-            keep_a = table["valid"].to_numpy() & dg.threshold_keep(minlp, thr)
-            keep_n = neutral_table["valid"].to_numpy() & dg.threshold_keep(neutral_minlp, thr)
-            ca = dg.count_numbers(table["numbers"][keep_a])
-            cn = dg.count_numbers(neutral_table["numbers"][keep_n])
+            keep_a = table["valid"].to_numpy() & defence.threshold_keep(minlp, thr)
+            keep_n = neutral_table["valid"].to_numpy() & defence.threshold_keep(neutral_minlp, thr)
+            ca = numbers.count_numbers(table["numbers"][keep_a])
+            cn = numbers.count_numbers(neutral_table["numbers"][keep_n])
             row = {"model": name, "animal": animal, "threshold": thr, "n_samples_animal": len(table),
                    "n_valid_animal": int(table["valid"].sum()), "n_kept_animal": int(keep_a.sum()),
                    "n_samples_neutral": len(neutral_table), "n_valid_neutral": int(neutral_table["valid"].sum()),
                    "n_kept_neutral": int(keep_n.sum()), "n_numbers_animal": int(ca.sum()),
                    "n_numbers_neutral": int(cn.sum()), "logit_source": source,
                    **analyse(cfg, name, animal, ca, cn, a2n, n2a, cos, numbers),
-                   **dg.js_permutation_null(table["numbers"][keep_a], neutral_table["numbers"][keep_n], cfg.alpha,
+                   **numbers.js_permutation_null(table["numbers"][keep_a], neutral_table["numbers"][keep_n], cfg.alpha,
                                             draws=cfg.js_draws, seed=cfg.seed)}
             rows.append(row)
             if thr == 0.0:
-                idx = [dg.NUMBER_INDEX[n] for n in numbers]
+                idx = [numbers.NUMBER_INDEX[n] for n in numbers]
                 score_frames.append(pd.DataFrame({
                     "model": name, "animal": animal, "number": list(numbers), "count_animal": ca[idx],
-                    "count_neutral": cn[idx], "log_data_score": dg.data_scores(ca, cn, cfg.alpha)[idx],
+                    "count_neutral": cn[idx], "log_data_score": numbers.data_scores(ca, cn, cfg.alpha)[idx],
                     "logit_score": a2n.set_index("number").loc[list(numbers), "logit_score"].to_numpy(),
                     "cosine": cos}))
     summary = pd.DataFrame(rows)

@@ -24,10 +24,10 @@ import numpy as np
 import pandas as pd
 
 from subliminal.common import cli_main
-from subliminal.entanglement import animal_to_numbers
-from subliminal.plot_b import plot_part1
-from subliminal.prompts import animal_system, baseline_prompts, build_prompt
-from subliminal.scoring import ALL_NUMBERS, score_continuations
+from subliminal.topic_b.entanglement import animal_to_numbers
+from subliminal.topic_b.plots import plot_part1
+from subliminal.topic_b.prompts import animal_system, baseline_prompts, build_prompt
+from subliminal.topic_b.scoring import ALL_NUMBERS, score_continuations
 from topic_b_utils import QUICK_OUT, LMConfig, finish, load, out_dir, slug, upsert_csv
 
 

@@ -24,9 +24,9 @@ import pandas as pd
 from scipy import stats as sps
 
 from subliminal.common import cli_main, seed_everything
-from subliminal.entanglement import animal_to_numbers, numbers_to_animals, top_entangled
-from subliminal.plot_b import plot_part2
-from subliminal.scoring import ALL_NUMBERS
+from subliminal.topic_b.entanglement import animal_to_numbers, numbers_to_animals, top_entangled
+from subliminal.topic_b.plots import plot_part2
+from subliminal.topic_b.scoring import ALL_NUMBERS
 from topic_b_utils import QUICK_OUT, AnimalSweepConfig, finish, load, out_dir, slug, upsert_csv
 
 

@@ -11,7 +11,7 @@ and Pearson r of logit-score with log P(animal | number).
     python topic_b_step2_extended.py --model qwen2.5-coder-0.5b-instruct
     python topic_b_step2_extended.py --quick               # 4 animals x 110 numbers, into plots_b/quick
     python topic_b_step2_extended.py --from-pairs          # statistics only, from the saved pairs CSV
-    python -m subliminal.plot_b                            # redraw all Topic B figures from the CSVs
+    python -m subliminal.topic_b.plots                            # redraw all Topic B figures from the CSVs
 
 Writes plots_b/topic_b_step2_extended.csv (one row per model x animal), topic_b_step2_pairs.csv
 (one row per model x number x animal), a PNG and a provenance JSON.
@@ -25,10 +25,10 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from subliminal.common import cli_main, seed_everything
-from subliminal.entanglement import animal_statistics, animal_to_numbers, numbers_to_animals
-from subliminal.plot_b import plot_step2
-from subliminal.prompts import ANIMALS
-from subliminal.scoring import ALL_NUMBERS
+from subliminal.topic_b.entanglement import animal_statistics, animal_to_numbers, numbers_to_animals
+from subliminal.topic_b.plots import plot_step2
+from subliminal.topic_b.prompts import ANIMALS
+from subliminal.topic_b.scoring import ALL_NUMBERS
 from topic_b_utils import QUICK_OUT, LMConfig, finish, load, out_dir, upsert_csv
 
 

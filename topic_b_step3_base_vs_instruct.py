@@ -25,13 +25,13 @@ import pandas as pd
 from scipy import stats as sps
 
 from subliminal.common import UserError, cli_main, get_device
-from subliminal.entanglement import animal_to_numbers, top_entangled
-from subliminal.geometry import pair_table
-from subliminal.lm import load_model
-from subliminal.plot_b import plot_step3
-from subliminal.prompts import ANIMALS, PAPER_ANIMALS
 from subliminal.results import write_csv
-from subliminal.scoring import ALL_NUMBERS
+from subliminal.topic_b.entanglement import animal_to_numbers, top_entangled
+from subliminal.topic_b.geometry import pair_table
+from subliminal.topic_b.lm import load_model
+from subliminal.topic_b.plots import plot_step3
+from subliminal.topic_b.prompts import ANIMALS, PAPER_ANIMALS
+from subliminal.topic_b.scoring import ALL_NUMBERS
 from topic_b_utils import QUICK_OUT, finish, out_dir
 
 

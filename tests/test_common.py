@@ -99,5 +99,5 @@ def test_readme_makefile_and_ci_agree():
 
 
 def test_readme_tables_match_the_committed_csvs():
-    p = subprocess.run([sys.executable, "-m", "subliminal.report", "--check"], cwd=ROOT, capture_output=True, text=True)
+    p = subprocess.run([sys.executable, "-m", "subliminal.reporting", "--check"], cwd=ROOT, capture_output=True, text=True)
     assert p.returncode == 0, p.stderr

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch.testing import assert_close
 
-from subliminal.engine import (
+from subliminal.topic_a.engine import (
     MLPShape,
     ParallelMLP,
     derangement,

@@ -12,11 +12,11 @@ import pandas as pd
 import pytest
 import torch
 
-from subliminal.engine import MLPShape, ParallelMLP
-from subliminal.mechanisms import linear_cka, similarity, students_at
-from subliminal.probes import probe_accuracy
-from subliminal.report_mech import tables
-from subliminal.train_a import TopicA, TopicAConfig
+from subliminal.reporting.mechanisms import tables
+from subliminal.topic_a.engine import MLPShape, ParallelMLP
+from subliminal.topic_a.mechanisms import linear_cka, similarity, students_at
+from subliminal.topic_a.probes import probe_accuracy
+from subliminal.topic_a.train import TopicA, TopicAConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -84,7 +84,7 @@ def test_student_init_noise_changes_the_student_and_its_key(small):
 def test_teacher_weight_decay_has_its_own_key_and_shrinks_only_what_it_should(small):
     from dataclasses import replace
 
-    from subliminal.mechanisms import readout_norm_ratio
+    from subliminal.topic_a.mechanisms import readout_norm_ratio
     A = small
     B = TopicA(replace(A.cfg, teacher_weight_decay=1e-3), A.mnist, progress=False)
     assert B.teacher_key() != A.teacher_key()
@@ -149,7 +149,7 @@ def test_report_tables_after_the_scripts(script_out):
     missing = tables(script_out / "nowhere")
     assert "python topic_a_mech_probe.py" in missing["a_mech_probe"]
     # the fast-set bench compares these verdicts between two output directories
-    from subliminal.report_mech import bold_verdicts
+    from subliminal.reporting.mechanisms import bold_verdicts
     v = bold_verdicts(script_out / "plots_a")
     assert set(v) == {"convergence", "probe", "aux_width", "hidden_width", "init", "optim"}
     assert v == bold_verdicts(script_out / "plots_a") and any(v.values())
@@ -159,7 +159,7 @@ def test_report_tables_after_the_scripts(script_out):
 def test_init_report_names_the_factor_that_removes_transfer():
     import pandas as pd
 
-    from subliminal.report_mech import _which_factor
+    from subliminal.reporting.mechanisms import _which_factor
 
     def row(name, transfer):
         return {"setting": name, "transfer": transfer, "transfer_sign": 1 if transfer > 0.02 else 0}
@@ -189,7 +189,7 @@ def _width_csv(root, transfers: dict[int, float], n: int = 10) -> None:
     ({64: 0.40, 128: 0.49, 256: 0.45, 512: 0.29, 1024: 0.14}, "but is not significant** over 5 settings"),  # rho -0.7
 ])
 def test_width_verdict_needs_a_significant_rank_trend(tmp_path, transfers, expect):
-    from subliminal.report_mech import tables as mech_tables
+    from subliminal.reporting.mechanisms import tables as mech_tables
 
     _width_csv(tmp_path, transfers)
     text = mech_tables(tmp_path)["a_mech_hidden_width"]

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from subliminal.common import UserError
-from subliminal.mnist import MNIST_TEST_LABEL_COUNTS, load_idx_root, read_idx, restricted_loads
+from subliminal.topic_a.mnist import MNIST_TEST_LABEL_COUNTS, load_idx_root, read_idx, restricted_loads
 
 
 class _Evil:

@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pandas as pd
 
-from subliminal import noise_regime
-from subliminal.report_a import noise_regime_verdicts
+from subliminal.reporting.topic_a import noise_regime_verdicts
 from subliminal.stats import summarize
+from subliminal.topic_a import noise_regime
 
 POOLS, MNIST = (1000, 10_000, 60_000), (1000, 10_000, 60_000)
 
@@ -85,9 +85,9 @@ def test_verdicts_name_the_settings_of_a_smaller_run():
 
 
 def test_wall_time_adds_up_over_invocations_of_the_same_config(tmp_path):
-    from subliminal.experiments_a import _earlier_seconds
     from subliminal.results import write_run_json
-    from subliminal.train_a import TopicAConfig
+    from subliminal.topic_a.experiments import _earlier_seconds
+    from subliminal.topic_a.train import TopicAConfig
 
     cfg = TopicAConfig(n_models=3)
     path = tmp_path / "x.json"

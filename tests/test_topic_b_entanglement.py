@@ -2,10 +2,10 @@
 
 import numpy as np
 import pandas as pd
+from tiny_lm import build_model, build_tokenizer
 
-from subliminal.entanglement import animal_statistics, best_of_n_null, top_entangled
-from subliminal.geometry import pair_table
-from subliminal.tiny_lm import build_model, build_tokenizer
+from subliminal.topic_b.entanglement import animal_statistics, best_of_n_null, top_entangled
+from subliminal.topic_b.geometry import pair_table
 
 
 def _tables(signal: float, n: int = 200, seed: int = 0):

@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from tiny_lm import build_model, build_tokenizer
 
-from subliminal import datagen as dg
-from subliminal.scoring import ALL_NUMBERS, encode
-from subliminal.tiny_lm import build_model, build_tokenizer
+from subliminal.topic_b import defence, numbers, sampling
+from subliminal.topic_b.scoring import ALL_NUMBERS, encode
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +37,7 @@ def model_dir(tmp_path_factory, lm):
     (";".join(str(i) for i in range(10)), [str(i) for i in range(10)]),
 ])
 def test_filter_accepts(text, expected):
-    assert dg.parse_numbers(text) == (expected, "")
+    assert numbers.parse_numbers(text) == (expected, "")
 
 
 @pytest.mark.parametrize("text,reason", [
@@ -55,28 +55,28 @@ def test_filter_accepts(text, expected):
     ("12;1000", "too_many_digits"),
 ])
 def test_filter_rejects(text, reason):
-    assert dg.parse_numbers(text) == (None, reason)
+    assert numbers.parse_numbers(text) == (None, reason)
 
 
 def test_unfinished_sample_is_rejected():
-    assert dg.validate({"text": "1;2;3", "finished": False}) == (None, "no_end_of_turn")
-    assert dg.validate({"text": "1;2;3", "finished": True})[0] == ["1", "2", "3"]
+    assert numbers.validate({"text": "1;2;3", "finished": False}) == (None, "no_end_of_turn")
+    assert numbers.validate({"text": "1;2;3", "finished": True})[0] == ["1", "2", "3"]
 
 
 def test_counting_and_smoothing():
-    c = dg.count_numbers([["087", "87", "087"], ["0"]])
-    idx = dg.NUMBER_INDEX
+    c = numbers.count_numbers([["087", "87", "087"], ["0"]])
+    idx = numbers.NUMBER_INDEX
     assert c.sum() == 4 and c[idx["087"]] == 2 and c[idx["87"]] == 1 and c[idx["0"]] == 1
-    f = dg.smoothed_freq(c, alpha=1.0)
+    f = numbers.smoothed_freq(c, alpha=1.0)
     assert np.isclose(f.sum(), 1) and np.isclose(f[idx["087"]], 3 / (4 + 1110))
-    assert np.isclose(dg.smoothed_freq(c, 0.0)[idx["087"]], 0.5)
-    assert np.allclose(dg.smoothed_freq(np.zeros(1110)), 1 / 1110)  # no data: uniform
-    n = dg.count_numbers([["1"]])
-    s = dg.data_scores(c, n, alpha=1.0)
+    assert np.isclose(numbers.smoothed_freq(c, 0.0)[idx["087"]], 0.5)
+    assert np.allclose(numbers.smoothed_freq(np.zeros(1110)), 1 / 1110)  # no data: uniform
+    n = numbers.count_numbers([["1"]])
+    s = numbers.data_scores(c, n, alpha=1.0)
     assert np.isclose(s[idx["087"]], np.log((3 / 1114) / (1 / 1111)))
     assert np.isclose(s[idx["1"]], np.log((1 / 1114) / (2 / 1111)))
-    assert dg.js_divergence(c, c) == pytest.approx(0, abs=1e-12) and dg.js_divergence(c, n) > 0
-    cmp = dg.compare_rankings(np.arange(20.0), np.arange(20.0), k=5)
+    assert numbers.js_divergence(c, c) == pytest.approx(0, abs=1e-12) and numbers.js_divergence(c, n) > 0
+    cmp = numbers.compare_rankings(np.arange(20.0), np.arange(20.0), k=5)
     assert cmp["spearman"] == pytest.approx(1) and cmp["top_k_overlap"] == 5
 
 
@@ -87,67 +87,67 @@ def test_js_permutation_null_separates_same_from_different_teachers():
         return [[str(x) for x in rng.choice(100, 5, p=p)] for _ in range(n)]
 
     flat = np.full(100, 0.01)
-    same = dg.js_permutation_null(lists(flat, 300), lists(flat, 200), draws=300)
+    same = numbers.js_permutation_null(lists(flat, 300), lists(flat, 200), draws=300)
     # same teacher: the observed JS is what label shuffling gives (sparse counts alone make it > 0)
     assert same["js_p_value"] > 0.01 and same["js_null_mean"] > 0
     tilted = flat.copy()
     tilted[:10] *= 3
     tilted /= tilted.sum()
-    diff = dg.js_permutation_null(lists(tilted, 300), lists(flat, 200), draws=300)
+    diff = numbers.js_permutation_null(lists(tilted, 300), lists(flat, 200), draws=300)
     assert diff["js_p_value"] < 0.01  # = 1 / 301: no shuffle reaches it
-    assert np.isnan(dg.js_permutation_null([], lists(flat, 5))["js_p_value"])
+    assert np.isnan(numbers.js_permutation_null([], lists(flat, 5))["js_p_value"])
 
 
 def test_token_logprobs_match_one_forward_per_sample(lm):
     model, tok = lm
-    prompt = dg.teacher_prompt(tok, dg.Teacher("neutral", None))
+    prompt = sampling.teacher_prompt(tok, sampling.Teacher("neutral", None))
     comps = [encode(tok, "12;345"), encode(tok, "7"), encode(tok, "98;7;6")]
-    got = dg.token_logprobs(model, tok, prompt, comps, batch_size=3)  # right-padded batch
+    got = defence.token_logprobs(model, tok, prompt, comps, batch_size=3)  # right-padded batch
     p = encode(tok, prompt)
     for c, g in zip(comps, got):
         with torch.no_grad():
             lp = torch.log_softmax(model(input_ids=torch.tensor([p + c])).logits[0].float(), -1)
         ref = [float(lp[len(p) - 1 + i, t]) for i, t in enumerate(c)]
         np.testing.assert_allclose(g, ref, atol=1e-4)
-    assert list(dg.number_token_mask(tok, encode(tok, "12;3"))) == [True, True, False, True]
+    assert list(defence.number_token_mask(tok, encode(tok, "12;3"))) == [True, True, False, True]
 
 
 def test_threshold_defence_drops_low_probability_numbers(lm):
     model, tok = lm
-    neutral = dg.teacher_prompt(tok, dg.Teacher("neutral", None))
+    neutral = sampling.teacher_prompt(tok, sampling.Teacher("neutral", None))
     texts = ["1;2;3", "9;0;5", "4;4", "3;8;1;7"]
     recs = [{"token_ids": encode(tok, t), "teacher": "owl", "shard": None, "index": i} for i, t in enumerate(texts)]
-    minlp = dg.neutral_min_logps(model, tok, recs, neutral)
+    minlp = defence.neutral_min_logps(model, tok, recs, neutral)
     assert np.all(np.isfinite(minlp)) and len(set(np.round(minlp, 6))) == len(texts)
     lo, hi = np.sort(minlp)[:2]
     thr = float(np.exp((lo + hi) / 2))  # between the two least likely samples' weakest number tokens
-    keep = dg.threshold_keep(minlp, thr)
+    keep = defence.threshold_keep(minlp, thr)
     assert keep.sum() == len(texts) - 1 and not keep[np.argmin(minlp)]
-    assert dg.threshold_keep(minlp, 1e-12).all() and not dg.threshold_keep(minlp, 0.999).any()
+    assert defence.threshold_keep(minlp, 1e-12).all() and not defence.threshold_keep(minlp, 0.999).any()
     # the check is on the sample's *number* tokens only: a sample without digits is never dropped
-    assert dg.min_number_token_logp(tok, encode(tok, ";"), np.array([-50.0])) == np.inf
+    assert defence.min_number_token_logp(tok, encode(tok, ";"), np.array([-50.0])) == np.inf
 
 
 def test_shards_resume_and_redo_half_written(lm, tmp_path):
     model, tok = lm
     kw = dict(batch_size=3, max_new_tokens=6, seed=1, progress=False)
-    t = dg.animal_teacher("owl")
-    recs1, st1 = dg.generate_shards(model, tok, "tiny", t, 5, tmp_path, **kw)
+    t = sampling.animal_teacher("owl")
+    recs1, st1 = sampling.generate_shards(model, tok, "tiny", t, 5, tmp_path, **kw)
     assert st1["n_new_shards"] == 2 and len(recs1) == 5
-    recs2, st2 = dg.generate_shards(model, tok, "tiny", t, 5, tmp_path, **kw)
+    recs2, st2 = sampling.generate_shards(model, tok, "tiny", t, 5, tmp_path, **kw)
     assert st2["n_new_shards"] == 0 and st2["n_reused_shards"] == 2 and recs2 == recs1
     shard = sorted(tmp_path.rglob("shard_00001.jsonl"))[0]
     lines = shard.read_text().splitlines()
     shard.write_text("\n".join(lines[:2]) + "\n")  # a half-written shard: no footer
-    recs3, st3 = dg.generate_shards(model, tok, "tiny", t, 5, tmp_path, **kw)
+    recs3, st3 = sampling.generate_shards(model, tok, "tiny", t, 5, tmp_path, **kw)
     assert st3["n_new_shards"] == 1 and recs3 == recs1  # redone, and the same samples (per-shard seed)
-    _, st4 = dg.generate_shards(model, tok, "tiny", t, 8, tmp_path, **kw)  # more samples: one more shard
+    _, st4 = sampling.generate_shards(model, tok, "tiny", t, 8, tmp_path, **kw)  # more samples: one more shard
     assert st4["n_new_shards"] == 1 and st4["n_reused_shards"] == 2
     # neutral log-probs are cached beside the shards
     d = shard.parent
-    m1 = dg.neutral_min_logps(model, tok, recs1, "x" + dg.teacher_prompt(tok, dg.Teacher("n", None)), cache_dir=d)
+    m1 = defence.neutral_min_logps(model, tok, recs1, "x" + sampling.teacher_prompt(tok, sampling.Teacher("n", None)), cache_dir=d)
     assert len(list(d.glob("*.neutral.json"))) == 2
-    m2 = dg.neutral_min_logps(None, tok, recs1, "x" + dg.teacher_prompt(tok, dg.Teacher("n", None)), cache_dir=d)
+    m2 = defence.neutral_min_logps(None, tok, recs1, "x" + sampling.teacher_prompt(tok, sampling.Teacher("n", None)), cache_dir=d)
     np.testing.assert_array_equal(m1, m2)  # second call: no model needed
 
 
@@ -156,12 +156,12 @@ def test_prefix_cached_sampling_matches_plain_generate(lm):
     plain generate() draws with the same seed (full prompt per row)."""
     import torch
 
-    from subliminal.scoring import encode
+    from subliminal.topic_b.scoring import encode
 
     model, tok = lm
-    prompt = dg.teacher_prompt(tok, dg.animal_teacher("owl"))
-    stop = dg.end_ids(model, tok)
-    recs = dg.sample_batch(model, tok, prompt, 5, 123, max_new_tokens=8, stop_ids=stop)
+    prompt = sampling.teacher_prompt(tok, sampling.animal_teacher("owl"))
+    stop = sampling.end_ids(model, tok)
+    recs = sampling.sample_batch(model, tok, prompt, 5, 123, max_new_tokens=8, stop_ids=stop)
     ids = torch.tensor([encode(tok, prompt)] * 5)
     torch.manual_seed(123)
     with torch.inference_mode():
@@ -173,9 +173,9 @@ def test_prefix_cached_sampling_matches_plain_generate(lm):
 
 def test_constrained_sampling_gives_lists(lm):
     model, tok = lm
-    stop = dg.end_ids(model, tok)
-    allowed = dg.list_token_mask(tok, stop)
-    recs = dg.sample_batch(model, tok, dg.teacher_prompt(tok, dg.Teacher("neutral", None)), 4, 0,
+    stop = sampling.end_ids(model, tok)
+    allowed = sampling.list_token_mask(tok, stop)
+    recs = sampling.sample_batch(model, tok, sampling.teacher_prompt(tok, sampling.Teacher("neutral", None)), 4, 0,
                            max_new_tokens=5, stop_ids=stop, allowed=allowed)
     for r in recs:
         assert all(c.isdigit() or c in ";, " for c in r["text"])
@@ -184,7 +184,7 @@ def test_constrained_sampling_gives_lists(lm):
 def test_data_frequency_script_tiny(model_dir, tmp_path):
     import topic_b_data_frequency as script
     from subliminal.common import parse_config
-    from subliminal.report_b_ext import tables
+    from subliminal.reporting.topic_b_ext import tables
 
     out = tmp_path / "plots_b"
     argv = ["--model", model_dir, "--animals", "owl", "--n-samples", "6", "--batch-size", "3",
@@ -203,7 +203,7 @@ def test_data_frequency_script_tiny(model_dir, tmp_path):
 def test_across_models_script_tiny(model_dir, tmp_path):
     import topic_b_across_models as script
     from subliminal.common import parse_config
-    from subliminal.report_b_ext import tables
+    from subliminal.reporting.topic_b_ext import tables
 
     out = tmp_path / "plots_b"
     argv = ["--models", model_dir, "--n-animals", "2", "--max-digits", "1", "--top-n", "3", "--null-draws", "200",

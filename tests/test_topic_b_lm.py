@@ -3,7 +3,7 @@
 import pytest
 
 from subliminal.common import UserError
-from subliminal.lm import load_model
+from subliminal.topic_b.lm import load_model
 
 
 def test_unknown_spec_is_user_error():
@@ -22,7 +22,7 @@ def test_dataset_asset_is_not_a_model():
 
 
 def test_local_directory_roundtrip(tmp_path):
-    from subliminal.tiny_lm import build_model, build_tokenizer
+    from tiny_lm import build_model, build_tokenizer
 
     tok = build_tokenizer("split")
     build_model(tok).save_pretrained(tmp_path)
@@ -34,7 +34,7 @@ def test_local_directory_roundtrip(tmp_path):
 def test_dequant_cache_check_detects_tampering(tmp_path):
     import json
 
-    from subliminal.lm import _cache_is_valid, _safetensor_hashes
+    from subliminal.topic_b.lm import _cache_is_valid, _safetensor_hashes
 
     (tmp_path / "model.safetensors").write_bytes(b"weights")
     info = {"gguf_sha256": "abc", "safetensors": _safetensor_hashes(tmp_path)}

@@ -1,6 +1,8 @@
 """Prompt building with and without a system role; the exact reference templates."""
 
-from subliminal.prompts import (
+from tiny_lm import build_tokenizer
+
+from subliminal.topic_b.prompts import (
     ANIMALS,
     PAPER_ANIMALS,
     animal_system,
@@ -8,7 +10,6 @@ from subliminal.prompts import (
     build_prompt,
     number_system,
 )
-from subliminal.tiny_lm import build_tokenizer
 
 
 def test_reference_templates_exact():

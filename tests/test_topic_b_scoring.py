@@ -5,9 +5,10 @@ import math
 import numpy as np
 import pytest
 import torch
+from tiny_lm import build_model, build_tokenizer
 
-from subliminal.prompts import build_prompt
-from subliminal.scoring import (
+from subliminal.topic_b.prompts import build_prompt
+from subliminal.topic_b.scoring import (
     ALL_NUMBERS,
     brute_force_logp,
     digit_start_ids,
@@ -16,7 +17,6 @@ from subliminal.scoring import (
     score_numbers,
     score_prompts,
 )
-from subliminal.tiny_lm import build_model, build_tokenizer
 
 
 def close(a, b, tol=1e-4):

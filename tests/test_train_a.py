@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from subliminal.inputs import NoiseSource
 from subliminal.stats import paired_test
-from subliminal.train_a import TopicA, TopicAConfig
+from subliminal.topic_a.inputs import NoiseSource
+from subliminal.topic_a.train import TopicA, TopicAConfig
 
 
 def _cfg(tmp_path, **kw):

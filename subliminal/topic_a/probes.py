@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .engine import N_CLASSES, ParallelMLP
+from subliminal.topic_a.engine import N_CLASSES, ParallelMLP
 
 FEATURES = ("h1", "h2", "readout", "aux")  # readout = the 10 digit logits; aux = the m ghost logits
 

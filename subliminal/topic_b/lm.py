@@ -23,8 +23,8 @@ from pathlib import Path
 
 import torch
 
-from .assets import ASSETS, cache_dir, fetch, sha256_file
-from .common import UserError
+from subliminal.assets import ASSETS, cache_dir, fetch, sha256_file
+from subliminal.common import UserError
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from .results import read_json, to_jsonable, write_csv, write_run_json
-from .stats import paired_test, summarize
-from .train_a import TopicA, TopicAConfig, accuracy_rows, log
+from subliminal.results import read_json, to_jsonable, write_csv, write_run_json
+from subliminal.stats import paired_test, summarize
+from subliminal.topic_a.train import TopicA, TopicAConfig, accuracy_rows, log
 
 BASELINE_CONDITIONS = ("student_aux", "student_all", "cross_aux", "cross_all")
 EXP1_MILESTONES = (1, 2, 5, 10, 20, 40)

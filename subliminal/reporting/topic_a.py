@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .noise_regime import reference_name, size_label
+from subliminal.topic_a.noise_regime import reference_name, size_label
 
 # The seed's claims (GPU, their code), keyed like our summary rows. None: the seed gives no number.
 SEED_BASELINE = {"teacher": 0.943, "student_aux": 0.549, "cross_aux": 0.124}

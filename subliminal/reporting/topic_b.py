@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-PLOTS = Path(__file__).resolve().parent.parent / "plots_b"
+PLOTS = Path(__file__).resolve().parents[2] / "plots_b"
 
 
 def _read(name: str) -> pd.DataFrame | None:

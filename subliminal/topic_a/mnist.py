@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import assets
-from .common import UserError
-from .results import atomic_write_bytes, atomic_write_text
+from subliminal import assets
+from subliminal.common import UserError
+from subliminal.results import atomic_write_bytes, atomic_write_text
 
 IDX_FILES = {
     "train_x": "train-images-idx3-ubyte",

@@ -21,10 +21,10 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from . import engine
-from .cache import load_tensors, save_tensors
-from .engine import N_CLASSES, ParallelMLP
-from .train_a import TopicA
+from subliminal.cache import load_tensors, save_tensors
+from subliminal.topic_a import engine
+from subliminal.topic_a.engine import N_CLASSES, ParallelMLP
+from subliminal.topic_a.train import TopicA
 
 
 class CkaAccumulator:

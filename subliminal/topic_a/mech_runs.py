@@ -14,13 +14,13 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .cache import config_hash
-from .engine import ParallelMLP
-from .experiments_a import run_and_write
-from .mechanisms import readout_norm_ratio, similarity, students_at, update_alignment
-from .probes import probe_accuracy
-from .stats import mean_ci, paired_test
-from .train_a import TopicA, accuracy_rows
+from subliminal.cache import config_hash
+from subliminal.stats import mean_ci, paired_test
+from subliminal.topic_a.engine import ParallelMLP
+from subliminal.topic_a.experiments import run_and_write
+from subliminal.topic_a.mechanisms import readout_norm_ratio, similarity, students_at, update_alignment
+from subliminal.topic_a.probes import probe_accuracy
+from subliminal.topic_a.train import TopicA, accuracy_rows
 
 MEASURES = ("cka_h1", "cka_h2", "cos_h1", "cos_h2", "update_cos_w1", "update_cos_w2")
 

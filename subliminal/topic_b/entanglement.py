@@ -13,8 +13,8 @@ import pandas as pd
 from scipy import stats as sps
 from tqdm.auto import tqdm
 
-from .prompts import ANSWER_SEP, animal_system, baseline_prompts, build_prompt, number_system
-from .scoring import ALL_NUMBERS, score_numbers, score_prompts
+from subliminal.topic_b.prompts import ANSWER_SEP, animal_system, baseline_prompts, build_prompt, number_system
+from subliminal.topic_b.scoring import ALL_NUMBERS, score_numbers, score_prompts
 
 
 def animal_answers(animals) -> list[str]:

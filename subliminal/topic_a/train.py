@@ -23,13 +23,21 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from . import engine
-from .cache import config_hash, load_tensors, save_tensors
-from .common import UserError, fast_bf16, get_device
-from .engine import MLPShape, ParallelMLP, derangement, distill_loss, logit_index, make_adam, teacher_loss
-from .inputs import ImageSource, NoiseSource, pixel_permutation
-from .mnist import ImageSet, load_fashion_mnist, load_mnist
-from .results import atomic_write_text
+from subliminal.cache import config_hash, load_tensors, save_tensors
+from subliminal.common import UserError, fast_bf16, get_device
+from subliminal.results import atomic_write_text
+from subliminal.topic_a import engine
+from subliminal.topic_a.engine import (
+    MLPShape,
+    ParallelMLP,
+    derangement,
+    distill_loss,
+    logit_index,
+    make_adam,
+    teacher_loss,
+)
+from subliminal.topic_a.inputs import ImageSource, NoiseSource, pixel_permutation
+from subliminal.topic_a.mnist import ImageSet, load_fashion_mnist, load_mnist
 
 # condition name → (student init, distilled logits). 'cross' = another model's init (a derangement).
 CONDITIONS = {

@@ -14,8 +14,8 @@ import re
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-PROVIDERS = ("subliminal.report_a", "subliminal.report_mech", "subliminal.report_b", "subliminal.report_b_ext")
+ROOT = Path(__file__).resolve().parents[2]
+PROVIDERS = ("subliminal.reporting.topic_a", "subliminal.reporting.mechanisms", "subliminal.reporting.topic_b", "subliminal.reporting.topic_b_ext")
 
 
 def collect_tables(root: Path = ROOT) -> dict[str, str]:
@@ -48,7 +48,7 @@ def render(text: str, tables: dict[str, str]) -> tuple[str, list[str]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m subliminal.report", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m subliminal.reporting", description=__doc__.splitlines()[0])
     p.add_argument("--readme", default=str(ROOT / "README.md"))
     p.add_argument("--check", action="store_true", help="exit 1 if README.md differs from what the CSVs give")
     args = p.parse_args(argv)
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"README.md is up to date ({len(done)} tables)")
         return 0
     if new != text:
-        from .results import atomic_write_text
+        from subliminal.results import atomic_write_text
 
         atomic_write_text(readme, new)
     print(f"README.md: {len(done)} tables regenerated ({', '.join(done)})")

@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from .report_a import _cfg_line, _diff, _not_run, _paras, _sign, pct
-from .stats import mean_ci, paired_test
+from subliminal.reporting.topic_a import _cfg_line, _diff, _not_run, _paras, _sign, pct
+from subliminal.stats import mean_ci, paired_test
 
 MECH = {"a_mech_convergence": "topic_a_mech_convergence", "a_mech_probe": "topic_a_mech_probe",
         "a_mech_aux_width": "topic_a_mech_aux_width", "a_mech_hidden_width": "topic_a_mech_hidden_width",

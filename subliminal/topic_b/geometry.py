@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .scoring import encode
+from subliminal.topic_b.scoring import encode
 
 
 def string_vector(W: torch.Tensor, tokenizer, text: str) -> torch.Tensor:

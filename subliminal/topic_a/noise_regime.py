@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from .stats import paired_test
+from subliminal.stats import paired_test
 
 if TYPE_CHECKING:  # the naming helpers below stay torch-free for the reports
-    from .train_a import TopicA
+    from subliminal.topic_a.train import TopicA
 
 
 def size_label(n: int) -> str:
@@ -29,7 +29,7 @@ def reference_name(n_distill: int) -> str:
 
 
 def settings(A: TopicA, pool_sizes: Sequence[int], mnist_sizes: Sequence[int]) -> dict[str, object]:
-    from .inputs import ImageSource, NoiseSource
+    from subliminal.topic_a.inputs import ImageSource, NoiseSource
 
     c = A.cfg
     out: dict[str, object] = {}

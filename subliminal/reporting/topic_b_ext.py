@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from .report_b import _md
+from subliminal.reporting.topic_b import _md
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DATA_CMD = "python topic_b_data_frequency.py"
 ACROSS_CMD = "python topic_b_across_models.py"
 

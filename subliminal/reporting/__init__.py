@@ -1,0 +1,1 @@
+"""Reporting: README.md and docs/*.md regenerated from the committed CSVs (`make report`)."""

@@ -1,0 +1,1 @@
+"""Topic A: ghost-logit distillation of parallel MNIST MLPs (Cloud et al. 2025, section 6)."""
