@@ -8,7 +8,7 @@ STAMP := $(VENV)/.requirements.stamp
 DEMO_OUT ?= out/demo
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: setup assets demo test test-slow report bench mech-set lint clean-demo
+.PHONY: setup assets demo test test-slow analyze report bench mech-set lint clean-demo
 
 $(STAMP): requirements.txt
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -33,6 +33,9 @@ test: setup
 test-slow: setup
 	$(BIN)/python -m pytest -m slow -q
 
+analyze: setup
+	$(BIN)/python -m subliminal.topic_a.analysis
+
 report: setup
 	$(BIN)/python -m subliminal.reporting
 
@@ -40,6 +43,7 @@ bench: setup
 	$(BIN)/python bench/bench_topic_a.py
 	$(BIN)/python bench/bench_topic_b.py
 	$(BIN)/python bench/bench_precision.py
+	$(BIN)/python bench/bench_topic_b_transfer.py
 
 mech-set: setup
 	$(BIN)/python bench/bench_mech_set.py

@@ -8,12 +8,19 @@ data-frequency (rows of plots_b/topic_b_data_frequency.csv without defence, when
 for the model). Per model x finder: animals beating the best-of-n null, positive/negative t-tests and
 Pearson correlations, median best-number ratio vs no system and vs the mean over all numbers (the
 random-number null); plus the model's size and the fraction of the 1,110 numbers that are one token.
+Added: the exact best-of-n count, the mean-of-top-n count, and every count after Benjamini-Hochberg
+within the model (columns ``*_bh``); topic_b_multiplicity.csv (logit finder: per model and over all
+models, counts uncorrected / BH within the model / BH over all models); topic_b_specificity.csv (the
+animal-label permutation test of subliminal.topic_b.specificity, from the saved pairs CSV) and
+topic_b_specificity_numbers.csv (ranks of 087 for owl and 747 for eagle).
 
     python topic_b_across_models.py                     # smollm2, qwen2.5-coder-0.5b-instruct, gemma-3-270m
     python topic_b_across_models.py --models smollm2-135m-instruct --no-run-missing   # tables from CSVs only
+    python topic_b_across_models.py --from-csv           # specificity + multiplicity only, from the CSVs (~1 min)
     python topic_b_across_models.py --quick              # 4 animals x 110 numbers, into plots_b/quick
 
-Writes plots_b/topic_b_across_models.csv, a PNG and a provenance JSON.
+Writes plots_b/topic_b_across_models.csv, a PNG and a provenance JSON (--from-csv: only the
+specificity and multiplicity CSVs and topic_b_specificity__all.json).
 """
 
 from __future__ import annotations
@@ -26,15 +33,18 @@ import numpy as np
 import pandas as pd
 
 import topic_b_step2_extended as step2
-from subliminal.common import cli_main, seed_everything
-from subliminal.results import write_csv
-from subliminal.topic_a.plots import save_figure
+from subliminal.common import UserError, cli_main, get_device, seed_everything
+from subliminal.results import OutputSet, prepare_out, save_figure, write_csv
 from subliminal.topic_b.entanglement import animal_statistics
 from subliminal.topic_b.geometry import pair_table
 from subliminal.topic_b.lm import load_model
+from subliminal.topic_b.multiplicity import TESTS, count, multiplicity_table
 from subliminal.topic_b.prompts import ANIMALS
+from subliminal.topic_b.runs import QUICK_OUT, check_range, write_provenance
 from subliminal.topic_b.scoring import ALL_NUMBERS, encode
-from topic_b_utils import QUICK_OUT, finish, out_dir
+from subliminal.topic_b.specificity import NUMBERS_CSV, SPEC_CSV
+from subliminal.topic_b.specificity import outputs as specificity_outputs
+from subliminal.topic_b.tables import check_upsertable, read_table, upsert
 
 DEFAULT_MODELS = ("smollm2-135m-instruct", "qwen2.5-coder-0.5b-instruct", "gemma-3-270m")
 
@@ -51,20 +61,31 @@ class Config:
     seed: int = field(default=0, metadata={"help": "seed of the permutation null"})
     run_missing: bool = field(default=True, metadata={"help": "run step 2 for models without results"})
     unembedding: bool = field(default=True, metadata={"help": "add the unembedding-cosine finder (loads each model)"})
+    from_csv: bool = field(default=False, metadata={"help": "only recompute the specificity and multiplicity CSVs "
+                                                     "from the saved step-2 CSVs (no model is loaded)"})
 
     @classmethod
     def quick(cls) -> Config:
         return cls(models=("smollm2-135m-instruct",), out=QUICK_OUT, n_animals=4, max_digits=2, top_n=5,
                    null_draws=2000)
 
+    def validate(self) -> None:
+        if not self.models:
+            raise UserError("--models is empty; give at least one model, e.g. --models smollm2-135m-instruct")
+        get_device(self.device)
+        check_range(self.n_animals, 1, len(ANIMALS), "--n-animals")
+        check_range(self.max_digits, 1, 3, "--max-digits")
+        check_range(self.top_n, 1, sum(len(n) <= self.max_digits for n in ALL_NUMBERS), "--top-n")
+        check_range(self.null_draws, 1, None, "--null-draws")
+
 
 def _read(path: Path) -> pd.DataFrame | None:
-    return pd.read_csv(path, dtype={"number": str, "best_number": str}) if path.exists() else None
+    return read_table(path) if path.exists() else None
 
 
 def step2_rows(cfg: Config, model: str, animals: list[str]) -> tuple[pd.DataFrame | None, str]:
     """Step 2's per-animal rows for the model: read, or run step 2 (its own functions) and read."""
-    d = out_dir(cfg)
+    d = Path(cfg.out)
     s = _read(d / "topic_b_step2_extended.csv")
     if s is not None and set(animals) <= set(s.loc[s["model"] == model, "animal"]):
         return s[(s["model"] == model) & s["animal"].isin(animals)].reset_index(drop=True), "read"
@@ -84,7 +105,7 @@ def model_facts(model, tok) -> dict:
 
 def cosine_rows(cfg: Config, model, tok, name: str, animals: list[str], numbers) -> pd.DataFrame | None:
     """Step 2's statistics with the unembedding cosine as the finder (needs the saved pairs)."""
-    pairs = _read(out_dir(cfg) / "topic_b_step2_pairs.csv")
+    pairs = _read(Path(cfg.out) / "topic_b_step2_pairs.csv")
     if pairs is None:
         return None
     pairs = pairs[(pairs["model"] == name) & pairs["animal"].isin(animals) & pairs["number"].isin(numbers)]
@@ -109,7 +130,36 @@ def summarise(s: pd.DataFrame, model: str, finder: str, facts: dict) -> dict:
             "median_ratio_vs_no_system": float(s["ratio_vs_no_system"].median()),
             "median_ratio_vs_random": float(s["ratio_vs_random_mean"].median()),
             "median_top_n_over_null_p95": float((s["top_n_max_ratio"] / s["null_p95"]).median()),
-            **facts}
+            **facts,
+            **{f"{t}_bh" if bh else t: count(s, t, bh) for t in TESTS for bh in (False, True)
+               if bh or t in ("best_of_n_max_exact", "top_n_mean")}}
+
+
+def specificity_and_multiplicity(cfg: Config, animals: list[str], numbers, o: OutputSet) -> pd.DataFrame:
+    """From the saved step-2 CSVs, no model: the specificity test per model, the 087/747 ranks, and the
+    multiplicity counts of the logit finder (into topic_b_specificity*.csv, topic_b_multiplicity.csv)."""
+    d = Path(cfg.out)
+    pairs, step2_csv = _read(d / "topic_b_step2_pairs.csv"), _read(d / "topic_b_step2_extended.csv")
+    if pairs is None or step2_csv is None:
+        raise UserError(f"no step-2 results in {d}; run: python topic_b_step2_extended.py --model MODEL")
+    s = step2_csv[step2_csv["model"].isin(cfg.models) & step2_csv["animal"].isin(animals)]
+    if "null_p_exact" not in s.columns or s["null_p_exact"].isna().any():
+        msg = ("the step-2 CSV lacks the exact best-of-n p-values for some model; add them with: "
+               "python topic_b_step2_extended.py --from-pairs --model MODEL")
+        if cfg.from_csv:
+            raise UserError(msg)
+        print(f"note: {msg}; topic_b_multiplicity.csv not written")
+        s = None
+    frames: dict[str, list[pd.DataFrame]] = {}
+    for m in cfg.models:
+        p = pairs[(pairs["model"] == m) & pairs["animal"].isin(animals) & pairs["number"].isin(numbers)]
+        for f, df in specificity_outputs(p, m, top_k=cfg.top_n, n_perm=cfg.null_draws, seed=cfg.seed).items():
+            frames.setdefault(f, []).append(df)
+    for f, dfs in frames.items():
+        upsert(pd.concat(dfs, ignore_index=True), o.final(f), write_to=o.path(f))
+    if s is not None:
+        write_csv(multiplicity_table(s), o.path("topic_b_multiplicity.csv"))
+    return pd.concat(frames.get(SPEC_CSV, [pd.DataFrame(columns=["model", "variant", "verdict"])]))
 
 
 def plot(table: pd.DataFrame, path: Path) -> None:
@@ -135,7 +185,15 @@ def main(cfg: Config) -> pd.DataFrame:
     seed_everything(cfg.seed)
     animals = [a for a, _ in ANIMALS[: cfg.n_animals]]
     numbers = tuple(n for n in ALL_NUMBERS if len(n) <= cfg.max_digits)
-    d = out_dir(cfg)
+    d = prepare_out(cfg.out)
+    check_upsertable(cfg.out, (SPEC_CSV, NUMBERS_CSV))
+    if cfg.from_csv:
+        with OutputSet(cfg.out) as o:
+            spec = specificity_and_multiplicity(cfg, animals, numbers, o)
+            verdicts = {f"{m}/{v}": x for m, v, x in spec[["model", "variant", "verdict"]].itertuples(index=False)}
+            write_provenance(o, cfg, "topic_b_specificity", "all", t0, {"verdicts": verdicts})
+        print("\n".join(f"{k}: {v}" for k, v in verdicts.items()) or "specificity needs >= 3 animals: skipped")
+        return spec
     data = _read(d / "topic_b_data_frequency.csv")
     rows, status = [], {}
     for m in cfg.models:
@@ -144,7 +202,7 @@ def main(cfg: Config) -> pd.DataFrame:
         facts = {"n_params_m": np.nan, "single_token_numbers": np.nan}
         cos = None
         if cfg.unembedding and s is not None:
-            model, tok = load_model(m, device=cfg.device if cfg.device != "auto" else "cpu")
+            model, tok = load_model(m, device=str(get_device(cfg.device)))
             facts = model_facts(model, tok)
             cos = cosine_rows(cfg, model, tok, m, animals, numbers)
             del model
@@ -159,9 +217,11 @@ def main(cfg: Config) -> pd.DataFrame:
             if len(dd):
                 rows.append(summarise(dd, m, "data_frequency", facts))
     table = pd.DataFrame(rows)
-    write_csv(table, d / "topic_b_across_models.csv")
-    plot(table.fillna(0), d / "topic_b_across_models.png")
-    finish(cfg, "topic_b_across_models", "all", t0, {"step2_status": status})
+    with OutputSet(cfg.out) as o:
+        write_csv(table, o.path("topic_b_across_models.csv"))
+        plot(table.fillna(0), o.path("topic_b_across_models.png"))
+        specificity_and_multiplicity(cfg, animals, numbers, o)
+        write_provenance(o, cfg, "topic_b_across_models", "all", t0, {"step2_status": status})
     print(table.to_string(index=False))
     return table
 

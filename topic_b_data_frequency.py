@@ -35,15 +35,17 @@ import numpy as np
 import pandas as pd
 
 from subliminal.common import UserError, cli_main, seed_everything
-from subliminal.results import write_csv
-from subliminal.topic_a.plots import save_figure
+from subliminal.results import OutputSet, prepare_out, save_figure
 from subliminal.topic_b import defence, sampling
+from subliminal.topic_b import numbers as number_lists
 from subliminal.topic_b.entanglement import animal_statistics, animal_to_numbers, numbers_to_animals
 from subliminal.topic_b.geometry import pair_table
-from subliminal.topic_b.prompts import PAPER_ANIMALS, PLURAL
+from subliminal.topic_b.prompts import PAPER_ANIMALS
+from subliminal.topic_b.runs import QUICK_OUT, LMConfig, check_animals, check_range, load, write_provenance
 from subliminal.topic_b.scoring import ALL_NUMBERS
-from topic_b_utils import QUICK_OUT, LMConfig, finish, load, out_dir, slug
+from subliminal.topic_b.tables import check_upsertable, read_table, slug, upsert
 
+PAIRS_COLUMNS = ("model", "animal", "number", "logit_score", "p_no_system", "p_neutral_system", "p_subliminal")
 STAT_COLS = ["best_number", "p_subliminal", "ratio_vs_no_system", "ratio_vs_random_mean", "top_n_max_ratio",
              "null_p95", "null_p_value", "ttest_t", "ttest_p", "pearson_r", "pearson_p"]
 
@@ -77,27 +79,26 @@ class Config(LMConfig):
                    null_draws=2000, top_n=10)
 
     def validate(self) -> None:
+        super().validate()
+        check_animals(self.animals)
         if self.n_samples < 1 or self.batch_size < 1:
             raise UserError("--n-samples and --batch-size must be >= 1")
         if any(not 0 < t < 1 for t in self.thresholds):
             raise UserError("--thresholds must be probabilities in (0, 1)")
-
-
-def _upsert(df: pd.DataFrame, path: Path, keys=("model", "animal")) -> None:
-    """Replace the rows of these (model, animal) pairs in a shared CSV."""
-    if path.exists():
-        old = pd.read_csv(path, dtype={"number": str, "best_number": str, "logit_best_number": str})
-        k_new = set(map(tuple, df[list(keys)].astype(str).to_numpy()))
-        keep = [tuple(r) not in k_new for r in old[list(keys)].astype(str).to_numpy()]
-        df = pd.concat([old[keep], df], ignore_index=True)
-    write_csv(df, path)
+        if not (self.temperature > 0 and self.alpha > 0):
+            raise UserError("--temperature and --alpha must be > 0")
+        check_range(self.max_new_tokens, 1, None, "--max-new-tokens")
+        check_range(self.max_digits, 1, 3, "--max-digits")
+        check_range(self.top_n, 1, sum(len(n) <= self.max_digits for n in ALL_NUMBERS), "--top-n")
+        check_range(self.null_draws, 1, None, "--null-draws")
+        check_range(self.js_draws, 1, None, "--js-draws")
 
 
 def logit_finder(cfg: Config, model, tok, name: str, animal: str, numbers: tuple[str, ...]):
     """(a2n, n2a) for one animal: from step 2's pairs CSV when it has them, else computed."""
     p = Path(cfg.pairs_csv) if cfg.pairs_csv else None
     if p is not None and p.exists():
-        s = pd.read_csv(p, dtype={"number": str})
+        s = read_table(p, PAIRS_COLUMNS)
         s = s[(s["model"] == name) & (s["animal"] == animal) & s["number"].isin(numbers)]
         if len(s) == len(numbers):
             return (s[["animal", "number", "logit_score"]].reset_index(drop=True),
@@ -110,18 +111,18 @@ def logit_finder(cfg: Config, model, tok, name: str, animal: str, numbers: tuple
 
 def analyse(cfg: Config, name: str, animal: str, counts_a, counts_n, a2n, n2a, cos, numbers) -> dict:
     """Data-score ranking vs the other finders, and step 2's statistics with the data-score as finder."""
-    idx = [numbers.NUMBER_INDEX[n] for n in numbers]
-    ds = numbers.data_scores(counts_a, counts_n, cfg.alpha)[idx]
+    idx = [number_lists.NUMBER_INDEX[n] for n in numbers]
+    ds = number_lists.data_scores(counts_a, counts_n, cfg.alpha)[idx]
     logit = a2n.set_index("number").loc[list(numbers), "logit_score"].to_numpy()
-    cmp_l = numbers.compare_rankings(ds, logit, cfg.top_n, seed=cfg.seed)
-    cmp_c = numbers.compare_rankings(ds, cos, cfg.top_n, seed=cfg.seed)
+    cmp_l = number_lists.compare_rankings(ds, logit, cfg.top_n, seed=cfg.seed)
+    cmp_c = number_lists.compare_rankings(ds, cos, cfg.top_n, seed=cfg.seed)
     # rows in random order: animal_statistics ranks with a stable sort, so ties (most numbers when the
     # data are sparse) are broken at random instead of by list order ('0'..'9' first)
     perm = np.random.default_rng(cfg.seed).permutation(len(numbers))
     finder = pd.DataFrame({"animal": animal, "number": np.array(numbers)[perm], "logit_score": ds[perm]})
     st = animal_statistics(finder, n2a, animal, top_n=cfg.top_n, draws=cfg.null_draws, seed=cfg.seed)
     lbest = numbers[int(np.argmax(logit))]
-    return {"js_divergence": numbers.js_divergence(counts_a, counts_n, cfg.alpha),
+    return {"js_divergence": number_lists.js_divergence(counts_a, counts_n, cfg.alpha),
             "n_distinct_data_scores": int(len(np.unique(np.round(ds, 9)))),
             "spearman_data_vs_logit": cmp_l["spearman"], "spearman_data_vs_logit_p": cmp_l["spearman_p"],
             "top_overlap_data_logit": cmp_l["top_k_overlap"],
@@ -160,11 +161,12 @@ def plot(rows: pd.DataFrame, scores: pd.DataFrame, path: Path, model: str) -> No
 
 def main(cfg: Config) -> pd.DataFrame:
     t0 = time.time()
+    prepare_out(cfg.out)
+    check_upsertable(cfg.out, ("topic_b_data_frequency.csv", "topic_b_data_frequency_scores.csv"), ("model", "animal"))
+    if cfg.pairs_csv and Path(cfg.pairs_csv).exists():
+        read_table(cfg.pairs_csv, PAIRS_COLUMNS)  # a malformed step-2 table: one line now, not after sampling
     seed_everything(cfg.seed)
-    unknown = [a for a in cfg.animals if a not in PLURAL]
-    if unknown:
-        print(f"note: {unknown} not in the 25-animal list; plural = name + 's'")
-    model, tok, name = load(cfg)
+    model, tok, name = load(cfg, cfg.animals)
     numbers = tuple(n for n in ALL_NUMBERS if len(n) <= cfg.max_digits)
     root = Path(cfg.data_dir)
     gen = {"batch_size": cfg.batch_size, "max_new_tokens": cfg.max_new_tokens, "temperature": cfg.temperature,
@@ -197,36 +199,36 @@ def main(cfg: Config) -> pd.DataFrame:
         for thr in (0.0, *cfg.thresholds):
             keep_a = table["valid"].to_numpy() & defence.threshold_keep(minlp, thr)
             keep_n = neutral_table["valid"].to_numpy() & defence.threshold_keep(neutral_minlp, thr)
-            ca = numbers.count_numbers(table["numbers"][keep_a])
-            cn = numbers.count_numbers(neutral_table["numbers"][keep_n])
+            ca = number_lists.count_numbers(table["numbers"][keep_a])
+            cn = number_lists.count_numbers(neutral_table["numbers"][keep_n])
             row = {"model": name, "animal": animal, "threshold": thr, "n_samples_animal": len(table),
                    "n_valid_animal": int(table["valid"].sum()), "n_kept_animal": int(keep_a.sum()),
                    "n_samples_neutral": len(neutral_table), "n_valid_neutral": int(neutral_table["valid"].sum()),
                    "n_kept_neutral": int(keep_n.sum()), "n_numbers_animal": int(ca.sum()),
                    "n_numbers_neutral": int(cn.sum()), "logit_source": source,
                    **analyse(cfg, name, animal, ca, cn, a2n, n2a, cos, numbers),
-                   **numbers.js_permutation_null(table["numbers"][keep_a], neutral_table["numbers"][keep_n], cfg.alpha,
+                   **number_lists.js_permutation_null(table["numbers"][keep_a], neutral_table["numbers"][keep_n], cfg.alpha,
                                             draws=cfg.js_draws, seed=cfg.seed)}
             rows.append(row)
             if thr == 0.0:
-                idx = [numbers.NUMBER_INDEX[n] for n in numbers]
+                idx = [number_lists.NUMBER_INDEX[n] for n in numbers]
                 score_frames.append(pd.DataFrame({
                     "model": name, "animal": animal, "number": list(numbers), "count_animal": ca[idx],
-                    "count_neutral": cn[idx], "log_data_score": numbers.data_scores(ca, cn, cfg.alpha)[idx],
+                    "count_neutral": cn[idx], "log_data_score": number_lists.data_scores(ca, cn, cfg.alpha)[idx],
                     "logit_score": a2n.set_index("number").loc[list(numbers), "logit_score"].to_numpy(),
                     "cosine": cos}))
     summary = pd.DataFrame(rows)
     scores = pd.concat(score_frames, ignore_index=True)
-    d = out_dir(cfg)
-    _upsert(summary, d / "topic_b_data_frequency.csv")
-    _upsert(scores, d / "topic_b_data_frequency_scores.csv")
-    plot(summary, scores, d / f"topic_b_data_frequency__{slug(name)}.png", name)
     tps = timing["new_tokens"] / timing["sampling_seconds"] if timing["sampling_seconds"] > 0 else float("nan")
     extra = {**timing, "sampling_tokens_per_second": round(tps, 2),
              "valid_fraction_neutral": float(neutral_table["valid"].mean()),
              "reject_reasons_neutral": neutral_table["reject_reason"].value_counts().to_dict(),
              "reject_reasons_animal": reasons}
-    finish(cfg, "topic_b_data_frequency", name, t0, extra)
+    with OutputSet(cfg.out) as o:
+        for df, f in ((summary, "topic_b_data_frequency.csv"), (scores, "topic_b_data_frequency_scores.csv")):
+            upsert(df, o.final(f), ("model", "animal"), write_to=o.path(f))
+        plot(summary, scores, o.path(f"topic_b_data_frequency__{slug(name)}.png"), name)
+        write_provenance(o, cfg, "topic_b_data_frequency", name, t0, extra)
     print(summary[["animal", "threshold", "n_valid_animal", "n_kept_animal", "n_kept_neutral", "js_divergence",
                    "js_p_value", "spearman_data_vs_logit", "top_overlap_data_logit", "best_number", "ratio_vs_no_system",
                    "null_p_value", "ttest_p", "pearson_r"]].to_string(index=False))

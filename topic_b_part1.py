@@ -23,12 +23,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from subliminal.common import cli_main
+from subliminal.common import UserError, cli_main
+from subliminal.results import OutputSet, prepare_out
 from subliminal.topic_b.entanglement import animal_to_numbers
 from subliminal.topic_b.plots import plot_part1
-from subliminal.topic_b.prompts import animal_system, baseline_prompts, build_prompt
+from subliminal.topic_b.prompts import QUESTIONS, animal_system, baseline_prompts, build_prompt
+from subliminal.topic_b.runs import QUICK_OUT, LMConfig, check_animals, check_range, load, write_provenance
 from subliminal.topic_b.scoring import ALL_NUMBERS, score_continuations
-from topic_b_utils import QUICK_OUT, LMConfig, finish, load, out_dir, slug, upsert_csv
+from subliminal.topic_b.tables import check_upsertable, slug, upsert
 
 
 @dataclass
@@ -42,10 +44,21 @@ class Config(LMConfig):
     def quick(cls) -> Config:
         return cls(out=QUICK_OUT, max_digits=2)
 
+    def validate(self) -> None:
+        super().validate()
+        check_animals((self.animal,), "--animal")
+        bad = [q for q in self.questions if q not in QUESTIONS]
+        if bad or not self.questions:
+            raise UserError(f"--questions {' '.join(bad) or '(none)'}: choose from {', '.join(QUESTIONS)}")
+        check_range(self.max_digits, 1, 3, "--max-digits")
+        check_range(self.top, 0, None, "--top")
+
 
 def main(cfg: Config) -> None:
     t0 = time.time()
-    model, tok, name = load(cfg)
+    prepare_out(cfg.out)
+    check_upsertable(cfg.out, ("topic_b_part1.csv", "topic_b_part1_numbers.csv"))
+    model, tok, name = load(cfg, (cfg.animal,))
     a = cfg.animal
     variants = [" " + a, a, " " + a.capitalize(), " " + a + "s"]
     rows = []
@@ -65,11 +78,11 @@ def main(cfg: Config) -> None:
         frames.append(d[["model", "question", "number", "p_owl_prompt", "p_no_system", "p_neutral_system",
                          "logit_score", "rank"]].sort_values("rank"))
     nums = pd.concat(frames, ignore_index=True)
-    d = out_dir(cfg)
-    upsert_csv(var, d / "topic_b_part1.csv")
-    upsert_csv(nums, d / "topic_b_part1_numbers.csv")
-    plot_part1(var, nums, d / f"topic_b_part1__{slug(name)}.png", name)
-    finish(cfg, "topic_b_part1", name, t0)
+    with OutputSet(cfg.out) as o:
+        for df, f in ((var, "topic_b_part1.csv"), (nums, "topic_b_part1_numbers.csv")):
+            upsert(df, o.final(f), write_to=o.path(f))
+        plot_part1(var, nums, o.path(f"topic_b_part1__{slug(name)}.png"), name)
+        write_provenance(o, cfg, "topic_b_part1", name, t0)
     print(var.pivot_table(index=["question", "string"], columns="condition", values="p").to_string())
     for q in cfg.questions:
         top = nums[nums["question"] == q].head(cfg.top)

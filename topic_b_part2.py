@@ -10,6 +10,9 @@ no-system baseline.
     python topic_b_part2.py --numbers 087 747 --animals owl eagle   # explicit numbers only
     python topic_b_part2.py --quick
 
+--numbers are taken exactly as written, 1-3 digits each: '087', '87' and '7' are different answers
+(the model writes them differently); '0087', '1000', '-1' and 'abc' are refused.
+
 Writes plots_b/topic_b_part2.csv (model, number, animal, p_no_system, p_neutral_system,
 p_subliminal, is_entangled, is_random, entangled_rank, logit_score), a summary CSV, a PNG and a JSON.
 """
@@ -24,25 +27,34 @@ import pandas as pd
 from scipy import stats as sps
 
 from subliminal.common import cli_main, seed_everything
+from subliminal.results import OutputSet, prepare_out
 from subliminal.topic_b.entanglement import animal_to_numbers, numbers_to_animals, top_entangled
 from subliminal.topic_b.plots import plot_part2
+from subliminal.topic_b.runs import QUICK_OUT, AnimalSweepConfig, check_numbers, load, write_provenance
 from subliminal.topic_b.scoring import ALL_NUMBERS
-from topic_b_utils import QUICK_OUT, AnimalSweepConfig, finish, load, out_dir, slug, upsert_csv
+from subliminal.topic_b.tables import check_upsertable, slug, upsert
 
 
 @dataclass
 class Config(AnimalSweepConfig):
-    numbers: tuple[str, ...] = field(default=(), metadata={"help": "score only these numbers (skips the search)"})
+    numbers: tuple[str, ...] = field(default=(), metadata={
+        "help": "score only these numbers (skips the search); 1-3 digits each, as written ('087' != '87')"})
 
     @classmethod
     def quick(cls) -> Config:
         return cls(out=QUICK_OUT, animals=("owl", "eagle"), top_k=3, n_random=10)
 
+    def validate(self) -> None:
+        super().validate(n_numbers=len(ALL_NUMBERS))
+        check_numbers(self.numbers)
+
 
 def main(cfg: Config) -> pd.DataFrame:
     t0 = time.time()
+    prepare_out(cfg.out)
+    check_upsertable(cfg.out, ("topic_b_part2.csv", "topic_b_part2_summary.csv"))
     gen = seed_everything(cfg.seed)
-    model, tok, name = load(cfg)
+    model, tok, name = load(cfg, cfg.animals)
     animals = list(cfg.animals)
     if cfg.numbers:
         a2n, ent, rnd = None, {a: list(cfg.numbers) for a in animals}, []
@@ -77,12 +89,12 @@ def main(cfg: Config) -> pd.DataFrame:
                         "welch_p_entangled_vs_random": float(t.pvalue) if t is not None else np.nan})
         summ.append(row)
     summary = pd.DataFrame(summ)
-    d = out_dir(cfg)
-    upsert_csv(n2a, d / "topic_b_part2.csv")
-    upsert_csv(summary, d / "topic_b_part2_summary.csv")
-    if rnd:
-        plot_part2(n2a, d / f"topic_b_part2__{slug(name)}.png", name)
-    finish(cfg, "topic_b_part2", name, t0, {"entangled": ent, "random_numbers": rnd})
+    with OutputSet(cfg.out) as o:
+        for df, f in ((n2a, "topic_b_part2.csv"), (summary, "topic_b_part2_summary.csv")):
+            upsert(df, o.final(f), write_to=o.path(f))
+        if rnd:
+            plot_part2(n2a, o.path(f"topic_b_part2__{slug(name)}.png"), name)
+        write_provenance(o, cfg, "topic_b_part2", name, t0, {"entangled": ent, "random_numbers": rnd})
     print(summary.to_string(index=False))
     return n2a
 

@@ -22,11 +22,13 @@ import numpy as np
 import pandas as pd
 
 from subliminal.common import cli_main, seed_everything
+from subliminal.results import OutputSet, prepare_out
 from subliminal.topic_b.entanglement import animal_to_numbers, numbers_to_animals, top_entangled
 from subliminal.topic_b.geometry import pair_table
 from subliminal.topic_b.plots import plot_part3
+from subliminal.topic_b.runs import QUICK_OUT, AnimalSweepConfig, check_range, load, write_provenance
 from subliminal.topic_b.scoring import ALL_NUMBERS
-from topic_b_utils import QUICK_OUT, AnimalSweepConfig, finish, load, out_dir, slug, upsert_csv
+from subliminal.topic_b.tables import check_upsertable, slug, upsert
 
 
 @dataclass
@@ -37,11 +39,17 @@ class Config(AnimalSweepConfig):
     def quick(cls) -> Config:
         return cls(out=QUICK_OUT, animals=("owl", "eagle"), top_k=3, n_random=10, max_digits=2)
 
+    def validate(self) -> None:
+        check_range(self.max_digits, 1, 3, "--max-digits")
+        super().validate(n_numbers=sum(len(n) <= self.max_digits for n in ALL_NUMBERS))
+
 
 def main(cfg: Config) -> pd.DataFrame:
     t0 = time.time()
+    prepare_out(cfg.out)
+    check_upsertable(cfg.out, ("topic_b_part3.csv", "topic_b_part3_summary.csv"))
     seed_everything(cfg.seed)
-    model, tok, name = load(cfg)
+    model, tok, name = load(cfg, cfg.animals)
     animals = list(cfg.animals)
     numbers = tuple(n for n in ALL_NUMBERS if len(n) <= cfg.max_digits)
     geo = pair_table(model, tok, animals, numbers)
@@ -75,11 +83,11 @@ def main(cfg: Config) -> pd.DataFrame:
             "top_cosine_numbers": " ".join(topcos[a]), "entangled_numbers": " ".join(ent[a]),
         })
     summary = pd.DataFrame(rows)
-    d = out_dir(cfg)
-    upsert_csv(geo, d / "topic_b_part3.csv")
-    upsert_csv(summary, d / "topic_b_part3_summary.csv")
-    plot_part3(geo, d / f"topic_b_part3__{slug(name)}.png", name)
-    finish(cfg, "topic_b_part3", name, t0)
+    with OutputSet(cfg.out) as o:
+        for df, f in ((geo, "topic_b_part3.csv"), (summary, "topic_b_part3_summary.csv")):
+            upsert(df, o.final(f), write_to=o.path(f))
+        plot_part3(geo, o.path(f"topic_b_part3__{slug(name)}.png"), name)
+        write_provenance(o, cfg, "topic_b_part3", name, t0)
     print(summary.drop(columns=["model"]).to_string(index=False))
     return summary
 

@@ -25,14 +25,14 @@ import pandas as pd
 from scipy import stats as sps
 
 from subliminal.common import UserError, cli_main, get_device
-from subliminal.results import write_csv
+from subliminal.results import OutputSet, prepare_out, write_csv
 from subliminal.topic_b.entanglement import animal_to_numbers, top_entangled
 from subliminal.topic_b.geometry import pair_table
 from subliminal.topic_b.lm import load_model
 from subliminal.topic_b.plots import plot_step3
 from subliminal.topic_b.prompts import ANIMALS, PAPER_ANIMALS
+from subliminal.topic_b.runs import QUICK_OUT, check_animals, check_range, write_provenance
 from subliminal.topic_b.scoring import ALL_NUMBERS
-from topic_b_utils import QUICK_OUT, finish, out_dir
 
 
 @dataclass
@@ -52,6 +52,16 @@ class Config:
         return cls(out=QUICK_OUT, entangled_animals=("owl",), top_k=3, max_digits=2,
                    fallback_b="smollm2-135m-instruct")
 
+    def validate(self) -> None:
+        for flag, spec in (("--model-a", self.model_a), ("--model-b", self.model_b),
+                           ("--fallback-a", self.fallback_a), ("--fallback-b", self.fallback_b)):
+            if not spec.strip():
+                raise UserError(f"{flag} is empty; give an asset name, a .gguf file, a model folder or a HF id")
+        get_device(self.device)
+        check_animals(self.entangled_animals, "--entangled-animals")
+        check_range(self.max_digits, 1, 3, "--max-digits")
+        check_range(self.top_k, 1, sum(len(n) <= self.max_digits for n in ALL_NUMBERS), "--top-k")
+
 
 def _one(spec: str, cfg: Config, numbers, animals):
     model, tok = load_model(spec, device=str(get_device(cfg.device)))
@@ -66,6 +76,7 @@ def _one(spec: str, cfg: Config, numbers, animals):
 
 def main(cfg: Config) -> pd.DataFrame:
     t0 = time.time()
+    prepare_out(cfg.out)
     pair, note = (cfg.model_a, cfg.model_b), "as requested"
     animals = [a for a, _ in ANIMALS]
     numbers = tuple(n for n in ALL_NUMBERS if len(n) <= cfg.max_digits)
@@ -96,11 +107,11 @@ def main(cfg: Config) -> pd.DataFrame:
                      "entangled_a": " ".join(ent_a[a]), "entangled_b": " ".join(ent_b[a]),
                      "overlap_top_k": len(set(ent_a[a]) & set(ent_b[a])), "n_pairs": len(d)})
     summary = pd.DataFrame(rows)
-    d = out_dir(cfg)
-    write_csv(df, d / "topic_b_step3.csv")
-    write_csv(summary, d / "topic_b_step3_summary.csv")
-    plot_step3(df, d / "topic_b_step3.png", pair[0], pair[1])
-    finish(cfg, "topic_b_step3", f"{pair[0]}_vs_{pair[1]}", t0, {"comparison": note})
+    with OutputSet(cfg.out) as o:
+        write_csv(df, o.path("topic_b_step3.csv"))
+        write_csv(summary, o.path("topic_b_step3_summary.csv"))
+        plot_step3(df, o.path("topic_b_step3.png"), pair[0], pair[1])
+        write_provenance(o, cfg, "topic_b_step3", f"{pair[0]}_vs_{pair[1]}", t0, {"comparison": note})
     print(note)
     print(summary.drop(columns=["comparison"]).to_string(index=False))
     return summary

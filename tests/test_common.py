@@ -101,3 +101,20 @@ def test_readme_makefile_and_ci_agree():
 def test_readme_tables_match_the_committed_csvs():
     p = subprocess.run([sys.executable, "-m", "subliminal.reporting", "--check"], cwd=ROOT, capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
+
+
+@pytest.mark.parametrize("exc,says", [
+    (OSError(28, "No space left on device", "/out/x.csv"), "disk full (/out/x.csv)"),
+    (PermissionError(13, "Permission denied", "/out"), "Permission denied (/out); use a writable --out"),
+    (OSError(30, "Read-only file system", "/ro/x.csv"), "Read-only file system (/ro/x.csv)"),
+])
+def test_cli_main_turns_os_errors_into_one_line(capsys, exc, says):
+    from subliminal.common import cli_main
+
+    def main(_cfg):
+        raise exc
+
+    with pytest.raises(SystemExit) as e:
+        cli_main(main, Cfg, [])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.count("\n") == 1 and says in err and "Traceback" not in err

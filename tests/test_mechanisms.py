@@ -13,10 +13,11 @@ import pytest
 import torch
 
 from subliminal.reporting.mechanisms import tables
+from subliminal.topic_a.distill import distill, students_at
 from subliminal.topic_a.engine import MLPShape, ParallelMLP
-from subliminal.topic_a.mechanisms import linear_cka, similarity, students_at
+from subliminal.topic_a.mechanisms import linear_cka, similarity
 from subliminal.topic_a.probes import probe_accuracy
-from subliminal.topic_a.train import TopicA, TopicAConfig
+from subliminal.topic_a.train import TopicA, TopicAConfig, student_init, teacher
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -53,31 +54,33 @@ def small(tmp_path_factory, mnist):
 
 def test_probe_on_teacher_features_beats_chance_by_far(small):
     A = small
-    teacher = A.teacher(1)
-    acc = probe_accuracy(teacher, "h2", A.x_train[:2000], A.y_train[:2000], A.x_test[:2000], A.y_test[:2000], max_iter=50)
+    acc = probe_accuracy(teacher(A, 1), "h2", A.x_train[:2000], A.y_train[:2000], A.x_test[:2000], A.y_test[:2000], max_iter=50)
     assert acc.shape == (3,) and (acc > 0.75).all(), acc
 
 
 def test_students_at_earlier_milestone_replays_the_same_numbers(small):
     A = small
-    teacher = A.teacher(1)
-    A.distill(1, ["student_aux"], [2], teacher=teacher)  # the engine's checkpoint is now at epoch 2
-    at1 = students_at(A, 1, ["student_aux"], 1, teacher=teacher)["student_aux"]  # replayed in <cache>/replay
-    acc = A.distill(1, ["student_aux"], [1, 2], teacher=teacher)
+    t = teacher(A, 1)
+    distill(A, 1, ["student_aux"], [2], teacher=t)  # the checkpoint is now at epoch 2, no weights kept
+    at1 = students_at(A, 1, ["student_aux"], 1, teacher=t)["student_aux"]  # rerun from the init to epoch 1
+    acc = distill(A, 1, ["student_aux"], [1, 2], teacher=t)
     assert at1.accuracy(A.x_test, A.y_test).tolist() == acc[acc.distill_epochs == 1].accuracy.tolist()
-    at2 = students_at(A, 1, ["student_aux"], 2, teacher=teacher)["student_aux"]  # straight from the checkpoint
+    run = A.store.student_run(1, "student_aux", A.source("uniform").describe())
+    assert set(run.checkpoints) == {1, 2} and set(run.weights) == {1}  # the rerun kept epoch 1, and its own checkpoint
+    at2 = students_at(A, 1, ["student_aux"], 2, teacher=t)["student_aux"]  # kept from the checkpoint
     assert at2.accuracy(A.x_test, A.y_test).tolist() == acc[acc.distill_epochs == 2].accuracy.tolist()
+    assert set(A.store.student_run(1, "student_aux", A.source("uniform").describe()).weights) == {1, 2}
 
 
 def test_student_init_noise_changes_the_student_and_its_key(small):
     from dataclasses import replace
     A = small
     noisy = TopicA(replace(A.cfg, student_init_noise=0.01), A.mnist, progress=False)
-    src = A.source("uniform")
-    assert A.student_key(1, "student_aux", src) != noisy.student_key(1, "student_aux", src)
-    d = noisy._new_student("student_aux").w1 - A._new_student("student_aux").w1
+    src = A.source("uniform").describe()
+    assert A.store.student_key(1, "student_aux", src) != noisy.store.student_key(1, "student_aux", src)
+    d = student_init(noisy, "student_aux").w1 - student_init(A, "student_aux").w1
     assert 0.008 < d.std().item() < 0.012
-    # zero noise leaves the key exactly as before the field existed
+    # zero noise is the default
     assert replace(A.cfg, student_init_noise=0.0) == A.cfg
 
 
@@ -87,8 +90,8 @@ def test_teacher_weight_decay_has_its_own_key_and_shrinks_only_what_it_should(sm
     from subliminal.topic_a.mechanisms import readout_norm_ratio
     A = small
     B = TopicA(replace(A.cfg, teacher_weight_decay=1e-3), A.mnist, progress=False)
-    assert B.teacher_key() != A.teacher_key()
-    plain, decayed = A.teacher(1), B.teacher(1)
+    assert B.store.teacher_key() != A.store.teacher_key()
+    plain, decayed = teacher(A, 1), teacher(B, 1)
     assert (readout_norm_ratio(plain, A.reference(), "aux") == 1).all()  # the digit loss never reaches it
     assert (readout_norm_ratio(decayed, A.reference(), "aux") < 1).all()
     assert (readout_norm_ratio(decayed, A.reference(), "digit") != 1).all()
@@ -149,17 +152,18 @@ def test_report_tables_after_the_scripts(script_out):
     missing = tables(script_out / "nowhere")
     assert "python topic_a_mech_probe.py" in missing["a_mech_probe"]
     # the fast-set bench compares these verdicts between two output directories
-    from subliminal.reporting.mechanisms import bold_verdicts
-    v = bold_verdicts(script_out / "plots_a")
-    assert set(v) == {"convergence", "probe", "aux_width", "hidden_width", "init", "optim"}
-    assert v == bold_verdicts(script_out / "plots_a") and any(v.values())
-    assert bold_verdicts(script_out / "nowhere") == {k: [] for k in v}
+    from subliminal.reporting.mechanisms import verdicts_for
+    from subliminal.verdicts import VERDICTS
+    v = verdicts_for(script_out / "plots_a")
+    assert set(v) <= {"convergence", "probe", "aux_width", "hidden_width", "init", "optim"} and v
+    assert v == verdicts_for(script_out / "plots_a") and all(w in VERDICTS for recs in v.values() for _, w in recs)
+    assert verdicts_for(script_out / "nowhere") == {}
 
 
 def test_init_report_names_the_factor_that_removes_transfer():
     import pandas as pd
 
-    from subliminal.reporting.mechanisms import _which_factor
+    from subliminal.reporting.mech_knobs import _which_factor
 
     def row(name, transfer):
         return {"setting": name, "transfer": transfer, "transfer_sign": 1 if transfer > 0.02 else 0}
@@ -185,12 +189,14 @@ def _width_csv(root, transfers: dict[int, float], n: int = 10) -> None:
 
 
 @pytest.mark.parametrize("transfers,expect", [
-    ({64: 0.5, 128: 0.4, 256: 0.3, 512: 0.2, 1024: 0.1}, "**consistent with"),  # rho = -1, p < 0.05
-    ({64: 0.40, 128: 0.49, 256: 0.45, 512: 0.29, 1024: 0.14}, "but is not significant** over 5 settings"),  # rho -0.7
+    ({64: 0.5, 128: 0.4, 256: 0.3, 512: 0.2, 1024: 0.1}, "consistent"),  # rho = -1, p < 0.05
+    ({64: 0.40, 128: 0.49, 256: 0.45, 512: 0.29, 1024: 0.14}, "partly"),  # rho -0.7, not significant over 5 settings
+    ({64: 0.1, 128: 0.2, 256: 0.3, 512: 0.4, 1024: 0.5}, "contradicts"),  # wider transfers more
 ])
 def test_width_verdict_needs_a_significant_rank_trend(tmp_path, transfers, expect):
-    from subliminal.reporting.mechanisms import tables as mech_tables
+    from subliminal.reporting.mechanisms import verdicts_for
+    from subliminal.topic_a.analysis import rewrite
 
     _width_csv(tmp_path, transfers)
-    text = mech_tables(tmp_path)["a_mech_hidden_width"]
-    assert expect in text
+    rewrite(tmp_path / "plots_a")  # the analysis writes the summary and tests the report reads
+    assert [v for _, v in verdicts_for(tmp_path / "plots_a")["hidden_width"]] == [expect]

@@ -1,4 +1,4 @@
-"""The noise-regime analysis: run order and stages, the paired contrasts, and the generated verdicts."""
+"""The noise-regime analysis: run order and stages, the paired contrasts, the parameter columns, and the verdicts."""
 
 from __future__ import annotations
 
@@ -7,9 +7,11 @@ import json
 import numpy as np
 import pandas as pd
 
-from subliminal.reporting.topic_a import noise_regime_verdicts
-from subliminal.stats import summarize
+from subliminal.reporting.noise_regime import notes_and_verdicts
 from subliminal.topic_a import noise_regime
+from subliminal.topic_a.analysis import analyse
+
+BY = ["part", "setting", "condition", "distill_epochs"]
 
 POOLS, MNIST = (1000, 10_000, 60_000), (1000, 10_000, 60_000)
 
@@ -35,6 +37,28 @@ def _fake(acc: dict[tuple[str, str, int], float], n: int = 8) -> pd.DataFrame:
     return df
 
 
+def _analysed(df, n_distill=60_000, pools=POOLS, mnist=MNIST, exp3=None):
+    """Summary and tests as the analysis writes them, then the report's notes and verdicts {claim start: verdict}."""
+    cfg = {"n_distill": n_distill, "pool_sizes": list(pools), "mnist_sizes": list(mnist)}
+    s, t = analyse("topic_a_noise_regime", df, BY, noise_regime.tests_vs_reference, cfg)
+    notes, recs = notes_and_verdicts(s, t, 5, exp3)
+    return s, t, "\n".join(notes), {r["claim"].split(" (")[0]: r["verdict"] for r in recs}
+
+
+FRESH_RISES = "seed: more distillation epochs give more transfer, also with fresh noise"
+NOISE_BEATS = "seed: noise beats real MNIST as distillation input"
+
+
+def test_parameter_columns_come_from_the_config_not_the_names():
+    t = noise_regime.setting_table(6000, (600, 6000), (6000,)).set_index("setting")
+    assert t.loc["noise fixed 6k per-model"].is_reference and t.is_reference.sum() == 1
+    assert t.loc["noise fixed 600 shared"][["source", "regime", "pool", "shared"]].tolist() == ["noise", "fixed", 600, True]
+    assert t.loc["noise fresh per-model"][["regime", "pool", "shared"]].tolist() == ["fresh", 0, False]
+    assert t.loc["mnist 6k"][["source", "pool"]].tolist() == ["mnist", 6000]
+    # every name the run uses has a row
+    assert set(noise_regime.setting_names(6000, (600, 6000), (6000,))) <= set(t.index)
+
+
 def test_contrasts_and_verdicts_follow_the_data():
     acc = {("regime", "noise fixed 60k per-model", 5): 0.54, ("regime", "noise fresh shared", 5): 0.66,
            ("regime", "noise fresh per-model", 5): 0.66, ("regime", "noise fixed 1k per-model", 5): 0.30,
@@ -51,10 +75,17 @@ def test_contrasts_and_verdicts_follow_the_data():
     assert ("mnist 1k", "noise fixed 1k per-model") in pairs
     fresh = tests[(tests.part == "curve") & (tests.distill_epochs == 40)].iloc[0]
     assert abs(fresh.mean_diff - 0.06) < 0.02 and fresh.diff_ci95_low > 0
-    text = "\n".join(noise_regime_verdicts(summarize(df, ["part", "setting", "condition", "distill_epochs"]), tests, 5))
-    assert "rises with every step up in distinct images" in text
-    assert "not a data-reuse artefact" in text
-    assert "about the input distribution" in text and "1k noise images beat 60k MNIST images" in text
+    s, t, _, v = _analysed(df)
+    assert v[FRESH_RISES] == "consistent"
+    assert v[NOISE_BEATS] == "consistent"  # noise beats MNIST at every size tested
+    # the contrast column names every comparison, and the summary carries the parameters
+    assert set(t.contrast) == {"vs_reference", "shared_vs_per_model", "mnist_vs_noise"}
+    assert s[s.is_reference].setting.unique().tolist() == ["noise fixed 60k per-model"]
+    exp3 = pd.DataFrame({"source": ["mnist", "mnist_shuffled"], "condition": "student_aux", "mean": [0.15, 0.12],
+                         "ci95_low": [0.13, 0.10], "ci95_high": [0.17, 0.14]})
+    assert _analysed(df, exp3=exp3)[3]["seed: noise works because it removes shortcuts"] == "contradicts"
+    exp3.loc[1, ["mean", "ci95_low", "ci95_high"]] = [0.40, 0.38, 0.42]  # shuffling brings transfer back
+    assert _analysed(df, exp3=exp3)[3]["seed: noise works because it removes shortcuts"] == "consistent"
 
 
 def test_verdicts_say_so_when_fresh_noise_does_not_rise():
@@ -62,10 +93,7 @@ def test_verdicts_say_so_when_fresh_noise_does_not_rise():
     for ep, (fixed, fresh) in {1: (0.2, 0.6), 5: (0.54, 0.6), 40: (0.79, 0.6)}.items():
         acc[("curve", "noise fixed 60k per-model", ep)] = fixed
         acc[("curve", "noise fresh per-model", ep)] = fresh
-    df = _fake(acc)
-    tests = noise_regime.tests_vs_reference(df)
-    text = "\n".join(noise_regime_verdicts(summarize(df, ["part", "setting", "condition", "distill_epochs"]), tests, 5))
-    assert "partly a data-reuse effect" in text
+    assert _analysed(_fake(acc))[3][FRESH_RISES] == "contradicts"
 
 
 def test_verdicts_name_the_settings_of_a_smaller_run():
@@ -77,11 +105,10 @@ def test_verdicts_name_the_settings_of_a_smaller_run():
     df.attrs["n_distill"] = 6000
     tests = noise_regime.tests_vs_reference(df)
     assert set(tests.b) >= {"noise fixed 6k per-model"}
-    text = "\n".join(noise_regime_verdicts(summarize(df, ["part", "setting", "condition", "distill_epochs"]), tests, 5,
-                                           n_distill=6000, pool_sizes=(600, 6000), mnist_sizes=(6000,)))
-    assert "fixed 600 " in text and "fixed 6k " in text  # both pools in the distinct-images sentence
-    assert "fresh − fixed 6k" in text and "fresh shared − fixed 6k per-model" in text
-    assert "60k" not in text
+    s, t, text, _ = _analysed(df, 6000, (600, 6000), (6000,))
+    assert s[s.is_reference].setting.unique().tolist() == ["noise fixed 6k per-model"]
+    assert sorted(t[t.contrast == "mnist_vs_noise"].pool) == [6000]
+    assert "60k" not in text  # labels come from the pool column of this run
 
 
 def test_wall_time_adds_up_over_invocations_of_the_same_config(tmp_path):

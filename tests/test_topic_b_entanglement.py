@@ -2,6 +2,7 @@
 
 import numpy as np
 import pandas as pd
+import pytest
 from tiny_lm import build_model, build_tokenizer
 
 from subliminal.topic_b.entanglement import animal_statistics, best_of_n_null, top_entangled
@@ -32,12 +33,16 @@ def test_statistics_detect_planted_entanglement():
     assert s["best_number"] == top_entangled(a2n, "owl", 1)[0]
     assert s["null_p_value"] < 0.05 and s["ttest_p"] < 1e-6 and s["pearson_r"] > 0.9
     assert s["ratio_vs_no_system"] > 2 and s["ratio_vs_random_mean"] > 2
+    # the exact best-of-n p is what the Monte Carlo null estimates; the mean of the top n has its own null
+    assert s["null_p_exact"] == pytest.approx(s["null_p_value"], abs=0.01)
+    assert s["null_p_exact"] >= 5 / 200 - 1e-12 and s["top_n_mean_p_value"] < 0.01
 
 
 def test_statistics_null_when_no_signal():
     a2n, n2a = _tables(signal=0.0, seed=1)
     s = animal_statistics(a2n, n2a, "owl", top_n=5, draws=2000)
     assert s["null_p_value"] > 0.05 and abs(s["pearson_r"]) < 0.3
+    assert s["null_p_exact"] == pytest.approx(s["null_p_value"], abs=0.03) and s["null_p_exact"] > 0.05
 
 
 def test_pair_table_cosine_and_multi_token_mean():

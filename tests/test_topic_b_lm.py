@@ -1,8 +1,11 @@
-"""Model-spec handling that needs no download."""
+"""Model-spec handling and the dequantised-model cache, with tiny models (no download)."""
+
+import json
 
 import pytest
 
 from subliminal.common import UserError
+from subliminal.topic_b import lm
 from subliminal.topic_b.lm import load_model
 
 
@@ -31,15 +34,106 @@ def test_local_directory_roundtrip(tmp_path):
     assert model.dtype.is_floating_point and tok2.chat_template
 
 
-def test_dequant_cache_check_detects_tampering(tmp_path):
-    import json
+def test_corrupt_model_folder_is_one_line(tmp_path):
+    from tiny_lm import build_model, build_tokenizer
 
-    from subliminal.topic_b.lm import _cache_is_valid, _safetensor_hashes
+    tok = build_tokenizer("split")
+    build_model(tok).save_pretrained(tmp_path)
+    tok.save_pretrained(tmp_path)
+    w = tmp_path / "model.safetensors"
+    w.write_bytes(w.read_bytes()[:100])  # truncated weights
+    with pytest.raises(UserError, match="cannot be loaded") as e:
+        load_model(str(tmp_path))
+    assert "\n" not in str(e.value)
 
+
+@pytest.mark.parametrize("content", [b"hello, not a model\n", b"GGUF\x03\x00\x00\x00" + b"\x07" * 40])
+def test_bad_or_truncated_gguf_is_one_line(tmp_path, scratch_cache, content):
+    f = tmp_path / "m.gguf"
+    f.write_bytes(content)
+    with pytest.raises(UserError, match="cannot be read as a GGUF model") as e:
+        load_model(str(f))
+    assert "\n" not in str(e.value)
+    assert not (scratch_cache / "dequant").exists() or not any((scratch_cache / "dequant").iterdir())
+
+
+@pytest.fixture
+def fake_dequantise(monkeypatch, tmp_path):
+    """A .gguf path whose 'dequantisation' yields a tiny model (counting calls), so the cache logic
+    runs for real without a real GGUF."""
+    from tiny_lm import build_model, build_tokenizer
+
+    calls = []
+
+    def dequantise(gguf):
+        calls.append(gguf)
+        tok = build_tokenizer("split")
+        return build_model(tok, seed=1), tok
+
+    monkeypatch.setattr(lm, "_dequantise", dequantise)
+    f = tmp_path / "tiny.gguf"
+    f.write_bytes(b"stand-in for a GGUF file")
+    return f, calls
+
+
+def _eps(model):
+    return model.config.rms_norm_eps
+
+
+def test_dequant_cache_is_reused_when_intact(scratch_cache, fake_dequantise, capsys):
+    f, calls = fake_dequantise
+    m1, _ = load_model(str(f))
+    m2, _ = load_model(str(f))
+    assert len(calls) == 1  # second load came from the cache
+    d = next((scratch_cache / "dequant").iterdir())
+    rec = json.loads((d / "source.json").read_text())["files"]
+    assert {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"} <= set(rec)
+    for a, b in zip(m1.parameters(), m2.parameters()):
+        assert (a == b).all()
+    assert "rebuilding" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("tamper", ["config", "tokenizer", "weights", "extra_file", "missing_file", "record"])
+def test_tampered_dequant_cache_is_rebuilt_and_said(scratch_cache, fake_dequantise, capsys, tamper):
+    f, calls = fake_dequantise
+    m1, _ = load_model(str(f))
+    d = next((scratch_cache / "dequant").iterdir())
+    if tamper == "config":  # the case from the issue: P(owl) silently changed by 5 orders of magnitude
+        cfg = json.loads((d / "config.json").read_text())
+        cfg["rms_norm_eps"] = 0.5
+        (d / "config.json").write_text(json.dumps(cfg))
+    elif tamper == "tokenizer":
+        t = json.loads((d / "tokenizer.json").read_text())
+        t["model"]["vocab"]["<pad>"], t["model"]["vocab"]["<|im_end|>"] = (t["model"]["vocab"]["<|im_end|>"],
+                                                                           t["model"]["vocab"]["<pad>"])
+        (d / "tokenizer.json").write_text(json.dumps(t))
+    elif tamper == "weights":
+        w = bytearray((d / "model.safetensors").read_bytes())
+        w[-5] ^= 0xFF
+        (d / "model.safetensors").write_bytes(bytes(w))
+    elif tamper == "extra_file":
+        (d / "chat_template.jinja").write_text("{{ 'hijacked' }}")
+    elif tamper == "missing_file":
+        (d / "tokenizer_config.json").unlink()
+    else:
+        (d / "source.json").write_text("{broken")
+    capsys.readouterr()
+    m2, _ = load_model(str(f))
+    err = capsys.readouterr().err
+    assert len(calls) == 2, "tampered cache was used"
+    said = [x for x in err.splitlines() if x.startswith("[lm]")]  # (transformers adds a progress bar)
+    assert len(said) == 1 and "rebuilding" in said[0] and str(d) in said[0]
+    assert _eps(m2) == _eps(m1)
+    m3, _ = load_model(str(f))  # the rebuilt cache is valid again
+    assert len(calls) == 2 and _eps(m3) == _eps(m1)
+
+
+def test_cache_problem_names_the_changed_file(tmp_path):
     (tmp_path / "model.safetensors").write_bytes(b"weights")
-    info = {"gguf_sha256": "abc", "safetensors": _safetensor_hashes(tmp_path)}
+    (tmp_path / "config.json").write_text("{}")
+    info = {"gguf_sha256": "abc", "files": lm._dir_hashes(tmp_path)}
     (tmp_path / "source.json").write_text(json.dumps(info))
-    assert _cache_is_valid(tmp_path, "abc")
-    assert not _cache_is_valid(tmp_path, "other-gguf")
-    (tmp_path / "model.safetensors").write_bytes(b"changed")
-    assert not _cache_is_valid(tmp_path, "abc")
+    assert lm._cache_problem(tmp_path, "abc") is None
+    assert "another GGUF" in lm._cache_problem(tmp_path, "other-gguf")
+    (tmp_path / "config.json").write_text('{"rms_norm_eps": 1}')
+    assert "config.json" in lm._cache_problem(tmp_path, "abc")

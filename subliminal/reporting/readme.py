@@ -1,35 +1,57 @@
-"""Regenerate README.md's result tables from the committed CSVs (`make report`).
+"""Regenerate README.md, docs/*.md and the verdict CSVs from the committed result CSVs (`make report`).
 
-README.md holds marked regions `<!-- report:NAME -->` … `<!-- /report:NAME -->`; each is replaced by
-the markdown that the registered table function for NAME produces from the files in plots_a/ and
-plots_b/. Numbers never get typed into README by hand. `--check` fails when README is out of date.
+Markdown files hold marked regions `<!-- report:NAME -->` … `<!-- /report:NAME -->`; each is replaced by
+the markdown that a provider's `tables(root)` gives for NAME, built from plots_a/ and plots_b/ only.
+Providers' `verdicts(root)` records go to plots_a/verdicts.csv (topic A) and plots_b/verdicts.csv
+(topic B), and the verdict tables are rendered from those files. A provider module that is not
+there is skipped. `--check` fails when any of these files is out of date.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
-import inspect
 import re
 import sys
+import tempfile
 from pathlib import Path
 
+from subliminal.common import UserError
+from subliminal.reporting import glance
+from subliminal.results import atomic_write_text
+from subliminal.verdicts import read_verdicts, write_verdicts
+
 ROOT = Path(__file__).resolve().parents[2]
-PROVIDERS = ("subliminal.reporting.topic_a", "subliminal.reporting.mechanisms", "subliminal.reporting.topic_b", "subliminal.reporting.topic_b_ext")
+PROVIDERS = (
+    "subliminal.reporting.topic_a", "subliminal.reporting.noise_regime", "subliminal.reporting.mechanisms",
+    "subliminal.reporting.bench_tables", "subliminal.reporting.topic_b", "subliminal.reporting.topic_b_ext",
+    "subliminal.reporting.topic_b_verdicts",
+    "subliminal.reporting.specificity",  # Topic B specificity / multiplicity / 087-747 (tables b_specificity, …)
+    "subliminal.reporting.transfer",  # the LLM transfer experiment (tables b_transfer, b_transfer_glance)
+)
+VERDICT_FILES = {"A": Path("plots_a") / "verdicts.csv", "B": Path("plots_b") / "verdicts.csv"}
+MARK = re.compile(r"<!-- report:([\w.-]+) -->.*?<!-- /report:\1 -->", re.S)
 
 
-def collect_tables(root: Path = ROOT) -> dict[str, str]:
-    tables: dict[str, str] = {}
-    for mod_name in PROVIDERS:
+def providers():
+    for name in PROVIDERS:
         try:
-            mod = importlib.import_module(mod_name)
+            yield importlib.import_module(name)
         except ModuleNotFoundError as e:
-            if e.name != mod_name:
+            if e.name != name:
                 raise
-            continue
-        takes_root = len(inspect.signature(mod.tables).parameters) > 0
-        tables.update(mod.tables(root) if takes_root else mod.tables())
-    return tables
+
+
+def collect(root: Path) -> tuple[dict[str, str], dict[str, list[dict]]]:
+    """Every provider's tables and its verdict records, split by topic."""
+    tables: dict[str, str] = {}
+    records: dict[str, list[dict]] = {k: [] for k in VERDICT_FILES}
+    for mod in providers():
+        if hasattr(mod, "tables"):
+            tables.update(mod.tables(root))
+        for r in mod.verdicts(root) if hasattr(mod, "verdicts") else []:
+            records.setdefault(r["topic"], []).append(r)
+    return tables, records
 
 
 def render(text: str, tables: dict[str, str]) -> tuple[str, list[str]]:
@@ -43,33 +65,64 @@ def render(text: str, tables: dict[str, str]) -> tuple[str, list[str]]:
         done.append(name)
         return f"<!-- report:{name} -->\n{tables[name].strip()}\n<!-- /report:{name} -->"
 
-    new = re.sub(r"<!-- report:([\w.-]+) -->.*?<!-- /report:\1 -->", sub, text, flags=re.S)
-    return new, done
+    return MARK.sub(sub, text), done
+
+
+def pages(root: Path) -> list[Path]:
+    return [root / "README.md", *sorted((root / "docs").glob("*.md"))]
+
+
+def run(root: Path, check: bool) -> list[str]:
+    """Regenerate (or, with check, compare) the verdict CSVs and every page; return what is out of date."""
+    tables, records = collect(root)
+    stale = []
+    with tempfile.TemporaryDirectory() as tmp:
+        frames = {}
+        for topic, rel in VERDICT_FILES.items():
+            new = write_verdicts(Path(tmp) / f"{topic}.csv", records.get(topic, []))
+            path = root / rel
+            if not path.exists() or path.read_bytes() != new.read_bytes():
+                stale.append(str(rel))
+                if not check:
+                    atomic_write_text(path, new.read_text())
+            frames[topic] = read_verdicts(new)
+    tables.update(glance.tables(root, frames["A"], frames["B"]))
+    missing = set()
+    for page in pages(root):
+        text = page.read_text()
+        new, done = render(text, tables)
+        missing |= set(re.findall(r"<!-- report:([\w.-]+) -->", text)) - set(done)
+        if new != text:
+            stale.append(str(page.relative_to(root)))
+            if not check:
+                atomic_write_text(page, new)
+    if missing:
+        print(f"warning: no table provider (yet) for sections: {', '.join(sorted(missing))}", file=sys.stderr)
+    return stale
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m subliminal.reporting", description=__doc__.splitlines()[0])
-    p.add_argument("--readme", default=str(ROOT / "README.md"))
-    p.add_argument("--check", action="store_true", help="exit 1 if README.md differs from what the CSVs give")
+    p.add_argument("--root", default=str(ROOT), help="repository root (README.md, docs/, plots_a/, plots_b/)")
+    p.add_argument("--check", action="store_true", help="write nothing; exit 1 if a page or verdict CSV is out of date")
     args = p.parse_args(argv)
-    readme = Path(args.readme)
-    text = readme.read_text()
-    tables = collect_tables(readme.parent)
-    new, done = render(text, tables)
-    missing = sorted(set(re.findall(r"<!-- report:([\w.-]+) -->", text)) - set(done))
-    if missing:
-        print(f"warning: no table provider for README sections: {', '.join(missing)}", file=sys.stderr)
+    root = Path(args.root)
+    if not (root / "README.md").exists():
+        print(f"error: {root}/README.md not found: pass --root DIR (the repository root)", file=sys.stderr)
+        return 2
+    try:
+        stale = run(root, args.check)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    n = len(pages(root)) + len(VERDICT_FILES)
     if args.check:
-        if new != text:
-            print("README.md is out of date with the CSVs: run `make report`", file=sys.stderr)
+        if stale:
+            print(f"out of date with the CSVs (run `make report`): {', '.join(stale)}", file=sys.stderr)
             return 1
-        print(f"README.md is up to date ({len(done)} tables)")
+        print(f"README.md, docs/*.md and the verdict CSVs are up to date ({n} files)")
         return 0
-    if new != text:
-        from subliminal.results import atomic_write_text
-
-        atomic_write_text(readme, new)
-    print(f"README.md: {len(done)} tables regenerated ({', '.join(done)})")
+    print(f"regenerated {len(stale)} of {n} files" + (f": {', '.join(stale)}" if stale else ""))
     return 0
 
 

@@ -1,7 +1,7 @@
 """Topic B README tables, generated from the committed CSVs in plots_b/ (nothing is recomputed).
 
-``tables()`` returns section name -> markdown; ``make report`` puts each between
-``<!-- report:NAME -->`` and ``<!-- /report:NAME -->`` in README.md.
+``tables(root)`` returns section name -> markdown; ``make report`` puts each between
+``<!-- report:NAME -->`` and ``<!-- /report:NAME -->`` in README.md and docs/*.md.
 """
 
 from __future__ import annotations
@@ -9,39 +9,18 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
-PLOTS = Path(__file__).resolve().parents[2] / "plots_b"
-
-
-def _read(name: str) -> pd.DataFrame | None:
-    p = PLOTS / name
-    return pd.read_csv(p, dtype={"number": str, "best_number": str}) if p.exists() else None
-
-
-def _fmt(x) -> str:
-    if isinstance(x, (bool, np.bool_)):
-        return "yes" if x else "no"
-    if isinstance(x, (float, np.floating)):
-        if np.isnan(x):
-            return "–"
-        return f"{x:.3g}" if abs(x) >= 1e-3 or x == 0 else f"{x:.2e}"
-    return str(x)
-
-
-def _md(df: pd.DataFrame) -> str:
-    cols = list(df.columns)
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in df.itertuples(index=False)]
-    return "\n".join(lines)
+from subliminal.reporting.render import read_b
+from subliminal.reporting.render import table as _md
+from subliminal.reporting.seed import B as SEED
 
 
 def _missing(script: str) -> str:
     return f"_No results yet: run `python {script}`._"
 
 
-def part1() -> str:
-    var, nums = _read("topic_b_part1.csv"), _read("topic_b_part1_numbers.csv")
+def part1(root: Path) -> str:
+    var, nums = read_b(root, "topic_b_part1.csv"), read_b(root, "topic_b_part1_numbers.csv")
     if var is None or nums is None:
         return _missing("topic_b_part1.py")
     piv = var.pivot_table(index=["model", "question", "string"], columns="condition", values="p").reset_index()
@@ -54,30 +33,31 @@ def part1() -> str:
     return "\n\n".join(out)
 
 
-def part2() -> str:
-    s = _read("topic_b_part2_summary.csv")
+def part2(root: Path) -> str:
+    s = read_b(root, "topic_b_part2_summary.csv")
     if s is None:
         return _missing("topic_b_part2.py")
     cols = [c for c in ["model", "animal", "p_no_system", "p_neutral_system", "geo_mean_ratio_entangled",
                         "max_ratio_entangled", "geo_mean_ratio_random", "random_p95_ratio",
                         "n_entangled_above_random_p95", "welch_p_entangled_vs_random"] if c in s.columns]
     return ("Ratios are P(animal | 'You love N') / P(animal | no system prompt); seed (Llama-3.2-1B): "
-            "owl 203x, eagle 663x for the top entangled number.\n\n" + _md(s[cols]))
+            f"owl {SEED['ratio_owl']}x, eagle {SEED['ratio_eagle']}x for the top entangled number.\n\n" + _md(s[cols]))
 
 
-def part3() -> str:
-    s = _read("topic_b_part3_summary.csv")
+def part3(root: Path) -> str:
+    s = read_b(root, "topic_b_part3_summary.csv")
     if s is None:
         return _missing("topic_b_part3.py")
     cols = ["model", "animal", "mean_cos_entangled", "mean_cos_all", "spearman_cos_vs_logit_score",
             "overlap_topcos_entangled", "mean_ratio_topcos", "max_ratio_topcos", "mean_ratio_entangled",
             "mean_ratio_random"]
-    return ("Seed: entangled 0.085 vs random 0.066 cosine; top-10 cosine overlaps top-10 entangled 2/10; "
-            "top-cosine numbers give mean ratio 0.60x, max 3.3x.\n\n" + _md(s[cols]))
+    return (f"Seed: entangled {SEED['cos_entangled']} vs random {SEED['cos_random']} cosine; top-10 cosine overlaps "
+            f"top-10 entangled {SEED['overlap_topcos']}/10; top-cosine numbers give mean ratio {SEED['topcos_mean_ratio']:.2f}x, "
+            f"max {SEED['topcos_max_ratio']}x.\n\n" + _md(s[cols]))
 
 
-def step2() -> str:
-    s = _read("topic_b_step2_extended.csv")
+def step2(root: Path) -> str:
+    s = read_b(root, "topic_b_step2_extended.csv")
     if s is None:
         return _missing("topic_b_step2_extended.py")
     out = []
@@ -94,7 +74,8 @@ def step2() -> str:
         median_ratio_vs_no_system=("ratio_vs_no_system", "median"),
         median_ratio_vs_random=("ratio_vs_random_mean", "median"),
     ).reset_index()
-    out.append("Seed (Llama-3.2-1B-Instruct): 23/25 animals > 2x; mean ratio 216x, median 24x. "
+    out.append(f"Seed (Llama-3.2-1B-Instruct): {SEED['animals_gt_2x']}/25 animals > 2x; mean ratio {SEED['mean_ratio']}x, "
+               f"median {SEED['median_ratio']}x. "
                "`mean_own_rank_pearson`: rank (1-25) of an animal's own logit-score among all 25 animals' "
                "scores as a predictor of P(animal | number); 13 = no animal specificity.\n\n" + _md(agg))
     cols = ["model", "animal", "best_number", "p_no_system", "p_subliminal", "ratio_vs_no_system",
@@ -104,20 +85,16 @@ def step2() -> str:
     return "\n\n".join(out)
 
 
-def step3() -> str:
-    s = _read("topic_b_step3_summary.csv")
+def step3(root: Path) -> str:
+    s = read_b(root, "topic_b_step3_summary.csv")
     if s is None:
         return _missing("topic_b_step3_base_vs_instruct.py")
     note = s["comparison"].iloc[0]
     cols = [c for c in ["model_a", "model_b", "animal", "pearson_cosine_a_b", "spearman_logit_score_a_b",
                         "entangled_a", "entangled_b", "overlap_top_k"] if c in s.columns]
-    return (f"Compared: {note}. Seed: base vs instruct owl/087 cosine 0.1232 vs 0.1291.\n\n" + _md(s[cols]))
+    return (f"Compared: {note}. Seed: base vs instruct owl/087 cosine {SEED['cos_base']} vs {SEED['cos_instruct']}.\n\n"
+            + _md(s[cols]))
 
 
-def tables() -> dict[str, str]:
-    return {"b_part1": part1(), "b_part2": part2(), "b_part3": part3(), "b_step2": step2(), "b_step3": step3()}
-
-
-if __name__ == "__main__":
-    for k, v in tables().items():
-        print(f"## {k}\n\n{v}\n")
+def tables(root: Path) -> dict[str, str]:
+    return {"b_part1": part1(root), "b_part2": part2(root), "b_part3": part3(root), "b_step2": step2(root), "b_step3": step3(root)}

@@ -8,23 +8,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
+from subliminal.reporting.render import read_b
+from subliminal.reporting.render import table as _md
 
-from subliminal.reporting.topic_b import _md
-
-ROOT = Path(__file__).resolve().parents[2]
 DATA_CMD = "python topic_b_data_frequency.py"
 ACROSS_CMD = "python topic_b_across_models.py"
 
 
-def _read(root: Path, name: str) -> pd.DataFrame | None:
-    p = Path(root) / "plots_b" / name
-    return (pd.read_csv(p, dtype={"number": str, "best_number": str, "logit_best_number": str})
-            if p.exists() else None)
-
-
 def data_frequency(root: Path) -> str:
-    s = _read(root, "topic_b_data_frequency.csv")
+    s = read_b(root, "topic_b_data_frequency.csv")
     if s is None:
         return f"not run yet: `{DATA_CMD}`"
     cols = ["model", "animal", "threshold", "n_valid_animal", "n_kept_animal", "n_kept_neutral", "js_divergence",
@@ -43,7 +35,7 @@ def data_frequency(root: Path) -> str:
 
 
 def across_models(root: Path) -> str:
-    s = _read(root, "topic_b_across_models.csv")
+    s = read_b(root, "topic_b_across_models.csv")
     if s is None:
         return f"not run yet: `{ACROSS_CMD}`"
     return ("Per model and finder, over the animals: `beats_null_p95` = best of the finder's top-10 numbers beats "
@@ -53,11 +45,7 @@ def across_models(root: Path) -> str:
             "one token.\n\n" + _md(s))
 
 
-def tables(root: Path | str = ROOT) -> dict[str, str]:
+def tables(root: Path) -> dict[str, str]:
     root = Path(root)
     return {"b_data_frequency": data_frequency(root), "b_across_models": across_models(root)}
 
-
-if __name__ == "__main__":
-    for k, v in tables().items():
-        print(f"## {k}\n\n{v}\n")

@@ -13,9 +13,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from subliminal.results import read_json, to_jsonable, write_csv, write_run_json
-from subliminal.stats import paired_test, summarize
-from subliminal.topic_a.train import TopicA, TopicAConfig, accuracy_rows, log
+from subliminal.common import UserError
+from subliminal.results import OutputSet, prepare_out, read_json, to_jsonable, write_csv, write_run_json
+from subliminal.stats import paired_test
+from subliminal.topic_a.analysis import analyse
+from subliminal.topic_a.distill import distill
+from subliminal.topic_a.train import TopicA, TopicAConfig, accuracy_rows, log, teacher, teachers
 
 BASELINE_CONDITIONS = ("student_aux", "student_all", "cross_aux", "cross_all")
 EXP1_MILESTONES = (1, 2, 5, 10, 20, 40)
@@ -23,12 +26,12 @@ EXP1_MILESTONES = (1, 2, 5, 10, 20, 40)
 
 def baseline(A: TopicA) -> pd.DataFrame:
     c = A.cfg
-    teacher = A.teacher(c.teacher_epochs)
-    rows = accuracy_rows("reference", A.teacher_accuracy(A.reference()), teacher_epochs=0, distill_epochs=0)
-    rows += accuracy_rows("teacher", A.teacher_accuracy(teacher), teacher_epochs=c.teacher_epochs, distill_epochs=0)
+    t = teacher(A, c.teacher_epochs)
+    rows = accuracy_rows("reference", A.test_accuracy(A.reference()), teacher_epochs=0, distill_epochs=0)
+    rows += accuracy_rows("teacher", A.test_accuracy(t), teacher_epochs=c.teacher_epochs, distill_epochs=0)
     # evaluate at exp1's early milestones too (cheap), so exp1 finds them in the cache
     milestones = sorted({m for m in EXP1_MILESTONES if m < c.distill_epochs} | {c.distill_epochs})
-    students = A.distill(c.teacher_epochs, BASELINE_CONDITIONS, milestones, "uniform", teacher=teacher)
+    students = distill(A, c.teacher_epochs, BASELINE_CONDITIONS, milestones, "uniform", teacher=t)
     students = students[students.distill_epochs == c.distill_epochs]
     return pd.concat([pd.DataFrame(rows), students], ignore_index=True)
 
@@ -36,27 +39,25 @@ def baseline(A: TopicA) -> pd.DataFrame:
 def distill_sweep(A: TopicA, milestones: Sequence[int], conditions: Sequence[str] = ("student_aux", "cross_aux"),
                   source: str = "uniform") -> pd.DataFrame:
     c = A.cfg
-    df = A.distill(c.teacher_epochs, conditions, milestones, source)
-    return df
+    return distill(A, c.teacher_epochs, conditions, milestones, source)
 
 
 def teacher_sweep(A: TopicA, teacher_epochs: Sequence[int], conditions: Sequence[str] = ("student_aux", "cross_aux")) -> pd.DataFrame:
     c = A.cfg
-    teachers = A.teachers(teacher_epochs)
+    ts = teachers(A, teacher_epochs)
     parts = []
-    for te in sorted(teachers):
-        parts.append(pd.DataFrame(accuracy_rows("teacher", A.teacher_accuracy(teachers[te]), teacher_epochs=te,
-                                                distill_epochs=0)))
-        parts.append(A.distill(te, conditions, [c.distill_epochs], "uniform", teacher=teachers[te]))
+    for te in sorted(ts):
+        parts.append(pd.DataFrame(accuracy_rows("teacher", A.test_accuracy(ts[te]), teacher_epochs=te, distill_epochs=0)))
+        parts.append(distill(A, te, conditions, [c.distill_epochs], "uniform", teacher=ts[te]))
     return pd.concat(parts, ignore_index=True)
 
 
 def source_sweep(A: TopicA, sources: Sequence[str], conditions: Sequence[str] = ("student_aux", "cross_aux")) -> pd.DataFrame:
     c = A.cfg
-    teacher = A.teacher(c.teacher_epochs)
+    t = teacher(A, c.teacher_epochs)
     parts = []
     for s in sources:
-        df = A.distill(c.teacher_epochs, conditions, [c.distill_epochs], s, teacher=teacher)
+        df = distill(A, c.teacher_epochs, conditions, [c.distill_epochs], s, teacher=t)
         df.insert(1, "source", s)
         parts.append(df)
     return pd.concat(parts, ignore_index=True)
@@ -84,7 +85,7 @@ def _earlier_seconds(json_path: Path, cfg) -> float:
     in the cache this run reads."""
     try:
         prev = read_json(json_path)
-    except (OSError, ValueError):
+    except (OSError, ValueError, UserError):  # no earlier run, or its JSON is broken: count this run only
         return 0.0
     old, new = prev.get("config"), to_jsonable(cfg)
     if not isinstance(old, dict) or any(k not in new or old[k] != new[k] for k in old):
@@ -103,25 +104,25 @@ def run_and_write(name: str, cfg: TopicAConfig, body: Callable[..., pd.DataFrame
     stopped leaves honest partial results, and a rerun continues from the cache.
     """
     t0 = time.time()
-    earlier = _earlier_seconds(Path(cfg.out) / f"{name}.json", cfg)
+    out = prepare_out(cfg.out)  # a bad --out fails here, before any data or training
+    earlier = _earlier_seconds(out / f"{name}.json", cfg)
     A = TopicA(cfg)
     log(f"[{name}] data: {A.mnist.source}; device: {A.device}; cache: {A.cache}")
-    out = Path(cfg.out)
     runs = [(lambda a: body(a), None)] if stages is None else [((lambda a, st=st: body(a, st)), st) for st in stages]
     for i, (fn, stage) in enumerate(runs):
         df = fn(A)
-        summary = summarize(df, by)
-        test_table = tests(df) if tests is not None else paired_tests(df, pairs, pair_by)
-        write_csv(df, out / f"{name}.csv")
-        write_csv(summary, out / f"{name}_summary.csv")
-        write_csv(test_table, out / f"{name}_tests.csv")
-        plot(summary, out / f"{name}.png")
+        summary, test_table = analyse(name, df, by, tests or (lambda d: paired_tests(d, pairs, pair_by)), to_jsonable(cfg))
         done = {"complete": i == len(runs) - 1}
         if stage is not None:
             done["stage_done"] = stage
-        write_run_json(out / f"{name}.json", cfg, cfg.seed, time.time() - t0,
-                       {"script": f"{name}.py", **done, "wall_seconds_all_runs": round(earlier + time.time() - t0, 2),
-                        **(extra or {})})
+        with OutputSet(out) as o:  # the stage's files replace the previous ones together
+            write_csv(df, o.path(f"{name}.csv"))
+            write_csv(summary, o.path(f"{name}_summary.csv"))
+            write_csv(test_table, o.path(f"{name}_tests.csv"))
+            plot(summary, o.path(f"{name}.png"))
+            write_run_json(o.path(f"{name}.json"), cfg, cfg.seed, time.time() - t0,
+                           {"script": f"{name}.py", **done, "wall_seconds_all_runs": round(earlier + time.time() - t0, 2),
+                            **(extra or {})})
     with pd.option_context("display.width", 160, "display.max_columns", 20):
         print(summary.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
         if len(test_table):

@@ -14,13 +14,13 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from subliminal.cache import config_hash
 from subliminal.stats import mean_ci, paired_test
+from subliminal.topic_a.distill import distill, students_at
 from subliminal.topic_a.engine import ParallelMLP
 from subliminal.topic_a.experiments import run_and_write
-from subliminal.topic_a.mechanisms import readout_norm_ratio, similarity, students_at, update_alignment
+from subliminal.topic_a.mechanisms import readout_norm_ratio, similarity, update_alignment
 from subliminal.topic_a.probes import probe_accuracy
-from subliminal.topic_a.train import TopicA, accuracy_rows
+from subliminal.topic_a.train import TopicA, accuracy_rows, student_init, teacher
 
 MEASURES = ("cka_h1", "cka_h2", "cos_h1", "cos_h2", "update_cos_w1", "update_cos_w2")
 
@@ -30,19 +30,18 @@ def convergence(A: TopicA, milestones: Sequence[int], memo: dict, n_eval: int = 
                 conditions: Sequence[str] = ("student_aux", "cross_aux")) -> pd.DataFrame:
     """Teacher-vs-student similarity and accuracy at each milestone; `memo` keeps finished milestones."""
     c = A.cfg
-    teacher = A.teacher(c.teacher_epochs)
+    t = teacher(A, c.teacher_epochs)
     x = A.x_test[:n_eval]
     for m in sorted(set(milestones)):
         if m in memo:
             continue
-        students = students_at(A, c.teacher_epochs, conditions, m, "uniform", teacher)
+        students = students_at(A, c.teacher_epochs, conditions, m, "uniform", t)
         parts = []
         for cond, s in students.items():
-            got = {k: v.cpu().numpy() for k, v in similarity(teacher, s, x).items()}
+            got = {k: v.cpu().numpy() for k, v in similarity(t, s, x).items()}
             if m > 0:
-                got.update({k: v.cpu().numpy() for k, v in update_alignment(A.reference(), teacher, A._new_student(cond), s).items()})
-            df = pd.DataFrame(accuracy_rows(cond, s.accuracy(A.x_test, A.y_test).cpu().tolist(),
-                                            teacher_epochs=c.teacher_epochs, distill_epochs=m))
+                got.update({k: v.cpu().numpy() for k, v in update_alignment(A.reference(), t, student_init(A, cond), s).items()})
+            df = pd.DataFrame(accuracy_rows(cond, A.test_accuracy(s), teacher_epochs=c.teacher_epochs, distill_epochs=m))
             for k in MEASURES:
                 df[k] = got.get(k, np.full(len(df), np.nan))
             parts.append(df)
@@ -84,9 +83,9 @@ def probe_table(A: TopicA, feature_sets: Sequence[str], n_probe_train: int, l2: 
                 student_conditions: Sequence[str] = ("student_aux", "cross_aux")) -> pd.DataFrame:
     """Per model: the argmax of its own (random or trained) digit readout, and probes on its frozen features."""
     c = A.cfg
-    teacher = A.teacher(c.teacher_epochs)
-    models: dict[str, ParallelMLP] = {"reference": A.reference(), "teacher": teacher,
-                                      **students_at(A, c.teacher_epochs, student_conditions, c.distill_epochs, "uniform", teacher)}
+    t = teacher(A, c.teacher_epochs)
+    models: dict[str, ParallelMLP] = {"reference": A.reference(), "teacher": t,
+                                      **students_at(A, c.teacher_epochs, student_conditions, c.distill_epochs, "uniform", t)}
     x_tr, y_tr = A.x_train[:n_probe_train], A.y_train[:n_probe_train]
     parts = []
     for cond, model in models.items():
@@ -121,26 +120,6 @@ def probe_tests(df: pd.DataFrame) -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------------- one-knob sweeps
-class FixedTeacherTopicA(TopicA):
-    """Students with their own optimiser settings, distilling teachers trained with `teacher_lr`.
-
-    TopicAConfig.lr sets teacher and students alike; to vary only the students' lr, the teacher comes from
-    the base config and this class's student key also names the teacher's lr (unchanged when they agree,
-    so the baseline's students are shared). It never trains teachers itself.
-    """
-
-    def __init__(self, cfg, teacher_lr: float, mnist, progress: bool = True):
-        super().__init__(cfg, mnist, progress)
-        self.teacher_lr = teacher_lr
-
-    def teachers(self, epochs):
-        raise RuntimeError("FixedTeacherTopicA distils teachers it is given; train them with the base TopicA")
-
-    def student_key(self, teacher_epochs, condition, src) -> str:
-        key = super().student_key(teacher_epochs, condition, src)
-        return key if self.teacher_lr == self.cfg.lr else config_hash({"student": key, "teacher_lr": self.teacher_lr})
-
-
 # overrides that change the teacher: a students_only sweep trains that setting its own teachers
 TEACHER_OVERRIDES = ("teacher_weight_decay",)
 
@@ -157,26 +136,25 @@ def setting_sweep(A: TopicA, settings: dict[str, dict], memo: dict, conditions: 
     for name, overrides in settings.items():
         if name in memo:
             continue
-        cfg = dataclasses.replace(c, **overrides)
+        B = TopicA(dataclasses.replace(c, **overrides), A.mnist, A.progress)
         if students_only and not any(overrides.get(k) for k in TEACHER_OVERRIDES):
-            B = FixedTeacherTopicA(cfg, c.lr, A.mnist, A.progress)
-            base_teacher = base_teacher if base_teacher is not None else A.teacher(c.teacher_epochs)
-            teacher = base_teacher
+            # A's teacher (trained with A's lr), named in the students' key
+            base_teacher = base_teacher if base_teacher is not None else teacher(A, c.teacher_epochs)
+            t, t_key = base_teacher, A.store.teacher_key()
         else:
-            B = TopicA(cfg, A.mnist, A.progress)
-            teacher = B.teacher(c.teacher_epochs)
-        df = pd.concat([pd.DataFrame(accuracy_rows("teacher", B.teacher_accuracy(teacher), teacher_epochs=c.teacher_epochs,
+            t, t_key = teacher(B, c.teacher_epochs), None
+        df = pd.concat([pd.DataFrame(accuracy_rows("teacher", B.test_accuracy(t), teacher_epochs=c.teacher_epochs,
                                                    distill_epochs=0)),
-                        B.distill(c.teacher_epochs, conditions, [c.distill_epochs], "uniform", teacher=teacher)],
+                        distill(B, c.teacher_epochs, conditions, [c.distill_epochs], "uniform", t, teacher_key=t_key)],
                        ignore_index=True)
         if readout_norms:
             df["readout_norm"] = np.nan
-            finals = students_at(B, c.teacher_epochs, conditions, c.distill_epochs, "uniform", teacher)
+            finals = students_at(B, c.teacher_epochs, conditions, c.distill_epochs, "uniform", t, teacher_key=t_key)
             for cond in conditions:
-                df.loc[df.condition == cond, "readout_norm"] = readout_norm_ratio(finals[cond], B._new_student(cond)).cpu().numpy()
+                df.loc[df.condition == cond, "readout_norm"] = readout_norm_ratio(finals[cond], student_init(B, cond)).cpu().numpy()
             # what the students distil: the teacher's ghost readout, relative to the shared init
             df["teacher_ghost_norm"] = np.nan
-            df.loc[df.condition == "teacher", "teacher_ghost_norm"] = readout_norm_ratio(teacher, B.reference(), "aux").cpu().numpy()
+            df.loc[df.condition == "teacher", "teacher_ghost_norm"] = readout_norm_ratio(t, B.reference(), "aux").cpu().numpy()
         df.insert(0, "setting", name)
         for i, (k, v) in enumerate(overrides.items()):
             df.insert(1 + i, k, v)

@@ -6,25 +6,16 @@
 - `similarity`: CKA and mean per-image cosine similarity of teacher vs student hidden activations (both
   layers) on shared inputs (MNIST test images), plus how well the weight updates line up
   (cosine of the students' and teachers' displacements from their own inits).
-- `students_at`: a student's weights after any distillation milestone. The engine keeps one checkpoint
-  per student run (its latest milestone) and only accuracies for earlier ones; this stores weights per
-  milestone beside it and replays a run in a side cache when its checkpoint has already moved past.
+- `readout_norm_ratio`: how far a readout moved from its init.
+(Students' weights at any milestone: `distill.students_at`.)
 """
 
 from __future__ import annotations
 
-import copy
-import json
-import shutil
-from collections.abc import Sequence
-
 import torch
 from torch import Tensor
 
-from subliminal.cache import load_tensors, save_tensors
-from subliminal.topic_a import engine
 from subliminal.topic_a.engine import N_CLASSES, ParallelMLP
-from subliminal.topic_a.train import TopicA
 
 
 class CkaAccumulator:
@@ -111,69 +102,3 @@ def readout_norm_ratio(model: ParallelMLP, init: ParallelMLP, part: str = "digit
     without decay, since cross-entropy on the digits never reaches them)."""
     cols = slice(0, N_CLASSES) if part == "digit" else slice(N_CLASSES, None)
     return model.w3[..., cols].flatten(1).norm(dim=1) / init.w3[..., cols].flatten(1).norm(dim=1)
-
-
-# ---------------------------------------------------------------------- student weights at any milestone
-def _ckpt_epoch(A: TopicA, key: str) -> int:
-    side = A.cache / "students" / key / "ckpt.json"
-    return json.loads(side.read_text()).get("epoch", 0) if side.exists() else 0
-
-
-def _engine_run_reaches(A: TopicA, key: str, epoch: int) -> bool:
-    """True when the engine's own run will hold weights at `epoch` after `distill(..., [epoch])`: its checkpoint
-    is at `epoch`, or before it with `epoch` not yet evaluated (so distil resumes and stops there)."""
-    ck = _ckpt_epoch(A, key)
-    res = A.cache / "students" / key / "results.json"
-    done = str(epoch) in (json.loads(res.read_text()) if res.exists() else {})
-    return ck == epoch or (ck < epoch and not done)
-
-
-def _load_weights(path, epoch: int, A: TopicA) -> ParallelMLP | None:
-    got = load_tensors(path, {"epoch": epoch})
-    if got is None:
-        return None
-    return ParallelMLP(A.shape).to(A.device).load_state({k: got[0][k].to(A.device) for k in engine.PARAM_NAMES})
-
-
-def students_at(A: TopicA, teacher_epochs: int, conditions: Sequence[str], epoch: int, source="uniform",
-                teacher: ParallelMLP | None = None) -> dict[str, ParallelMLP]:
-    """Each condition's students after `epoch` distillation epochs (0 = their starting weights).
-
-    Weights are kept per milestone in `<cache>/mech_students/<student key>/`. A missing milestone comes from
-    the engine's own run when its checkpoint is not past it (extending that run, shared with every other
-    script), else from a replay of the same run in `<cache>/replay` (deterministic: the same numbers).
-    """
-    src = A.source(source) if isinstance(source, str) else source
-    out: dict[str, ParallelMLP] = {}
-    todo: dict[str, list[str]] = {"main": [], "replay": []}
-    for cond in conditions:
-        if epoch == 0:
-            out[cond] = A._new_student(cond)
-            continue
-        key = A.student_key(teacher_epochs, cond, src)
-        got = _load_weights(A.cache / "mech_students" / key / f"ep{epoch:03d}.safetensors", epoch, A)
-        if got is not None:
-            out[cond] = got
-        else:
-            todo["main" if _engine_run_reaches(A, key, epoch) else "replay"].append(cond)
-    for where, conds in todo.items():
-        if not conds:
-            continue
-        B = A
-        if where == "replay":
-            B = copy.copy(A)  # same class, config and data; only the cache root differs
-            B.cache = A.cache / "replay"
-            for cond in conds:
-                key = B.student_key(teacher_epochs, cond, src)
-                if _ckpt_epoch(B, key) > epoch:  # an earlier replay went further: start it again
-                    shutil.rmtree(B.cache / "students" / key)
-        teacher = teacher if teacher is not None else A.teacher(teacher_epochs)
-        B.distill(teacher_epochs, conds, [epoch], src, teacher=teacher)
-        for cond in conds:
-            key = B.student_key(teacher_epochs, cond, src)
-            model = _load_weights(B.cache / "students" / key / "ckpt.safetensors", epoch, B)
-            if model is None:
-                raise RuntimeError(f"no checkpoint at epoch {epoch} for {cond} after distilling (cache {B.cache})")
-            save_tensors(A.cache / "mech_students" / key / f"ep{epoch:03d}.safetensors", model.state(), {"epoch": epoch})
-            out[cond] = model
-    return out

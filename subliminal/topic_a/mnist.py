@@ -16,6 +16,7 @@ import io
 import os
 import pickle
 import sys
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +33,7 @@ IDX_FILES = {
     "test_x": "t10k-images-idx3-ubyte",
     "test_y": "t10k-labels-idx1-ubyte",
 }
+MNIST_TEST_SIZE = 10_000
 MNIST_TEST_LABEL_COUNTS = (980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009)
 
 # Fashion-MNIST: torchvision layout under a root, or the Debian package `dataset-fashion-mnist`.
@@ -89,7 +91,10 @@ def restricted_loads(data: bytes):
 def read_idx(path: str | os.PathLike) -> np.ndarray:
     """Read an IDX file (optionally .gz) into a numpy array, checking its header against its size."""
     path = Path(path)
-    raw = gzip.open(path, "rb").read() if path.suffix == ".gz" else path.read_bytes()
+    try:
+        raw = gzip.open(path, "rb").read() if path.suffix == ".gz" else path.read_bytes()
+    except (gzip.BadGzipFile, EOFError, zlib.error) as e:
+        raise UserError(f"{path} is not a valid gzip file ({e}); replace it or give the uncompressed IDX file") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
         raise UserError(f"{path} is not an IDX file (bad magic number)")
     dtypes = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
@@ -131,6 +136,11 @@ def _to_imageset(a: dict[str, np.ndarray], source: str) -> ImageSet:
             raise UserError(f"{source}: {k} has shape {a[k].shape}, expected [N, 28, 28]")
     if len(a["train_x"]) != len(a["train_y"]) or len(a["test_x"]) != len(a["test_y"]):
         raise UserError(f"{source}: image and label counts differ")
+    for k in ("train_y", "test_y"):
+        y = a[k]
+        if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer) or (len(y) and not 0 <= y.min() <= y.max() <= 9):
+            raise UserError(f"{source}: {k} must hold digit labels 0..9 (found {y.dtype} "
+                            f"{'in ' + str(y.min()) + '..' + str(y.max()) if y.size else 'empty'}); this is not MNIST")
     return ImageSet(
         torch.from_numpy(np.ascontiguousarray(a["train_x"], dtype=np.uint8)),
         torch.from_numpy(np.ascontiguousarray(a["train_y"]).astype(np.int64)),

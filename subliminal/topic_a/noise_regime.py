@@ -46,6 +46,22 @@ def settings(A: TopicA, pool_sizes: Sequence[int], mnist_sizes: Sequence[int]) -
 
 
 ORDER = ("noise fresh shared", "noise fresh per-model")
+PARAMS = ("source", "regime", "pool", "shared", "is_reference")
+
+
+def setting_table(n_distill: int, pool_sizes: Sequence[int], mnist_sizes: Sequence[int]) -> pd.DataFrame:
+    """Each setting's parameters as columns (built with the names, never parsed from them): input source
+    (noise/mnist), regime (fixed pool / fresh every batch), pool (distinct images per model; 0 = fresh),
+    shared (one batch for all models) and whether it is the reference regime."""
+    rows = [("noise", "fixed", k, tag == "shared") for tag in ("per-model", "shared") for k in sorted({*pool_sizes, n_distill})]
+    rows += [("noise", "fresh", 0, False), ("noise", "fresh", 0, True)] + [("mnist", "fixed", k, False) for k in mnist_sizes]
+    out = []
+    for src, regime, k, shared in rows:
+        name = (f"mnist {size_label(k)}" if src == "mnist" else f"noise {regime}" + (f" {size_label(k)}" if k else "") +
+                (" shared" if shared else " per-model"))
+        out.append({"setting": name, "source": src, "regime": regime, "pool": k, "shared": shared,
+                    "is_reference": name == reference_name(n_distill)})
+    return pd.DataFrame(out)
 
 
 def run(A: TopicA, pool_sizes: Sequence[int], mnist_sizes: Sequence[int], curve_milestones: Sequence[int],
@@ -53,14 +69,17 @@ def run(A: TopicA, pool_sizes: Sequence[int], mnist_sizes: Sequence[int], curve_
         curve_conditions: Sequence[str] = ("student_aux", "cross_aux"),
         n_settings: int | None = None) -> pd.DataFrame:
     """All regime settings (or the first `n_settings` of them, in `setting_names` order), then the curve."""
+    from subliminal.topic_a.distill import distill
+    from subliminal.topic_a.train import teacher as train_teacher
+
     c = A.cfg
-    teacher = A.teacher(c.teacher_epochs)
+    teacher = train_teacher(A, c.teacher_epochs)
     parts = []
     srcs = settings(A, pool_sizes, mnist_sizes)
     names = setting_names(c.n_distill, pool_sizes, mnist_sizes)
     assert set(names) == set(srcs), "setting_names and settings disagree"
     for name in names[:n_settings]:
-        df = A.distill(c.teacher_epochs, conditions, [c.distill_epochs], srcs[name], teacher=teacher)
+        df = distill(A, c.teacher_epochs, conditions, [c.distill_epochs], srcs[name], teacher=teacher)
         df.insert(0, "part", "regime")
         df.insert(1, "setting", name)
         parts.append(df)
@@ -70,7 +89,7 @@ def run(A: TopicA, pool_sizes: Sequence[int], mnist_sizes: Sequence[int], curve_
             src = curve_sources[name]
             # the reference curve is exp1's (cached with both conditions); the fresh one may be thinner
             conds = conditions if name == reference_name(c.n_distill) else curve_conditions
-            df = A.distill(c.teacher_epochs, conds, curve_milestones, src, teacher=teacher)
+            df = distill(A, c.teacher_epochs, conds, curve_milestones, src, teacher=teacher)
             df.insert(0, "part", "curve")
             df.insert(1, "setting", name)
             parts.append(df)

@@ -81,7 +81,7 @@ def neutral_min_logps(model, tokenizer, records: list[dict], neutral_prompt: str
             try:
                 doc = json.loads(path.read_text())
                 got = {int(k): v for k, v in doc["min_logp"].items()} if doc.get("key") == key else {}
-            except (OSError, json.JSONDecodeError, KeyError):
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError):
                 got = {}
             if all(records[i]["index"] in got for i in idx):
                 out[idx] = [got[records[i]["index"]] for i in idx]

@@ -13,6 +13,7 @@ import pandas as pd
 from scipy import stats as sps
 from tqdm.auto import tqdm
 
+from subliminal.topic_b.multiplicity import best_of_k_exact_p, subset_index, top_k_mean_p
 from subliminal.topic_b.prompts import ANSWER_SEP, animal_system, baseline_prompts, build_prompt, number_system
 from subliminal.topic_b.scoring import ALL_NUMBERS, score_numbers, score_prompts
 
@@ -95,6 +96,8 @@ def animal_statistics(a2n: pd.DataFrame, n2a: pd.DataFrame, animal: str, *, top_
     others = others.reindex(common)
     cross = np.array([sps.pearsonr(others[b].to_numpy(), logp_animal).statistic for b in others.columns])
     p_best = float(q.loc[best, "p_subliminal"])
+    top_mean = float(ratio[order[:top_n]].mean())
+    mean_p95, mean_p = top_k_mean_p(ratio, top_mean, subset_index(len(common), top_n, draws, seed))
     return {
         "animal": animal, "best_number": best,
         "best_logit_score": float(s.loc[best, "logit_score"]),
@@ -113,4 +116,8 @@ def animal_statistics(a2n: pd.DataFrame, n2a: pd.DataFrame, animal: str, *, top_
         "pearson_r_other_animals_mean": float(cross.mean()) if len(cross) else np.nan,
         "pearson_r_rank_among_animals": int(1 + (cross > r.statistic).sum()),
         "n_numbers": len(common),
+        # multiplicity (subliminal.topic_b.multiplicity): the best-of-n p exactly, and the mean of the
+        # top n beside their max, with its own null (means of n random numbers, same draws and seed)
+        "null_p_exact": best_of_k_exact_p(ratio, top_ratio, top_n),
+        "top_n_mean_ratio": top_mean, "top_n_mean_null_p95": mean_p95, "top_n_mean_p_value": mean_p,
     }

@@ -5,7 +5,10 @@
   the verified GGUF from ``subliminal.assets.fetch``, dequantised to fp32 by transformers
   (``gguf_file=``) once and cached with ``save_pretrained`` under ``cache_dir()/dequant/<sha256>``,
   so later loads take ~2 s instead of 20-60 s. The cache carries ``source.json`` with the GGUF's
-  sha256 and the sha256 of every safetensors file; it is re-checked on load and rebuilt if wrong;
+  sha256 and the sha256 of every other file in the folder (config, tokenizer files, chat template,
+  weights), written when it is built. Every load re-hashes them; a folder whose record is unreadable
+  or whose files differ from it (an edited ``config.json``, a missing or extra file) is rebuilt, with
+  one line saying why, never used;
 - a path to a ``.gguf`` file (same caching, keyed by the file's sha256);
 - a local directory with a saved model;
 - a Hugging Face id (e.g. ``meta-llama/Llama-3.2-1B-Instruct``), loaded with ``from_pretrained``
@@ -18,6 +21,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import struct
+import sys
 import time
 from pathlib import Path
 
@@ -59,20 +64,34 @@ def offline_specs() -> list[str]:
     return [n for n, a in ASSETS.items() if a.kind == "gguf"]
 
 
-def _safetensor_hashes(d: Path) -> dict[str, str]:
-    return {p.name: sha256_file(p) for p in sorted(d.glob("*.safetensors"))}
+def _dir_hashes(d: Path) -> dict[str, str]:
+    """sha256 of every file under d except the record itself, by relative path."""
+    return {p.relative_to(d).as_posix(): sha256_file(p) for p in sorted(d.rglob("*"))
+            if p.is_file() and p.relative_to(d).as_posix() != "source.json"}
 
 
-def _cache_is_valid(d: Path, gguf_sha: str) -> bool:
+def _cache_problem(d: Path, gguf_sha: str) -> str | None:
+    """Why the dequantised folder `d` must not be used (None: it matches its record)."""
     meta = d / "source.json"
     if not meta.exists():
-        return False
+        return "no source.json record" if d.exists() else "not built yet"
     try:
         info = json.loads(meta.read_text())
-    except json.JSONDecodeError:
-        return False
-    return (info.get("gguf_sha256") == gguf_sha and bool(info.get("safetensors"))
-            and info["safetensors"] == _safetensor_hashes(d))
+        files = info["files"]
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError):
+        return "its source.json record is unreadable or from an older version"
+    if info.get("gguf_sha256") != gguf_sha:
+        return "it was built from another GGUF file"
+    if not isinstance(files, dict) or not files:
+        return "its source.json record lists no files"
+    try:
+        got = _dir_hashes(d)
+    except OSError as e:
+        return f"a file in it cannot be read ({e.strerror or e})"
+    changed = sorted(k for k in files.keys() | got.keys() if files.get(k) != got.get(k))
+    if changed:
+        return f"{', '.join(changed[:3])}{' ...' if len(changed) > 3 else ''} differ from the hashes recorded when it was built"
+    return None
 
 
 def _finish(model, tokenizer, name: str, device: str):
@@ -87,39 +106,57 @@ def _finish(model, tokenizer, name: str, device: str):
 
 
 def _load_dir(path: Path, name: str, device: str):
+    from safetensors import SafetensorError
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, trust_remote_code=False)
+    try:
+        tok = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, trust_remote_code=False)
+    except (ValueError, KeyError, RuntimeError, EOFError, SafetensorError) as e:
+        why = (str(e).strip().splitlines() or [""])[0][:160]
+        raise UserError(f"model folder {path} cannot be loaded ({type(e).__name__}: {why}); "
+                        "its files are incomplete or corrupt: save the model again or give another one") from None
     return _finish(model, tok, name, device)
 
 
-def _load_gguf(gguf: Path, name: str, device: str, sha: str | None = None):
+def _dequantise(gguf: Path):
+    """(fp32 model, tokenizer) read from a GGUF file; a file that is not one is a one-line UserError."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    sha = sha or sha256_file(gguf)
-    out = cache_dir() / "dequant" / sha
-    if _cache_is_valid(out, sha):
-        return _load_dir(out, name, device)
-    t0 = time.time()
-    tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    try:
+        tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    except (ValueError, KeyError, IndexError, TypeError, RuntimeError, EOFError, struct.error) as e:
+        why = (str(e).strip().splitlines() or [""])[0][:160]
+        raise UserError(f"{gguf} cannot be read as a GGUF model ({type(e).__name__}: {why}); it is truncated, "
+                        "corrupt or not a supported GGUF file: download it again or give another model") from None
     # the dequantised weights are plain fp32: drop the quantizer so save/load treats them as such
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
-    if getattr(model.config, "model_type", "").startswith("gemma") and not tok.chat_template:
-        tok.chat_template = GEMMA_CHAT_TEMPLATE
+    return model, tok
+
+
+def _load_gguf(gguf: Path, name: str, device: str, sha: str | None = None):
+    sha = sha or sha256_file(gguf)
+    out = cache_dir() / "dequant" / sha
+    problem = _cache_problem(out, sha)
+    if problem is None:
+        return _load_dir(out, name, device)
+    if problem != "not built yet":
+        print(f"[lm] dequantised cache {out} is not used ({problem}); rebuilding it from {gguf.name}", file=sys.stderr)
+    t0 = time.time()
+    model, tok = _finish(*_dequantise(gguf), name, device)  # the saved folder gets the chat template too
     tmp = out.with_name(out.name + f".tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp)
     tok.save_pretrained(tmp)
-    info = {"gguf_sha256": sha, "gguf": str(gguf), "safetensors": _safetensor_hashes(tmp),
+    info = {"gguf_sha256": sha, "gguf": str(gguf), "files": _dir_hashes(tmp),
             "dequantise_seconds": round(time.time() - t0, 1)}
     (tmp / "source.json").write_text(json.dumps(info, indent=1))
     shutil.rmtree(out, ignore_errors=True)
     os.replace(tmp, out)
-    return _finish(model, tok, name, device)
+    return model, tok
 
 
 def load_model(spec: str = DEFAULT_MODEL, device: str = "cpu"):

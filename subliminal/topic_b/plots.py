@@ -11,11 +11,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from subliminal.results import OutputSet, save_figure  # noqa: E402
+from subliminal.topic_b.tables import read_table, slug  # noqa: E402
 
-def _save(fig, path: Path) -> None:
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+DPI = 110
 
 
 def plot_step2(summary: pd.DataFrame, path: Path, model: str) -> None:
@@ -35,7 +34,7 @@ def plot_step2(summary: pd.DataFrame, path: Path, model: str) -> None:
     ax.set_ylabel("P(animal | love N) ratio")
     ax.set_title(f"Subliminal prompting, {model}")
     ax.legend(fontsize=7)
-    _save(fig, path)
+    save_figure(fig, path, dpi=DPI)
 
 
 def plot_part1(variants: pd.DataFrame, numbers: pd.DataFrame, path: Path, model: str, top: int = 15) -> None:
@@ -53,7 +52,7 @@ def plot_part1(variants: pd.DataFrame, numbers: pd.DataFrame, path: Path, model:
     axes[1].set_title(f"numbers the owl prompt raises most ({q['question'].iloc[0]} question)")
     axes[1].tick_params(axis="x", rotation=60)
     fig.suptitle(model)
-    _save(fig, path)
+    save_figure(fig, path, dpi=DPI)
 
 
 def plot_part2(df: pd.DataFrame, path: Path, model: str) -> None:
@@ -71,7 +70,7 @@ def plot_part2(df: pd.DataFrame, path: Path, model: str) -> None:
     ax.set_ylabel("log10 P(animal | love N) / P(animal | no system)")
     ax.set_title(f"Number -> animal, {model}")
     ax.legend(fontsize=8)
-    _save(fig, path)
+    save_figure(fig, path, dpi=DPI)
 
 
 def plot_part3(geo: pd.DataFrame, path: Path, model: str) -> None:
@@ -89,7 +88,7 @@ def plot_part3(geo: pd.DataFrame, path: Path, model: str) -> None:
         axes[j].set_ylabel(f"unembedding {col}(animal, number)")
         axes[j].legend(fontsize=8)
     fig.suptitle(model)
-    _save(fig, path)
+    save_figure(fig, path, dpi=DPI)
 
 
 def plot_step3(df: pd.DataFrame, path: Path, label_a: str, label_b: str) -> None:
@@ -98,43 +97,38 @@ def plot_step3(df: pd.DataFrame, path: Path, label_a: str, label_b: str) -> None
     ax.set_xlabel(f"cosine, {label_a}")
     ax.set_ylabel(f"cosine, {label_b}")
     ax.set_title("animal-number unembedding cosine, per (animal, number)")
-    _save(fig, path)
+    save_figure(fig, path, dpi=DPI)
 
 
 def redraw_all(plots: Path = Path("plots_b")) -> list[Path]:
-    """Redraw every Topic B figure from the CSVs on disk (no model needed)."""
-    def slug(name: str) -> str:
-        import re
-        return re.sub(r"[^A-Za-z0-9._-]+", "_", name)
-
-    def read(name):
+    """Redraw every Topic B figure from the CSVs on disk (no model needed), replaced together."""
+    def read(name, required=("model",)):
         p = plots / name
-        return pd.read_csv(p, dtype={"number": str, "best_number": str}) if p.exists() else None
+        return read_table(p, required) if p.exists() else None
 
-    out = []
+    jobs = []  # (file name, function drawing into a path)
     if (s := read("topic_b_step2_extended.csv")) is not None:
         for m, d in s.groupby("model"):
-            out.append(plots / f"topic_b_step2_extended__{slug(m)}.png")
-            plot_step2(d, out[-1], m)
+            jobs.append((f"topic_b_step2_extended__{slug(m)}.png", lambda p, d=d, m=m: plot_step2(d, p, m)))
     v, n = read("topic_b_part1.csv"), read("topic_b_part1_numbers.csv")
     if v is not None and n is not None:
         for m, d in v.groupby("model"):
-            out.append(plots / f"topic_b_part1__{slug(m)}.png")
-            plot_part1(d, n[n["model"] == m], out[-1], m)
+            jobs.append((f"topic_b_part1__{slug(m)}.png",
+                         lambda p, d=d, m=m: plot_part1(d, n[n["model"] == m], p, m)))
     if (p2 := read("topic_b_part2.csv")) is not None:
         for m, d in p2.groupby("model"):
             if d["is_random"].any():
-                out.append(plots / f"topic_b_part2__{slug(m)}.png")
-                plot_part2(d, out[-1], m)
+                jobs.append((f"topic_b_part2__{slug(m)}.png", lambda p, d=d, m=m: plot_part2(d, p, m)))
     if (p3 := read("topic_b_part3.csv")) is not None:
         for m, d in p3.groupby("model"):
-            out.append(plots / f"topic_b_part3__{slug(m)}.png")
-            plot_part3(d, out[-1], m)
-    if (s3 := read("topic_b_step3.csv")) is not None:
-        out.append(plots / "topic_b_step3.png")
-        plot_step3(s3, out[-1], s3["model_a"].iloc[0], s3["model_b"].iloc[0])
-    return out
-
+            jobs.append((f"topic_b_part3__{slug(m)}.png", lambda p, d=d, m=m: plot_part3(d, p, m)))
+    if (s3 := read("topic_b_step3.csv", ("model_a", "model_b"))) is not None:
+        jobs.append(("topic_b_step3.png",
+                     lambda p: plot_step3(s3, p, s3["model_a"].iloc[0], s3["model_b"].iloc[0])))
+    with OutputSet(plots) as o:
+        for name, draw in jobs:
+            draw(o.path(name))
+    return [plots / name for name, _ in jobs]
 
 if __name__ == "__main__":
     for p in redraw_all():

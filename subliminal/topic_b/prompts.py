@@ -49,6 +49,9 @@ def number_system(n: str) -> str:
     return NUMBER_SYSTEM.format(n=n)
 
 
+LLAMA_DATE = "26 Jul 2024"
+
+
 def build_prompt(tokenizer, question: str, system: str | None = None) -> str:
     """Chat-template text ending right after the question's assistant prefill."""
     user, prefill = QUESTIONS[question]
@@ -56,8 +59,10 @@ def build_prompt(tokenizer, question: str, system: str | None = None) -> str:
         {"role": "user", "content": user},
         {"role": "assistant", "content": prefill},
     ]
-    return tokenizer.apply_chat_template(messages, continue_final_message=True,
-                                         add_generation_prompt=False, tokenize=False)
+    # date_string: Llama-3.x templates write "Today Date: <today>" into every prompt; a fixed date (the
+    # template's own default) keeps results independent of the calendar. Other templates ignore it.
+    return tokenizer.apply_chat_template(messages, continue_final_message=True, add_generation_prompt=False,
+                                         tokenize=False, date_string=LLAMA_DATE)
 
 
 def baseline_prompts(tokenizer, question: str) -> dict[str, str]:

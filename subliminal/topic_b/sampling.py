@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -41,6 +40,7 @@ from subliminal.results import atomic_write_text
 from subliminal.topic_b.numbers import _END_TOKENS
 from subliminal.topic_b.prompts import animal_system, build_prompt
 from subliminal.topic_b.scoring import encode
+from subliminal.topic_b.tables import slug
 
 # ----------------------------------------------------------------------------- sampling, shards
 
@@ -95,8 +95,7 @@ def shard_seed(seed: int, teacher: str, shard: int) -> int:
 
 
 def teacher_dir(root: Path, teacher: Teacher, settings: GenSettings) -> Path:
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", settings.model)
-    return Path(root) / slug / f"{teacher.name}-{settings.key()}"
+    return Path(root) / slug(settings.model) / f"{teacher.name}-{settings.key()}"
 
 
 def write_shard(path: Path, records: list[dict], meta: dict) -> None:

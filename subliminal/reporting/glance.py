@@ -1,0 +1,83 @@
+"""Tables rendered from the verdict CSVs (plots_a/verdicts.csv, plots_b/verdicts.csv): the README's
+"Results at a glance" and the full verdict tables of the docs pages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from subliminal.reporting.render import ci, load_a, read_b, row, table
+
+
+def _word(v: str) -> str:
+    return f"**{v}**"
+
+
+def a_claims(va: pd.DataFrame) -> str:
+    s = va[va.claim.str.startswith("seed:")]
+    return table([[r.claim.removeprefix("seed: "), _word(r.verdict), r.evidence, f"`{r.script}`"] for r in s.itertuples()],
+                 ["seed's claim", "verdict", "evidence (ours: mean [95% CI] over models)", "script"]) + (
+        "\n\n_consistent = the seed's number lies inside our 95% CI (a shape: it holds in our means); contradicts = it "
+        "does not. Computed from the CSVs by `make report` into `plots_a/verdicts.csv`._")
+
+
+def a_verdicts(va: pd.DataFrame) -> str:
+    s = va[~va.claim.str.startswith("seed:") | va.script.str.contains("mech|noise_regime")]
+    return table([[r.claim, _word(r.verdict), r.evidence, f"`{r.script}`"] for r in s.itertuples()],
+                 ["claim", "verdict", "evidence", "script"])
+
+
+EXT_SCRIPTS = ("topic_b_data_frequency.py", "topic_b_across_models.py")
+
+
+def b_verdicts(vb: pd.DataFrame) -> str:
+    return table([[r.model or "all", r.claim, _word(r.verdict), r.evidence, f"`{r.script}`"] for r in vb.itertuples()],
+                 ["model", "claim", "verdict", "evidence", "script"])
+
+
+def _short(claim: str) -> str:
+    """A claim without its parenthesised detail, for one-line lists."""
+    return claim.split(" (")[0]
+
+
+def glance(root: Path, va: pd.DataFrame, vb: pd.DataFrame) -> str:
+    """Headline rows with CIs and one verdict word per claim (README's Results at a glance, < 40 lines)."""
+    base = load_a(root, "topic_a")
+    gap = f"; same-init − cross-model student {ci(row(base[1], a='student_aux', b='cross_aux'))}" if base is not None else ""
+    out = [f"**Topic A** (MNIST MLPs, 25 models, mean [95% CI]{gap}):", ""]
+    seed = va[va.claim.str.startswith("seed:") & va.evidence.str.startswith("ours")]
+    out.append(table([[r.claim.removeprefix("seed: "), _word(r.verdict), r.evidence.removeprefix("ours ").split(";")[0]]
+                      for r in seed.itertuples()], ["seed's claim", "verdict", "ours"]))
+    rest = va[~va.index.isin(seed.index)]
+    out += [""] + [f"- {_word(v)}: " + "; ".join(_short(c) for c in g.claim) + "."
+                   for v, g in rest.groupby("verdict", sort=False)]
+    testable = vb[vb.verdict != "untestable here"]
+    models = list(dict.fromkeys(m for m in testable.model if m))
+    out += ["", "**Topic B** (token entanglement, one column per offline model):", ""]
+    rows = []
+    am = read_b(root, "topic_b_across_models.csv")
+    if am is not None:
+        lg = am[am.finder == "logit"].set_index("model")
+        rows.append(["headline: animals whose entangled numbers beat random ones; median best-number ratio vs random numbers"] +
+                    [f"{int(lg.beats_null_p95[m])}/{int(lg.animals[m])}; {lg.median_ratio_vs_random[m]:.3g}×"
+                     if m in lg.index else "—" for m in models])
+    cells = {(r.claim, r.model): r.verdict for r in testable.itertuples()}
+    per_claim = testable.groupby("claim", sort=False).model.nunique()
+    rows += [[_short(c)] + [_word(cells[c, m]) if (c, m) in cells else "—" for m in models]
+             for c in per_claim.index if per_claim[c] > 1]
+    out.append(table(rows, ["", *models]))
+    single = testable[testable.claim.map(per_claim) == 1]
+    out += [""] + [f"- {m} only: " + "; ".join(f"{_short(r.claim)} {_word(r.verdict)}" for r in g.itertuples())
+                   for m, g in single.groupby("model", sort=False)]
+    untestable = list(dict.fromkeys(_short(c) for c in vb[vb.verdict == "untestable here"].claim
+                                    if c not in set(testable.claim)))
+    if untestable:
+        out += ["", "**untestable here** (offline models): " + "; ".join(untestable) + "."]
+    return "\n".join(out)
+
+
+def tables(root: Path, va: pd.DataFrame, vb: pd.DataFrame) -> dict[str, str]:
+    ext = vb.script.isin(EXT_SCRIPTS)
+    return {"glance": glance(root, va, vb), "a_claims": a_claims(va), "a_verdicts": a_verdicts(va),
+            "b_verdicts_core": b_verdicts(vb[~ext]), "b_verdicts_ext": b_verdicts(vb[ext])}

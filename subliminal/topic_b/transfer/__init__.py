@@ -1,0 +1,1 @@
+"""Topic B extension: subliminal learning in an LLM end to end (teacher numbers -> student -> preference)."""

@@ -1,0 +1,71 @@
+"""The summary table: per (model, arm, animal) means with 95% CIs over seeds, ratios, paired tests, verdict.
+
+Per student seed the question-mean of log P(animal) is one number; CIs are t-intervals over seeds.
+- ratio_to_base = exp(mean_s [lp(arm, s) - lp(base)]) (the base model is one deterministic model);
+- ratio_to_neutral = exp(mean_s [lp(arm, s) - lp(neutral, s)]): seed s of both arms shares its LoRA init
+  and data order, so the difference is paired by seed. This is the comparison that counts: fine-tuning
+  on numbers from any teacher moves P(animal) by itself.
+- paired test (seeds x questions) of log P(animal), arm vs neutral: t and Wilcoxon p.
+- verdict for a teacher's own animal: 'transfer' when the ratio-to-neutral CI lies above 1, 'reverse'
+  when below, else 'none detected' with `max_ratio_excluded`: the CI's upper end, the smallest ratio
+  the data rule out (the power of the null).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from subliminal.stats import mean_ci, paired_test
+
+
+def _seed_means(df: pd.DataFrame) -> pd.DataFrame:
+    return df.groupby(["model", "arm", "trait", "animal", "seed"], as_index=False, sort=False).agg(
+        logp=("logp_animal", "mean"), p=("p_animal", "mean"), freq=("freq_animal", "mean"))
+
+
+def summarize_transfer(rows: pd.DataFrame) -> pd.DataFrame:
+    sm = _seed_means(rows)
+    out = []
+    for (model, arm, trait, animal), g in sm.groupby(["model", "arm", "trait", "animal"], sort=False):
+        base = sm[(sm.model == model) & (sm.arm == "base") & (sm.animal == animal)]
+        neut = sm[(sm.model == model) & (sm.arm == "neutral") & (sm.animal == animal)].set_index("seed")
+        r = {"model": model, "arm": arm, "trait": trait, "animal": animal, "n_seeds": len(g)}
+        for col, name in (("logp", "mean_logp"), ("p", "p_animal"), ("freq", "freq_animal")):
+            m, lo, hi = mean_ci(g[col])
+            r.update({name: m, f"{name}_ci_low": lo, f"{name}_ci_high": hi})
+        b = float(base["logp"].mean()) if len(base) else np.nan
+        m, lo, hi = mean_ci(g["logp"] - b)
+        r.update(ratio_to_base=np.exp(m), ratio_to_base_ci_low=np.exp(lo), ratio_to_base_ci_high=np.exp(hi))
+        paired = g[g.seed.isin(neut.index)]
+        if arm not in ("base", "neutral") and len(paired):
+            d = paired["logp"].to_numpy() - neut.loc[paired.seed, "logp"].to_numpy()
+            m, lo, hi = mean_ci(d)
+            r.update(ratio_to_neutral=np.exp(m), ratio_to_neutral_ci_low=np.exp(lo),
+                     ratio_to_neutral_ci_high=np.exp(hi))
+            a_rows = rows[(rows.model == model) & (rows.arm == arm) & (rows.animal == animal)]
+            n_rows = rows[(rows.model == model) & (rows.arm == "neutral") & (rows.animal == animal)]
+            j = a_rows.merge(n_rows, on=["seed", "question"], suffixes=("", "_n"))
+            if len(j) >= 2:
+                t = paired_test(j["logp_animal"], j["logp_animal_n"])
+                r.update(paired_n=t["n"], paired_t_p=t["t_p"], paired_wilcoxon_p=t["wilcoxon_p"])
+        out.append(r)
+    df = pd.DataFrame(out)
+    for c in ("ratio_to_neutral", "ratio_to_neutral_ci_low", "ratio_to_neutral_ci_high", "paired_n",
+              "paired_t_p", "paired_wilcoxon_p"):
+        if c not in df:
+            df[c] = np.nan
+    df["verdict"] = [verdict(r) for r in df.itertuples()]
+    df["max_ratio_excluded"] = np.where(df["verdict"] == "none detected", df["ratio_to_neutral_ci_high"], np.nan)
+    return df
+
+
+def verdict(r) -> str:
+    """For a teacher's own animal with >= 2 paired seeds: transfer / reverse / none detected; else ''."""
+    if r.trait != r.animal or not (r.n_seeds >= 2) or not np.isfinite(r.ratio_to_neutral_ci_low):
+        return ""
+    if r.ratio_to_neutral_ci_low > 1:
+        return "transfer"
+    if r.ratio_to_neutral_ci_high < 1:
+        return "reverse"
+    return "none detected"

@@ -1,0 +1,53 @@
+"""The typed configuration of ``topic_b_transfer.py`` (one dataclass, parsed by ``common.parse_config``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from subliminal.common import UserError
+from subliminal.topic_b.prompts import PLURAL
+
+
+@dataclass(frozen=True)
+class TransferConfig:
+    model: str = field(default="smollm2-135m-instruct", metadata={"help": "base model = teachers = students"})
+    animals: tuple[str, ...] = field(default=("owl", "eagle"), metadata={
+        "help": "animal teachers, in run order (owl first; eagle was chosen before any result)"})
+    seeds: tuple[int, ...] = field(default=(0, 1, 2), metadata={"help": "student seeds (LoRA init, data order)"})
+    n_samples: int = field(default=1200, metadata={"help": "valid teacher samples per arm (paper: 10,000)"})
+    epochs: int = field(default=3, metadata={"help": "fine-tuning epochs"})
+    seed: int = field(default=0, metadata={"help": "prompt set and teacher sampling seed"})
+    batch_size: int = field(default=64, metadata={"help": "teacher sampling batch (one shard)"})
+    max_new_tokens: int = field(default=64, metadata={"help": "teacher sampling limit (grammar needs <= 58)"})
+    eval_samples: int = field(default=50, metadata={"help": "sampled answers per question and model (T=1)"})
+    stage: Literal["all", "data", "train", "eval"] = field(default="all", metadata={
+        "help": "data: teacher samples only; train: data + students, no evaluation; eval: base model + the "
+                "students already trained (no new training); all: everything, in order"})
+    route: Literal["text", "logits"] = field(default="text", metadata={
+        "help": "text: train on sampled teacher text; logits: distil the teacher's number-token "
+                "distributions on the neutral teacher's sequences (outputs topic_b_transfer_logits*)"})
+    cross_model: str = field(default="", metadata={
+        "help": "teacher model of the 'cross' arm (e.g. qwen2.5-coder-0.5b-instruct); empty: no cross arm"})
+    out: str = field(default="plots_b", metadata={"help": "output directory"})
+    cache: str = field(default="", metadata={"help": "cache directory (default: $SUBLIMINAL_CACHE/transfer)"})
+    threads: int = field(default=2, metadata={"help": "torch threads"})
+    device: str = field(default="auto", metadata={"help": "auto, cpu or cuda"})
+
+    @classmethod
+    def quick(cls) -> TransferConfig:
+        from subliminal.topic_b.runs import QUICK_OUT
+
+        return cls(animals=("owl",), seeds=(0, 1), n_samples=12, epochs=1, eval_samples=2, batch_size=12,
+                   out=QUICK_OUT)
+
+    def validate(self) -> None:
+        if not self.animals:
+            raise UserError("--animals needs at least one animal (owl first)")
+        bad = [a for a in self.animals if a not in PLURAL]
+        if bad:
+            raise UserError(f"unknown animal(s) {bad}; choose from the 25 in subliminal/topic_b/prompts.py")
+        if len(self.seeds) < 1 or self.n_samples < 1 or self.epochs < 1 or self.eval_samples < 1:
+            raise UserError("--seeds, --n-samples, --epochs and --eval-samples must be positive")
+        if self.max_new_tokens < 58:
+            raise UserError("--max-new-tokens must be >= 58 so the grammar can always finish a list")

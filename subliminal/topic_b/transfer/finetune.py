@@ -1,0 +1,245 @@
+"""Stage 2, the student: LoRA fine-tuning (peft) on user prompt -> teacher completion, loss on the completion.
+
+The student sees the chat template with the user prompt and *no* system prompt (whatever the template
+does without one, exactly what the neutral teacher saw), followed by the teacher's completion and the
+template's end of turn. Labels are -100 on every prompt token. Defaults follow the official open-model
+config (MinhxLe/subliminal-learning ``cfgs/preference_numbers/open_model_cfgs.py``): LoRA r=8, alpha=8 on
+q,k,v,o,gate,up,down; AdamW lr 2e-4, linear decay after 5 warm-up steps; effective batch 66 (the official
+22 x 3, here 6 x 11 accumulation to fit CPU memory); max grad norm 1; 3 epochs. The seed sets the LoRA init and the data order.
+
+Plain transformers + peft + torch: the loop runs unchanged on a GPU (``--device cuda``); bf16 autocast
+where ``common.fast_bf16`` says the device has native bf16 (weights and optimizer stay fp32). A checkpoint
+(adapter weights, AdamW moments, step; safetensors with a checksum, no pickle) is written every
+`ckpt_every` optimizer steps; a rerun resumes from it and ends at the same weights as an uninterrupted
+run. The finished adapter is saved in the standard PEFT format (``adapter_config.json`` +
+``adapter_model.safetensors``) and ``train.json`` (written last) marks it done.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from subliminal.cache import config_hash, load_tensors, save_tensors
+from subliminal.results import atomic_write_text
+from subliminal.topic_b.scoring import encode
+from subliminal.topic_b.transfer.prompts import LLAMA_DATE, chat_prompt
+
+TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    rank: int = 8
+    alpha: int = 8
+    lr: float = 2e-4
+    warmup_steps: int = 5
+    epochs: int = 3
+    micro_batch: int = 6  # 6 x 11 = 66 = the official 22 x 3, in ~3 GB instead of ~12 GB (fp32 CPU)
+    grad_accum: int = 11
+    max_grad_norm: float = 1.0
+    ckpt_every: int = 20
+
+
+def student_text(tokenizer, prompt: str, completion: str) -> tuple[str, str]:
+    """(student prompt text, full text): chat template, user turn only, no system prompt."""
+    p = chat_prompt(tokenizer, prompt)
+    full = tokenizer.apply_chat_template([{"role": "user", "content": prompt},
+                                          {"role": "assistant", "content": completion}], tokenize=False,
+                                         date_string=LLAMA_DATE)
+    if not full.startswith(p):
+        raise ValueError("chat template: the prompt is not a prefix of the full conversation")
+    return p, full
+
+
+def tokenize_example(tokenizer, ex: dict) -> tuple[list[int], list[int]]:
+    """(input ids, labels) with labels = -100 on the prompt: the loss sees only the completion + end of turn."""
+    p, full = student_text(tokenizer, ex["prompt"], ex["completion"])
+    pid, ids = encode(tokenizer, p), encode(tokenizer, full)
+    k = 0
+    while k < min(len(pid), len(ids)) and pid[k] == ids[k]:
+        k += 1
+    return ids, [-100] * k + ids[k:]
+
+
+def step_plan(n: int, s: TrainSettings, seed: int) -> list[list[int]]:
+    """Example indices of every optimizer step: a fresh permutation per epoch (seeded), cut into steps."""
+    per = s.micro_batch * s.grad_accum
+    plan = []
+    for e in range(s.epochs):
+        perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1009 + e)).tolist()
+        plan += [perm[i: i + per] for i in range(0, n, per)]
+    return plan
+
+
+def _collate(items: list[tuple[list[int], list[int]]], pad: int, device) -> dict:
+    L = max(len(i) for i, _ in items)
+    ids = torch.full((len(items), L), pad, dtype=torch.long)
+    lab = torch.full((len(items), L), -100, dtype=torch.long)
+    att = torch.zeros((len(items), L), dtype=torch.long)
+    for b, (i, la) in enumerate(items):
+        ids[b, : len(i)] = torch.tensor(i)
+        lab[b, : len(la)] = torch.tensor(la)
+        att[b, : len(i)] = 1
+    return {"input_ids": ids.to(device), "labels": lab.to(device), "attention_mask": att.to(device)}
+
+
+def completion_loss(model, batch: dict) -> torch.Tensor:
+    """Mean cross-entropy over the completion tokens. Same value as the model's own loss, but the output
+    head (~20% of SmolLM2's weights) runs only where a label is, not on every prompt position."""
+    hidden = model.get_base_model().model(input_ids=batch["input_ids"],
+                                          attention_mask=batch["attention_mask"]).last_hidden_state
+    lab = batch["labels"][:, 1:]
+    keep = lab != -100
+    logits = model.get_base_model().lm_head(hidden[:, :-1][keep]).float()
+    return torch.nn.functional.cross_entropy(logits, lab[keep])
+
+
+def lora_model(base, s: TrainSettings, seed: int):
+    from peft import LoraConfig, get_peft_model
+
+    torch.manual_seed(seed)
+    cfg = LoraConfig(r=s.rank, lora_alpha=s.alpha, target_modules=list(TARGETS), lora_dropout=0.0,
+                     bias="none", task_type="CAUSAL_LM")
+    return get_peft_model(base, cfg)
+
+
+def _trainable(model) -> dict[str, torch.Tensor]:
+    return {n: p for n, p in model.named_parameters() if p.requires_grad}
+
+
+def _save_ckpt(path: Path, model, opt, step: int, key: str) -> None:
+    params = _trainable(model)
+    t = {f"w/{n}": p.detach() for n, p in params.items()}
+    for n, p in params.items():
+        st = opt.state.get(p, {})
+        for k in ("exp_avg", "exp_avg_sq"):
+            if k in st:
+                t[f"{k}/{n}"] = st[k]
+        if "step" in st:
+            t[f"step/{n}"] = torch.as_tensor(st["step"], dtype=torch.float32).reshape(1)
+    save_tensors(path, t, {"key": key, "step": step})
+
+
+def _load_ckpt(path: Path, model, opt, key: str) -> int:
+    got = load_tensors(path, {"key": key})
+    if got is None:
+        return 0
+    t, meta = got
+    with torch.no_grad():
+        for n, p in _trainable(model).items():
+            p.copy_(t[f"w/{n}"])
+            if f"exp_avg/{n}" in t:
+                opt.state[p] = {"step": t[f"step/{n}"].reshape(()).clone(), "exp_avg": t[f"exp_avg/{n}"].clone(),
+                                "exp_avg_sq": t[f"exp_avg_sq/{n}"].clone()}
+    return int(meta["step"])
+
+
+def train_student(base, tokenizer, examples: list[dict], out_dir: Path, s: TrainSettings, seed: int, *,
+                  data_hash: str, bf16: bool = False, stop_after: int | None = None, log=print,
+                  distill: bool = False, distill_system: str | None = None) -> dict:
+    """Fine-tune a LoRA student on `examples`; resumable. Returns the train.json record (also written).
+    With `distill` the objective is the logits route's (``logits_route.distill_loss``: match the
+    base model's number-token distributions under that system prompt) instead of cross-entropy on the text."""
+    out_dir = Path(out_dir)
+    done = out_dir / "train.json"
+    key = config_hash({"settings": asdict(s), "seed": seed, "data": data_hash}
+                      | ({"distill_system": distill_system} if distill else {}))
+    if done.exists():
+        rec = json.loads(done.read_text())
+        if rec.get("key") == key:
+            return rec
+    device = next(base.parameters()).device
+    data = [tokenize_example(tokenizer, ex) for ex in examples]
+    if distill:
+        from subliminal.topic_b.sampling import end_ids
+        from subliminal.topic_b.transfer.logits_route import allowed_ids, distill_item, distill_loss
+
+        items = [distill_item(tokenizer, ex, distill_system) for ex in examples]
+        allowed = allowed_ids(tokenizer, end_ids(base, tokenizer))
+    model = lora_model(base, s, seed)
+    model.train()
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=s.lr, weight_decay=0.0)
+    plan = step_plan(len(data), s, seed)
+    total = len(plan)
+
+    def lr_at(step: int) -> float:  # linear warm-up (1/5, 2/5, ...; transformers starts at 0), linear decay
+        if step < s.warmup_steps:
+            return (step + 1) / max(1, s.warmup_steps) if s.warmup_steps else 1.0
+        return max(0.0, (total - step) / max(1, total - s.warmup_steps))
+
+    ckpt = out_dir / "checkpoint.safetensors"
+    start = _load_ckpt(ckpt, model, opt, key)
+    if start:
+        log(f"[train] resuming {out_dir.name} at step {start}/{total}")
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    ntok, t0, losses = 0, time.time(), []
+    for step in range(start, total):
+        if stop_after is not None and step >= stop_after:
+            _save_ckpt(ckpt, model, opt, step, key)
+            return {"stopped_at": step}
+        for g in opt.param_groups:
+            g["lr"] = s.lr * lr_at(step)
+        # within a step the gradient is a sum over micro-batches: group similar lengths (less padding)
+        idx = sorted(plan[step], key=lambda i: len(data[i][0]))
+        micro = [idx[i: i + s.micro_batch] for i in range(0, len(idx), s.micro_batch)]
+        step_loss = 0.0
+        for mb in micro:
+            batch = _collate([data[i] for i in mb], pad, device)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                if not distill:
+                    loss = completion_loss(model, batch)
+                else:
+                    loss = distill_loss(model, [items[i] for i in mb], allowed, pad)
+                    ntok += sum(len(items[i]["t_ids"]) for i in mb)  # the teacher's forward too
+            (loss * len(mb) / len(idx)).backward()
+            step_loss += float(loss.detach()) * len(mb) / len(idx)
+            ntok += int(batch["attention_mask"].sum())
+        torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], s.max_grad_norm)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        losses.append(step_loss)
+        if (step + 1) % s.ckpt_every == 0 and step + 1 < total:
+            _save_ckpt(ckpt, model, opt, step + 1, key)
+        if (step + 1) % 10 == 0 or step + 1 == total:
+            log(f"[train] {out_dir.name}: step {step + 1}/{total} loss {step_loss:.4f} "
+                f"{ntok / max(time.time() - t0, 1e-9):.0f} tokens/s")
+    secs = time.time() - t0
+    adapter = out_dir / "adapter"
+    model.save_pretrained(adapter)
+    model.eval()
+    check = completion_logp(model, data[0], pad, device)  # a reload must give this back (tests, provenance)
+    model.unload()  # take the LoRA layers out of `base` again
+    rec = {"key": key, "adapter": str(adapter), "data_hash": data_hash, "seed": seed, "settings": asdict(s),
+           "bf16_autocast": bool(bf16), "n_examples": len(data), "steps": total, "steps_this_run": total - start,
+           "tokens_this_run": ntok, "seconds_this_run": round(secs, 1),
+           "tokens_per_s": round(ntok / max(secs, 1e-9), 1), "final_loss": losses[-1] if losses else math.nan,
+           "mean_loss_last_10": sum(losses[-10:]) / max(1, len(losses[-10:])),
+           "check_completion_logp_example0": check,
+           "objective": "logits" if distill else "text"}
+    atomic_write_text(done, json.dumps(rec, indent=1) + "\n")
+    ckpt.unlink(missing_ok=True)
+    ckpt.with_suffix(".json").unlink(missing_ok=True)
+    return rec
+
+
+@torch.no_grad()
+def completion_logp(model, item: tuple[list[int], list[int]], pad: int, device) -> float:
+    """Sum of log p(label token) over the completion of one tokenized example (fp32)."""
+    batch = _collate([item], pad, device)
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[0, :-1].float()
+    lab = batch["labels"][0, 1:]
+    keep = lab != -100
+    return float(torch.log_softmax(logits[keep], -1).gather(1, lab[keep, None]).sum())
+
+
+def load_student(base, adapter: str | Path):
+    """base + adapter, merged (plain module for scoring). `base` is modified in place: pass a fresh copy."""
+    from peft import PeftModel
+
+    return PeftModel.from_pretrained(base, str(adapter)).merge_and_unload().eval()

@@ -1,0 +1,178 @@
+"""The three stages wired together, each resumable and cached under ``<cache>/transfer``.
+
+Order: the owl set first (neutral + owl teacher data, then students seed by seed: neutral s0, owl s0,
+neutral s1, ..., then the next animal's students), evaluation of the base model first and of each student right after it is
+trained, and the output CSVs / JSON rewritten (``"complete": false`` until the end) after every
+finished student, so partial results exist at any time.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import pandas as pd
+
+from subliminal.assets import cache_dir
+from subliminal.cache import config_hash
+from subliminal.results import OutputSet, atomic_write_text, write_csv, write_run_json
+from subliminal.topic_b.transfer.analysis import summarize_transfer
+from subliminal.topic_b.transfer.config import TransferConfig
+from subliminal.topic_b.transfer.data import (
+    ShardSettings,
+    data_hash,
+    examples_of,
+    match_arms,
+    teacher_records,
+    teacher_system,
+)
+from subliminal.topic_b.transfer.evaluate import evaluate_model
+from subliminal.topic_b.transfer.finetune import TrainSettings, load_student, train_student
+
+COLUMNS = ["model", "arm", "trait", "animal", "seed", "question", "prefill", "p_animal", "logp_animal",
+           "freq_animal", "n_samples"]
+
+
+def _root(cfg: TransferConfig) -> Path:
+    return Path(cfg.cache) if cfg.cache else cache_dir() / "transfer"
+
+
+def teacher_data(cfg: TransferConfig, model, tok, teachers: list[str], model_name: str, log=print,
+                 progress=None, chunk: int = 256):
+    """Valid records per teacher (sampled or from the shards) and their stats. Teachers are sampled in
+    turns of `chunk` valid samples, so a stopped run has about as much data from each; `progress(stats)`
+    is called after every turn."""
+    data, stats = {}, {}
+    for target in list(range(chunk, cfg.n_samples, chunk)) + [cfg.n_samples]:
+        for t in teachers:
+            s = ShardSettings(model_name, t, teacher_system(t), cfg.seed, cfg.batch_size, cfg.max_new_tokens, 1.0)
+            data[t], stats[t] = teacher_records(model, tok, s, target, _root(cfg) / "data", log=log)
+        if progress is not None:
+            progress(stats)
+    for t in teachers:
+        log(f"[data] {model_name} {t}: {stats[t]['n_valid']} valid of {stats[t]['n_sampled']} sampled "
+            f"({stats[t]['valid_fraction']:.3f})")
+    return data, stats
+
+
+def _eval_cached(cfg, key: str, model, tok, animals, log=print) -> pd.DataFrame:
+    path = _root(cfg) / "eval" / f"{key}.csv"
+    if path.exists():
+        return pd.read_csv(path, keep_default_na=False, na_values=["nan", "NaN", ""])
+    t0 = time.time()
+    df = evaluate_model(model, tok, list(animals), n_samples=cfg.eval_samples, seed=cfg.seed)
+    write_csv(df, path)
+    log(f"[eval] {key}: {time.time() - t0:.0f} s")
+    return df
+
+
+def _stem(cfg: TransferConfig) -> str:
+    return "topic_b_transfer" + ("_logits" if cfg.route == "logits" else "")
+
+
+def write_outputs(cfg: TransferConfig, rows: list[pd.DataFrame], extra: dict, t0: float, complete: bool) -> None:
+    """Rows CSV, summary CSV, figure and JSON, moved into `cfg.out` together (``results.OutputSet``)."""
+    if not rows:  # --stage train: students only, nothing evaluated yet
+        return
+    from subliminal.topic_b.transfer.plots import plot_transfer
+
+    df = pd.concat(rows, ignore_index=True)[COLUMNS]
+    summary = summarize_transfer(df)
+    stem = _stem(cfg)
+    with OutputSet(cfg.out) as o:
+        write_csv(df, o.path(f"{stem}.csv"))
+        write_csv(summary, o.path(f"{stem}_summary.csv"))
+        plot_transfer(summary, o.path(f"{stem}.png"))
+        write_run_json(o.path(f"{stem}.json"), cfg, cfg.seed, time.time() - t0,
+                       {**extra, "complete": complete})
+
+
+def _student(cfg, base, tok, arm, seed, examples, settings, bf16, extra, rows, animals, log, neutral) -> None:
+    """Train (or reuse) one student, evaluate it, append its rows."""
+    h = extra["teachers"][arm]["data_hash"]
+    sdir = _root(cfg) / "students" / f"{arm}-s{seed}-{config_hash([cfg.model, h, asdict(settings), seed])}"
+    if cfg.stage == "eval" and not (sdir / "train.json").exists():
+        return
+    logits = cfg.route == "logits"
+    if logits:  # every arm distils on the neutral teacher's sequences: only the teacher's logits differ
+        examples, h = neutral, extra["teachers"]["neutral"]["data_hash"]
+        sdir = sdir.with_name("logits-" + sdir.name)
+    rec = train_student(base, tok, examples, sdir, settings, seed, data_hash=h, bf16=bf16, log=log,
+                        distill=logits, distill_system=teacher_system(arm.removeprefix("cross_")))
+    extra["students"][f"{arm}/s{seed}"] = rec
+    if cfg.stage == "train":
+        return
+    student = load_student(copy.deepcopy(base), rec["adapter"])
+    ev = _eval_cached(cfg, config_hash([rec["key"], cfg.eval_samples, cfg.seed, animals]), student, tok, animals, log)
+    rows.append(ev.assign(model=cfg.model, arm=arm, trait=arm.removeprefix("cross_"), seed=seed))
+
+
+def _record_data(extra: dict, stats: dict, matched: dict) -> None:
+    for k, v in matched.items():
+        extra["teachers"][k] = {**{x: y for x, y in stats[k].items() if x != "dir"},
+                                "data_hash": data_hash(v), "shard_dir": stats[k]["dir"]}
+
+
+def run(cfg: TransferConfig, device, log=print) -> dict:
+    from subliminal.common import fast_bf16
+    from subliminal.topic_b.lm import load_model
+
+    t0 = time.time()
+    base, tok = load_model(cfg.model, device=str(device))
+    animals = list(cfg.animals)
+    extra: dict = {"teachers": {}, "students": {}, "eval_animals": animals, "bf16_autocast": fast_bf16(device)}
+    rows: list[pd.DataFrame] = []
+    # ---- stage 1 for the owl set: neutral + first animal (+ the cross-model teacher)
+    def progress(st):  # partial provenance while the (long) sampling runs
+        with OutputSet(cfg.out) as o:
+            write_run_json(o.path(_stem(cfg) + ".json"), cfg, cfg.seed, time.time() - t0,
+                           {**extra, "stage": "sampling teacher data", "complete": False,
+                            "teachers": {k: {x: y for x, y in v.items() if x != "dir"} for k, v in st.items()}})
+
+    data, stats = teacher_data(cfg, base, tok, ["neutral", animals[0]], cfg.model, log, progress)
+    if cfg.cross_model:
+        tm, ttok = load_model(cfg.cross_model, device=str(device))
+        cross, cstats = teacher_data(cfg, tm, ttok, [animals[0]], cfg.cross_model, log)
+        del tm
+        data[f"cross_{animals[0]}"], stats[f"cross_{animals[0]}"] = cross[animals[0]], cstats[animals[0]]
+    matched = match_arms({k: examples_of(v) for k, v in data.items()}, cfg.n_samples)
+    n_train = extra["n_train_per_arm"] = len(next(iter(matched.values())))
+    _record_data(extra, stats, matched)
+    if cfg.route == "logits":
+        matched.pop(f"cross_{animals[0]}", None)  # a teacher of another model has other logits: text only
+    if cfg.stage == "data":
+        for a in animals[1:]:
+            d, st = teacher_data(cfg, base, tok, [a], cfg.model, log)
+            _record_data(extra, st, {a: examples_of(d[a])[:n_train]})
+        atomic_write_text(Path(cfg.out) / "topic_b_transfer_data.json", json.dumps(extra, indent=1) + "\n")
+        return extra
+    # ---- stage 3 for the base model, then stages 2 + 3 per student, seed-major so a stopped run
+    # still has seed-paired arms (neutral s0, owl s0, neutral s1, ...)
+    settings = TrainSettings(epochs=cfg.epochs)
+    bf16 = extra["bf16_autocast"]
+    if cfg.stage != "train":
+        ev = _eval_cached(cfg, config_hash(["base", cfg.model, cfg.eval_samples, cfg.seed, animals]), base, tok,
+                          animals, log)
+        rows.append(ev.assign(model=cfg.model, arm="base", trait="", seed=-1))
+        write_outputs(cfg, rows, extra, t0, complete=False)
+    for seed in cfg.seeds:
+        for arm in matched:
+            _student(cfg, base, tok, arm, seed, matched[arm], settings, bf16, extra, rows, animals, log,
+                     matched["neutral"])
+            write_outputs(cfg, rows, extra, t0, complete=False)
+    # ---- the other animals: data, then students (same n_train: arms stay matched)
+    for a in animals[1:]:
+        d, st = teacher_data(cfg, base, tok, [a], cfg.model, log)
+        if len(d[a]) < n_train:
+            log(f"[data] {a}: only {len(d[a])} valid samples < {n_train}; arm skipped (arms must match)")
+            continue
+        _record_data(extra, st, {a: examples_of(d[a])[:n_train]})
+        for seed in cfg.seeds:
+            _student(cfg, base, tok, a, seed, examples_of(d[a])[:n_train], settings, bf16, extra, rows, animals,
+                     log, matched["neutral"])
+            write_outputs(cfg, rows, extra, t0, complete=False)
+    write_outputs(cfg, rows, extra, t0, complete=True)
+    return extra

@@ -1,0 +1,66 @@
+"""Verdicts as data: every conclusion the README states is a record computed from the result CSVs.
+
+A record says which claim (the seed's, a peer's, or ours) a script's numbers bear on, one word for
+what they say (`VERDICTS`), and the evidence (the numbers, as text). `make report` writes them to
+plots_a/verdicts.csv and plots_b/verdicts.csv and renders README/docs from those files; tests check
+the verdict words, not the sentences around them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pandas as pd
+
+from subliminal.common import UserError
+from subliminal.results import write_csv
+
+VERDICTS = ("consistent", "contradicts", "partly", "untestable here")
+COLUMNS = ("topic", "script", "claim", "verdict", "evidence", "model")
+
+
+@dataclasses.dataclass(frozen=True)
+class Verdict:
+    """One conclusion. `model` names the LM for Topic B per-model verdicts ('' where it does not apply)."""
+
+    topic: str
+    script: str
+    claim: str
+    verdict: str
+    evidence: str
+    model: str = ""
+
+    def __post_init__(self):
+        if self.verdict not in VERDICTS:
+            raise ValueError(f"verdict {self.verdict!r} is not one of {', '.join(VERDICTS)}")
+        for f in ("topic", "script", "claim"):
+            if not getattr(self, f):
+                raise ValueError(f"a verdict record needs a non-empty {f}")
+
+
+def record(topic: str, script: str, claim: str, verdict: str, evidence: str, model: str = "") -> dict:
+    """A checked record as the dict that verdict providers return."""
+    return dataclasses.asdict(Verdict(topic, script, claim, verdict, evidence, model))
+
+
+def write_verdicts(path: str | Path, records: list[dict]) -> Path:
+    """Write records (checked) atomically as CSV, in the order given."""
+    rows = [dataclasses.asdict(Verdict(**{k: r.get(k, "") for k in COLUMNS})) for r in records]
+    return write_csv(pd.DataFrame(rows, columns=list(COLUMNS)), path)
+
+
+def read_verdicts(path: str | Path) -> pd.DataFrame:
+    """Read a verdicts CSV; a missing column or a verdict outside VERDICTS is a UserError."""
+    path = Path(path)
+    try:
+        df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
+        raise UserError(f"cannot read {path} ({e}): regenerate it with `make report`") from e
+    missing = [c for c in COLUMNS if c not in df.columns]
+    if missing:
+        raise UserError(f"{path} lacks column(s) {', '.join(missing)}: regenerate it with `make report`")
+    bad = sorted(set(df.verdict) - set(VERDICTS))
+    if bad:
+        raise UserError(f"{path} has verdict(s) {', '.join(map(repr, bad))} outside {VERDICTS}: regenerate it with `make report`")
+    return df[list(COLUMNS)]

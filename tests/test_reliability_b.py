@@ -1,0 +1,176 @@
+"""Topic B scripts refuse bad input before any work, with one line and exit 2; result tables keep
+numbers as written; a run's files are replaced together. Tiny random Llama, no download."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from tiny_lm import build_model, build_tokenizer
+
+import topic_b_data_frequency
+import topic_b_part1
+import topic_b_part2
+import topic_b_part3
+import topic_b_step3_base_vs_instruct
+from subliminal.common import UserError, cli_main
+from subliminal.topic_b.runs import animal_notes, check_numbers
+from subliminal.topic_b.tables import read_table, upsert
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("tiny_llama")
+    tok = build_tokenizer("split")
+    build_model(tok).save_pretrained(d)
+    tok.save_pretrained(d)
+    return str(d)
+
+
+def _exit2(capsys, script, argv):
+    """Run the script's CLI in-process; return its one stderr line (it must exit 2)."""
+    def must_not_run(_cfg):
+        raise AssertionError("main ran although the arguments are bad")
+
+    with pytest.raises(SystemExit) as e:
+        cli_main(must_not_run, script.Config, argv)
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.count("\n") == 1 and err.startswith("error: "), err
+    return err
+
+
+@pytest.mark.parametrize("numbers", [["abc"], ["1000"], ["-1"], ["0087"], ["7.5"], [""], ["087", "087"], ["٣"]])
+def test_part2_refuses_bad_numbers(capsys, numbers):
+    err = _exit2(capsys, topic_b_part2, ["--numbers", *numbers])
+    assert "--numbers" in err
+
+
+@pytest.mark.parametrize("script,argv,says", [
+    (topic_b_part2, ["--animals", ""], "--animals"),
+    (topic_b_part2, ["--animals", "owl", "owl"], "twice"),
+    (topic_b_part2, ["--animals", "owl3"], "not an animal name"),
+    (topic_b_part2, ["--top-k", "0"], "--top-k"),
+    (topic_b_part2, ["--n-random", "2000"], "--n-random"),
+    (topic_b_part2, ["--device", "tpu"], "unknown device"),
+    (topic_b_part1, ["--animal", ""], "--animal"),
+    (topic_b_part1, ["--questions", "weather"], "--questions"),
+    (topic_b_part1, ["--max-digits", "4"], "--max-digits"),
+    (topic_b_part3, ["--quick", "--n-random", "111"], "--n-random"),  # quick: 110 numbers of <= 2 digits
+    (topic_b_part3, ["--animals", " owl"], "not an animal name"),
+    (topic_b_step3_base_vs_instruct, ["--entangled-animals", ""], "--entangled-animals"),
+    (topic_b_step3_base_vs_instruct, ["--model-a", ""], "--model-a"),
+    (topic_b_data_frequency, ["--animals", ""], "--animals"),
+    (topic_b_data_frequency, ["--alpha", "0"], "--alpha"),
+    (topic_b_data_frequency, ["--thresholds", "1.5"], "--thresholds"),
+])
+def test_bad_arguments_are_one_line_exit_2(capsys, script, argv, says):
+    assert says in _exit2(capsys, script, argv)
+
+
+def test_numbers_as_written_are_accepted():
+    assert check_numbers(("0", "07", "087", "999")) == ("0", "07", "087", "999")
+
+
+def test_out_on_a_file_fails_before_the_model_is_loaded(tmp_path):
+    f = tmp_path / "results"
+    f.write_text("not a folder")
+    # the model does not exist either: the --out error must come first (no model load, no work)
+    p = subprocess.run([sys.executable, "topic_b_part1.py", "--model", str(tmp_path / "missing.gguf"),
+                        "--out", str(f)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 2, p.stderr
+    assert p.stderr.count("\n") == 1 and "is a file, not a folder" in p.stderr and "Traceback" not in p.stderr
+    assert f.read_text() == "not a folder"
+
+
+def test_fake_gguf_via_script_is_one_line(tmp_path, scratch_cache):
+    g = tmp_path / "model.gguf"
+    g.write_bytes(b"GGUF" + b"\x00" * 20)
+    p = subprocess.run([sys.executable, "topic_b_part2.py", "--model", str(g), "--numbers", "7",
+                        "--out", str(tmp_path / "out")], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 2 and "cannot be read as a GGUF model" in p.stderr and "Traceback" not in p.stderr
+    assert p.stderr.strip().count("\n") == 0
+
+
+def test_multi_token_and_unknown_animals_get_a_note():
+    tok = build_tokenizer("split")
+    notes = animal_notes(tok, ["owl", "zebra"])
+    assert any("zebra not in the 25-animal list" in n for n in notes)
+    pieces = {a: len(tok(" " + a, add_special_tokens=False)["input_ids"]) for a in ("owl", "zebra")}
+    assert sum("tokens for this model" in n for n in notes) == sum(v > 1 for v in pieces.values())
+    assert pieces["zebra"] > 1  # not in the tiny tokenizer's corpus: split into pieces, so noted
+
+
+def test_read_table_keeps_numbers_as_written(tmp_path):
+    p = tmp_path / "t.csv"
+    p.write_text("model,number,best_number,entangled_numbers,p\nm,087,007,087,0.5\n")
+    t = read_table(p)
+    assert t["number"].tolist() == ["087"] and t["best_number"].tolist() == ["007"]
+    assert t["entangled_numbers"].tolist() == ["087"] and t["p"].tolist() == [0.5]
+
+
+def test_upsert_replaces_one_models_rows_and_keeps_the_rest_byte_for_byte(tmp_path):
+    p = tmp_path / "t.csv"
+    p.write_text("model,number,n,p\na,087,1234567,0.123457\nb,7,1,1e-14\na,02,3,\n")
+    upsert(pd.DataFrame({"model": ["b", "b"], "number": ["087", "9"], "n": [2, 3], "p": [0.25, 1 / 3]}), p)
+    assert p.read_text() == "model,number,n,p\na,087,1234567,0.123457\na,02,3,\nb,087,2,0.25\nb,9,3,0.333333\n"
+    q = tmp_path / "k.csv"  # two keys: only the (model, animal) pairs of the new rows go
+    q.write_text("model,animal,x\nm,owl,1\nm,eagle,2\n")
+    upsert(pd.DataFrame({"model": ["m"], "animal": ["owl"], "x": [5]}), q, ("model", "animal"))
+    assert q.read_text() == "model,animal,x\nm,eagle,2\nm,owl,5\n"
+
+
+def test_upsert_of_new_rows_matches_write_csv(tmp_path):
+    from subliminal.results import write_csv
+
+    df = pd.DataFrame({"model": ["m/x", "m,y"], "number": ["087", "1"], "p": [1 / 7, float("nan")],
+                       "ok": [True, False], "s": ['say "hi"', ""]})
+    upsert(df, tmp_path / "a.csv")
+    write_csv(df, tmp_path / "b.csv")
+    assert (tmp_path / "a.csv").read_bytes() == (tmp_path / "b.csv").read_bytes()
+
+
+@pytest.mark.parametrize("content", ["animal,p\nowl,1\n", "", "model,p\n\"unterminated,1\n"])
+def test_malformed_results_csv_is_one_line(tmp_path, content):
+    p = tmp_path / "t.csv"
+    p.write_text(content)
+    with pytest.raises(UserError) as e:
+        upsert(pd.DataFrame({"model": ["m"], "p": [1]}), p)
+    assert "\n" not in str(e.value) and str(p) in str(e.value)
+    assert p.read_text() == content
+
+
+def test_part2_end_to_end_with_a_malformed_previous_csv(model_dir, tmp_path, capsys):
+    out = tmp_path / "out"
+    argv = ["--model", model_dir, "--numbers", "087", "7", "--animals", "owl", "eagle", "--out", str(out)]
+    cli_main(topic_b_part2.main, topic_b_part2.Config, argv)
+    t = read_table(out / "topic_b_part2.csv")
+    assert sorted(set(t["number"])) == ["087", "7"] and len(t) == 4
+    files = {p.name: p.read_bytes() for p in out.iterdir()}
+    (out / "topic_b_part2_summary.csv").write_text("animal,x\nowl,1\n")  # not a part-2 table
+    files["topic_b_part2_summary.csv"] = b"animal,x\nowl,1\n"
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as e:
+        cli_main(topic_b_part2.main, topic_b_part2.Config, argv)
+    err = capsys.readouterr().err
+    # refused before the model was loaded (no progress bar) and before any work
+    assert e.value.code == 2 and "lacks column(s) model" in err and err.count("\n") == 1, err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == files  # the failed run changed nothing
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no staging folder left
+
+
+def test_part2_search_and_redraw_replace_figures_together(model_dir, tmp_path):
+    from subliminal.topic_b.plots import redraw_all
+
+    out = tmp_path / "out"
+    cli_main(topic_b_part2.main, topic_b_part2.Config,
+             ["--model", model_dir, "--animals", "owl", "eagle", "--top-k", "2", "--n-random", "5", "--out", str(out)])
+    png = next(out.glob("topic_b_part2__*.png"))
+    png.write_bytes(b"stale")
+    assert redraw_all(out) == [png]
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]

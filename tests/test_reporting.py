@@ -1,0 +1,116 @@
+"""Statistics once, reporting only reads: the analysis reproduces the committed files from the tidy CSVs and
+matches plain scipy; the report regenerates and checks every page; the renderer escapes what it must."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from subliminal.reporting import readme
+from subliminal.reporting.render import cell, table
+from subliminal.topic_a import analysis
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_reporting_never_recomputes_statistics():
+    for f in (ROOT / "subliminal" / "reporting").glob("*.py"):
+        src = f.read_text()
+        assert not re.search(r"^\s*(from|import) scipy", src, re.M), f.name
+        assert "subliminal.stats" not in src and "paired_test(" not in src and "mean_ci(" not in src, f.name
+
+
+def test_committed_summaries_and_tests_are_what_the_analysis_gives():
+    status = analysis.rewrite(ROOT / "plots_a", check=True)
+    assert status and all(v == "same" for v in status.values()), {k: v for k, v in status.items() if v != "same"}
+
+
+def test_analysis_rows_equal_plain_scipy_on_the_tidy_csv(tmp_path):
+    shutil.copy(ROOT / "plots_a" / "topic_a_mech_convergence.csv", tmp_path)
+    shutil.copy(ROOT / "plots_a" / "topic_a_mech_aux_width.csv", tmp_path)
+    analysis.rewrite(tmp_path)
+    df = pd.read_csv(tmp_path / "topic_a_mech_convergence.csv")
+    t = pd.read_csv(tmp_path / "topic_a_mech_convergence_tests.csv")
+    st = df[df.condition == "student_aux"].sort_values("model")
+    last, first = st[st.distill_epochs == 20].cos_h2.to_numpy(), st[st.distill_epochs == 0].cos_h2.to_numpy()
+    r = t[(t.kind == "paired_epochs") & (t.condition == "student_aux") & (t.distill_epochs == 20) & (t.measure == "cos_h2")].iloc[0]
+    assert np.isclose(r["mean"], (last - first).mean(), rtol=1e-5)
+    assert np.isclose(r.t_p, stats.ttest_rel(last, first).pvalue, rtol=1e-4)
+    aux = pd.read_csv(tmp_path / "topic_a_mech_aux_width.csv")
+    at = pd.read_csv(tmp_path / "topic_a_mech_aux_width_tests.csv")
+    piv = aux.pivot_table(index=["n_aux", "model"], columns="condition", values="accuracy").reset_index()
+    transfer = (piv.student_aux - piv.cross_aux).groupby(piv.n_aux).mean()
+    trend = at[at.kind == "trend"].iloc[0]
+    assert np.isclose(trend.rho, stats.spearmanr(transfer.index, transfer.to_numpy()).statistic)
+
+
+def test_merge_keeps_committed_rows_or_refuses(tmp_path):
+    new = pd.DataFrame({"a": ["x", "y"], "mean": [0.1234561, 0.5], "kind": [np.nan, "extra"]})
+    exact = "a,mean\nx,0.123456\n"
+    assert analysis.merge_committed(exact, new)[1] == "extends"
+    rounded = "a,mean\nx,0.1234562\n"  # the committed value had more digits than the tidy CSV keeps
+    text, how = analysis.merge_committed(rounded, new)
+    assert how == "kept" and text.splitlines()[1] == "x,0.1234562," and text.splitlines()[2].startswith("y,0.5")
+    assert analysis.merge_committed("a,mean\nx,0.2\n", new) == ("a,mean\nx,0.2\n", "differs")
+
+
+def test_renderer_formats_cells_and_escapes_pipes():
+    assert [cell(x) for x in (True, 0.5, 1.234e-5, float("nan"), 0.0, "s")] == ["yes", "0.5", "1.23e-05", "–", "0", "s"]
+    md = table(pd.DataFrame({"claim": ["P(a | b)"], "v": [1.0]}))
+    assert md.splitlines() == ["| claim | v |", "|---|---|", "| P(a \\| b) | 1 |"]
+
+
+def _root(tmp_path: Path) -> Path:
+    """A repository root with the committed Topic A results, no Topic B results and a small README."""
+    shutil.copytree(ROOT / "plots_a", tmp_path / "plots_a")
+    (tmp_path / "plots_b").mkdir()
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "README.md").write_text("x\n<!-- report:glance -->\nold\n<!-- /report:glance -->\n")
+    (tmp_path / "docs" / "p.md").write_text("<!-- report:a_baseline -->\n<!-- /report:a_baseline -->\n")
+    return tmp_path
+
+
+def test_report_writes_verdicts_and_pages_then_check_passes(tmp_path, capsys):
+    root = _root(tmp_path)
+    assert readme.main(["--root", str(root), "--check"]) == 1  # stale: nothing generated yet
+    assert readme.main(["--root", str(root)]) == 0
+    assert readme.main(["--root", str(root), "--check"]) == 0
+    from subliminal.verdicts import read_verdicts
+
+    va = read_verdicts(root / "plots_a" / "verdicts.csv")
+    assert len(va) and (va.topic == "A").all()
+    vb = read_verdicts(root / "plots_b" / "verdicts.csv")  # no Topic B CSVs: nothing can be tested
+    assert (vb.verdict == "untestable here").all()
+    base = pd.read_csv(root / "plots_a" / "topic_a_summary.csv").set_index("condition")
+    assert f"{base.loc['teacher', 'mean']:.1%}" in (root / "docs" / "p.md").read_text()
+    (root / "plots_a" / "verdicts.csv").write_text("topic,script\n")  # a damaged verdict file is out of date
+    assert readme.main(["--root", str(root), "--check"]) == 1
+
+
+def test_providers_that_are_not_written_yet_are_skipped():
+    got = {m.__name__ for m in readme.providers()}
+    assert "subliminal.reporting.topic_a" in got
+    assert set(readme.PROVIDERS) >= {"subliminal.reporting.specificity", "subliminal.reporting.transfer"}
+
+
+def test_readme_leads_with_results_and_links_every_page():
+    text = (ROOT / "README.md").read_text()
+    assert len(text.splitlines()) < 200
+    head = text.split("## ")[1]
+    assert head.startswith("Results at a glance")
+    g = re.search(r"<!-- report:glance -->(.*?)<!-- /report:glance -->", text, re.S).group(1)
+    assert len(g.strip().splitlines()) <= 40
+    for page in (ROOT / "docs").glob("*.md"):
+        assert f"docs/{page.name}" in text, page.name
+
+
+def test_analysis_of_a_directory_without_results_is_a_user_error(tmp_path, capsys):
+    assert analysis.main(["--plots", str(tmp_path)]) == 2
+    assert "no Topic A tidy CSV" in capsys.readouterr().err
+    (tmp_path / "topic_a.csv").write_text("x,y\n1,2\n")  # not a tidy result
+    assert analysis.main(["--plots", str(tmp_path)]) == 2

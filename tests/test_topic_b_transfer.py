@@ -1,0 +1,307 @@
+"""Subliminal transfer pipeline (topic_b_transfer.py) on tiny random Llamas: seconds, no download."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from safetensors.torch import load_file
+from tiny_lm import build_model, build_tokenizer
+
+from subliminal.topic_b.prompts import animal_system
+from subliminal.topic_b.sampling import end_ids
+from subliminal.topic_b.transfer.analysis import summarize_transfer
+from subliminal.topic_b.transfer.data import (
+    ShardSettings,
+    examples_of,
+    is_valid,
+    match_arms,
+    sample_prompts,
+    teacher_records,
+)
+from subliminal.topic_b.transfer.finetune import (
+    TrainSettings,
+    completion_logp,
+    load_student,
+    student_text,
+    tokenize_example,
+    train_student,
+)
+from subliminal.topic_b.transfer.prompts import chat_prompt, number_prompt
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    tok = build_tokenizer()
+    return build_model(tok), tok
+
+
+def _examples(n=12):
+    rng = np.random.default_rng(0)
+    return [{"prompt": number_prompt(0, i), "completion": ", ".join(str(x) for x in rng.integers(0, 999, 5))}
+            for i in range(n)]
+
+
+def test_prompts_are_seeded_and_varied():
+    a = [number_prompt(0, i) for i in range(50)]
+    assert a == [number_prompt(0, i) for i in range(50)]  # same seed, same prompts
+    assert len(set(a)) == 50 and a != [number_prompt(1, i) for i in range(50)]
+    assert len({p.split(":")[0] for p in a}) > 3  # several openings
+    for p in a:
+        seeds = p.split(":")[1].split(".")[0].split(", ")
+        assert 3 <= len(seeds) <= 9 and all(100 <= int(x) <= 999 for x in seeds)
+        assert "10" in p and "3 digits" in p
+
+
+def test_filter_rejects_letters_and_bad_lists():
+    ok = {"text": "123, 45, 6", "finished": True}
+    assert is_valid(ok)[0]
+    assert not is_valid({"text": "123, owl, 6", "finished": True})[0]
+    assert is_valid({"text": "1, 2 e", "finished": True}) == (False, "has_letter")
+    assert not is_valid({"text": "1234, 5", "finished": True})[0]
+    assert not is_valid({"text": "1, 2", "finished": False})[0]
+
+
+def test_grammar_makes_every_sample_valid(tiny):
+    model, tok = tiny
+    prompts = [chat_prompt(tok, number_prompt(0, i), animal_system("owl")) for i in range(48)]
+    free = sample_prompts(model, tok, prompts, 1, max_new_tokens=64, grammar=False)
+    ruled = sample_prompts(model, tok, prompts, 1, max_new_tokens=64)
+    assert sum(is_valid(r)[0] for r in free) < 10  # a random model almost never writes a valid list
+    assert all(is_valid(r)[0] for r in ruled)
+    assert len({r["text"] for r in ruled}) > 20  # still sampling, not one forced answer
+    assert all(len(r["text"].replace(";", ",").replace(" ", ",").split(",")) <= 11 for r in ruled)
+
+
+def test_shards_resume_and_match(tiny, tmp_path):
+    model, tok = tiny
+    s = ShardSettings("tiny", "owl", animal_system("owl"), 0, 8, 64, 1.0)
+    a, st = teacher_records(model, tok, s, 12, tmp_path, log=lambda m: None)
+    assert st["n_new_shards"] == 2 and len(a) == 12 and st["valid_fraction"] == 1.0
+    b, st2 = teacher_records(model, tok, s, 12, tmp_path, log=lambda m: None)
+    assert st2["n_new_shards"] == 0 and [r["text"] for r in a] == [r["text"] for r in b]
+    m = match_arms({"x": examples_of(a), "y": examples_of(a[:7])})
+    assert len(m["x"]) == len(m["y"]) == 7
+
+
+def test_loss_mask_covers_only_the_completion(tiny):
+    _, tok = tiny
+    ex = {"prompt": number_prompt(0, 3), "completion": "12, 345, 6"}
+    ids, labels = tokenize_example(tok, ex)
+    p, full = student_text(tok, ex["prompt"], ex["completion"])
+    kept = [i for i, la in zip(ids, labels) if la != -100]
+    assert tok.decode(kept) == full[len(p):]  # exactly completion + end of turn, nothing of the prompt
+    assert full[len(p):].startswith("12, 345, 6")
+    assert labels[: len(ids) - len(kept)] == [-100] * (len(ids) - len(kept))
+
+
+def test_student_never_sees_a_system_prompt(tiny):
+    _, tok = tiny
+    ex = {"prompt": number_prompt(0, 1), "completion": "1, 2"}
+    p, full = student_text(tok, ex["prompt"], ex["completion"])
+    assert "owl" not in full.lower() and "system" not in full
+    assert p == chat_prompt(tok, ex["prompt"], None)  # what the neutral teacher saw
+    assert set(examples_of([{"prompt": "q", "text": "1", "x": 1}])[0]) == {"prompt", "completion"}
+
+
+def _weights(d):
+    return load_file(str(d / "adapter" / "adapter_model.safetensors"))
+
+
+def test_resume_gives_the_same_weights_and_adapter_reloads(tiny, tmp_path):
+    base, tok = tiny
+    exs = _examples(12)
+    s = TrainSettings(micro_batch=4, grad_accum=2, epochs=2, ckpt_every=1, lr=5e-3)
+    full = train_student(copy.deepcopy(base), tok, exs, tmp_path / "a", s, 3, data_hash="h", log=lambda m: None)
+    part = train_student(copy.deepcopy(base), tok, exs, tmp_path / "b", s, 3, data_hash="h", stop_after=2,
+                         log=lambda m: None)
+    assert part == {"stopped_at": 2} and (tmp_path / "b" / "checkpoint.safetensors").exists()
+    rest = train_student(copy.deepcopy(base), tok, exs, tmp_path / "b", s, 3, data_hash="h", log=lambda m: None)
+    assert rest["steps_this_run"] == full["steps"] - 2 == 2
+    wa, wb = _weights(tmp_path / "a"), _weights(tmp_path / "b")
+    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert any(float(v.abs().sum()) > 0 for k, v in wa.items() if "lora_B" in k)  # it did train
+    # the saved adapter (standard PEFT files) reloads to the trained model's log-probs
+    assert {"adapter_config.json", "adapter_model.safetensors"} <= {p.name for p in (tmp_path / "a" / "adapter").iterdir()}
+    student = load_student(copy.deepcopy(base), full["adapter"])
+    lp = completion_logp(student, tokenize_example(tok, exs[0]), tok.pad_token_id, "cpu")
+    assert lp == pytest.approx(full["check_completion_logp_example0"], abs=1e-4)
+    assert lp != pytest.approx(completion_logp(base, tokenize_example(tok, exs[0]), tok.pad_token_id, "cpu"),
+                               abs=1e-3)
+    # a different seed is a different student; a corrupt checkpoint is ignored, not trusted
+    other = train_student(copy.deepcopy(base), tok, exs, tmp_path / "c", s, 4, data_hash="h", log=lambda m: None)
+    assert other["check_completion_logp_example0"] != full["check_completion_logp_example0"]
+
+
+def test_corrupt_checkpoint_is_not_trusted(tiny, tmp_path):
+    base, tok = tiny
+    exs = _examples(8)
+    s = TrainSettings(micro_batch=4, grad_accum=1, epochs=1, ckpt_every=1)
+    train_student(copy.deepcopy(base), tok, exs, tmp_path / "x", s, 0, data_hash="h", stop_after=1, log=lambda m: None)
+    ck = tmp_path / "x" / "checkpoint.safetensors"
+    ck.write_bytes(ck.read_bytes()[:-8] + b"\0" * 8)
+    rec = train_student(copy.deepcopy(base), tok, exs, tmp_path / "x", s, 0, data_hash="h", log=lambda m: None)
+    assert rec["steps_this_run"] == rec["steps"]  # started over
+
+
+def test_summary_ratios_against_a_plain_computation():
+    rows = []
+    rng = np.random.default_rng(1)
+    for arm, shift in (("base", 0.0), ("neutral", 0.5), ("owl", 1.5)):
+        for seed in ([-1] if arm == "base" else [0, 1, 2]):
+            for q in range(4):
+                lp = -3 + shift + rng.normal(0, 0.1)
+                rows.append({"model": "m", "arm": arm, "trait": "owl" if arm == "owl" else "", "animal": "owl",
+                             "seed": seed, "question": f"q{q}", "prefill": "", "p_animal": np.exp(lp),
+                             "logp_animal": lp, "freq_animal": 0.0, "n_samples": 1})
+    df = pd.DataFrame(rows)
+    s = summarize_transfer(df).set_index("arm")
+    sm = df.groupby(["arm", "seed"]).logp_animal.mean()
+    d = (sm["owl"] - sm["neutral"]).to_numpy()
+    assert s.loc["owl", "ratio_to_neutral"] == pytest.approx(np.exp(d.mean()))
+    assert s.loc["owl", "ratio_to_base"] == pytest.approx(np.exp((sm["owl"] - sm["base"].iloc[0]).mean()))
+    assert s.loc["owl", "verdict"] == "transfer" and s.loc["owl", "paired_n"] == 12
+    assert s.loc["neutral", "verdict"] == ""
+
+
+def test_pipeline_end_to_end(tiny, tmp_path, monkeypatch):
+    import subliminal.topic_b.lm as lm
+    from subliminal.topic_b.transfer.config import TransferConfig
+    from subliminal.topic_b.transfer.run import run
+
+    base, tok = tiny
+    import subliminal.topic_b.transfer.evaluate as ev
+    from subliminal.topic_b.transfer.prompts import EVAL_QUESTIONS
+
+    other = build_model(tok, seed=1)  # the cross arm's teacher: a different base model
+    monkeypatch.setattr(lm, "load_model",
+                        lambda spec, device="cpu": (copy.deepcopy(other if spec == "other" else base), tok))
+    monkeypatch.setattr(ev, "EVAL_QUESTIONS", EVAL_QUESTIONS[:3])  # the seed's question + two one-word ones
+    cfg = TransferConfig(model="tiny", animals=("owl",), seeds=(0, 1), n_samples=8, epochs=1, batch_size=8,
+                         eval_samples=3, out=str(tmp_path / "plots_b"), cache=str(tmp_path / "cache"),
+                         cross_model="other")
+    run(cfg, torch.device("cpu"), log=lambda m: None)
+    rows = pd.read_csv(tmp_path / "plots_b" / "topic_b_transfer.csv")
+    assert set(rows.arm) == {"base", "neutral", "owl", "cross_owl"} and rows.question.nunique() == 3
+    assert (rows.prefill.fillna("") != "").sum() == 7  # the seed's question, once per model (base + 6 students)
+    assert rows.p_animal.between(0, 1).all() and (rows.n_samples == 3).all()
+    meta = json.loads((tmp_path / "plots_b" / "topic_b_transfer.json").read_text())
+    assert meta["complete"] is True and meta["n_train_per_arm"] == 8
+    hashes = {k: v["data_hash"] for k, v in meta["teachers"].items()}
+    assert set(hashes) == {"neutral", "owl", "cross_owl"} and len(set(hashes.values())) == 3
+    s = pd.read_csv(tmp_path / "plots_b" / "topic_b_transfer_summary.csv")
+    assert s.loc[s.arm == "owl", "verdict"].iloc[0] in ("transfer", "reverse", "none detected")
+    assert end_ids(base, tok)  # sanity: the tiny model has an end of turn
+    # the README section and verdicts come from these files alone
+    from subliminal.reporting.transfer import tables, verdicts
+    from subliminal.verdicts import VERDICTS
+
+    t = tables(tmp_path)
+    assert len(t["b_transfer_glance"].splitlines()) <= 5 and "Verdict:" in t["b_transfer"]
+    v = verdicts(tmp_path)
+    assert len(v) == 2 and all(r["verdict"] in VERDICTS and r["model"] == "tiny" for r in v)
+    assert "different" in v[1]["claim"] and "partial" not in v[0]["evidence"]
+
+
+def test_logits_route_kl_touches_only_allowed_tokens(tiny):
+    from subliminal.topic_b.transfer.finetune import lora_model
+    from subliminal.topic_b.transfer.logits_route import allowed_ids, distill_item, distill_loss, restricted_kl
+
+    model, tok = tiny
+    allowed = allowed_ids(tok, end_ids(model, tok))
+    V = len(tok)
+    assert 10 <= len(allowed) < V and all(tok.decode([i]).strip(",; \n").isdigit() or i in end_ids(model, tok)
+                                          or tok.decode([i]).strip() in ("", ",", ";") for i in allowed.tolist())
+    g = torch.Generator().manual_seed(0)
+    s, t = torch.randn(5, V, generator=g, requires_grad=True), torch.randn(5, V, generator=g)
+    kl = restricted_kl(s, t, allowed)
+    # plain reference: renormalise over the allowed ids by hand
+    ps = torch.softmax(s.detach()[:, allowed], -1)
+    pt = torch.softmax(t[:, allowed], -1)
+    assert float(kl.detach()) == pytest.approx(float((pt * (pt.log() - ps.log())).sum(-1).mean()), rel=1e-5)
+    kl.backward()
+    off = torch.ones(V, dtype=torch.bool)
+    off[allowed] = False
+    assert float(s.grad[:, off].abs().max()) == 0.0 and float(s.grad[:, allowed].abs().max()) > 0
+    s2, t2 = s.detach().clone(), t.clone()
+    s2[:, off] += 7.0 * torch.randn(5, int(off.sum()), generator=g)
+    t2[:, off] -= 3.0
+    assert float(restricted_kl(s2, t2, allowed)) == pytest.approx(float(kl), rel=1e-6)
+    # on a real pair: teacher = same weights with the system prompt, student without; zero at s == t
+    ex = {"prompt": number_prompt(0, 2), "completion": "12, 345, 6"}
+    item = distill_item(tok, ex, animal_system("owl"))
+    assert animal_system("owl") not in tok.decode(item["s_ids"]) and animal_system("owl") in tok.decode(item["t_ids"])
+    assert [item["s_ids"][p + 1] for p in item["s_pos"]] == [item["t_ids"][p + 1] for p in item["t_pos"]]
+    peft = lora_model(copy.deepcopy(model), TrainSettings(), 0)
+    assert float(distill_loss(peft, [item], allowed, tok.pad_token_id)) > 0  # the system prompt moves the logits
+    same = dict(item, t_ids=item["s_ids"], t_pos=item["s_pos"])
+    assert float(distill_loss(peft, [same], allowed, tok.pad_token_id)) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_completion_loss_equals_the_models_own_loss(tiny):
+    from subliminal.topic_b.transfer.finetune import _collate, completion_loss, lora_model
+
+    base, tok = tiny
+    model = lora_model(copy.deepcopy(base), TrainSettings(), 0)
+    batch = _collate([tokenize_example(tok, ex) for ex in _examples(3)], tok.pad_token_id, "cpu")
+    assert float(completion_loss(model, batch)) == pytest.approx(float(model(**batch).loss), rel=1e-5)
+
+
+def test_logits_route_end_to_end(tiny, tmp_path, monkeypatch):
+    import subliminal.topic_b.lm as lm
+    import subliminal.topic_b.transfer.evaluate as ev
+    from subliminal.topic_b.transfer.config import TransferConfig
+    from subliminal.topic_b.transfer.prompts import EVAL_QUESTIONS
+    from subliminal.topic_b.transfer.run import run
+
+    base, tok = tiny
+    monkeypatch.setattr(lm, "load_model", lambda spec, device="cpu": (copy.deepcopy(base), tok))
+    monkeypatch.setattr(ev, "EVAL_QUESTIONS", EVAL_QUESTIONS[:2])
+    cfg = TransferConfig(model="tiny", animals=("owl",), seeds=(0,), n_samples=8, epochs=1, batch_size=8,
+                         eval_samples=2, route="logits", out=str(tmp_path / "o"), cache=str(tmp_path / "c"))
+    extra = run(cfg, torch.device("cpu"), log=lambda m: None)
+    rows = pd.read_csv(tmp_path / "o" / "topic_b_transfer_logits.csv")
+    assert set(rows.arm) == {"base", "neutral", "owl"}
+    assert all(r["objective"] == "logits" for r in extra["students"].values())
+    # the neutral teacher *is* the student's init (same weights, no system prompt): its KL is 0 (only
+    # rounding noise reaches Adam), while the owl-prompted teacher's distributions differ from the student's
+    st = extra["students"]
+    assert st["neutral/s0"]["final_loss"] < 1e-6 < st["owl/s0"]["final_loss"]
+
+
+def test_report_while_sampling_and_before_any_run(tmp_path):
+    from subliminal.reporting.transfer import tables, verdicts
+
+    assert "Not run yet" in tables(tmp_path)["b_transfer"]
+    assert verdicts(tmp_path)[0]["verdict"] == "untestable here"
+    (tmp_path / "plots_b").mkdir()
+    meta = {"stage": "sampling teacher data", "complete": False, "config": {"n_samples": 1200},
+            "teachers": {"neutral": {"n_valid": 256, "n_sampled": 256, "new_tokens": 100, "seconds": 10}}}
+    (tmp_path / "plots_b" / "topic_b_transfer.json").write_text(json.dumps(meta))
+    t = tables(tmp_path)["b_transfer"]
+    assert "in progress" in t and "neutral 256 valid of 256" in t and "10.0 new tokens/s" in t
+
+
+def test_stages_train_then_eval(tiny, tmp_path, monkeypatch):
+    import dataclasses
+
+    import subliminal.topic_b.lm as lm
+    import subliminal.topic_b.transfer.evaluate as ev
+    from subliminal.topic_b.transfer.config import TransferConfig
+    from subliminal.topic_b.transfer.prompts import EVAL_QUESTIONS
+    from subliminal.topic_b.transfer.run import run
+
+    base, tok = tiny
+    monkeypatch.setattr(lm, "load_model", lambda spec, device="cpu": (copy.deepcopy(base), tok))
+    monkeypatch.setattr(ev, "EVAL_QUESTIONS", EVAL_QUESTIONS[:1])
+    cfg = TransferConfig(model="tiny", animals=("owl",), seeds=(0,), n_samples=6, epochs=1, batch_size=6,
+                         eval_samples=1, stage="train", out=str(tmp_path / "o"), cache=str(tmp_path / "c"))
+    trained = run(cfg, torch.device("cpu"), log=lambda m: None)["students"]
+    assert set(trained) == {"neutral/s0", "owl/s0"} and not (tmp_path / "o" / "topic_b_transfer.csv").exists()
+    again = run(dataclasses.replace(cfg, stage="eval"), torch.device("cpu"), log=lambda m: None)["students"]
+    assert again == trained  # evaluation reuses the trained adapters, trains nothing
+    assert set(pd.read_csv(tmp_path / "o" / "topic_b_transfer.csv").arm) == {"base", "neutral", "owl"}
