@@ -156,7 +156,11 @@ def _load_gguf(gguf: Path, name: str, device: str, sha: str | None = None):
     (tmp / "source.json").write_text(json.dumps(info, indent=1))
     shutil.rmtree(out, ignore_errors=True)
     os.replace(tmp, out)
-    return model, tok
+    # Reload from the saved folder rather than returning the freshly dequantised model: its tensors sit at
+    # other memory alignments, which changes float rounding in the 6th-7th significant digit, so a first run
+    # (empty cache) and every later run would disagree. One load path, the same numbers on every run.
+    del model
+    return _load_dir(out, name, device)
 
 
 def load_model(spec: str = DEFAULT_MODEL, device: str = "cpu"):
