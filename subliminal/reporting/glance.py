@@ -41,6 +41,9 @@ def _short(claim: str) -> str:
     return claim.split(" (")[0]
 
 
+CORRECTION = "this repo's earlier reading"
+
+
 def glance(root: Path, va: pd.DataFrame, vb: pd.DataFrame) -> str:
     """Headline rows with CIs and one verdict word per claim (README's Results at a glance, < 40 lines)."""
     base = load_a(root, "topic_a")
@@ -52,7 +55,8 @@ def glance(root: Path, va: pd.DataFrame, vb: pd.DataFrame) -> str:
     rest = va[~va.index.isin(seed.index)]
     out += [""] + [f"- {_word(v)}: " + "; ".join(_short(c) for c in g.claim) + "."
                    for v, g in rest.groupby("verdict", sort=False)]
-    testable = vb[vb.verdict != "untestable here"]
+    # corrections of this repo's own earlier statements stay in verdicts.csv and docs/, not in the headline
+    testable = vb[(vb.verdict != "untestable here") & ~vb.claim.str.startswith(CORRECTION)]
     models = list(dict.fromkeys(m for m in testable.model if m))
     out += ["", "**Topic B** (token entanglement, one column per offline model):", ""]
     rows = []
