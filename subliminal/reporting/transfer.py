@@ -114,6 +114,13 @@ def b_transfer(root: Path) -> str:
 def b_transfer_glance(root: Path) -> str:
     got = _load(root)
     if got is None:
+        j = Path(root) / "plots_b" / "topic_b_transfer.json"
+        meta = json.loads(j.read_text()) if j.exists() else {}
+        if meta.get("stage"):
+            got = {k: v.get("n_valid", 0) for k, v in meta.get("teachers", {}).items()}
+            return (f"- Subliminal transfer (LLM, end to end): **partial run**, {meta['stage']} "
+                    f"({', '.join(f'{k} {n}' for k, n in got.items())} valid samples so far); no student "
+                    f"finished yet, so no result ([details](docs/topic_b_transfer.md)).")
         return f"- Subliminal transfer (LLM, end to end): not run yet (`{CMD}`)."
     s, meta = got
     own = [r for r in s.itertuples() if r.trait and r.trait == r.animal]
