@@ -10,6 +10,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from subliminal.results import save_figure  # noqa: E402
+
 CHANCE = 0.10
 LABELS = {
     "reference": "reference (init)", "teacher": "teacher", "student_aux": "student (aux only)",
@@ -25,17 +27,6 @@ def _finish(ax, fig, path: Path, title: str) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     save_figure(fig, path)
-
-
-def save_figure(fig, path: Path, dpi: int = 120) -> None:
-    """tight_layout, then write atomically (temp file + rename) and close."""
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=dpi)
-    tmp.replace(path)
-    plt.close(fig)
 
 
 def bars(summary: pd.DataFrame, path: Path, title: str, label_col: str = "condition") -> None:

@@ -10,8 +10,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from subliminal.results import save_figure  # noqa: E402
 from subliminal.stats import summarize  # noqa: E402
-from subliminal.topic_a.plots import LABELS, save_figure  # noqa: E402
+from subliminal.topic_a.plots import LABELS  # noqa: E402
 
 PANELS = (("cka_h1", "linear CKA, layer 1"), ("cka_h2", "linear CKA, layer 2"), ("cos_h2", "mean cosine, layer 2"),
           ("accuracy", "MNIST test accuracy"))
