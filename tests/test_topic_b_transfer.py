@@ -168,6 +168,29 @@ def test_summary_ratios_against_a_plain_computation():
     assert s.loc["neutral", "verdict"] == ""
 
 
+@pytest.mark.parametrize("eagle_shift, specific", [(0.0, "yes"), (1.0, "no")])
+def test_specificity_removes_the_generic_shift(eagle_shift, specific):
+    """The owl arm raises P(owl) by e^1 vs neutral; P(eagle) by e^eagle_shift. Raising every animal
+    alike is transfer of *something* but not specific to the teacher's animal."""
+    rows, rng = [], np.random.default_rng(2)
+    for arm in ("base", "neutral", "owl"):
+        for seed in ([-1] if arm == "base" else [0, 1, 2, 3]):
+            for animal, shift in (("owl", 1.0), ("eagle", eagle_shift)):
+                for q in range(3):
+                    lp = -4 + (shift if arm == "owl" else 0.0) + rng.normal(0, 0.05)
+                    rows.append({"model": "m", "arm": arm, "trait": "owl" if arm == "owl" else "", "animal": animal,
+                                 "seed": seed, "question": f"q{q}", "prefill": "", "p_animal": np.exp(lp),
+                                 "logp_animal": lp, "freq_animal": 0.0, "n_samples": 1})
+    df = pd.DataFrame(rows)
+    s = summarize_transfer(df).set_index(["arm", "animal"])
+    sm = df.groupby(["arm", "animal", "seed"]).logp_animal.mean()
+    d = (sm["owl"]["owl"] - sm["neutral"]["owl"]) - (sm["owl"]["eagle"] - sm["neutral"]["eagle"])
+    r = s.loc[("owl", "owl")]
+    assert r["ratio_own_vs_other"] == pytest.approx(np.exp(d.mean()))
+    assert r["verdict"] == "transfer" and r["specific"] == specific
+    assert s.loc[("owl", "eagle"), "specific"] == "" and np.isnan(s.loc[("owl", "eagle"), "ratio_own_vs_other"])
+
+
 def test_pipeline_end_to_end(tiny, tmp_path, monkeypatch):
     import subliminal.topic_b.lm as lm
     from subliminal.topic_b.transfer.config import TransferConfig

@@ -30,7 +30,9 @@ def _load(root: Path):
     if not s.exists():
         return None
     summary = pd.read_csv(s, keep_default_na=False, na_values=["", "nan", "NaN"])
-    for c in ("trait", "verdict"):
+    for c in ("trait", "verdict", "specific"):
+        if c not in summary:
+            summary[c] = ""
         summary[c] = summary[c].fillna("").astype(str)
     j = p / "topic_b_transfer.json"
     meta = json.loads(j.read_text()) if j.exists() else {}
@@ -43,15 +45,29 @@ def _ci(m, lo, hi, fmt="{:.3g}") -> str:
     return fmt.format(m) + ("" if pd.isna(lo) or lo == hi else f" [{fmt.format(lo)}, {fmt.format(hi)}]")
 
 
+def _specific(r) -> str:
+    """The specificity clause (own animal vs the other animals of the run, both vs the neutral arm)."""
+    if pd.isna(getattr(r, "ratio_own_vs_other", np.nan)):
+        return ""
+    so = _ci(r.ratio_own_vs_other, r.ratio_own_vs_other_ci_low, r.ratio_own_vs_other_ci_high)
+    return f"; own animal vs the other animals of the run: × {so}"
+
+
 def _sentence(r) -> str:
     rn = _ci(r.ratio_to_neutral, r.ratio_to_neutral_ci_low, r.ratio_to_neutral_ci_high)
+    sp = _specific(r)
     if r.verdict == "transfer":
-        return f"transfer detected: P({r.animal}) × {rn} vs the neutral arm ({r.n_seeds} seeds)"
+        tail = "" if r.specific != "no" else " (not specific: the other animals moved about as much)"
+        return f"transfer detected: P({r.animal}) × {rn} vs the neutral arm ({r.n_seeds} seeds){sp}{tail}"
     if r.verdict == "reverse":
-        return f"P({r.animal}) went *down* vs the neutral arm: × {rn} ({r.n_seeds} seeds)"
+        return f"P({r.animal}) went *down* vs the neutral arm: × {rn} ({r.n_seeds} seeds){sp}"
     if r.verdict == "none detected":
         return (f"no transfer detected: × {rn} vs the neutral arm ({r.n_seeds} seeds); the CI rules out "
-                f"ratios ≥ {r.max_ratio_excluded:.3g}")
+                f"ratios ≥ {r.max_ratio_excluded:.3g}{sp}")
+    if pd.notna(r.ratio_to_neutral):  # one seed pair so far: the estimate, no verdict
+        p = "" if pd.isna(r.paired_t_p) else f", paired over {int(r.paired_n)} questions t-test p = {r.paired_t_p:.2g}"
+        return (f"{r.n_seeds} seed so far: P({r.animal}) × {r.ratio_to_neutral:.3g} vs the neutral arm{p}{sp}; "
+                "no verdict before ≥ 2 seeds (questions are not independent replicates of the training run)")
     return f"not enough seeds yet ({r.n_seeds})"
 
 
@@ -83,6 +99,40 @@ def speed(root: Path) -> str:
             "training, evaluation not included.")
 
 
+PAPER_SAMPLES, PAPER_STEPS = 10_000, 455  # the official open-model run: 10k samples, 3 epochs, batch 66
+
+
+def b_transfer_budget(root: Path) -> str:
+    """The committed run's size and its measured cost, from its JSON (config, student records)."""
+    j = Path(root) / "plots_b" / "topic_b_transfer.json"
+    if not j.exists():
+        return "_Not run yet._"
+    meta = json.loads(j.read_text())
+    c = meta.get("config", {})
+    n = meta.get("n_train_per_arm") or c.get("n_samples")
+    st = [v for v in meta.get("students", {}).values() if "steps" in v]
+    lines = [f"Run configuration: **{n} matched samples per arm** (`--n-samples`; the paper: {PAPER_SAMPLES:,}), "
+             f"{c.get('epochs')} epochs, seeds {', '.join(map(str, c.get('seeds', [])))}, animals "
+             f"{', '.join(c.get('animals', []))} (in run order; chosen before any result), route `{c.get('route')}`."]
+    if st:
+        steps = st[0]["steps"]
+        tok = np.mean([v["tokens_this_run"] for v in st if v.get("steps_this_run") == v["steps"]] or [np.nan])
+        secs = [v["seconds_this_run"] for v in st if v.get("steps_this_run") == v["steps"]]
+        rate = np.mean([v["tokens_per_s"] for v in st])
+        lines.append(f"Per student: {steps} optimiser steps (the paper: {PAPER_STEPS}, so {steps / PAPER_STEPS:.0%} of its "
+                     f"steps and {n / PAPER_SAMPLES:.1%} of its samples)"
+                     + (f", {tok / 1e6:.2f} M training tokens, {np.mean(secs) / 60:.0f} min of wall time at "
+                        f"{rate:.0f} tokens/s (mean of the {len(secs)} students trained in one go)" if secs else "")
+                     + f"; bf16 autocast: {'yes' if meta.get('bf16_autocast') else 'no (fp32)'}.")
+    ev = [v for v in meta.get("eval_seconds", {}).values() if v is not None]
+    if ev:
+        lines.append(f"Evaluation: {np.mean(ev):.0f} s per model (mean of {len(ev)} timed).")
+    lines.append(f"What the smaller size costs: an effect the paper sees after {PAPER_SAMPLES:,} samples and "
+                 f"{PAPER_STEPS} steps may be several times smaller here, so a null is reported with the smallest ratio its CI "
+                 "rules out, not as a negative.")
+    return " ".join(lines)
+
+
 def b_transfer(root: Path) -> str:
     got = _load(root)
     if got is None:
@@ -102,10 +152,12 @@ def b_transfer(root: Path) -> str:
              _ci(r.ratio_to_base, r.ratio_to_base_ci_low, r.ratio_to_base_ci_high),
              _ci(r.ratio_to_neutral, r.ratio_to_neutral_ci_low, r.ratio_to_neutral_ci_high),
              _ci(r.freq_animal, r.freq_animal_ci_low, r.freq_animal_ci_high, "{:.1%}"),
+             _ci(getattr(r, "ratio_own_vs_other", np.nan), getattr(r, "ratio_own_vs_other_ci_low", np.nan),
+                 getattr(r, "ratio_own_vs_other_ci_high", np.nan)),
              "—" if pd.isna(r.paired_t_p) else f"{r.paired_t_p:.2g}", r.verdict or "—"]
             for r in s.itertuples()]
     head = ["model", "arm", "animal", "seeds", "P(animal) [95% CI]", "× base", "× neutral", "sampled freq",
-            "paired p (vs neutral)", "verdict"]
+            "own vs other animals", "paired p (vs neutral)", "verdict"]
     lines = [_sentence(r) for r in s.itertuples() if r.trait and r.trait == r.animal]
     return "\n\n".join([_status(meta), table(rows, head), "Verdict: " + ("; ".join(lines) or "no animal arm yet") + ".",
                         speed(root)])
@@ -130,7 +182,8 @@ def b_transfer_glance(root: Path) -> str:
 
 
 def tables(root: Path) -> dict[str, str]:
-    return {"b_transfer": b_transfer(Path(root)), "b_transfer_glance": b_transfer_glance(Path(root))}
+    return {"b_transfer": b_transfer(Path(root)), "b_transfer_glance": b_transfer_glance(Path(root)),
+            "b_transfer_budget": b_transfer_budget(Path(root))}
 
 
 def verdicts(root: Path) -> list[dict]:
@@ -148,7 +201,7 @@ def verdicts(root: Path) -> list[dict]:
              else claim + f" ({r.animal})")
         ev = _sentence(r) + ("" if meta.get("complete") else " (partial run)")
         if r.verdict == "transfer":
-            v = "contradicts" if cross else "consistent"
+            v = "contradicts" if cross else ("partly" if r.specific == "no" else "consistent")
         elif r.verdict == "reverse":
             v = "consistent" if cross else "contradicts"
         elif r.verdict == "none detected":

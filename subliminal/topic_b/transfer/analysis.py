@@ -6,6 +6,10 @@ Per student seed the question-mean of log P(animal) is one number; CIs are t-int
   and data order, so the difference is paired by seed. This is the comparison that counts: fine-tuning
   on numbers from any teacher moves P(animal) by itself.
 - paired test (seeds x questions) of log P(animal), arm vs neutral: t and Wilcoxon p.
+- specificity (teacher's own animal only, needs another animal in the run): ratio_own_vs_other =
+  exp(mean_s [d_own(s) - mean_a d_a(s)]) with d_x(s) = lp(arm, s, x) - lp(neutral, s, x) over the other
+  animals a. It removes what the teacher's data does to animal answers in general (e.g. every animal
+  named more or less often); 'specific' when its CI lies above 1.
 - verdict for a teacher's own animal: 'transfer' when the ratio-to-neutral CI lies above 1, 'reverse'
   when below, else 'none detected' with `max_ratio_excluded`: the CI's upper end, the smallest ratio
   the data rule out (the power of the null).
@@ -49,15 +53,34 @@ def summarize_transfer(rows: pd.DataFrame) -> pd.DataFrame:
             if len(j) >= 2:
                 t = paired_test(j["logp_animal"], j["logp_animal_n"])
                 r.update(paired_n=t["n"], paired_t_p=t["t_p"], paired_wilcoxon_p=t["wilcoxon_p"])
+            if trait == animal:
+                r.update(_specificity(sm, model, arm, animal))
         out.append(r)
     df = pd.DataFrame(out)
     for c in ("ratio_to_neutral", "ratio_to_neutral_ci_low", "ratio_to_neutral_ci_high", "paired_n",
-              "paired_t_p", "paired_wilcoxon_p"):
+              "paired_t_p", "paired_wilcoxon_p", "ratio_own_vs_other", "ratio_own_vs_other_ci_low",
+              "ratio_own_vs_other_ci_high"):
         if c not in df:
             df[c] = np.nan
     df["verdict"] = [verdict(r) for r in df.itertuples()]
+    df["specific"] = np.where(df["verdict"] == "", "",
+                              np.where(df["ratio_own_vs_other_ci_low"] > 1, "yes",
+                                       np.where(df["ratio_own_vs_other"].notna(), "no", "")))
     df["max_ratio_excluded"] = np.where(df["verdict"] == "none detected", df["ratio_to_neutral_ci_high"], np.nan)
     return df
+
+
+def _specificity(sm: pd.DataFrame, model: str, arm: str, animal: str) -> dict:
+    """Own-animal shift vs the other animals' shift, both relative to the neutral arm, paired by seed."""
+    m = sm[sm.model == model]
+    d = (m[m.arm == arm].set_index(["seed", "animal"])["logp"]
+         - m[m.arm == "neutral"].set_index(["seed", "animal"])["logp"]).dropna().unstack("animal")
+    others = [a for a in d.columns if a != animal]
+    if animal not in d.columns or not others or not len(d):
+        return {}
+    mean, lo, hi = mean_ci(d[animal] - d[others].mean(axis=1))
+    return {"ratio_own_vs_other": np.exp(mean), "ratio_own_vs_other_ci_low": np.exp(lo),
+            "ratio_own_vs_other_ci_high": np.exp(hi)}
 
 
 def verdict(r) -> str:

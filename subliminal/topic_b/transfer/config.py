@@ -15,7 +15,7 @@ class TransferConfig:
     animals: tuple[str, ...] = field(default=("owl", "eagle"), metadata={
         "help": "animal teachers, in run order (owl first; eagle was chosen before any result)"})
     seeds: tuple[int, ...] = field(default=(0, 1, 2), metadata={"help": "student seeds (LoRA init, data order)"})
-    n_samples: int = field(default=1200, metadata={"help": "valid teacher samples per arm (paper: 10,000)"})
+    n_samples: int = field(default=768, metadata={"help": "valid teacher samples per arm (paper: 10,000)"})
     epochs: int = field(default=3, metadata={"help": "fine-tuning epochs"})
     seed: int = field(default=0, metadata={"help": "prompt set and teacher sampling seed"})
     batch_size: int = field(default=64, metadata={"help": "teacher sampling batch (one shard)"})

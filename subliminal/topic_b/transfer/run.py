@@ -58,14 +58,23 @@ def teacher_data(cfg: TransferConfig, model, tok, teachers: list[str], model_nam
     return data, stats
 
 
-def _eval_cached(cfg, key: str, model, tok, animals, log=print) -> pd.DataFrame:
+def _eval_cached(cfg, key: str, model, tok, animals, log=print, times: dict | None = None) -> pd.DataFrame:
+    """The evaluation table of one model, computed once (``<cache>/eval/<key>.csv``); its wall time goes to
+    ``<key>.json`` beside it and into `times` (None where an older cache has no record)."""
     path = _root(cfg) / "eval" / f"{key}.csv"
+    side = path.with_suffix(".json")
     if path.exists():
+        if times is not None:
+            times[key] = json.loads(side.read_text()).get("seconds") if side.exists() else None
         return pd.read_csv(path, keep_default_na=False, na_values=["nan", "NaN", ""])
     t0 = time.time()
     df = evaluate_model(model, tok, list(animals), n_samples=cfg.eval_samples, seed=cfg.seed)
+    secs = round(time.time() - t0, 1)
     write_csv(df, path)
-    log(f"[eval] {key}: {time.time() - t0:.0f} s")
+    atomic_write_text(side, json.dumps({"seconds": secs}) + "\n")
+    if times is not None:
+        times[key] = secs
+    log(f"[eval] {key}: {secs:.0f} s")
     return df
 
 
@@ -106,7 +115,8 @@ def _student(cfg, base, tok, arm, seed, examples, settings, bf16, extra, rows, a
     if cfg.stage == "train":
         return
     student = load_student(copy.deepcopy(base), rec["adapter"])
-    ev = _eval_cached(cfg, config_hash([rec["key"], cfg.eval_samples, cfg.seed, animals]), student, tok, animals, log)
+    ev = _eval_cached(cfg, config_hash([rec["key"], cfg.eval_samples, cfg.seed, animals]), student, tok, animals, log,
+                      extra["eval_seconds"])
     rows.append(ev.assign(model=cfg.model, arm=arm, trait=arm.removeprefix("cross_"), seed=seed))
 
 
@@ -123,7 +133,8 @@ def run(cfg: TransferConfig, device, log=print) -> dict:
     t0 = time.time()
     base, tok = load_model(cfg.model, device=str(device))
     animals = list(cfg.animals)
-    extra: dict = {"teachers": {}, "students": {}, "eval_animals": animals, "bf16_autocast": fast_bf16(device)}
+    extra: dict = {"teachers": {}, "students": {}, "eval_seconds": {}, "eval_animals": animals,
+                   "bf16_autocast": fast_bf16(device)}
     rows: list[pd.DataFrame] = []
     # ---- stage 1 for the owl set: neutral + first animal (+ the cross-model teacher)
     def progress(st):  # partial provenance while the (long) sampling runs
@@ -155,7 +166,7 @@ def run(cfg: TransferConfig, device, log=print) -> dict:
     bf16 = extra["bf16_autocast"]
     if cfg.stage != "train":
         ev = _eval_cached(cfg, config_hash(["base", cfg.model, cfg.eval_samples, cfg.seed, animals]), base, tok,
-                          animals, log)
+                          animals, log, extra["eval_seconds"])
         rows.append(ev.assign(model=cfg.model, arm="base", trait="", seed=-1))
         write_outputs(cfg, rows, extra, t0, complete=False)
     for seed in cfg.seeds:
