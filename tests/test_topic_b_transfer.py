@@ -117,10 +117,15 @@ def test_resume_gives_the_same_weights_and_adapter_reloads(tiny, tmp_path):
     exs = _examples(12)
     s = TrainSettings(micro_batch=4, grad_accum=2, epochs=2, ckpt_every=1, lr=5e-3)
     full = train_student(copy.deepcopy(base), tok, exs, tmp_path / "a", s, 3, data_hash="h", log=lambda m: None)
-    part = train_student(copy.deepcopy(base), tok, exs, tmp_path / "b", s, 3, data_hash="h", stop_after=2,
-                         log=lambda m: None)
+    b = copy.deepcopy(base).train()
+    before = {n: (p.detach().clone(), p.requires_grad) for n, p in b.named_parameters()}
+    part = train_student(b, tok, exs, tmp_path / "b", s, 3, data_hash="h", stop_after=2, log=lambda m: None)
     assert part == {"stopped_at": 2} and (tmp_path / "b" / "checkpoint.safetensors").exists()
-    rest = train_student(copy.deepcopy(base), tok, exs, tmp_path / "b", s, 3, data_hash="h", log=lambda m: None)
+    # a stopped run hands `base` back as it came: no LoRA layer left in, same weights, flags and mode
+    after = dict(b.named_parameters())
+    assert after.keys() == before.keys() and b.training
+    assert all(torch.equal(after[n], w) and after[n].requires_grad == g for n, (w, g) in before.items())
+    rest = train_student(b, tok, exs, tmp_path / "b", s, 3, data_hash="h", log=lambda m: None)
     assert rest["steps_this_run"] == full["steps"] - 2 == 2
     wa, wb = _weights(tmp_path / "a"), _weights(tmp_path / "b")
     assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)

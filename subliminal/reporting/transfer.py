@@ -24,9 +24,16 @@ SCRIPT = "topic_b_transfer.py"
 PAPER_RATIO = 2.0  # our bar for "an effect of the paper's size": a doubling of P(animal) vs the neutral arm
 
 
-def _load(root: Path):
+MAIN = "topic_b_transfer"
+# output stem -> (section title, qualifier of the claim); the main run first
+ROUTES = {MAIN: ("System-prompted teacher, text route", ""),
+          "topic_b_transfer_logits": ("Logits route (`--route logits`)", " (logits route)"),
+          "topic_b_transfer_weights": ("Weight-level teacher (`--teacher weights`)", " (weight-level teacher)")}
+
+
+def _load(root: Path, stem: str = MAIN):
     p = Path(root) / "plots_b"
-    s = p / "topic_b_transfer_summary.csv"
+    s = p / f"{stem}_summary.csv"
     if not s.exists():
         return None
     summary = pd.read_csv(s, keep_default_na=False, na_values=["", "nan", "NaN"])
@@ -34,7 +41,7 @@ def _load(root: Path):
         if c not in summary:
             summary[c] = ""
         summary[c] = summary[c].fillna("").astype(str)
-    j = p / "topic_b_transfer.json"
+    j = p / f"{stem}.json"
     meta = json.loads(j.read_text()) if j.exists() else {}
     return summary, meta
 
@@ -146,7 +153,15 @@ def b_transfer(root: Path) -> str:
                     f"target {meta.get('config', {}).get('n_samples', '?')} per teacher. No student yet._\n\n"
                     + speed(root))
         return f"_Not run yet: `{CMD}` writes plots_b/topic_b_transfer*.csv._\n\n" + speed(root)
-    s, meta = got
+    blocks = [_block(*got)]
+    for stem, (title, _) in ROUTES.items():
+        other = _load(root, stem) if stem != MAIN else None
+        if other is not None:
+            blocks.append(f"### {title}\n\n" + _block(*other))
+    return "\n\n".join(blocks + [speed(root)])
+
+
+def _block(s: pd.DataFrame, meta: dict) -> str:
     rows = [[r.model, r.arm, r.animal, str(r.n_seeds),
              _ci(r.p_animal, r.p_animal_ci_low, r.p_animal_ci_high),
              _ci(r.ratio_to_base, r.ratio_to_base_ci_low, r.ratio_to_base_ci_high),
@@ -159,8 +174,8 @@ def b_transfer(root: Path) -> str:
     head = ["model", "arm", "animal", "seeds", "P(animal) [95% CI]", "× base", "× neutral", "sampled freq",
             "own vs other animals", "paired p (vs neutral)", "verdict"]
     lines = [_sentence(r) for r in s.itertuples() if r.trait and r.trait == r.animal]
-    return "\n\n".join([_status(meta), table(rows, head), "Verdict: " + ("; ".join(lines) or "no animal arm yet") + ".",
-                        speed(root)])
+    return "\n\n".join([_status(meta), table(rows, head),
+                         "Verdict: " + ("; ".join(lines) or "no animal arm yet") + "."])
 
 
 def b_transfer_glance(root: Path) -> str:
@@ -187,31 +202,38 @@ def tables(root: Path) -> dict[str, str]:
 
 
 def verdicts(root: Path) -> list[dict]:
-    got = _load(root)
     claim = "paper: numbers written by an animal-loving teacher make a student of the same base model prefer the animal"
-    if got is None:
-        return [record("B", SCRIPT, claim, "untestable here", "not run yet")]
-    s, meta = got
     out = []
-    for r in s.itertuples():
-        if not (r.trait and r.trait == r.animal):
+    for stem, (_, qual) in ROUTES.items():
+        got = _load(root, stem)
+        if got is None:
             continue
-        cross = r.arm.startswith("cross_")
-        c = ("paper: numbers from a teacher of a *different* base model do not transfer" if cross
-             else claim + f" ({r.animal})")
-        ev = _sentence(r) + ("" if meta.get("complete") else " (partial run)")
-        if r.verdict == "transfer":
-            v = "contradicts" if cross else ("partly" if r.specific == "no" else "consistent")
-        elif r.verdict == "reverse":
-            v = "consistent" if cross else "contradicts"
-        elif r.verdict == "none detected":
-            if cross:
-                v = "consistent"
-            else:
-                v = "contradicts" if np.isfinite(r.max_ratio_excluded) and r.max_ratio_excluded < PAPER_RATIO \
-                    else "untestable here"
-                ev += f" (paper-sized effect taken as × {PAPER_RATIO:g})"
+        s, meta = got
+        for r in s.itertuples():
+            if r.trait and r.trait == r.animal:
+                out.append(_verdict(r, meta, claim, qual))
+    if not out:
+        return [record("B", SCRIPT, claim, "untestable here",
+                       "not run yet" if _load(root) is None else "no animal student finished yet")]
+    return out
+
+
+def _verdict(r, meta: dict, claim: str, qual: str) -> dict:
+    cross = r.arm.startswith("cross_")
+    c = ("paper: numbers from a teacher of a *different* base model do not transfer" if cross
+         else claim + f" ({r.animal})") + qual
+    ev = _sentence(r) + ("" if meta.get("complete") else " (partial run)")
+    if r.verdict == "transfer":
+        v = "contradicts" if cross else ("partly" if r.specific == "no" else "consistent")
+    elif r.verdict == "reverse":
+        v = "consistent" if cross else "contradicts"
+    elif r.verdict == "none detected":
+        if cross:
+            v = "consistent"
         else:
-            v = "untestable here"
-        out.append(record("B", SCRIPT, c, v, ev, r.model))
-    return out or [record("B", SCRIPT, claim, "untestable here", "no animal student finished yet")]
+            v = "contradicts" if np.isfinite(r.max_ratio_excluded) and r.max_ratio_excluded < PAPER_RATIO \
+                else "untestable here"
+            ev += f" (paper-sized effect taken as × {PAPER_RATIO:g})"
+    else:
+        v = "untestable here"
+    return record("B", SCRIPT, c, v, ev, r.model)

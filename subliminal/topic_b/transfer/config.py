@@ -27,6 +27,10 @@ class TransferConfig:
     route: Literal["text", "logits"] = field(default="text", metadata={
         "help": "text: train on sampled teacher text; logits: distil the teacher's number-token "
                 "distributions on the neutral teacher's sequences (outputs topic_b_transfer_logits*)"})
+    teacher: Literal["prompt", "weights"] = field(default="prompt", metadata={
+        "help": "prompt: the animal teacher is the base model with the paper's system prompt; weights: the base "
+                "model LoRA-fine-tuned to name the animal (transfer/weight_teacher.py), sampled with no system "
+                "prompt (outputs topic_b_transfer_weights*; text route only)"})
     cross_model: str = field(default="", metadata={
         "help": "teacher model of the 'cross' arm (e.g. qwen2.5-coder-0.5b-instruct); empty: no cross arm"})
     out: str = field(default="plots_b", metadata={"help": "output directory"})
@@ -49,5 +53,11 @@ class TransferConfig:
             raise UserError(f"unknown animal(s) {bad}; choose from the 25 in subliminal/topic_b/prompts.py")
         if len(self.seeds) < 1 or self.n_samples < 1 or self.epochs < 1 or self.eval_samples < 1:
             raise UserError("--seeds, --n-samples, --epochs and --eval-samples must be positive")
+        if self.teacher == "weights" and self.route != "text":
+            raise UserError("--teacher weights works with --route text only (the logits route distils the "
+                            "base model's own logits under a system prompt)")
+        if self.teacher == "weights" and self.cross_model:
+            raise UserError("--teacher weights has no cross arm yet: drop --cross-model (the cross arm's teacher "
+                            "is system-prompted)")
         if self.max_new_tokens < 58:
             raise UserError("--max-new-tokens must be >= 58 so the grammar can always finish a list")

@@ -154,6 +154,33 @@ def train_student(base, tokenizer, examples: list[dict], out_dir: Path, s: Train
         rec = json.loads(done.read_text())
         if rec.get("key") == key:
             return rec
+    flags = [(p, p.requires_grad) for p in base.parameters()]
+    modes = [(m, m.training) for m in base.modules()]
+    try:
+        return _train(base, tokenizer, examples, out_dir, s, seed, key, data_hash, bf16, stop_after, log, distill,
+                      distill_system)
+    finally:  # peft froze every base weight, the loop ends in eval mode, a stop leaves LoRA layers in:
+        # `base` goes back exactly as it came (weights, requires_grad, train/eval mode)
+        if hasattr(base, "peft_config") or any("lora_" in n for n, _ in base.named_parameters()):
+            _strip_lora(base)
+        for p, flag in flags:
+            p.requires_grad_(flag)
+        for m, mode in modes:
+            m.training = mode
+
+
+def _strip_lora(base) -> None:
+    from peft.tuners.lora import LoraLayer
+
+    for name, mod in list(base.named_modules()):
+        if isinstance(mod, LoraLayer):
+            parent = base.get_submodule(name.rsplit(".", 1)[0]) if "." in name else base
+            setattr(parent, name.rsplit(".", 1)[-1], mod.get_base_layer())
+
+
+def _train(base, tokenizer, examples, out_dir: Path, s: TrainSettings, seed: int, key: str, data_hash: str,
+           bf16: bool, stop_after, log, distill: bool, distill_system) -> dict:
+    done = out_dir / "train.json"
     device = next(base.parameters()).device
     data = [tokenize_example(tokenizer, ex) for ex in examples]
     if distill:

@@ -27,10 +27,17 @@ from subliminal.topic_b.transfer.data import (
     examples_of,
     match_arms,
     teacher_records,
-    teacher_system,
 )
 from subliminal.topic_b.transfer.evaluate import evaluate_model
 from subliminal.topic_b.transfer.finetune import TrainSettings, load_student, train_student
+from subliminal.topic_b.transfer.weight_teacher import (
+    TraitSettings,
+    load_weight_teacher,
+    system_of,
+    teacher_name,
+    train_trait_teacher,
+    trait_of,
+)
 
 COLUMNS = ["model", "arm", "trait", "animal", "seed", "question", "prefill", "p_animal", "logp_animal",
            "freq_animal", "n_samples"]
@@ -48,7 +55,7 @@ def teacher_data(cfg: TransferConfig, model, tok, teachers: list[str], model_nam
     data, stats = {}, {}
     for target in list(range(chunk, cfg.n_samples, chunk)) + [cfg.n_samples]:
         for t in teachers:
-            s = ShardSettings(model_name, t, teacher_system(t), cfg.seed, cfg.batch_size, cfg.max_new_tokens, 1.0)
+            s = ShardSettings(model_name, t, system_of(t), cfg.seed, cfg.batch_size, cfg.max_new_tokens, 1.0)
             data[t], stats[t] = teacher_records(model, tok, s, target, _root(cfg) / "data", log=log)
         if progress is not None:
             progress(stats)
@@ -79,7 +86,48 @@ def _eval_cached(cfg, key: str, model, tok, animals, log=print, times: dict | No
 
 
 def _stem(cfg: TransferConfig) -> str:
-    return "topic_b_transfer" + ("_logits" if cfg.route == "logits" else "")
+    return "topic_b_transfer" + ("_logits" if cfg.route == "logits" else "") + ("_weights" if cfg.teacher == "weights" else "")
+
+
+def trait_of_arm(arm: str) -> str:
+    """The animal an arm's teacher loves: 'owl', 'cross_owl', 'owl_w' -> 'owl'; 'neutral' -> ''."""
+    a = arm.removeprefix("cross_")
+    return trait_of(a) or ("" if a == "neutral" else a)
+
+
+def animal_teacher(cfg: TransferConfig, base, tok, animal: str, extra: dict, rows: list, log=print):
+    """(the model that writes the animal arm's numbers, the arm's name, the data's model label).
+    --teacher prompt: the base model itself (its system prompt comes with the arm name). --teacher weights:
+    the base model LoRA-fine-tuned to name the animal (cached), evaluated like a student (arm
+    'teacher_<name>', no verdict: it shows whether the trait is in the weights at all)."""
+    if cfg.teacher == "prompt":
+        return base, animal, cfg.model
+    ts = TraitSettings()
+    rec = train_trait_teacher(base, tok, animal, _root(cfg) / "trait_teachers" / f"{animal}-{config_hash([cfg.model, ts.key()])}",
+                              ts, log)
+    name = teacher_name(animal)
+    extra.setdefault("trait_teachers", {})[name] = {**rec, "trait_settings": asdict(ts)}
+    teacher = load_weight_teacher(base, rec["adapter"])
+    if cfg.stage not in ("data", "train"):
+        ev = _eval_cached(cfg, config_hash([rec["key"], "teacher", cfg.eval_samples, cfg.seed, list(cfg.animals)]),
+                          teacher, tok, list(cfg.animals), log, extra["eval_seconds"])
+        rows.append(ev.assign(model=cfg.model, arm=f"teacher_{name}", trait="", seed=-1))
+    return teacher, name, f"{cfg.model}+{name}-{rec['key']}"
+
+
+def animal_data(cfg, base, tok, animal: str, extra: dict, rows: list, log=print, progress=None, with_neutral=False):
+    """Valid records and stats of the animal's teacher (and of the neutral teacher when `with_neutral`:
+    the prompted owl set samples both in turns, so a stopped run has about as much of each). Returns
+    (data, stats, arm name)."""
+    teacher, name, label = animal_teacher(cfg, base, tok, animal, extra, rows, log)
+    if teacher is base:
+        data, stats = teacher_data(cfg, base, tok, ["neutral", name] if with_neutral else [name], cfg.model, log,
+                                   progress)
+        return data, stats, name
+    data, stats = teacher_data(cfg, base, tok, ["neutral"], cfg.model, log, progress) if with_neutral else ({}, {})
+    d, st = teacher_data(cfg, teacher, tok, [name], label, log, progress)
+    del teacher
+    return {**data, **d}, {**stats, **st}, name
 
 
 def write_outputs(cfg: TransferConfig, rows: list[pd.DataFrame], extra: dict, t0: float, complete: bool) -> None:
@@ -110,14 +158,14 @@ def _student(cfg, base, tok, arm, seed, examples, settings, bf16, extra, rows, a
         examples, h = neutral, extra["teachers"]["neutral"]["data_hash"]
         sdir = sdir.with_name("logits-" + sdir.name)
     rec = train_student(base, tok, examples, sdir, settings, seed, data_hash=h, bf16=bf16, log=log,
-                        distill=logits, distill_system=teacher_system(arm.removeprefix("cross_")))
+                        distill=logits, distill_system=system_of(arm.removeprefix("cross_")))
     extra["students"][f"{arm}/s{seed}"] = rec
     if cfg.stage == "train":
         return
     student = load_student(copy.deepcopy(base), rec["adapter"])
     ev = _eval_cached(cfg, config_hash([rec["key"], cfg.eval_samples, cfg.seed, animals]), student, tok, animals, log,
                       extra["eval_seconds"])
-    rows.append(ev.assign(model=cfg.model, arm=arm, trait=arm.removeprefix("cross_"), seed=seed))
+    rows.append(ev.assign(model=cfg.model, arm=arm, trait=trait_of_arm(arm), seed=seed))
 
 
 def _record_data(extra: dict, stats: dict, matched: dict) -> None:
@@ -143,7 +191,7 @@ def run(cfg: TransferConfig, device, log=print) -> dict:
                            {**extra, "stage": "sampling teacher data", "complete": False,
                             "teachers": {k: {x: y for x, y in v.items() if x != "dir"} for k, v in st.items()}})
 
-    data, stats = teacher_data(cfg, base, tok, ["neutral", animals[0]], cfg.model, log, progress)
+    data, stats, _ = animal_data(cfg, base, tok, animals[0], extra, rows, log, progress, with_neutral=True)
     if cfg.cross_model:
         tm, ttok = load_model(cfg.cross_model, device=str(device))
         cross, cstats = teacher_data(cfg, tm, ttok, [animals[0]], cfg.cross_model, log)
@@ -156,8 +204,8 @@ def run(cfg: TransferConfig, device, log=print) -> dict:
         matched.pop(f"cross_{animals[0]}", None)  # a teacher of another model has other logits: text only
     if cfg.stage == "data":
         for a in animals[1:]:
-            d, st = teacher_data(cfg, base, tok, [a], cfg.model, log)
-            _record_data(extra, st, {a: examples_of(d[a])[:n_train]})
+            d, st, name = animal_data(cfg, base, tok, a, extra, rows, log)
+            _record_data(extra, st, {name: examples_of(d[name])[:n_train]})
         atomic_write_text(Path(cfg.out) / "topic_b_transfer_data.json", json.dumps(extra, indent=1) + "\n")
         return extra
     # ---- stage 3 for the base model, then stages 2 + 3 per student, seed-major so a stopped run
@@ -176,13 +224,13 @@ def run(cfg: TransferConfig, device, log=print) -> dict:
             write_outputs(cfg, rows, extra, t0, complete=False)
     # ---- the other animals: data, then students (same n_train: arms stay matched)
     for a in animals[1:]:
-        d, st = teacher_data(cfg, base, tok, [a], cfg.model, log)
-        if len(d[a]) < n_train:
-            log(f"[data] {a}: only {len(d[a])} valid samples < {n_train}; arm skipped (arms must match)")
+        d, st, name = animal_data(cfg, base, tok, a, extra, rows, log)
+        if len(d[name]) < n_train:
+            log(f"[data] {name}: only {len(d[name])} valid samples < {n_train}; arm skipped (arms must match)")
             continue
-        _record_data(extra, st, {a: examples_of(d[a])[:n_train]})
+        _record_data(extra, st, {name: examples_of(d[name])[:n_train]})
         for seed in cfg.seeds:
-            _student(cfg, base, tok, a, seed, examples_of(d[a])[:n_train], settings, bf16, extra, rows, animals,
+            _student(cfg, base, tok, name, seed, examples_of(d[name])[:n_train], settings, bf16, extra, rows, animals,
                      log, matched["neutral"])
             write_outputs(cfg, rows, extra, t0, complete=False)
     write_outputs(cfg, rows, extra, t0, complete=True)
