@@ -34,6 +34,11 @@ class TransferConfig:
     cross_model: str = field(default="", metadata={
         "help": "teacher model of the 'cross' arm (e.g. qwen2.5-coder-0.5b-instruct); empty: no cross arm"})
     out: str = field(default="plots_b", metadata={"help": "output directory"})
+    archive: str = field(default="auto", metadata={
+        "help": "folder for a portable, checksummed copy of the finished artefacts (shards, adapters, "
+                "evaluations; transfer/archive.py): restored into the cache at start, updated after every "
+                "student, so a run continues on another machine; auto: <out>/topic_b_transfer_cache "
+                "(committed with the results); empty: none"})
     cache: str = field(default="", metadata={"help": "cache directory (default: $SUBLIMINAL_CACHE/transfer)"})
     threads: int = field(default=2, metadata={"help": "torch threads"})
     device: str = field(default="auto", metadata={"help": "auto, cpu or cuda"})
@@ -44,6 +49,10 @@ class TransferConfig:
 
         return cls(animals=("owl",), seeds=(0, 1), n_samples=12, epochs=1, eval_samples=2, batch_size=12,
                    out=QUICK_OUT)
+
+    @property
+    def archive_dir(self) -> str:
+        return f"{self.out}/topic_b_transfer_cache" if self.archive == "auto" else self.archive
 
     def validate(self) -> None:
         if not self.animals:

@@ -152,8 +152,8 @@ def train_student(base, tokenizer, examples: list[dict], out_dir: Path, s: Train
                       | ({"distill_system": distill_system} if distill else {}))
     if done.exists():
         rec = json.loads(done.read_text())
-        if rec.get("key") == key:
-            return rec
+        if rec.get("key") == key:  # the adapter is where this record is (a restored copy moved both)
+            return {**rec, "adapter": str(out_dir / "adapter")}
     flags = [(p, p.requires_grad) for p in base.parameters()]
     modes = [(m, m.training) for m in base.modules()]
     try:

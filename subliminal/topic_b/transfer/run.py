@@ -19,6 +19,7 @@ import pandas as pd
 from subliminal.assets import cache_dir
 from subliminal.cache import config_hash
 from subliminal.results import OutputSet, atomic_write_text, write_csv, write_run_json
+from subliminal.topic_b.transfer import archive
 from subliminal.topic_b.transfer.analysis import summarize_transfer
 from subliminal.topic_b.transfer.config import TransferConfig
 from subliminal.topic_b.transfer.data import (
@@ -130,8 +131,17 @@ def animal_data(cfg, base, tok, animal: str, extra: dict, rows: list, log=print,
     return {**data, **d}, {**stats, **st}, name
 
 
+def _sync(cfg: TransferConfig, log=print) -> None:
+    if cfg.archive_dir:
+        n = archive.sync(_root(cfg), cfg.archive_dir)
+        if n:
+            log(f"[archive] {n} new files in {cfg.archive_dir}")
+
+
 def write_outputs(cfg: TransferConfig, rows: list[pd.DataFrame], extra: dict, t0: float, complete: bool) -> None:
-    """Rows CSV, summary CSV, figure and JSON, moved into `cfg.out` together (``results.OutputSet``)."""
+    """Rows CSV, summary CSV, figure and JSON, moved into `cfg.out` together (``results.OutputSet``); the
+    archive (``--archive``) brought up to date first."""
+    _sync(cfg)
     if not rows:  # --stage train: students only, nothing evaluated yet
         return
     from subliminal.topic_b.transfer.plots import plot_transfer
@@ -179,6 +189,8 @@ def run(cfg: TransferConfig, device, log=print) -> dict:
     from subliminal.topic_b.lm import load_model
 
     t0 = time.time()
+    if cfg.archive_dir:
+        log(f"[archive] {archive.restore(cfg.archive_dir, _root(cfg), log)} files restored from {cfg.archive_dir}")
     base, tok = load_model(cfg.model, device=str(device))
     animals = list(cfg.animals)
     extra: dict = {"teachers": {}, "students": {}, "eval_seconds": {}, "eval_animals": animals,
@@ -186,6 +198,7 @@ def run(cfg: TransferConfig, device, log=print) -> dict:
     rows: list[pd.DataFrame] = []
     # ---- stage 1 for the owl set: neutral + first animal (+ the cross-model teacher)
     def progress(st):  # partial provenance while the (long) sampling runs
+        _sync(cfg, log)
         with OutputSet(cfg.out) as o:
             write_run_json(o.path(_stem(cfg) + ".json"), cfg, cfg.seed, time.time() - t0,
                            {**extra, "stage": "sampling teacher data", "complete": False,
@@ -206,6 +219,7 @@ def run(cfg: TransferConfig, device, log=print) -> dict:
         for a in animals[1:]:
             d, st, name = animal_data(cfg, base, tok, a, extra, rows, log)
             _record_data(extra, st, {name: examples_of(d[name])[:n_train]})
+        _sync(cfg, log)
         atomic_write_text(Path(cfg.out) / "topic_b_transfer_data.json", json.dumps(extra, indent=1) + "\n")
         return extra
     # ---- stage 3 for the base model, then stages 2 + 3 per student, seed-major so a stopped run
