@@ -31,7 +31,6 @@ import pandas as pd
 
 from subliminal.common import UserError, cli_main, seed_everything
 from subliminal.results import OutputSet, prepare_out
-from subliminal.topic_b.csv_text import set_columns_text
 from subliminal.topic_b.entanglement import animal_statistics, animal_to_numbers, numbers_to_animals
 from subliminal.topic_b.multiplicity import ADDED_COLUMNS, add_within_model_q
 from subliminal.topic_b.plots import plot_step2
@@ -40,7 +39,7 @@ from subliminal.topic_b.runs import QUICK_OUT, LMConfig, check_range, load, writ
 from subliminal.topic_b.scoring import ALL_NUMBERS
 from subliminal.topic_b.specificity import NUMBERS_CSV, SPEC_CSV
 from subliminal.topic_b.specificity import outputs as specificity_outputs
-from subliminal.topic_b.tables import check_upsertable, read_table, slug, upsert
+from subliminal.topic_b.tables import check_upsertable, read_table, set_columns, slug, upsert
 
 STEP2_CSV, PAIRS_CSV = "topic_b_step2_extended.csv", "topic_b_step2_pairs.csv"
 
@@ -110,7 +109,7 @@ def main(cfg: Config) -> pd.DataFrame:
     with OutputSet(cfg.out) as o:
         # from the saved pairs (6 significant digits) only the added columns are recomputed; the full
         # run's columns and figure stay as that run wrote them
-        kept = cfg.from_pairs and set_columns_text(summary, o.final(STEP2_CSV), ["model", "animal"],
+        kept = cfg.from_pairs and set_columns(summary, o.final(STEP2_CSV), ["model", "animal"],
                                                    list(ADDED_COLUMNS), write_to=o.path(STEP2_CSV))
         if not kept:
             upsert(summary, o.final(STEP2_CSV), write_to=o.path(STEP2_CSV))

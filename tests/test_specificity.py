@@ -10,7 +10,7 @@ from scipy import stats as sps
 from subliminal.common import UserError
 from subliminal.topic_b import multiplicity as mult
 from subliminal.topic_b import specificity as spec
-from subliminal.topic_b.csv_text import set_columns_text
+from subliminal.topic_b.tables import set_columns
 
 
 def test_best_of_k_exact_matches_enumeration():
@@ -162,14 +162,14 @@ def test_number_ranks():
     assert r.loc["eagle", "rank_by_logit_score"] == 2 and r.loc["eagle", "top_number_by_logit_score"] == "0"
 
 
-def test_csv_text_keeps_cells(tmp_path):
+def test_set_columns_keeps_cells(tmp_path):
     path = tmp_path / "t.csv"
     path.write_text("model,animal,x\nm,owl,1.234567891\nm,cat,2\nn,owl,3\n")
     new = pd.DataFrame({"model": ["m", "m"], "animal": ["owl", "cat"], "x": [9.0, 9.0], "q": [0.5, np.nan]})
-    assert set_columns_text(new, path, ["model", "animal"], ["q"], write_to=tmp_path / "w.csv")
+    assert set_columns(new, path, ["model", "animal"], ["q"], write_to=tmp_path / "w.csv")
     assert (tmp_path / "w.csv").read_text() == "model,animal,x,q\nm,owl,1.234567891,0.5\nm,cat,2,\nn,owl,3,\n"
-    assert not set_columns_text(new.assign(animal="dog"), path, ["model", "animal"], ["q"])  # rows missing
-    assert not set_columns_text(new, tmp_path / "absent.csv", ["model", "animal"], ["q"])
+    assert not set_columns(new.assign(animal="dog"), path, ["model", "animal"], ["q"])  # rows missing
+    assert not set_columns(new, tmp_path / "absent.csv", ["model", "animal"], ["q"])
     assert path.read_text() == "model,animal,x\nm,owl,1.234567891\nm,cat,2\nn,owl,3\n"  # never touched
 
 
