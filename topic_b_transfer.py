@@ -10,6 +10,7 @@ sampled frequency. The neutral arm, not the base model, is the comparison that c
     OMP_WAIT_POLICY=PASSIVE python topic_b_transfer.py                 # owl set first; hours, resumable
     python topic_b_transfer.py --stage data                            # teacher data only
     python topic_b_transfer.py --teacher weights                       # trait in the teacher's weights
+    python topic_b_transfer.py --defence 0.01                          # after the threshold defence
     python topic_b_transfer.py --quick                                 # tiny end-to-end check
 
 Writes plots_b/topic_b_transfer.csv (model, arm, trait, animal, seed, question, prefill, p_animal,

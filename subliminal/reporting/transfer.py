@@ -28,7 +28,10 @@ MAIN = "topic_b_transfer"
 # output stem -> (section title, qualifier of the claim); the main run first
 ROUTES = {MAIN: ("System-prompted teacher, text route", ""),
           "topic_b_transfer_logits": ("Logits route (`--route logits`)", " (logits route)"),
-          "topic_b_transfer_weights": ("Weight-level teacher (`--teacher weights`)", " (weight-level teacher)")}
+          "topic_b_transfer_weights": ("Weight-level teacher (`--teacher weights`)", " (weight-level teacher)"),
+          "topic_b_transfer_defence": ("Threshold defence (`--defence`)", " (after the threshold defence)"),
+          "topic_b_transfer_weights_defence": ("Weight-level teacher after the threshold defence",
+                                               " (weight-level teacher, after the threshold defence)")}
 
 
 def _load(root: Path, stem: str = MAIN):
@@ -82,8 +85,12 @@ def _status(meta: dict) -> str:
     done = "complete" if meta.get("complete") else "**partial** (`\"complete\": false`: the run continues from its caches)"
     t = meta.get("teachers", {})
     vf = ", ".join(f"{k} {v.get('valid_fraction', float('nan')):.1%}" for k, v in t.items())
+    d = meta.get("defence", {})
+    kept = ("; threshold defence at p ≥ " + f"{next(iter(d.values()))['threshold']:g} kept "
+            + ", ".join(f"{k} {v['n_kept']} of {v['n_before']} ({v['kept_fraction']:.1%})" for k, v in d.items())
+            if d else "")
     return (f"Run status: {done}; {meta.get('n_train_per_arm', '?')} matched samples per arm; "
-            f"valid fraction under the number-list grammar: {vf or '—'}.")
+            f"valid fraction under the number-list grammar: {vf or '—'}{kept}.")
 
 
 def speed(root: Path) -> str:
@@ -141,24 +148,28 @@ def b_transfer_budget(root: Path) -> str:
 
 
 def b_transfer(root: Path) -> str:
-    got = _load(root)
-    if got is None:
-        j = Path(root) / "plots_b" / "topic_b_transfer.json"
-        if j.exists():  # the run is still sampling teacher data: say how far it got
-            meta = json.loads(j.read_text())
-            t = ", ".join(f"{k} {v.get('n_valid', 0)} valid of {v.get('n_sampled', 0)} sampled "
-                          f"({v.get('new_tokens', 0) / max(v.get('seconds', 0), 1e-9):.1f} new tokens/s this run)"
-                          for k, v in meta.get("teachers", {}).items())
-            return (f"_Run in progress ({meta.get('stage', '?')}, `\"complete\": false`): {t or 'no shard yet'}; "
-                    f"target {meta.get('config', {}).get('n_samples', '?')} per teacher. No student yet._\n\n"
-                    + speed(root))
-        return f"_Not run yet: `{CMD}` writes plots_b/topic_b_transfer*.csv._\n\n" + speed(root)
-    blocks = [_block(*got)]
+    blocks = [_main_block(root)]
     for stem, (title, _) in ROUTES.items():
         other = _load(root, stem) if stem != MAIN else None
         if other is not None:
             blocks.append(f"### {title}\n\n" + _block(*other))
     return "\n\n".join(blocks + [speed(root)])
+
+
+def _main_block(root: Path) -> str:
+    """The default run's table, or how far its sampling got, or 'not run yet'."""
+    got = _load(root)
+    if got is not None:
+        return _block(*got)
+    j = Path(root) / "plots_b" / f"{MAIN}.json"
+    if j.exists():  # the run is still sampling teacher data: say how far it got
+        meta = json.loads(j.read_text())
+        t = ", ".join(f"{k} {v.get('n_valid', 0)} valid of {v.get('n_sampled', 0)} sampled "
+                      f"({v.get('new_tokens', 0) / max(v.get('seconds', 0), 1e-9):.1f} new tokens/s this run)"
+                      for k, v in meta.get("teachers", {}).items())
+        return (f"_Run in progress ({meta.get('stage', '?')}, `\"complete\": false`): {t or 'no shard yet'}; "
+                f"target {meta.get('config', {}).get('n_samples', '?')} per teacher. No student yet._")
+    return f"_Not run yet: `{CMD}` writes plots_b/topic_b_transfer*.csv._"
 
 
 def _block(s: pd.DataFrame, meta: dict) -> str:
@@ -189,11 +200,16 @@ def b_transfer_glance(root: Path) -> str:
                     f"({', '.join(f'{k} {n}' for k, n in got.items())} valid samples so far); no student "
                     f"finished yet, so no result ([details](docs/topic_b_transfer.md)).")
         return f"- Subliminal transfer (LLM, end to end): not run yet (`{CMD}`)."
-    s, meta = got
-    own = [r for r in s.itertuples() if r.trait and r.trait == r.animal]
-    part = "" if meta.get("complete") else " (partial run)"
-    lines = [f"- Subliminal transfer, {r.model}, {r.arm} teacher{part}: {_sentence(r)}." for r in own[:4]]
-    return "\n".join(lines or [f"- Subliminal transfer (LLM): no animal student finished yet{part}."])
+    lines = []
+    for stem, (_, qual) in ROUTES.items():
+        got = _load(root, stem)
+        if got is None:
+            continue
+        s, meta = got
+        part = "" if meta.get("complete") else " (partial run)"
+        lines += [f"- Subliminal transfer{qual}, {r.model}, {r.arm} teacher{part}: {_sentence(r)}."
+                  for r in s.itertuples() if r.trait and r.trait == r.animal]
+    return "\n".join(lines[:5] or ["- Subliminal transfer (LLM): no animal student finished yet (partial run)."])
 
 
 def tables(root: Path) -> dict[str, str]:

@@ -31,6 +31,10 @@ class TransferConfig:
         "help": "prompt: the animal teacher is the base model with the paper's system prompt; weights: the base "
                 "model LoRA-fine-tuned to name the animal (transfer/weight_teacher.py), sampled with no system "
                 "prompt (outputs topic_b_transfer_weights*; text route only)"})
+    defence: float = field(default=0.0, metadata={
+        "help": "threshold defence (stretch): train on the samples whose every number token has neutral "
+                "probability >= this (e.g. 0.01; 0 = off), applied to every arm alike, arms matched again "
+                "(outputs topic_b_transfer[_weights]_defence*; text route, no cross arm)"})
     cross_model: str = field(default="", metadata={
         "help": "teacher model of the 'cross' arm (e.g. qwen2.5-coder-0.5b-instruct); empty: no cross arm"})
     out: str = field(default="plots_b", metadata={"help": "output directory"})
@@ -68,5 +72,8 @@ class TransferConfig:
         if self.teacher == "weights" and self.cross_model:
             raise UserError("--teacher weights has no cross arm yet: drop --cross-model (the cross arm's teacher "
                             "is system-prompted)")
+        if self.defence and (self.route != "text" or self.cross_model or not 0 < self.defence < 1):
+            raise UserError("--defence takes a probability in (0, 1) and works with --route text and no "
+                            "--cross-model (the cross arm's tokens are another model's)")
         if self.max_new_tokens < 58:
             raise UserError("--max-new-tokens must be >= 58 so the grammar can always finish a list")

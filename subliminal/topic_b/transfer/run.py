@@ -87,7 +87,19 @@ def _eval_cached(cfg, key: str, model, tok, animals, log=print, times: dict | No
 
 
 def _stem(cfg: TransferConfig) -> str:
-    return "topic_b_transfer" + ("_logits" if cfg.route == "logits" else "") + ("_weights" if cfg.teacher == "weights" else "")
+    return ("topic_b_transfer" + ("_logits" if cfg.route == "logits" else "")
+            + ("_weights" if cfg.teacher == "weights" else "") + ("_defence" if cfg.defence else ""))
+
+
+def _defend(cfg, base, tok, data: dict, stats: dict, extra: dict) -> dict:
+    """--defence: every arm's records that pass the threshold defence (``transfer/defended.py``)."""
+    if not cfg.defence:
+        return data
+    from subliminal.topic_b.transfer.defended import defend
+
+    kept, st = defend(base, tok, data, {k: stats[k]["dir"] for k in data}, cfg.defence, cfg.model)
+    extra.setdefault("defence", {}).update(st)
+    return kept
 
 
 def trait_of_arm(arm: str) -> str:
@@ -138,10 +150,11 @@ def _sync(cfg: TransferConfig, log=print) -> None:
             log(f"[archive] {n} new files in {cfg.archive_dir}")
 
 
-def write_outputs(cfg: TransferConfig, rows: list[pd.DataFrame], extra: dict, t0: float, complete: bool) -> None:
+def write_outputs(cfg: TransferConfig, rows: list[pd.DataFrame], extra: dict, t0: float, complete: bool,
+                  log=print) -> None:
     """Rows CSV, summary CSV, figure and JSON, moved into `cfg.out` together (``results.OutputSet``); the
     archive (``--archive``) brought up to date first."""
-    _sync(cfg)
+    _sync(cfg, log)
     if not rows:  # --stage train: students only, nothing evaluated yet
         return
     from subliminal.topic_b.transfer.plots import plot_transfer
@@ -210,6 +223,7 @@ def run(cfg: TransferConfig, device, log=print) -> dict:
         cross, cstats = teacher_data(cfg, tm, ttok, [animals[0]], cfg.cross_model, log)
         del tm
         data[f"cross_{animals[0]}"], stats[f"cross_{animals[0]}"] = cross[animals[0]], cstats[animals[0]]
+    data = _defend(cfg, base, tok, data, stats, extra)
     matched = match_arms({k: examples_of(v) for k, v in data.items()}, cfg.n_samples)
     n_train = extra["n_train_per_arm"] = len(next(iter(matched.values())))
     _record_data(extra, stats, matched)
@@ -218,6 +232,7 @@ def run(cfg: TransferConfig, device, log=print) -> dict:
     if cfg.stage == "data":
         for a in animals[1:]:
             d, st, name = animal_data(cfg, base, tok, a, extra, rows, log)
+            d = _defend(cfg, base, tok, d, st, extra)
             _record_data(extra, st, {name: examples_of(d[name])[:n_train]})
         _sync(cfg, log)
         atomic_write_text(Path(cfg.out) / "topic_b_transfer_data.json", json.dumps(extra, indent=1) + "\n")
@@ -230,15 +245,16 @@ def run(cfg: TransferConfig, device, log=print) -> dict:
         ev = _eval_cached(cfg, config_hash(["base", cfg.model, cfg.eval_samples, cfg.seed, animals]), base, tok,
                           animals, log, extra["eval_seconds"])
         rows.append(ev.assign(model=cfg.model, arm="base", trait="", seed=-1))
-        write_outputs(cfg, rows, extra, t0, complete=False)
+        write_outputs(cfg, rows, extra, t0, complete=False, log=log)
     for seed in cfg.seeds:
         for arm in matched:
             _student(cfg, base, tok, arm, seed, matched[arm], settings, bf16, extra, rows, animals, log,
                      matched["neutral"])
-            write_outputs(cfg, rows, extra, t0, complete=False)
+            write_outputs(cfg, rows, extra, t0, complete=False, log=log)
     # ---- the other animals: data, then students (same n_train: arms stay matched)
     for a in animals[1:]:
         d, st, name = animal_data(cfg, base, tok, a, extra, rows, log)
+        d = _defend(cfg, base, tok, d, st, extra)
         if len(d[name]) < n_train:
             log(f"[data] {name}: only {len(d[name])} valid samples < {n_train}; arm skipped (arms must match)")
             continue
@@ -246,6 +262,6 @@ def run(cfg: TransferConfig, device, log=print) -> dict:
         for seed in cfg.seeds:
             _student(cfg, base, tok, name, seed, examples_of(d[name])[:n_train], settings, bf16, extra, rows, animals,
                      log, matched["neutral"])
-            write_outputs(cfg, rows, extra, t0, complete=False)
-    write_outputs(cfg, rows, extra, t0, complete=True)
+            write_outputs(cfg, rows, extra, t0, complete=False, log=log)
+    write_outputs(cfg, rows, extra, t0, complete=True, log=log)
     return extra

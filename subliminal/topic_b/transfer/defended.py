@@ -1,0 +1,83 @@
+"""The threshold defence on transfer data (the issue's stretch): does transfer survive it?
+
+The defence (``topic_b.defence``, the owls README's "threshold sampling") drops every sample holding a
+number token whose probability under the *neutral* model, in the sample's own context, is below a
+threshold. Here each sample has its own user prompt, so the context is the base model's chat template
+with that prompt and no system prompt (what the neutral teacher saw), followed by the sample's tokens.
+The defence is applied to every arm's data alike (the neutral arm's samples pass almost always), then the
+arms are matched again, so a defended arm is compared with the defended neutral arm on as many samples.
+
+Per-sample minimum log-probs are cached beside each teacher's shards (``neutral_min_logp.json``, keyed
+by the scoring model's name), so a threshold sweep scores every sample once.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from subliminal.results import atomic_write_text
+from subliminal.topic_b.defence import min_number_token_logp, threshold_keep
+from subliminal.topic_b.scoring import _logits, encode
+from subliminal.topic_b.transfer.prompts import chat_prompt
+
+CACHE_NAME = "neutral_min_logp.json"
+
+
+@torch.inference_mode()
+def sample_token_logprobs(model, tokenizer, records: list[dict], batch_size: int = 16) -> list[np.ndarray]:
+    """log p_neutral(token_i | chat(prompt), tokens_<i) for every completion token of every record: one
+    right-padded forward per batch, the output head only at the completion positions."""
+    device = next(model.parameters()).device
+    out = []
+    for s in range(0, len(records), batch_size):
+        chunk = records[s: s + batch_size]
+        prompts = [encode(tokenizer, chat_prompt(tokenizer, r["prompt"])) for r in chunk]
+        seqs = [p + list(r["token_ids"]) for p, r in zip(prompts, chunk)]
+        L = max(len(q) for q in seqs)
+        ids = torch.zeros(len(seqs), L, dtype=torch.long)
+        att = torch.zeros(len(seqs), L, dtype=torch.long)
+        for b, q in enumerate(seqs):
+            ids[b, : len(q)] = torch.tensor(q)
+            att[b, : len(q)] = 1
+        hidden = model.get_decoder()(input_ids=ids.to(device), attention_mask=att.to(device)).last_hidden_state
+        for b, (p, r) in enumerate(zip(prompts, chunk)):
+            c = list(r["token_ids"])
+            if not c:
+                out.append(np.zeros(0))
+                continue
+            lp = torch.log_softmax(_logits(model, hidden[b, len(p) - 1: len(p) - 1 + len(c)]), dim=-1)
+            out.append(lp[torch.arange(len(c)), torch.tensor(c, device=lp.device)].cpu().numpy().astype(np.float64))
+    return out
+
+
+def min_logps(model, tokenizer, records: list[dict], shard_dir: Path, scorer: str) -> np.ndarray:
+    """Per record, the smallest neutral log-prob among its number tokens; cached in `shard_dir`."""
+    path = Path(shard_dir) / CACHE_NAME
+    try:
+        doc = json.loads(path.read_text())
+        got = {int(k): float(v) for k, v in doc["min_logp"].items()} if doc.get("scorer") == scorer else {}
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError):
+        got = {}
+    todo = [r for r in records if r["index"] not in got]
+    if todo:
+        for r, lp in zip(todo, sample_token_logprobs(model, tokenizer, todo)):
+            got[r["index"]] = min_number_token_logp(tokenizer, r["token_ids"], lp)
+        atomic_write_text(path, json.dumps({"scorer": scorer, "min_logp": {str(k): v for k, v in sorted(got.items())}}))
+    return np.array([got[r["index"]] for r in records])
+
+
+def defend(model, tokenizer, data: dict[str, list[dict]], shard_dirs: dict[str, str], threshold: float,
+           scorer: str) -> tuple[dict[str, list[dict]], dict[str, dict]]:
+    """Each arm's records that pass the defence (prompt order kept) and per-arm stats (n_before, n_kept,
+    kept_fraction). The base model scores every arm: it is the neutral model of the defence."""
+    kept, stats = {}, {}
+    for arm, recs in data.items():
+        keep = threshold_keep(min_logps(model, tokenizer, recs, Path(shard_dirs[arm]), scorer), threshold)
+        kept[arm] = [r for r, k in zip(recs, keep) if k]
+        stats[arm] = {"threshold": threshold, "n_before": len(recs), "n_kept": len(kept[arm]),
+                      "kept_fraction": len(kept[arm]) / max(len(recs), 1)}
+    return kept, stats

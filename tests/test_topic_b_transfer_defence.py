@@ -1,0 +1,99 @@
+"""The threshold defence on transfer data (transfer/defended.py) on a tiny random Llama."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from tiny_lm import build_model, build_tokenizer
+
+from subliminal.common import UserError
+from subliminal.topic_b.defence import number_token_mask
+from subliminal.topic_b.scoring import encode
+from subliminal.topic_b.transfer.defended import CACHE_NAME, defend, min_logps, sample_token_logprobs
+from subliminal.topic_b.transfer.prompts import chat_prompt, number_prompt
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    tok = build_tokenizer()
+    return build_model(tok), tok
+
+
+def _records(tok, n=7):
+    rng = np.random.default_rng(0)
+    out = []
+    for i in range(n):
+        text = "\n".join(str(x) for x in rng.integers(0, 999, 1 + i % 4))
+        out.append({"index": i, "prompt": number_prompt(0, i), "text": text, "token_ids": encode(tok, text)})
+    return out
+
+
+@torch.inference_mode()
+def test_batched_logprobs_equal_a_plain_per_sample_forward(tiny):
+    model, tok = tiny
+    recs = _records(tok)
+    got = sample_token_logprobs(model, tok, recs, batch_size=3)
+    for r, lp in zip(recs, got):
+        p = encode(tok, chat_prompt(tok, r["prompt"]))
+        ids = torch.tensor([p + r["token_ids"]])
+        ref = torch.log_softmax(model(input_ids=ids).logits[0].float(), -1)
+        want = [float(ref[len(p) - 1 + j, t]) for j, t in enumerate(r["token_ids"])]
+        assert lp == pytest.approx(want, abs=1e-4)
+
+
+def test_defend_keeps_exactly_the_samples_above_the_threshold_and_caches(tiny, tmp_path):
+    model, tok = tiny
+    recs = _records(tok, 12)
+    mins = min_logps(model, tok, recs, tmp_path, "tiny")
+    direct = [float(lp[number_token_mask(tok, r["token_ids"])].min())
+              for r, lp in zip(recs, sample_token_logprobs(model, tok, recs))]
+    assert mins == pytest.approx(direct, abs=1e-9)
+    thr = float(np.exp(np.median(mins)))  # keeps about half
+    kept, st = defend(model, tok, {"owl": recs}, {"owl": str(tmp_path)}, thr, "tiny")
+    assert [r["index"] for r in kept["owl"]] == [r["index"] for r, m in zip(recs, mins) if m >= np.log(thr)]
+    assert 0 < st["owl"]["n_kept"] < len(recs) and st["owl"]["n_before"] == len(recs)
+    doc = json.loads((tmp_path / CACHE_NAME).read_text())
+    assert doc["scorer"] == "tiny" and len(doc["min_logp"]) == len(recs)
+    # the cache is used: a model that would give other numbers is never asked
+    other = build_model(tok, seed=5)
+    assert min_logps(other, tok, recs, tmp_path, "tiny") == pytest.approx(mins)
+    assert min_logps(other, tok, recs, tmp_path, "other") != pytest.approx(mins)  # another scorer: recomputed
+
+
+def test_pipeline_with_the_defence_matches_the_defended_arms(tiny, tmp_path, monkeypatch):
+    import subliminal.topic_b.lm as lm
+    import subliminal.topic_b.transfer.evaluate as ev
+    from subliminal.topic_b.transfer.config import TransferConfig
+    from subliminal.topic_b.transfer.prompts import EVAL_QUESTIONS
+    from subliminal.topic_b.transfer.run import run
+
+    base, tok = tiny
+    monkeypatch.setattr(lm, "load_model", lambda spec, device="cpu": (copy.deepcopy(base), tok))
+    monkeypatch.setattr(ev, "EVAL_QUESTIONS", EVAL_QUESTIONS[:1])
+    cfg = TransferConfig(model="tiny", animals=("owl",), seeds=(0,), n_samples=12, epochs=1, batch_size=12,
+                         eval_samples=1, out=str(tmp_path / "o"), cache=str(tmp_path / "c"), defence=0.002)
+    extra = run(cfg, torch.device("cpu"), log=lambda m: None)
+    d = extra["defence"]
+    assert set(d) == {"neutral", "owl"} and extra["n_train_per_arm"] == min(v["n_kept"] for v in d.values())
+    assert extra["students"]["owl/s0"]["n_examples"] == extra["n_train_per_arm"]
+    rows = pd.read_csv(tmp_path / "o" / "topic_b_transfer_defence.csv")
+    assert set(rows.arm) == {"base", "neutral", "owl"}
+    from subliminal.reporting.transfer import tables
+
+    (tmp_path / "plots_b").mkdir()
+    for f in (tmp_path / "o").glob("topic_b_transfer_defence*"):
+        (tmp_path / "plots_b" / f.name).write_bytes(f.read_bytes())
+    assert "threshold defence at p ≥ 0.002 kept" in tables(tmp_path)["b_transfer"]
+
+
+def test_defence_flags_are_checked():
+    from subliminal.topic_b.transfer.config import TransferConfig
+
+    for bad in (dict(defence=1.5), dict(defence=0.01, route="logits"), dict(defence=0.01, cross_model="x")):
+        with pytest.raises(UserError, match="--defence"):
+            TransferConfig(**bad).validate()
