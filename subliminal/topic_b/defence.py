@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 from subliminal.results import atomic_write_text
 from subliminal.topic_b.numbers import validate
 from subliminal.topic_b.sampling import prompt_cache
-from subliminal.topic_b.scoring import _logits, encode
+from subliminal.topic_b.scoring import encode, head_logits
 
 # ----------------------------------------------------------------------------- threshold defence
 
@@ -53,7 +53,7 @@ def token_logprobs(model, tokenizer, prompt: str, completions: list[list[int]], 
                                      use_cache=True).last_hidden_state
         for b, (i, c) in enumerate(chunk_nz):
             h = hidden[b, : len(c)]
-            lp = torch.log_softmax(_logits(model, h), dim=-1)
+            lp = torch.log_softmax(head_logits(model, h), dim=-1)
             out[i] = lp[torch.arange(len(c)), torch.tensor(c, device=lp.device)].cpu().numpy().astype(np.float64)
     return out
 

@@ -28,10 +28,11 @@ from __future__ import annotations
 import copy
 import functools
 import math
-from dataclasses import dataclass
 
 import numpy as np
 import torch
+
+from subliminal.topic_b.trie import Row, Trie, edge_logps, pack_subtrees, tree_mask
 
 ALL_NUMBERS: tuple[str, ...] = tuple(
     [f"{a}" for a in range(10)]
@@ -59,43 +60,6 @@ def encode(tokenizer, text: str) -> list[int]:
     return list(tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
-@dataclass
-class Trie:
-    """Continuation token sequences merged by shared prefixes. Node -1 is the root (prefix end)."""
-
-    tokens: list[int]
-    parents: list[int]
-    depths: list[int]  # 1 for children of the root
-    ends: list[int]  # node index where each continuation ends (-1: empty continuation)
-
-    @classmethod
-    def build(cls, seqs: list[list[int]]) -> Trie:
-        trie = cls([], [], [], [])
-        children: dict[tuple[int, int], int] = {}
-        for seq in seqs:
-            node = -1
-            for t in seq:
-                key = (node, t)
-                if key not in children:
-                    children[key] = len(trie.tokens)
-                    trie.tokens.append(t)
-                    trie.parents.append(node)
-                    trie.depths.append(1 if node < 0 else trie.depths[node] + 1)
-                node = children[key]
-            trie.ends.append(node)
-        return trie
-
-    def __len__(self) -> int:
-        return len(self.tokens)
-
-    def path(self, node: int) -> list[int]:
-        out = []
-        while node >= 0:
-            out.append(node)
-            node = self.parents[node]
-        return out[::-1]
-
-
 def _lcp(a: list[int], b: list[int]) -> int:
     n = min(len(a), len(b))
     i = 0
@@ -116,35 +80,13 @@ def split_joint(tokenizer, prompt: str, continuations: list[str]):
     return prompt_ids, m, [j[m:] for j in joints], prompt_ids[m:]
 
 
-def _logits(model, hidden: torch.Tensor) -> torch.Tensor:
+def head_logits(model, hidden: torch.Tensor) -> torch.Tensor:
     """Output head on selected hidden states (float32), incl. final soft-capping where a model has it."""
     logits = model.get_output_embeddings()(hidden).float()
     cap = getattr(model.config, "final_logit_softcapping", None)
     if cap is not None:
         logits = torch.tanh(logits / cap) * cap
     return logits
-
-
-def _tree_mask(parents: list[int], n_prefix: int, dtype) -> torch.Tensor:
-    """(L, n_prefix + L) additive mask: token j sees the whole prefix, its ancestors and itself."""
-    L = len(parents)
-    anc = torch.zeros(L, L, dtype=torch.bool)
-    for j, p in enumerate(parents):
-        if p >= 0:
-            anc[j] = anc[p]
-        anc[j, j] = True
-    allowed = torch.cat([torch.ones(L, n_prefix, dtype=torch.bool), anc], dim=1)
-    mask = torch.zeros(L, n_prefix + L, dtype=dtype)
-    return mask.masked_fill_(~allowed, torch.finfo(dtype).min)
-
-
-@dataclass
-class Row:
-    """One batch row: tokens with in-row parent pointers (-1 = attaches to the shared prefix end)."""
-
-    tokens: list[int]
-    parents: list[int]
-    depths: list[int]  # position offset from the end of the shared prefix (first token: 0)
 
 
 def _queries_logstats(model, rows: list[Row], queries: list[list[int]], targets: list[list[list[int]]],
@@ -164,7 +106,7 @@ def _queries_logstats(model, rows: list[Row], queries: list[list[int]], targets:
         input_ids[b, :n] = torch.tensor(r.tokens)
         position_ids[b, :n] = n_prefix + torch.tensor(r.depths)
         position_ids[b, n:] = n_prefix  # padding: harmless positions
-        mask[b, 0, :n, : n_prefix + n] = _tree_mask(r.parents, n_prefix, dtype)
+        mask[b, 0, :n, : n_prefix + n] = tree_mask(r.parents, n_prefix, dtype)
         for j in range(n, L):  # padding rows attend to themselves only (avoids all-masked softmax)
             mask[b, 0, j, n_prefix + j] = 0.0
     cache = None
@@ -183,7 +125,7 @@ def _queries_logstats(model, rows: list[Row], queries: list[list[int]], targets:
     for s in range(0, len(flat), head_chunk):
         chunk = flat[s: s + head_chunk]
         h = hidden[[b for b, _ in chunk], [q for _, q in chunk]]  # (C, d)
-        lp = torch.log_softmax(_logits(model, h), dim=-1)  # (C, V) fp32
+        lp = torch.log_softmax(head_logits(model, h), dim=-1)  # (C, V) fp32
         lse = torch.logsumexp(lp[:, cont_ids.to(lp.device)], dim=-1) if cont_ids is not None else None
         for c, (b, _) in enumerate(chunk):
             tg = targets[b][qi[b]]
@@ -198,35 +140,6 @@ def _log1mexp(x: float) -> float:
     if x >= 0:
         return NEG_INF
     return math.log(-math.expm1(x)) if x > -0.693 else math.log1p(-math.exp(x))
-
-
-def _pack_subtrees(trie: Trie, max_row_tokens: int) -> list[list[int]]:
-    """Group trie nodes (in creation order: parents first) into rows of whole depth-1 subtrees."""
-    top: dict[int, list[int]] = {}
-    root_of: list[int] = []
-    for k, p in enumerate(trie.parents):
-        r = k if p < 0 else root_of[p]
-        root_of.append(r)
-        top.setdefault(r, []).append(k)
-    rows, cur = [], []
-    for nodes in top.values():
-        if cur and len(cur) + len(nodes) > max_row_tokens:
-            rows.append(cur)
-            cur = []
-        cur = cur + nodes
-    if cur:
-        rows.append(cur)
-    return rows
-
-
-def _edge_logps(trie: Trie, node_stats: dict[int, tuple], child_of: dict[int, list[int]]) -> np.ndarray:
-    """Per-node edge log-prob log p(node token | prompt, ancestors), from each parent's query."""
-    edge = np.full(len(trie), np.nan)
-    for parent, kids in child_of.items():
-        vals = node_stats[parent][0]
-        for k, v in zip(kids, vals):
-            edge[k] = v
-    return edge
 
 
 @torch.inference_mode()
@@ -254,14 +167,14 @@ def score_continuations(model, tokenizer, prompt: str, continuations: list[str],
     cache = DynamicCache(config=model.config)
     out = decoder(input_ids=torch.tensor([prompt_ids[:m]], device=device), cache=cache, use_cache=True)
     cache = out.cache
-    root_lp = torch.log_softmax(_logits(model, out.last_hidden_state[0, -1:]), dim=-1)[0]
+    root_lp = torch.log_softmax(head_logits(model, out.last_hidden_state[0, -1:]), dim=-1)[0]
     root_targets = [trie.tokens[c] for c in child_of.get(-1, [])]
     stats: dict[int, tuple] = {-1: (root_lp[root_targets].cpu().numpy(),
                                     float(torch.logsumexp(root_lp[cont_ids], 0)) if numbers else NEG_INF)}
     # nodes whose own next-token distribution we need: internal nodes and continuation ends
     needed = [k for k in range(len(trie)) if k in child_of or k in ends]
     needed_set = set(needed)
-    row_nodes = _pack_subtrees(trie, max_row_tokens)
+    row_nodes = pack_subtrees(trie, max_row_tokens)
     batch: list[list[int]] = []
 
     def flush(batch):
@@ -290,7 +203,7 @@ def score_continuations(model, tokenizer, prompt: str, continuations: list[str],
     if batch:
         flush(batch)
 
-    edge = _edge_logps(trie, stats, child_of)
+    edge = edge_logps(trie, stats, child_of)
     path_lp = np.zeros(len(trie))
     for k, p in enumerate(trie.parents):  # parents precede children
         path_lp[k] = edge[k] + (path_lp[p] if p >= 0 else 0.0)
@@ -348,7 +261,7 @@ def score_prompts(model, tokenizer, prompts: list[str], continuations: list[str]
         res = _queries_logstats(model, rows, queries, targets, None)
         for (i, trie, child_of, qnodes, has_tail), r in zip(metas, res):
             stats = {k: st for k, st in zip(qnodes, r)}
-            edge = _edge_logps(trie, stats, child_of)
+            edge = edge_logps(trie, stats, child_of)
             path_lp = np.zeros(len(trie))
             for k, p in enumerate(trie.parents):
                 path_lp[k] = edge[k] + (path_lp[p] if p >= 0 else 0.0)
