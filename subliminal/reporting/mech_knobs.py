@@ -53,8 +53,12 @@ def init(root: Path) -> tuple[str, list[dict]]:
 
 def _which_factor(means: pd.DataFrame) -> list[str]:
     """Init scheme × input range: which single change from the reference removes the transfer."""
-    t = {r.setting: r for r in means.itertuples()}
-    base, rng, ini = t.get("σ=0"), t.get("reference init, [0,1) inputs"), t.get("torch init, [-1,1] inputs")
+    def one(init: str, signed: bool):  # the unperturbed (σ = 0) setting with this init scheme and input range
+        m = means[(means.student_init_noise.astype(float) == 0) & (means.init.astype(str) == init)
+                  & (means.signed_inputs.astype(str) == str(signed))]
+        return next(m.itertuples(), None)
+
+    base, rng, ini = one("reference", True), one("reference", False), one("torch", True)
     if base is None or rng is None or ini is None or base.transfer_sign <= 0:
         return []
     lost_rng, lost_init = base.transfer - rng.transfer, base.transfer - ini.transfer
