@@ -165,14 +165,18 @@ def test_init_report_names_the_factor_that_removes_transfer():
 
     from subliminal.reporting.mech_knobs import _which_factor
 
-    def row(name, transfer):
-        return {"setting": name, "transfer": transfer, "transfer_sign": 1 if transfer > 0.02 else 0}
+    def row(name, transfer, init="reference", signed=True, noise=0.0):  # the settings are found by these columns
+        return {"setting": name, "student_init_noise": noise, "init": init, "signed_inputs": signed,
+                "transfer": transfer, "transfer_sign": 1 if transfer > 0.02 else 0}
 
-    means = pd.DataFrame([row("σ=0", 0.45), row("reference init, [0,1) inputs", 0.02), row("torch init, [-1,1] inputs", 0.33)])
-    assert "input range carries the effect" in _which_factor(means)[0]
-    means = pd.DataFrame([row("σ=0", 0.45), row("reference init, [0,1) inputs", 0.40), row("torch init, [-1,1] inputs", 0.05)])
+    def frame(rng, ini):
+        return pd.DataFrame([row("σ=0", 0.45), row("σ=0.1", 0.01, noise=0.1), row("any label", rng, signed=False),
+                             row("another label", ini, init="torch"), row("torch, [0,1)", 0.0, "torch", False)])
+
+    assert "input range carries the effect" in _which_factor(frame(0.02, 0.33))[0]
+    means = frame(0.40, 0.05)
     assert "init scheme carries the effect" in _which_factor(means)[0]
-    assert _which_factor(means[means.setting != "torch init, [-1,1] inputs"]) == []  # needs both one-change settings
+    assert _which_factor(means[means.setting != "another label"]) == []  # needs both one-change settings
 
 
 def _width_csv(root, transfers: dict[int, float], n: int = 10) -> None:
