@@ -330,6 +330,9 @@ def test_stages_train_then_eval(tiny, tmp_path, monkeypatch):
                          eval_samples=1, stage="train", out=str(tmp_path / "o"), cache=str(tmp_path / "c"))
     trained = run(cfg, torch.device("cpu"), log=lambda m: None)["students"]
     assert set(trained) == {"neutral/s0", "owl/s0"} and not (tmp_path / "o" / "topic_b_transfer.csv").exists()
-    again = run(dataclasses.replace(cfg, stage="eval"), torch.device("cpu"), log=lambda m: None)["students"]
+    # a second animal with no students yet: --stage eval neither trains nor samples its data
+    again = run(dataclasses.replace(cfg, stage="eval", animals=("owl", "eagle")), torch.device("cpu"),
+                log=lambda m: None)["students"]
     assert again == trained  # evaluation reuses the trained adapters, trains nothing
+    assert not list((tmp_path / "c" / "data").glob("*/eagle-*"))
     assert set(pd.read_csv(tmp_path / "o" / "topic_b_transfer.csv").arm) == {"base", "neutral", "owl"}

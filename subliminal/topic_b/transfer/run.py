@@ -191,6 +191,12 @@ def _student(cfg, base, tok, arm, seed, examples, settings, bf16, extra, rows, a
     rows.append(ev.assign(model=cfg.model, arm=arm, trait=trait_of_arm(arm), seed=seed))
 
 
+def _trained(cfg: TransferConfig, arm: str) -> bool:
+    """Whether any student of `arm` has finished (any seed, this route)."""
+    prefix = ("logits-" if cfg.route == "logits" else "") + f"{arm}-s"
+    return any((_root(cfg) / "students").glob(f"{prefix}*/train.json"))
+
+
 def _record_data(extra: dict, stats: dict, matched: dict) -> None:
     for k, v in matched.items():
         extra["teachers"][k] = {**{x: y for x, y in stats[k].items() if x != "dir"},
@@ -253,6 +259,8 @@ def run(cfg: TransferConfig, device, log=print) -> dict:
             write_outputs(cfg, rows, extra, t0, complete=False, log=log)
     # ---- the other animals: data, then students (same n_train: arms stay matched)
     for a in animals[1:]:
+        if cfg.stage == "eval" and not _trained(cfg, teacher_name(a) if cfg.teacher == "weights" else a):
+            continue  # evaluation only: an animal without a trained student needs no data either
         d, st, name = animal_data(cfg, base, tok, a, extra, rows, log)
         d = _defend(cfg, base, tok, d, st, extra)
         if len(d[name]) < n_train:
