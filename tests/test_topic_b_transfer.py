@@ -335,4 +335,6 @@ def test_stages_train_then_eval(tiny, tmp_path, monkeypatch):
                 log=lambda m: None)["students"]
     assert again == trained  # evaluation reuses the trained adapters, trains nothing
     assert not list((tmp_path / "c" / "data").glob("*/eagle-*"))
+    meta = json.loads((tmp_path / "o" / "topic_b_transfer.json").read_text())
+    assert meta["complete"] is False and meta["not_trained"] == ["eagle/s0"]
     assert set(pd.read_csv(tmp_path / "o" / "topic_b_transfer.csv").arm) == {"base", "neutral", "owl"}

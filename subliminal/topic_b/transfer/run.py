@@ -175,6 +175,7 @@ def _student(cfg, base, tok, arm, seed, examples, settings, bf16, extra, rows, a
     h = extra["teachers"][arm]["data_hash"]
     sdir = _root(cfg) / "students" / f"{arm}-s{seed}-{config_hash([cfg.model, h, asdict(settings), seed])}"
     if cfg.stage == "eval" and not (sdir / "train.json").exists():
+        extra["not_trained"].append(f"{arm}/s{seed}")  # the run is not complete without it
         return
     logits = cfg.route == "logits"
     if logits:  # every arm distils on the neutral teacher's sequences: only the teacher's logits differ
@@ -212,7 +213,7 @@ def run(cfg: TransferConfig, device, log=print) -> dict:
         log(f"[archive] {archive.restore(cfg.archive_dir, _root(cfg), log)} files restored from {cfg.archive_dir}")
     base, tok = load_model(cfg.model, device=str(device))
     animals = list(cfg.animals)
-    extra: dict = {"teachers": {}, "students": {}, "eval_seconds": {}, "eval_animals": animals,
+    extra: dict = {"teachers": {}, "students": {}, "eval_seconds": {}, "not_trained": [], "eval_animals": animals,
                    "bf16_autocast": fast_bf16(device)}
     rows: list[pd.DataFrame] = []
     # ---- stage 1 for the owl set: neutral + first animal (+ the cross-model teacher)
@@ -260,6 +261,7 @@ def run(cfg: TransferConfig, device, log=print) -> dict:
     # ---- the other animals: data, then students (same n_train: arms stay matched)
     for a in animals[1:]:
         if cfg.stage == "eval" and not _trained(cfg, teacher_name(a) if cfg.teacher == "weights" else a):
+            extra["not_trained"] += [f"{a}/s{seed}" for seed in cfg.seeds]
             continue  # evaluation only: an animal without a trained student needs no data either
         d, st, name = animal_data(cfg, base, tok, a, extra, rows, log)
         d = _defend(cfg, base, tok, d, st, extra)
@@ -271,5 +273,5 @@ def run(cfg: TransferConfig, device, log=print) -> dict:
             _student(cfg, base, tok, name, seed, examples_of(d[name])[:n_train], settings, bf16, extra, rows, animals,
                      log, matched["neutral"])
             write_outputs(cfg, rows, extra, t0, complete=False, log=log)
-    write_outputs(cfg, rows, extra, t0, complete=True, log=log)
+    write_outputs(cfg, rows, extra, t0, complete=not extra["not_trained"], log=log)
     return extra
