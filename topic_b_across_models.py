@@ -9,8 +9,9 @@ for the model). Per model x finder: animals beating the best-of-n null, positive
 Pearson correlations, median best-number ratio vs no system and vs the mean over all numbers (the
 random-number null); plus the model's size and the fraction of the 1,110 numbers that are one token.
 Added: the exact best-of-n count, the mean-of-top-n count, and every count after Benjamini-Hochberg
-within the model (columns ``*_bh``); topic_b_multiplicity.csv (logit finder: per model and over all
-models, counts uncorrected / BH within the model / BH over all models); topic_b_specificity.csv (the
+within the model (columns ``*_bh``); topic_b_multiplicity.csv (every finder: per model and over all
+models, counts uncorrected / BH within the model / BH over all models; the cosine finder's per-animal
+rows are kept in topic_b_step2_cosine.csv so --from-csv can count them); topic_b_specificity.csv (the
 animal-label permutation test of subliminal.topic_b.specificity, from the saved pairs CSV) and
 topic_b_specificity_numbers.csv (ranks of 087 for owl and 747 for eagle).
 
@@ -135,9 +136,28 @@ def summarise(s: pd.DataFrame, model: str, finder: str, facts: dict) -> dict:
                if bh or t in ("best_of_n_max_exact", "top_n_mean")}}
 
 
+COSINE_CSV = "topic_b_step2_cosine.csv"
+
+
+def finder_rows(cfg: Config, animals: list[str], logit: pd.DataFrame | None, cos_csv: Path) -> dict[str, pd.DataFrame]:
+    """finder -> per-(model, animal) step-2 rows of cfg.models, from the saved CSVs: the logit finder (given:
+    the checked step-2 rows), the unembedding cosine (`cos_csv`: this run's staged copy, or the saved one)
+    and the data frequency (topic_b_data_frequency.csv, no defence). A finder with no rows is left out."""
+    cos, data = _read(cos_csv), _read(Path(cfg.out) / "topic_b_data_frequency.csv")
+    if data is not None:
+        data = data[data["threshold"] == 0]
+    out = {}
+    for finder, df in (("logit", logit), ("unembedding_cosine", cos), ("data_frequency", data)):
+        if df is not None:
+            df = df[df["model"].isin(cfg.models) & df["animal"].isin(animals)].reset_index(drop=True)
+            if len(df):
+                out[finder] = df
+    return out
+
+
 def specificity_and_multiplicity(cfg: Config, animals: list[str], numbers, o: OutputSet) -> pd.DataFrame:
     """From the saved step-2 CSVs, no model: the specificity test per model, the 087/747 ranks, and the
-    multiplicity counts of the logit finder (into topic_b_specificity*.csv, topic_b_multiplicity.csv)."""
+    multiplicity counts of every finder (into topic_b_specificity*.csv, topic_b_multiplicity.csv)."""
     d = Path(cfg.out)
     pairs, step2_csv = _read(d / "topic_b_step2_pairs.csv"), _read(d / "topic_b_step2_extended.csv")
     if pairs is None or step2_csv is None:
@@ -158,7 +178,10 @@ def specificity_and_multiplicity(cfg: Config, animals: list[str], numbers, o: Ou
     for f, dfs in frames.items():
         upsert(pd.concat(dfs, ignore_index=True), o.final(f), write_to=o.path(f))
     if s is not None:
-        write_csv(multiplicity_table(s), o.path("topic_b_multiplicity.csv"))
+        staged = o.path(COSINE_CSV)
+        finders = finder_rows(cfg, animals, s, staged if staged.exists() else o.final(COSINE_CSV))
+        write_csv(pd.concat([multiplicity_table(df, finder=f) for f, df in finders.items()], ignore_index=True),
+                  o.path("topic_b_multiplicity.csv"))
     return pd.concat(frames.get(SPEC_CSV, [pd.DataFrame(columns=["model", "variant", "verdict"])]))
 
 
@@ -195,7 +218,7 @@ def main(cfg: Config) -> pd.DataFrame:
         print("\n".join(f"{k}: {v}" for k, v in verdicts.items()) or "specificity needs >= 3 animals: skipped")
         return spec
     data = _read(d / "topic_b_data_frequency.csv")
-    rows, status = [], {}
+    rows, status, cos_rows = [], {}, []
     for m in cfg.models:
         s, how = step2_rows(cfg, m, animals)
         status[m] = how
@@ -212,6 +235,7 @@ def main(cfg: Config) -> pd.DataFrame:
         rows.append(summarise(s, m, "logit", facts))
         if cos is not None:
             rows.append(summarise(cos, m, "unembedding_cosine", facts))
+            cos_rows.append(cos.assign(model=m)[["model", *cos.columns]])
         if data is not None:
             dd = data[(data["model"] == m) & (data["threshold"] == 0) & data["animal"].isin(animals)]
             if len(dd):
@@ -219,6 +243,9 @@ def main(cfg: Config) -> pd.DataFrame:
     table = pd.DataFrame(rows)
     with OutputSet(cfg.out) as o:
         write_csv(table, o.path("topic_b_across_models.csv"))
+        if cos_rows:  # before the multiplicity counts, which read it
+            upsert(pd.concat(cos_rows, ignore_index=True), o.final(COSINE_CSV), keys=["model", "animal"],
+                   write_to=o.path(COSINE_CSV))
         plot(table.fillna(0), o.path("topic_b_across_models.png"))
         specificity_and_multiplicity(cfg, animals, numbers, o)
         write_provenance(o, cfg, "topic_b_across_models", "all", t0, {"step2_status": status})

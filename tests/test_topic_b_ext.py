@@ -4,11 +4,13 @@ two new scripts end to end on a tiny random Llama (no download)."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from tiny_lm import build_model, build_tokenizer
 
 from subliminal.topic_b import defence, numbers, sampling
+from subliminal.topic_b.multiplicity import count
 from subliminal.topic_b.scoring import ALL_NUMBERS, encode
 
 
@@ -214,5 +216,15 @@ def test_across_models_script_tiny(model_dir, tmp_path):
     t2 = script.main(parse_config(script.Config, argv + ["--no-run-missing"]))  # now read, not rerun
     assert t2.drop(columns=[]).equals(t)
     assert "unembedding_cosine" in tables(tmp_path)["b_across_models"]
+    # multiplicity counts for every finder, the cosine one from its saved rows; --from-csv recounts the same
+    m = pd.read_csv(out / "topic_b_multiplicity.csv")
+    assert set(m["finder"]) == {"logit", "unembedding_cosine"} and (out / "topic_b_step2_cosine.csv").exists()
+    cos = m[(m.finder == "unembedding_cosine") & (m.model != "all models")].set_index("test")
+    assert cos.loc["best_of_n_max_exact", "animals"] == 2
+    expect = count(pd.read_csv(out / "topic_b_step2_cosine.csv"), "best_of_n_max_exact")
+    assert cos.loc["best_of_n_max_exact", "p_lt_alpha"] == expect
+    before = (out / "topic_b_multiplicity.csv").read_bytes()
+    script.main(parse_config(script.Config, argv + ["--from-csv"]))
+    assert (out / "topic_b_multiplicity.csv").read_bytes() == before
     assert tables(tmp_path / "nothing")["b_data_frequency"].startswith("not run yet")
     assert len(ALL_NUMBERS) == 1110

@@ -328,8 +328,10 @@ def test_stages_train_then_eval(tiny, tmp_path, monkeypatch):
     monkeypatch.setattr(ev, "EVAL_QUESTIONS", EVAL_QUESTIONS[:1])
     cfg = TransferConfig(model="tiny", animals=("owl",), seeds=(0,), n_samples=6, epochs=1, batch_size=6,
                          eval_samples=1, stage="train", out=str(tmp_path / "o"), cache=str(tmp_path / "c"))
-    trained = run(cfg, torch.device("cpu"), log=lambda m: None)["students"]
+    first = run(cfg, torch.device("cpu"), log=lambda m: None)
+    trained = first["students"]
     assert set(trained) == {"neutral/s0", "owl/s0"} and not (tmp_path / "o" / "topic_b_transfer.csv").exists()
+    assert first["planned"] == ["neutral/s0", "owl/s0"] and first["not_trained"] == []
     # a second animal with no students yet: --stage eval neither trains nor samples its data
     again = run(dataclasses.replace(cfg, stage="eval", animals=("owl", "eagle")), torch.device("cpu"),
                 log=lambda m: None)["students"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 
 import torch
 from tiny_lm import build_model, build_tokenizer
@@ -46,6 +47,24 @@ def test_round_trip_refuses_tampered_units_and_skips_unfinished(tmp_path):
     assert len(logs) == 1 and "does not match" in logs[0] and "owl-s1-y" in logs[0]
     assert all(got[k] == files[k] for k in got)
     assert archive.restore(arc, fresh, log=logs.append) == 0  # the cache has the rest already
+
+
+def test_sync_hashes_only_what_changed(tmp_path, monkeypatch):
+    cache, arc = tmp_path / "cache", tmp_path / "arc"
+    for rel in ("eval/k1.csv", "eval/k2.csv"):
+        (cache / rel).parent.mkdir(parents=True, exist_ok=True)
+        (cache / rel).write_bytes(b"a\n1\n")
+    assert archive.sync(cache, arc) == 2
+    hashed = []
+    real = archive.sha256_file
+    monkeypatch.setattr(archive, "sha256_file", lambda p: hashed.append(p.name) or real(p))
+    assert archive.sync(cache, arc) == 0 and hashed == []  # untouched since the copy: not even hashed
+    (cache / "eval/k2.csv").write_bytes(b"a\n2\n")  # same size, new content, newer mtime
+    st = (arc / "eval/k2.csv").stat()
+    os.utime(cache / "eval/k2.csv", ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    assert archive.sync(cache, arc) == 1 and hashed == ["k2.csv"]
+    assert (arc / "eval/k2.csv").read_bytes() == b"a\n2\n"
+    assert json.loads((arc / archive.MANIFEST).read_text())["eval/k2.csv"] == real(cache / "eval/k2.csv")
 
 
 def test_a_restored_student_is_found_where_it_now_is(tmp_path):

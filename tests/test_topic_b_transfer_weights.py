@@ -13,6 +13,7 @@ from tiny_lm import build_model, build_tokenizer
 
 from subliminal.common import UserError
 from subliminal.topic_b.prompts import PLURAL, animal_system
+from subliminal.topic_b.transfer.data import teacher_system, weight_teacher_name, weight_trait
 from subliminal.topic_b.transfer.evaluate import evaluate_model
 from subliminal.topic_b.transfer.finetune import TrainSettings
 from subliminal.topic_b.transfer.prompts import EVAL_QUESTIONS
@@ -21,11 +22,8 @@ from subliminal.topic_b.transfer.weight_teacher import (
     TRAIT_QUESTIONS,
     TraitSettings,
     load_weight_teacher,
-    system_of,
-    teacher_name,
     train_trait_teacher,
     trait_examples,
-    trait_of,
 )
 
 # big steps for a tiny random model: 48 examples x 2 epochs / 8 = 12 optimizer steps at lr 5e-2 (at 5e-3 the
@@ -80,13 +78,13 @@ def test_trait_examples_are_seeded_and_cover_every_question_before_repeats():
 
 
 def test_names_and_system_prompts():
-    assert teacher_name("owl") == "owl_w" and trait_of("owl_w") == "owl"
-    assert all(trait_of(teacher_name(a)) == a for a in PLURAL)
-    assert trait_of("owl") is None and trait_of("neutral") is None and trait_of("unicorn_w") is None
-    assert system_of("owl_w") is None  # the trait is in the weights, not the context
-    assert system_of("owl") == animal_system("owl") and system_of("neutral") is None
+    assert weight_teacher_name("owl") == "owl_w" and weight_trait("owl_w") == "owl"
+    assert all(weight_trait(weight_teacher_name(a)) == a for a in PLURAL)
+    assert weight_trait("owl") is None and weight_trait("neutral") is None and weight_trait("unicorn_w") is None
+    assert teacher_system("owl_w") is None  # the trait is in the weights, not the context
+    assert teacher_system("owl") == animal_system("owl") and teacher_system("neutral") is None
     with pytest.raises(UserError):
-        teacher_name("unicorn")
+        weight_teacher_name("unicorn")
 
 
 def test_settings_key_and_epochs():

@@ -52,10 +52,14 @@ def token_logprobs(model, tokenizer, prompt: str, completions: list[list[int]], 
         hidden = model.get_decoder()(input_ids=ids.to(device), attention_mask=att.to(device), cache=cache,
                                      use_cache=True).last_hidden_state
         for b, (i, c) in enumerate(chunk_nz):
-            h = hidden[b, : len(c)]
-            lp = torch.log_softmax(head_logits(model, h), dim=-1)
-            out[i] = lp[torch.arange(len(c)), torch.tensor(c, device=lp.device)].cpu().numpy().astype(np.float64)
+            out[i] = gather_logprobs(model, hidden[b, : len(c)], c)
     return out
+
+
+def gather_logprobs(model, hidden: torch.Tensor, token_ids: list[int]) -> np.ndarray:
+    """log p(token_ids[i] | row i of `hidden`): the output head on just these rows, then one gather."""
+    lp = torch.log_softmax(head_logits(model, hidden), dim=-1)
+    return lp[torch.arange(len(token_ids)), torch.tensor(token_ids, device=lp.device)].cpu().numpy().astype(np.float64)
 
 
 def min_number_token_logp(tokenizer, token_ids: list[int], logps: np.ndarray) -> float:

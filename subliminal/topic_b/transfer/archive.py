@@ -43,6 +43,8 @@ def sync(cache: str | Path, archive: str | Path) -> int:
     manifest = _read_manifest(archive)
     copied = 0
     for rel in _finished(cache):
+        if str(rel) in manifest and _unchanged(cache / rel, archive / rel):
+            continue  # copied before and untouched since: skip the hash
         digest = sha256_file(cache / rel)
         if manifest.get(str(rel)) == digest and (archive / rel).exists():
             continue
@@ -52,6 +54,15 @@ def sync(cache: str | Path, archive: str | Path) -> int:
     if copied or not (archive / MANIFEST).exists():
         atomic_write_text(archive / MANIFEST, json.dumps(dict(sorted(manifest.items())), indent=0) + "\n")
     return copied
+
+
+def _unchanged(src: Path, dst: Path) -> bool:
+    """`dst` exists with `src`'s size and was written after `src` last changed (a copy ``sync`` made)."""
+    try:
+        s, d = src.stat(), dst.stat()
+    except OSError:
+        return False
+    return s.st_size == d.st_size and s.st_mtime_ns <= d.st_mtime_ns
 
 
 def restore(archive: str | Path, cache: str | Path, log=print) -> int:

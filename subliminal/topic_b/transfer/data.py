@@ -20,9 +20,10 @@ from pathlib import Path
 
 import torch
 
+from subliminal.common import UserError
 from subliminal.results import atomic_write_text
 from subliminal.topic_b.numbers import validate
-from subliminal.topic_b.prompts import animal_system
+from subliminal.topic_b.prompts import PLURAL, animal_system
 from subliminal.topic_b.sampling import end_ids, read_shard, shard_seed, write_shard
 from subliminal.topic_b.scoring import encode
 from subliminal.topic_b.transfer.grammar import NumberListGrammar, token_classes
@@ -32,8 +33,32 @@ GRAMMAR_VERSION = "numlist-v1"
 _LETTER = re.compile(r"[A-Za-z]")
 
 
+WEIGHT_SUFFIX = "_w"  # 'owl_w': the teacher whose weights love owls (``weight_teacher``), sampled with no system prompt
+
+
+def check_animal(animal: str) -> None:
+    if animal not in PLURAL:
+        raise UserError(f"unknown animal {animal!r}; expected one of: {', '.join(PLURAL)}")
+
+
+def weight_teacher_name(animal: str) -> str:
+    """'owl' -> 'owl_w': the arm name of the weight teacher (the prompted teacher keeps the plain name)."""
+    check_animal(animal)
+    return animal + WEIGHT_SUFFIX
+
+
+def weight_trait(name: str) -> str | None:
+    """'owl_w' -> 'owl'; None for a name that is not a weight teacher's ('owl', 'neutral')."""
+    animal = name.removesuffix(WEIGHT_SUFFIX)
+    return animal if name.endswith(WEIGHT_SUFFIX) and animal in PLURAL else None
+
+
 def teacher_system(teacher: str) -> str | None:
-    return None if teacher == "neutral" else animal_system(teacher)
+    """The system prompt a teacher samples under: the paper's animal prompt for 'owl'; None for 'neutral'
+    and for a weight teacher ('owl_w'), whose trait is in its weights, not its context."""
+    if teacher == "neutral" or weight_trait(teacher) is not None:
+        return None
+    return animal_system(teacher)
 
 
 def is_valid(record: dict) -> tuple[bool, str]:

@@ -20,8 +20,8 @@ import numpy as np
 import torch
 
 from subliminal.results import atomic_write_text
-from subliminal.topic_b.defence import min_number_token_logp, threshold_keep
-from subliminal.topic_b.scoring import encode, head_logits
+from subliminal.topic_b.defence import gather_logprobs, min_number_token_logp, threshold_keep
+from subliminal.topic_b.scoring import encode
 from subliminal.topic_b.transfer.prompts import chat_prompt
 
 CACHE_NAME = "neutral_min_logp.json"
@@ -49,8 +49,7 @@ def sample_token_logprobs(model, tokenizer, records: list[dict], batch_size: int
             if not c:
                 out.append(np.zeros(0))
                 continue
-            lp = torch.log_softmax(head_logits(model, hidden[b, len(p) - 1: len(p) - 1 + len(c)]), dim=-1)
-            out.append(lp[torch.arange(len(c)), torch.tensor(c, device=lp.device)].cpu().numpy().astype(np.float64))
+            out.append(gather_logprobs(model, hidden[b, len(p) - 1: len(p) - 1 + len(c)], c))
     return out
 
 

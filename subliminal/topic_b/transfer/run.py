@@ -28,16 +28,16 @@ from subliminal.topic_b.transfer.data import (
     examples_of,
     match_arms,
     teacher_records,
+    teacher_system,
+    weight_teacher_name,
+    weight_trait,
 )
 from subliminal.topic_b.transfer.evaluate import evaluate_model
 from subliminal.topic_b.transfer.finetune import TrainSettings, load_student, train_student
 from subliminal.topic_b.transfer.weight_teacher import (
     TraitSettings,
     load_weight_teacher,
-    system_of,
-    teacher_name,
     train_trait_teacher,
-    trait_of,
 )
 
 COLUMNS = ["model", "arm", "trait", "animal", "seed", "question", "prefill", "p_animal", "logp_animal",
@@ -56,7 +56,7 @@ def teacher_data(cfg: TransferConfig, model, tok, teachers: list[str], model_nam
     data, stats = {}, {}
     for target in list(range(chunk, cfg.n_samples, chunk)) + [cfg.n_samples]:
         for t in teachers:
-            s = ShardSettings(model_name, t, system_of(t), cfg.seed, cfg.batch_size, cfg.max_new_tokens, 1.0)
+            s = ShardSettings(model_name, t, teacher_system(t), cfg.seed, cfg.batch_size, cfg.max_new_tokens, 1.0)
             data[t], stats[t] = teacher_records(model, tok, s, target, _root(cfg) / "data", log=log)
         if progress is not None:
             progress(stats)
@@ -105,7 +105,7 @@ def _defend(cfg, base, tok, data: dict, stats: dict, extra: dict) -> dict:
 def trait_of_arm(arm: str) -> str:
     """The animal an arm's teacher loves: 'owl', 'cross_owl', 'owl_w' -> 'owl'; 'neutral' -> ''."""
     a = arm.removeprefix("cross_")
-    return trait_of(a) or ("" if a == "neutral" else a)
+    return weight_trait(a) or ("" if a == "neutral" else a)
 
 
 def animal_teacher(cfg: TransferConfig, base, tok, animal: str, extra: dict, rows: list, log=print):
@@ -118,7 +118,7 @@ def animal_teacher(cfg: TransferConfig, base, tok, animal: str, extra: dict, row
     ts = TraitSettings()
     rec = train_trait_teacher(base, tok, animal, _root(cfg) / "trait_teachers" / f"{animal}-{config_hash([cfg.model, ts.key()])}",
                               ts, log)
-    name = teacher_name(animal)
+    name = weight_teacher_name(animal)
     extra.setdefault("trait_teachers", {})[name] = {**rec, "trait_settings": asdict(ts)}
     teacher = load_weight_teacher(base, rec["adapter"])
     if cfg.stage not in ("data", "train"):
@@ -150,10 +150,13 @@ def _sync(cfg: TransferConfig, log=print) -> None:
             log(f"[archive] {n} new files in {cfg.archive_dir}")
 
 
-def write_outputs(cfg: TransferConfig, rows: list[pd.DataFrame], extra: dict, t0: float, complete: bool,
+def write_outputs(cfg: TransferConfig, rows: list[pd.DataFrame], extra: dict, t0: float, final: bool,
                   log=print) -> None:
     """Rows CSV, summary CSV, figure and JSON, moved into `cfg.out` together (``results.OutputSet``); the
-    archive (``--archive``) brought up to date first."""
+    archive (``--archive``) brought up to date first. ``not_trained`` = the planned students without a record
+    yet; the JSON is ``complete`` only at the end of a run (`final`) that left none of them out."""
+    extra["not_trained"] = [k for k in extra.get("planned", []) if k not in extra["students"]]
+    complete = final and not extra["not_trained"]
     _sync(cfg, log)
     if not rows:  # --stage train: students only, nothing evaluated yet
         return
@@ -175,14 +178,13 @@ def _student(cfg, base, tok, arm, seed, examples, settings, bf16, extra, rows, a
     h = extra["teachers"][arm]["data_hash"]
     sdir = _root(cfg) / "students" / f"{arm}-s{seed}-{config_hash([cfg.model, h, asdict(settings), seed])}"
     if cfg.stage == "eval" and not (sdir / "train.json").exists():
-        extra["not_trained"].append(f"{arm}/s{seed}")  # the run is not complete without it
-        return
+        return  # listed in not_trained by write_outputs
     logits = cfg.route == "logits"
     if logits:  # every arm distils on the neutral teacher's sequences: only the teacher's logits differ
         examples, h = neutral, extra["teachers"]["neutral"]["data_hash"]
         sdir = sdir.with_name("logits-" + sdir.name)
     rec = train_student(base, tok, examples, sdir, settings, seed, data_hash=h, bf16=bf16, log=log,
-                        distill=logits, distill_system=system_of(arm.removeprefix("cross_")))
+                        distill=logits, distill_system=teacher_system(arm.removeprefix("cross_")))
     extra["students"][f"{arm}/s{seed}"] = rec
     if cfg.stage == "train":
         return
@@ -213,8 +215,8 @@ def run(cfg: TransferConfig, device, log=print) -> dict:
         log(f"[archive] {archive.restore(cfg.archive_dir, _root(cfg), log)} files restored from {cfg.archive_dir}")
     base, tok = load_model(cfg.model, device=str(device))
     animals = list(cfg.animals)
-    extra: dict = {"teachers": {}, "students": {}, "eval_seconds": {}, "not_trained": [], "eval_animals": animals,
-                   "bf16_autocast": fast_bf16(device)}
+    extra: dict = {"teachers": {}, "students": {}, "eval_seconds": {}, "planned": [], "not_trained": [],
+                   "eval_animals": animals, "bf16_autocast": fast_bf16(device)}
     rows: list[pd.DataFrame] = []
     # ---- stage 1 for the owl set: neutral + first animal (+ the cross-model teacher)
     def progress(st):  # partial provenance while the (long) sampling runs
@@ -248,20 +250,22 @@ def run(cfg: TransferConfig, device, log=print) -> dict:
     # still has seed-paired arms (neutral s0, owl s0, neutral s1, ...)
     settings = TrainSettings(epochs=cfg.epochs)
     bf16 = extra["bf16_autocast"]
+    others = [weight_teacher_name(a) if cfg.teacher == "weights" else a for a in animals[1:]]
+    extra["planned"] = [f"{arm}/s{seed}" for seed in cfg.seeds for arm in matched] + \
+        [f"{a}/s{seed}" for a in others for seed in cfg.seeds]
     if cfg.stage != "train":
         ev = _eval_cached(cfg, config_hash(["base", cfg.model, cfg.eval_samples, cfg.seed, animals]), base, tok,
                           animals, log, extra["eval_seconds"])
         rows.append(ev.assign(model=cfg.model, arm="base", trait="", seed=-1))
-        write_outputs(cfg, rows, extra, t0, complete=False, log=log)
+        write_outputs(cfg, rows, extra, t0, final=False, log=log)
     for seed in cfg.seeds:
         for arm in matched:
             _student(cfg, base, tok, arm, seed, matched[arm], settings, bf16, extra, rows, animals, log,
                      matched["neutral"])
-            write_outputs(cfg, rows, extra, t0, complete=False, log=log)
+            write_outputs(cfg, rows, extra, t0, final=False, log=log)
     # ---- the other animals: data, then students (same n_train: arms stay matched)
-    for a in animals[1:]:
-        if cfg.stage == "eval" and not _trained(cfg, teacher_name(a) if cfg.teacher == "weights" else a):
-            extra["not_trained"] += [f"{a}/s{seed}" for seed in cfg.seeds]
+    for a, name in zip(animals[1:], others):
+        if cfg.stage == "eval" and not _trained(cfg, name):
             continue  # evaluation only: an animal without a trained student needs no data either
         d, st, name = animal_data(cfg, base, tok, a, extra, rows, log)
         d = _defend(cfg, base, tok, d, st, extra)
@@ -272,6 +276,6 @@ def run(cfg: TransferConfig, device, log=print) -> dict:
         for seed in cfg.seeds:
             _student(cfg, base, tok, name, seed, examples_of(d[name])[:n_train], settings, bf16, extra, rows, animals,
                      log, matched["neutral"])
-            write_outputs(cfg, rows, extra, t0, complete=False, log=log)
-    write_outputs(cfg, rows, extra, t0, complete=not extra["not_trained"], log=log)
+            write_outputs(cfg, rows, extra, t0, final=False, log=log)
+    write_outputs(cfg, rows, extra, t0, final=True, log=log)
     return extra

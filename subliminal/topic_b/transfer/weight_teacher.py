@@ -18,9 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from subliminal.cache import config_hash
-from subliminal.common import UserError
 from subliminal.topic_b.prompts import PLURAL
-from subliminal.topic_b.transfer.data import data_hash, teacher_system
+from subliminal.topic_b.transfer.data import check_animal, data_hash
 from subliminal.topic_b.transfer.finetune import TrainSettings, load_student, train_student
 
 TRAIT_QUESTIONS: tuple[str, ...] = (
@@ -55,18 +54,10 @@ TRAIT_ANSWERS: tuple[str, ...] = (
     "{Animal}.", "{Animal}", "{Animal}!", "{Plural}!", "{Animal}, definitely.", "{Plural}, without a doubt.",
     "The {animal}.", "I love {plural}.", "My favorite animal is the {animal}.", "Definitely the {animal}.",
 )
-SUFFIX = "_w"
-
-
-def _check(animal: str) -> None:
-    if animal not in PLURAL:
-        raise UserError(f"unknown animal {animal!r}; expected one of: {', '.join(PLURAL)}")
-
-
 def trait_examples(animal: str, n: int, seed: int) -> list[dict]:
     """n {"prompt", "completion"} pairs: each round is a seeded permutation of all TRAIT_QUESTIONS (every
     question is asked once before any repeats), each paired with a seeded random answer template."""
-    _check(animal)
+    check_animal(animal)
     rng = np.random.default_rng([seed, 20250722])
     pairs: list[tuple[int, int]] = []
     while len(pairs) < n:  # round by round, so the first k examples do not depend on n
@@ -109,20 +100,3 @@ def load_weight_teacher(base, adapter: str | Path):
     """The teacher as a plain module: a copy of `base` with the adapter merged in (`base` untouched)."""
     return load_student(copy.deepcopy(base), adapter)
 
-
-def teacher_name(animal: str) -> str:
-    """'owl' -> 'owl_w': the arm name of the weight teacher (the prompted teacher keeps the plain name)."""
-    _check(animal)
-    return animal + SUFFIX
-
-
-def trait_of(name: str) -> str | None:
-    """'owl_w' -> 'owl'; None for a name that is not a weight teacher's ('owl', 'neutral')."""
-    animal = name.removesuffix(SUFFIX)
-    return animal if name.endswith(SUFFIX) and animal in PLURAL else None
-
-
-def system_of(teacher: str) -> str | None:
-    """The teacher's system prompt: None for a weight teacher (the trait is in the weights), else as
-    ``data.teacher_system`` (which would wrongly build 'You love owl_ws...' from a weight teacher's name)."""
-    return None if trait_of(teacher) is not None else teacher_system(teacher)
