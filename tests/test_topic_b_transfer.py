@@ -162,12 +162,19 @@ def test_summary_ratios_against_a_plain_computation():
                 lp = -3 + shift + rng.normal(0, 0.1)
                 rows.append({"model": "m", "arm": arm, "trait": "owl" if arm == "owl" else "", "animal": "owl",
                              "seed": seed, "question": f"q{q}", "prefill": "", "p_animal": np.exp(lp),
-                             "logp_animal": lp, "freq_animal": 0.0, "n_samples": 1})
+                             "logp_animal": lp, "freq_animal": 0.0, "n_samples": 1,
+                             "train_tokens": np.nan if arm == "base" else 250_000})
     df = pd.DataFrame(rows)
     s = summarize_transfer(df).set_index("arm")
     sm = df.groupby(["arm", "seed"]).logp_animal.mean()
     d = (sm["owl"] - sm["neutral"]).to_numpy()
     assert s.loc["owl", "ratio_to_neutral"] == pytest.approx(np.exp(d.mean()))
+    # per million loss tokens: the same shift and CI, divided by 0.25
+    assert s.loc["owl", "logp_shift_per_mtok"] == pytest.approx(d.mean() / 0.25)
+    lo, hi = np.log(s.loc["owl", ["ratio_to_neutral_ci_low", "ratio_to_neutral_ci_high"]].to_numpy(float))
+    assert s.loc["owl", ["logp_shift_per_mtok_ci_low", "logp_shift_per_mtok_ci_high"]].to_numpy(float) == \
+        pytest.approx([lo / 0.25, hi / 0.25])
+    assert s.loc["owl", "train_tokens"] == 250_000 and np.isnan(s.loc["base", "train_tokens"])
     assert s.loc["owl", "ratio_to_base"] == pytest.approx(np.exp((sm["owl"] - sm["base"].iloc[0]).mean()))
     assert s.loc["owl", "verdict"] == "transfer" and s.loc["owl", "paired_n"] == 12
     assert s.loc["neutral", "verdict"] == ""
@@ -219,6 +226,10 @@ def test_pipeline_end_to_end(tiny, tmp_path, monkeypatch):
     assert rows.p_animal.between(0, 1).all() and (rows.n_samples == 3).all()
     meta = json.loads((tmp_path / "plots_b" / "topic_b_transfer.json").read_text())
     assert meta["complete"] is True and meta["n_train_per_arm"] == 8
+    # loss tokens = completion (+ end of turn) tokens of the 8 matched samples x 1 epoch, per arm
+    tt = rows.groupby("arm").train_tokens.agg(["min", "max"])
+    assert tt.loc["base"].isna().all() and (tt.drop("base")["min"] == tt.drop("base")["max"]).all()
+    assert (tt.drop("base")["min"] >= 8 * 2).all()  # at least a number and the end of turn per sample
     hashes = {k: v["data_hash"] for k, v in meta["teachers"].items()}
     assert set(hashes) == {"neutral", "owl", "cross_owl"} and len(set(hashes.values())) == 3
     s = pd.read_csv(tmp_path / "plots_b" / "topic_b_transfer_summary.csv")

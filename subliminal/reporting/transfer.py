@@ -180,10 +180,12 @@ def _block(s: pd.DataFrame, meta: dict) -> str:
              _ci(r.freq_animal, r.freq_animal_ci_low, r.freq_animal_ci_high, "{:.1%}"),
              _ci(getattr(r, "ratio_own_vs_other", np.nan), getattr(r, "ratio_own_vs_other_ci_low", np.nan),
                  getattr(r, "ratio_own_vs_other_ci_high", np.nan)),
+             _ci(getattr(r, "logp_shift_per_mtok", np.nan), getattr(r, "logp_shift_per_mtok_ci_low", np.nan),
+                 getattr(r, "logp_shift_per_mtok_ci_high", np.nan), "{:+.2f}"),
              "—" if pd.isna(r.paired_t_p) else f"{r.paired_t_p:.2g}", r.verdict or "—"]
             for r in s.itertuples()]
     head = ["model", "arm", "animal", "seeds", "P(animal) [95% CI]", "× base", "× neutral", "sampled freq",
-            "own vs other animals", "paired p (vs neutral)", "verdict"]
+            "own vs other animals", "Δ log P vs neutral per M loss tokens", "paired p (vs neutral)", "verdict"]
     lines = [_sentence(r) for r in s.itertuples() if r.trait and r.trait == r.animal]
     return "\n\n".join([_status(meta), table(rows, head),
                          "Verdict: " + ("; ".join(lines) or "no animal arm yet") + "."])

@@ -6,6 +6,9 @@ Per student seed the question-mean of log P(animal) is one number; CIs are t-int
   and data order, so the difference is paired by seed. This is the comparison that counts: fine-tuning
   on numbers from any teacher moves P(animal) by itself.
 - paired test (seeds x questions) of log P(animal), arm vs neutral: t and Wilcoxon p.
+- transfer per training token (to compare routes and sizes): the seed-paired shift of log P(animal) vs the
+  neutral arm divided by the student's loss tokens in millions (`train_tokens`: completion tokens x epochs,
+  the positions that carry a loss in either route), with its CI scaled alike: `logp_shift_per_mtok`.
 - specificity (teacher's own animal only, needs another animal in the run): ratio_own_vs_other =
   exp(mean_s [d_own(s) - mean_a d_a(s)]) with d_x(s) = lp(arm, s, x) - lp(neutral, s, x) over the other
   animals a. It removes what the teacher's data does to animal answers in general (e.g. every animal
@@ -42,12 +45,15 @@ def summarize_transfer(rows: pd.DataFrame) -> pd.DataFrame:
         m, lo, hi = mean_ci(g["logp"] - b)
         r.update(ratio_to_base=np.exp(m), ratio_to_base_ci_low=np.exp(lo), ratio_to_base_ci_high=np.exp(hi))
         paired = g[g.seed.isin(neut.index)]
+        a_rows = rows[(rows.model == model) & (rows.arm == arm) & (rows.animal == animal)]
+        mtok = (a_rows["train_tokens"].mean() if "train_tokens" in a_rows else np.nan) / 1e6
+        r["train_tokens"] = mtok * 1e6
         if arm not in ("base", "neutral") and len(paired):
             d = paired["logp"].to_numpy() - neut.loc[paired.seed, "logp"].to_numpy()
             m, lo, hi = mean_ci(d)
             r.update(ratio_to_neutral=np.exp(m), ratio_to_neutral_ci_low=np.exp(lo),
-                     ratio_to_neutral_ci_high=np.exp(hi))
-            a_rows = rows[(rows.model == model) & (rows.arm == arm) & (rows.animal == animal)]
+                     ratio_to_neutral_ci_high=np.exp(hi), logp_shift_per_mtok=m / mtok,
+                     logp_shift_per_mtok_ci_low=lo / mtok, logp_shift_per_mtok_ci_high=hi / mtok)
             n_rows = rows[(rows.model == model) & (rows.arm == "neutral") & (rows.animal == animal)]
             j = a_rows.merge(n_rows, on=["seed", "question"], suffixes=("", "_n"))
             if len(j) >= 2:
@@ -57,7 +63,8 @@ def summarize_transfer(rows: pd.DataFrame) -> pd.DataFrame:
                 r.update(_specificity(sm, model, arm, animal))
         out.append(r)
     df = pd.DataFrame(out)
-    for c in ("ratio_to_neutral", "ratio_to_neutral_ci_low", "ratio_to_neutral_ci_high", "paired_n",
+    for c in ("ratio_to_neutral", "ratio_to_neutral_ci_low", "ratio_to_neutral_ci_high", "logp_shift_per_mtok",
+              "logp_shift_per_mtok_ci_low", "logp_shift_per_mtok_ci_high", "paired_n",
               "paired_t_p", "paired_wilcoxon_p", "ratio_own_vs_other", "ratio_own_vs_other_ci_low",
               "ratio_own_vs_other_ci_high"):
         if c not in df:

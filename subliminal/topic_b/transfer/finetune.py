@@ -67,6 +67,11 @@ def tokenize_example(tokenizer, ex: dict) -> tuple[list[int], list[int]]:
     return ids, [-100] * k + ids[k:]
 
 
+def loss_tokens(tokenizer, examples: list[dict], epochs: int) -> int:
+    """Tokens that carry a loss over the whole fine-tune: completion (+ end of turn) tokens x epochs."""
+    return epochs * sum(sum(x != -100 for x in tokenize_example(tokenizer, ex)[1]) for ex in examples)
+
+
 def step_plan(n: int, s: TrainSettings, seed: int) -> list[list[int]]:
     """Example indices of every optimizer step: a fresh permutation per epoch (seeded), cut into steps."""
     per = s.micro_batch * s.grad_accum

@@ -33,7 +33,7 @@ from subliminal.topic_b.transfer.data import (
     weight_trait,
 )
 from subliminal.topic_b.transfer.evaluate import evaluate_model
-from subliminal.topic_b.transfer.finetune import TrainSettings, load_student, train_student
+from subliminal.topic_b.transfer.finetune import TrainSettings, load_student, loss_tokens, train_student
 from subliminal.topic_b.transfer.weight_teacher import (
     TraitSettings,
     load_weight_teacher,
@@ -41,7 +41,7 @@ from subliminal.topic_b.transfer.weight_teacher import (
 )
 
 COLUMNS = ["model", "arm", "trait", "animal", "seed", "question", "prefill", "p_animal", "logp_animal",
-           "freq_animal", "n_samples"]
+           "freq_animal", "n_samples", "train_tokens"]
 
 
 def _root(cfg: TransferConfig) -> Path:
@@ -162,7 +162,7 @@ def write_outputs(cfg: TransferConfig, rows: list[pd.DataFrame], extra: dict, t0
         return
     from subliminal.topic_b.transfer.plots import plot_transfer
 
-    df = pd.concat(rows, ignore_index=True)[COLUMNS]
+    df = pd.concat(rows, ignore_index=True).reindex(columns=COLUMNS)  # train_tokens: empty for untrained models
     summary = summarize_transfer(df)
     stem = _stem(cfg)
     with OutputSet(cfg.out) as o:
@@ -191,7 +191,8 @@ def _student(cfg, base, tok, arm, seed, examples, settings, bf16, extra, rows, a
     student = load_student(copy.deepcopy(base), rec["adapter"])
     ev = _eval_cached(cfg, config_hash([rec["key"], cfg.eval_samples, cfg.seed, animals]), student, tok, animals, log,
                       extra["eval_seconds"])
-    rows.append(ev.assign(model=cfg.model, arm=arm, trait=trait_of_arm(arm), seed=seed))
+    rows.append(ev.assign(model=cfg.model, arm=arm, trait=trait_of_arm(arm), seed=seed,
+                          train_tokens=loss_tokens(tok, examples, settings.epochs)))
 
 
 def _trained(cfg: TransferConfig, arm: str) -> bool:
