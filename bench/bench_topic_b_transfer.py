@@ -53,17 +53,20 @@ def matmul_ceiling(dtype, n: int = 2048, reps: int = 5) -> float:
 
 
 def projection(out: dict) -> dict:
-    """Hours for the default owl set (neutral + owl teacher data, seeds x {neutral, owl} students) at the
-    measured rates; evaluation not included (the run's JSON records its measured evaluation times)."""
+    """Hours for the default owl set (the neutral draws + owl teacher data, seeds x {neutral draws, owl}
+    students) at the measured rates; evaluation not included (the run's JSON records its measured
+    evaluation times)."""
     from subliminal.topic_b.transfer.config import TransferConfig
 
     cfg = TransferConfig()
+    teachers = 1 + cfg.neutral_draws
     train_rate = out.get("train_bf16_tokens_per_s") or out["train_fp32_tokens_per_s"]
-    gen_s = 2 * cfg.n_samples / out["sample_samples_per_s"] / max(out["sample_valid_fraction"], 1e-3)
-    train_s = 2 * len(cfg.seeds) * cfg.n_samples * cfg.epochs * out["train_tokens_per_example"] / train_rate
+    gen_s = teachers * cfg.n_samples / out["sample_samples_per_s"] / max(out["sample_valid_fraction"], 1e-3)
+    train_s = teachers * len(cfg.seeds) * cfg.n_samples * cfg.epochs * out["train_tokens_per_example"] / train_rate
     return {"projected_owl_set_hours": {"sampling": gen_s / 3600, "training": train_s / 3600,
                                         "total_without_eval": (gen_s + train_s) / 3600},
-            "default_n_samples": cfg.n_samples, "default_epochs": cfg.epochs, "default_seeds": len(cfg.seeds)}
+            "default_n_samples": cfg.n_samples, "default_epochs": cfg.epochs, "default_seeds": len(cfg.seeds),
+            "default_neutral_draws": cfg.neutral_draws}
 
 
 def main() -> None:

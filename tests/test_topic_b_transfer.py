@@ -180,6 +180,72 @@ def test_summary_ratios_against_a_plain_computation():
     assert s.loc["neutral", "verdict"] == ""
 
 
+def _draw_rows(draw_shift: dict[str, float], seeds=(0, 1, 2), noise=0.01, seed=3) -> pd.DataFrame:
+    """log P(owl) per arm = -4 + the arm's draw shift + small training noise per (seed, question)."""
+    rng, rows = np.random.default_rng(seed), []
+    for arm, shift in {"base": 0.0, **draw_shift}.items():
+        for sd in ([-1] if arm == "base" else seeds):
+            for q in range(3):
+                lp = -4 + shift + rng.normal(0, noise)
+                rows.append({"model": "m", "arm": arm, "trait": "owl" if arm == "owl" else "", "animal": "owl",
+                             "seed": sd, "question": f"q{q}", "prefill": "", "p_animal": np.exp(lp),
+                             "logp_animal": lp, "freq_animal": 0.0, "n_samples": 1, "train_tokens": 1e5})
+    return pd.DataFrame(rows)
+
+
+def test_neutral_draws_put_draw_to_draw_variation_in_the_ci():
+    """One draw of owl data 0.09 below neutral draw 1, which a second neutral draw matches (0.08 below): the
+    seed CI (conditional on the draws) says 'reverse'; the draw-aware CI does not."""
+    from scipy import stats as sps
+
+    df = _draw_rows({"neutral": 0.0, "owl": -0.09, "neutral_2": -0.08})
+    s = summarize_transfer(df).set_index("arm")
+    owl = s.loc["owl"]
+    assert owl.ratio_to_neutral_ci_high < 1  # conditional on the draws: a tight 'reverse'
+    sm = df[df.arm != "base"].groupby(["arm", "seed"]).logp_animal.mean().unstack("arm")
+    m = sm.mean()
+    est = m["owl"] - (m["neutral"] + m["neutral_2"]) / 2
+    half = sps.t.ppf(0.975, 1) * np.sqrt(np.var([m["neutral"], m["neutral_2"]], ddof=1) * 1.5)
+    assert owl.ratio_to_neutral_draws == pytest.approx(np.exp(est))
+    assert [owl.ratio_to_neutral_draws_ci_low, owl.ratio_to_neutral_draws_ci_high] == \
+        pytest.approx([np.exp(est - half), np.exp(est + half)])
+    assert owl.n_neutral_draws == 2 and owl.verdict_basis == "neutral draws" and owl.verdict == "none detected"
+    assert owl.max_ratio_excluded == pytest.approx(owl.ratio_to_neutral_draws_ci_high)
+    assert s.loc["neutral_2", "verdict"] == "" and s.loc["neutral_2", "trait"] == ""
+    # neutral draws that agree closely: the owl arm's shift stands out
+    far = summarize_transfer(_draw_rows({"neutral": 0.0, "owl": 1.0, "neutral_2": 0.002})).set_index("arm")
+    assert far.loc["owl", "verdict"] == "transfer" and far.loc["owl", "ratio_to_neutral_draws_ci_low"] > 1
+    # one draw only: the seeds CI decides, as before, and says so
+    one = summarize_transfer(_draw_rows({"neutral": 0.0, "owl": -0.09})).set_index("arm")
+    assert one.loc["owl", "verdict_basis"] == "training seeds" and one.loc["owl", "verdict"] == "reverse"
+
+
+@pytest.mark.parametrize("planned, expect", [(1, "contradicts"), (2, "untestable here")])
+def test_verdict_waits_for_the_planned_neutral_draw(tmp_path, planned, expect):
+    """A seed-consistent drop on one draw of data: 'contradicts' when the run plans no draw control; while
+    the planned second neutral draw has no student, only provisional."""
+    from subliminal.reporting.transfer import verdicts
+
+    d = tmp_path / "plots_b"
+    d.mkdir()
+    summarize_transfer(_draw_rows({"neutral": 0.0, "owl": -0.9})).to_csv(d / "topic_b_transfer_summary.csv",
+                                                                        index=False)
+    (d / "topic_b_transfer.json").write_text(json.dumps({"config": {"neutral_draws": planned}, "complete": False}))
+    (v,) = verdicts(tmp_path)
+    assert v["verdict"] == expect and "went *down*" in v["evidence"]
+    assert ("provisional" in v["evidence"]) == (planned == 2)
+
+
+def test_neutral_draw_names():
+    from subliminal.topic_b.transfer.data import is_neutral, neutral_name, teacher_system
+    from subliminal.topic_b.transfer.run import trait_of_arm
+
+    assert [neutral_name(k) for k in (1, 2, 3)] == ["neutral", "neutral_2", "neutral_3"]
+    assert all(is_neutral(neutral_name(k)) for k in (1, 2, 12))
+    assert not any(is_neutral(x) for x in ("neutral_1", "neutral_", "neutral_x", "owl", "neutrals"))
+    assert teacher_system("neutral_2") is None and trait_of_arm("neutral_2") == ""
+
+
 @pytest.mark.parametrize("eagle_shift, specific", [(0.0, "yes"), (1.0, "no")])
 def test_specificity_removes_the_generic_shift(eagle_shift, specific):
     """The owl arm raises P(owl) by e^1 vs neutral; P(eagle) by e^eagle_shift. Raising every animal
@@ -221,8 +287,8 @@ def test_pipeline_end_to_end(tiny, tmp_path, monkeypatch):
                          cross_model="other")
     run(cfg, torch.device("cpu"), log=lambda m: None)
     rows = pd.read_csv(tmp_path / "plots_b" / "topic_b_transfer.csv")
-    assert set(rows.arm) == {"base", "neutral", "owl", "cross_owl"} and rows.question.nunique() == 3
-    assert (rows.prefill.fillna("") != "").sum() == 7  # the seed's question, once per model (base + 6 students)
+    assert set(rows.arm) == {"base", "neutral", "owl", "neutral_2", "cross_owl"} and rows.question.nunique() == 3
+    assert (rows.prefill.fillna("") != "").sum() == 9  # the seed's question, once per model (base + 8 students)
     assert rows.p_animal.between(0, 1).all() and (rows.n_samples == 3).all()
     meta = json.loads((tmp_path / "plots_b" / "topic_b_transfer.json").read_text())
     assert meta["complete"] is True and meta["n_train_per_arm"] == 8
@@ -231,9 +297,13 @@ def test_pipeline_end_to_end(tiny, tmp_path, monkeypatch):
     assert tt.loc["base"].isna().all() and (tt.drop("base")["min"] == tt.drop("base")["max"]).all()
     assert (tt.drop("base")["min"] >= 8 * 2).all()  # at least a number and the end of turn per sample
     hashes = {k: v["data_hash"] for k, v in meta["teachers"].items()}
-    assert set(hashes) == {"neutral", "owl", "cross_owl"} and len(set(hashes.values())) == 3
+    assert set(hashes) == {"neutral", "owl", "neutral_2", "cross_owl"} and len(set(hashes.values())) == 4
+    assert meta["planned"] == ["neutral/s0", "owl/s0", "neutral_2/s0", "cross_owl/s0",
+                               "neutral/s1", "owl/s1", "neutral_2/s1", "cross_owl/s1"]
     s = pd.read_csv(tmp_path / "plots_b" / "topic_b_transfer_summary.csv")
-    assert s.loc[s.arm == "owl", "verdict"].iloc[0] in ("transfer", "reverse", "none detected")
+    owl = s[(s.arm == "owl") & (s.animal == "owl")].iloc[0]
+    assert owl.verdict in ("transfer", "reverse", "none detected") and owl.verdict_basis == "neutral draws"
+    assert owl.n_neutral_draws == 2 and np.isfinite(owl.ratio_to_neutral_draws_ci_high)
     assert end_ids(base, tok)  # sanity: the tiny model has an end of turn
     # the README section and verdicts come from these files alone
     from subliminal.reporting.transfer import tables, verdicts
@@ -338,16 +408,19 @@ def test_stages_train_then_eval(tiny, tmp_path, monkeypatch):
     monkeypatch.setattr(lm, "load_model", lambda spec, device="cpu": (copy.deepcopy(base), tok))
     monkeypatch.setattr(ev, "EVAL_QUESTIONS", EVAL_QUESTIONS[:1])
     cfg = TransferConfig(model="tiny", animals=("owl",), seeds=(0,), n_samples=6, epochs=1, batch_size=6,
-                         eval_samples=1, stage="train", out=str(tmp_path / "o"), cache=str(tmp_path / "c"))
+                         eval_samples=1, stage="train", out=str(tmp_path / "o"), cache=str(tmp_path / "c"),
+                         neutral_draws=1)
     first = run(cfg, torch.device("cpu"), log=lambda m: None)
     trained = first["students"]
     assert set(trained) == {"neutral/s0", "owl/s0"} and not (tmp_path / "o" / "topic_b_transfer.csv").exists()
     assert first["planned"] == ["neutral/s0", "owl/s0"] and first["not_trained"] == []
     # a second animal with no students yet: --stage eval neither trains nor samples its data
-    again = run(dataclasses.replace(cfg, stage="eval", animals=("owl", "eagle")), torch.device("cpu"),
-                log=lambda m: None)["students"]
+    # and a second neutral draw without a student: nor its data
+    again = run(dataclasses.replace(cfg, stage="eval", animals=("owl", "eagle"), neutral_draws=2),
+                torch.device("cpu"), log=lambda m: None)["students"]
     assert again == trained  # evaluation reuses the trained adapters, trains nothing
     assert not list((tmp_path / "c" / "data").glob("*/eagle-*"))
+    assert not list((tmp_path / "c" / "data").glob("*/neutral_2-*"))
     meta = json.loads((tmp_path / "o" / "topic_b_transfer.json").read_text())
-    assert meta["complete"] is False and meta["not_trained"] == ["eagle/s0"]
+    assert meta["complete"] is False and meta["not_trained"] == ["neutral_2/s0", "eagle/s0"]
     assert set(pd.read_csv(tmp_path / "o" / "topic_b_transfer.csv").arm) == {"base", "neutral", "owl"}

@@ -97,7 +97,7 @@ def test_a_run_continues_from_its_archive_on_a_fresh_cache(tmp_path, monkeypatch
     base = build_model(tok)
     monkeypatch.setattr(lm, "load_model", lambda spec, device="cpu": (copy.deepcopy(base), tok))
     monkeypatch.setattr(ev, "EVAL_QUESTIONS", EVAL_QUESTIONS[:2])
-    cfg = TransferConfig(model="tiny", animals=("owl",), seeds=(0,), n_samples=6, epochs=1, batch_size=6,
+    cfg = TransferConfig(model="tiny", animals=("owl",), seeds=(0,), neutral_draws=1, n_samples=6, epochs=1, batch_size=6,
                          eval_samples=2, out=str(tmp_path / "plots_b"), cache=str(tmp_path / "cache"))
     run(cfg, torch.device("cpu"), log=lambda m: None)
     first = (tmp_path / "plots_b" / "topic_b_transfer.csv").read_bytes()

@@ -75,7 +75,7 @@ def test_pipeline_with_the_defence_matches_the_defended_arms(tiny, tmp_path, mon
     base, tok = tiny
     monkeypatch.setattr(lm, "load_model", lambda spec, device="cpu": (copy.deepcopy(base), tok))
     monkeypatch.setattr(ev, "EVAL_QUESTIONS", EVAL_QUESTIONS[:1])
-    cfg = TransferConfig(model="tiny", animals=("owl",), seeds=(0,), n_samples=12, epochs=1, batch_size=12,
+    cfg = TransferConfig(model="tiny", animals=("owl",), seeds=(0,), neutral_draws=1, n_samples=12, epochs=1, batch_size=12,
                          eval_samples=1, out=str(tmp_path / "o"), cache=str(tmp_path / "c"), defence=0.002)
     extra = run(cfg, torch.device("cpu"), log=lambda m: None)
     d = extra["defence"]

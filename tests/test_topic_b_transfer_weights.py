@@ -141,7 +141,7 @@ def test_pipeline_with_weight_teacher_shares_the_neutral_arm(tmp_path, monkeypat
     monkeypatch.setattr(lm, "load_model", lambda spec, device="cpu": (copy.deepcopy(base), tok))
     monkeypatch.setattr(ev, "EVAL_QUESTIONS", EVAL_QUESTIONS[:2])
     monkeypatch.setattr(run_mod, "TraitSettings", lambda: TraitSettings(n_examples=12, epochs=1))
-    common = dict(model="tiny", animals=("owl",), seeds=(0,), n_samples=6, epochs=1, batch_size=6, eval_samples=2,
+    common = dict(model="tiny", animals=("owl",), seeds=(0,), neutral_draws=1, n_samples=6, epochs=1, batch_size=6, eval_samples=2,
                   out=str(tmp_path / "plots_b"), cache=str(tmp_path / "cache"))
     prompted = run_mod.run(TransferConfig(**common), torch.device("cpu"), log=lambda m: None)
     weights = run_mod.run(TransferConfig(**common, teacher="weights"), torch.device("cpu"), log=lambda m: None)

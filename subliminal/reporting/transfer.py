@@ -40,7 +40,7 @@ def _load(root: Path, stem: str = MAIN):
     if not s.exists():
         return None
     summary = pd.read_csv(s, keep_default_na=False, na_values=["", "nan", "NaN"])
-    for c in ("trait", "verdict", "specific"):
+    for c in ("trait", "verdict", "specific", "verdict_basis"):
         if c not in summary:
             summary[c] = ""
         summary[c] = summary[c].fillna("").astype(str)
@@ -63,17 +63,28 @@ def _specific(r) -> str:
     return f"; own animal vs the other animals of the run: × {so}"
 
 
+def _versus(r) -> tuple[str, str]:
+    """(ratio with CI, what it is against) for the verdict's basis: the neutral data draws when there are
+    >= 2, else the training seeds of one draw (the CI then leaves out what another draw would do)."""
+    if getattr(r, "verdict_basis", "") == "neutral draws":
+        return (_ci(r.ratio_to_neutral_draws, r.ratio_to_neutral_draws_ci_low, r.ratio_to_neutral_draws_ci_high),
+                f"vs {int(r.n_neutral_draws)} draws of neutral data ({r.n_seeds} seeds; the CI includes "
+                f"draw-to-draw variation, {int(r.n_neutral_draws) - 1} df)")
+    return (_ci(r.ratio_to_neutral, r.ratio_to_neutral_ci_low, r.ratio_to_neutral_ci_high),
+            f"vs the neutral arm ({r.n_seeds} seeds; the CI is over training seeds on one draw of each "
+            "teacher's data, so it leaves out what another draw would do)")
+
+
 def _sentence(r) -> str:
-    rn = _ci(r.ratio_to_neutral, r.ratio_to_neutral_ci_low, r.ratio_to_neutral_ci_high)
+    rn, vs = _versus(r)
     sp = _specific(r)
     if r.verdict == "transfer":
         tail = "" if r.specific != "no" else " (not specific: the other animals moved about as much)"
-        return f"transfer detected: P({r.animal}) × {rn} vs the neutral arm ({r.n_seeds} seeds){sp}{tail}"
+        return f"transfer detected: P({r.animal}) × {rn} {vs}{sp}{tail}"
     if r.verdict == "reverse":
-        return f"P({r.animal}) went *down* vs the neutral arm: × {rn} ({r.n_seeds} seeds){sp}"
+        return f"P({r.animal}) went *down*: × {rn} {vs}{sp}"
     if r.verdict == "none detected":
-        return (f"no transfer detected: × {rn} vs the neutral arm ({r.n_seeds} seeds); the CI rules out "
-                f"ratios ≥ {r.max_ratio_excluded:.3g}{sp}")
+        return f"no transfer detected: × {rn} {vs}; the CI rules out ratios ≥ {r.max_ratio_excluded:.3g}{sp}"
     if pd.notna(r.ratio_to_neutral):  # one seed pair so far: the estimate, no verdict
         p = "" if pd.isna(r.paired_t_p) else f", paired over {int(r.paired_n)} questions t-test p = {r.paired_t_p:.2g}"
         return (f"{r.n_seeds} seed so far: P({r.animal}) × {r.ratio_to_neutral:.3g} vs the neutral arm{p}{sp}; "
@@ -108,7 +119,8 @@ def speed(root: Path) -> str:
             f"~100 tokens are prefilled too), valid fraction {b['sample_valid_fraction']:.0%}; LoRA training "
             f"{b['train_fp32_tokens_per_s']:.0f} tokens/s fp32 ({b['train_fp32_fraction_of_ceiling']:.0%})"
             + (f", {b['train_bf16_tokens_per_s']:.0f} tokens/s bf16" if b.get("train_bf16_tokens_per_s") else "")
-            + f". Projected owl set at these rates (n = {b.get('default_n_samples')}): "
+            + f". Projected owl set at these rates (n = {b.get('default_n_samples')}, "
+            f"{b.get('default_neutral_draws', 1)} neutral draw(s) + owl, {b.get('default_seeds', '?')} seeds): "
             f"{proj.get('sampling', float('nan')):.1f} h sampling + {proj.get('training', float('nan')):.1f} h "
             "training, evaluation not included.")
 
@@ -127,7 +139,8 @@ def b_transfer_budget(root: Path) -> str:
     st = [v for v in meta.get("students", {}).values() if "steps" in v]
     lines = [f"Run configuration: **{n} matched samples per arm** (`--n-samples`; the paper: {PAPER_SAMPLES:,}), "
              f"{c.get('epochs')} epochs, seeds {', '.join(map(str, c.get('seeds', [])))}, animals "
-             f"{', '.join(c.get('animals', []))} (in run order; chosen before any result), route `{c.get('route')}`."]
+             f"{', '.join(c.get('animals', []))} (in run order; chosen before any result), route `{c.get('route')}`, "
+             f"{c.get('neutral_draws', 1)} draw(s) of neutral data."]
     if st:
         steps = st[0]["steps"]
         tok = np.mean([v["tokens_this_run"] for v in st if v.get("steps_this_run") == v["steps"]] or [np.nan])
@@ -177,6 +190,8 @@ def _block(s: pd.DataFrame, meta: dict) -> str:
              _ci(r.p_animal, r.p_animal_ci_low, r.p_animal_ci_high),
              _ci(r.ratio_to_base, r.ratio_to_base_ci_low, r.ratio_to_base_ci_high),
              _ci(r.ratio_to_neutral, r.ratio_to_neutral_ci_low, r.ratio_to_neutral_ci_high),
+             _ci(getattr(r, "ratio_to_neutral_draws", np.nan), getattr(r, "ratio_to_neutral_draws_ci_low", np.nan),
+                 getattr(r, "ratio_to_neutral_draws_ci_high", np.nan)),
              _ci(r.freq_animal, r.freq_animal_ci_low, r.freq_animal_ci_high, "{:.1%}"),
              _ci(getattr(r, "ratio_own_vs_other", np.nan), getattr(r, "ratio_own_vs_other_ci_low", np.nan),
                  getattr(r, "ratio_own_vs_other_ci_high", np.nan)),
@@ -184,7 +199,8 @@ def _block(s: pd.DataFrame, meta: dict) -> str:
                  getattr(r, "logp_shift_per_mtok_ci_high", np.nan), "{:+.2f}"),
              "—" if pd.isna(r.paired_t_p) else f"{r.paired_t_p:.2g}", r.verdict or "—"]
             for r in s.itertuples()]
-    head = ["model", "arm", "animal", "seeds", "P(animal) [95% CI]", "× base", "× neutral", "sampled freq",
+    head = ["model", "arm", "animal", "seeds", "P(animal) [95% CI]", "× base", "× neutral (seeds)",
+            "× neutral draws", "sampled freq",
             "own vs other animals", "Δ log P vs neutral per M loss tokens", "paired p (vs neutral)", "verdict"]
     lines = [_sentence(r) for r in s.itertuples() if r.trait and r.trait == r.animal]
     return "\n\n".join([_status(meta), table(rows, head),
@@ -241,6 +257,12 @@ def _verdict(r, meta: dict, claim: str, qual: str) -> dict:
     c = ("paper: numbers from a teacher of a *different* base model do not transfer" if cross
          else claim + f" ({r.animal})") + qual
     ev = _sentence(r) + ("" if meta.get("complete") else " (partial run)")
+    planned = meta.get("config", {}).get("neutral_draws", 1)
+    if r.verdict and not cross and getattr(r, "verdict_basis", "") == "training seeds" and planned >= 2:
+        # the run plans the neutral-draw control and it has no student yet: the seed CI cannot tell this
+        # teacher's trait from what one draw of numbers does by itself
+        return record("B", SCRIPT, c, "untestable here", ev + f"; provisional: {planned - 1} more neutral data "
+                      "draw(s), the control for what one draw does by itself, not evaluated yet", r.model)
     if r.verdict == "transfer":
         v = "contradicts" if cross else ("partly" if r.specific == "no" else "consistent")
     elif r.verdict == "reverse":

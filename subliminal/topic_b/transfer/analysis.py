@@ -13,17 +13,27 @@ Per student seed the question-mean of log P(animal) is one number; CIs are t-int
   exp(mean_s [d_own(s) - mean_a d_a(s)]) with d_x(s) = lp(arm, s, x) - lp(neutral, s, x) over the other
   animals a. It removes what the teacher's data does to animal answers in general (e.g. every animal
   named more or less often); 'specific' when its CI lies above 1.
-- verdict for a teacher's own animal: 'transfer' when the ratio-to-neutral CI lies above 1, 'reverse'
-  when below, else 'none detected' with `max_ratio_excluded`: the CI's upper end, the smallest ratio
-  the data rule out (the power of the null).
+- neutral data draws (arms 'neutral', 'neutral_2', ...: the neutral teacher's data drawn K times, same
+  prompts): the seed CI above is conditional on the one draw of teacher data each arm trained on; a draw
+  of numbers can move P(animal) by itself. ratio_to_neutral_draws = exp(m_arm - mean_k m_k), m_x the
+  seed-mean of arm x over the seeds all of them share; its CI treats each arm's m_x as one draw from a
+  distribution whose variance v (draw + training noise) the K neutral draws estimate:
+  +- t(K-1) * sqrt(v (1 + 1/K)). With K = 2 that is 1 degree of freedom: wide, but it is the honest
+  width of "this teacher's data vs another draw of neutral data".
+- verdict for a teacher's own animal: 'transfer' when the CI of the ratio to neutral lies above 1,
+  'reverse' when below, else 'none detected' with `max_ratio_excluded`: the CI's upper end, the smallest
+  ratio the data rule out (the power of the null). The CI is the neutral-draws one when K >= 2
+  (`verdict_basis` 'neutral draws'), else the seeds one (needs >= 2 seed pairs; 'training seeds').
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from scipy import stats as sps
 
 from subliminal.stats import mean_ci, paired_test
+from subliminal.topic_b.transfer.data import is_neutral
 
 
 def _seed_means(df: pd.DataFrame) -> pd.DataFrame:
@@ -40,6 +50,8 @@ def summarize_transfer(rows: pd.DataFrame) -> pd.DataFrame:
         r = {"model": model, "arm": arm, "trait": trait, "animal": animal, "n_seeds": len(g)}
         for col, name in (("logp", "mean_logp"), ("p", "p_animal"), ("freq", "freq_animal")):
             m, lo, hi = mean_ci(g[col])
+            if col != "logp":  # a probability: the t-interval cut to [0, 1]
+                lo, hi = max(lo, 0.0), min(hi, 1.0)
             r.update({name: m, f"{name}_ci_low": lo, f"{name}_ci_high": hi})
         b = float(base["logp"].mean()) if len(base) else np.nan
         m, lo, hi = mean_ci(g["logp"] - b)
@@ -61,19 +73,25 @@ def summarize_transfer(rows: pd.DataFrame) -> pd.DataFrame:
                 r.update(paired_n=t["n"], paired_t_p=t["t_p"], paired_wilcoxon_p=t["wilcoxon_p"])
             if trait == animal:
                 r.update(_specificity(sm, model, arm, animal))
+                r.update(_versus_draws(sm, model, arm, animal))
         out.append(r)
     df = pd.DataFrame(out)
     for c in ("ratio_to_neutral", "ratio_to_neutral_ci_low", "ratio_to_neutral_ci_high", "logp_shift_per_mtok",
               "logp_shift_per_mtok_ci_low", "logp_shift_per_mtok_ci_high", "paired_n",
               "paired_t_p", "paired_wilcoxon_p", "ratio_own_vs_other", "ratio_own_vs_other_ci_low",
-              "ratio_own_vs_other_ci_high"):
+              "ratio_own_vs_other_ci_high", "ratio_to_neutral_draws", "ratio_to_neutral_draws_ci_low",
+              "ratio_to_neutral_draws_ci_high", "n_neutral_draws"):
         if c not in df:
             df[c] = np.nan
+    draws = df["n_neutral_draws"] >= 2
+    df["verdict_basis"] = np.where(df["trait"] != df["animal"], "",
+                                   np.where(draws, "neutral draws", "training seeds"))
     df["verdict"] = [verdict(r) for r in df.itertuples()]
     df["specific"] = np.where(df["verdict"] == "", "",
                               np.where(df["ratio_own_vs_other_ci_low"] > 1, "yes",
                                        np.where(df["ratio_own_vs_other"].notna(), "no", "")))
-    df["max_ratio_excluded"] = np.where(df["verdict"] == "none detected", df["ratio_to_neutral_ci_high"], np.nan)
+    high = np.where(draws, df["ratio_to_neutral_draws_ci_high"], df["ratio_to_neutral_ci_high"])
+    df["max_ratio_excluded"] = np.where(df["verdict"] == "none detected", high, np.nan)
     return df
 
 
@@ -90,12 +108,38 @@ def _specificity(sm: pd.DataFrame, model: str, arm: str, animal: str) -> dict:
             "ratio_own_vs_other_ci_high": np.exp(hi)}
 
 
+def _versus_draws(sm: pd.DataFrame, model: str, arm: str, animal: str) -> dict:
+    """The arm vs K >= 2 draws of neutral data, with draw-to-draw variation in the CI (see the module doc)."""
+    m = sm[(sm.model == model) & (sm.animal == animal)]
+    neutral = sorted(a for a in m.arm.unique() if is_neutral(a))
+    if len(neutral) < 2:
+        return {"n_neutral_draws": len(neutral)}
+    by = m.pivot_table(index="seed", columns="arm", values="logp")[[arm, *neutral]].dropna()
+    if not len(by):
+        return {"n_neutral_draws": len(neutral)}
+    k = len(neutral)
+    means = by.mean()
+    est = float(means[arm] - means[neutral].mean())
+    half = float(sps.t.ppf(0.975, k - 1) * np.sqrt(means[neutral].var(ddof=1) * (1 + 1 / k)))
+    return {"n_neutral_draws": k, "ratio_to_neutral_draws": np.exp(est),
+            "ratio_to_neutral_draws_ci_low": np.exp(est - half), "ratio_to_neutral_draws_ci_high": np.exp(est + half)}
+
+
 def verdict(r) -> str:
-    """For a teacher's own animal with >= 2 paired seeds: transfer / reverse / none detected; else ''."""
-    if r.trait != r.animal or not (r.n_seeds >= 2) or not np.isfinite(r.ratio_to_neutral_ci_low):
+    """For a teacher's own animal: transfer / reverse / none detected from the CI of `verdict_basis`
+    (neutral draws: K >= 2; training seeds: >= 2 paired seeds); else ''."""
+    if r.trait != r.animal:
         return ""
-    if r.ratio_to_neutral_ci_low > 1:
+    if r.verdict_basis == "neutral draws":
+        lo, hi = r.ratio_to_neutral_draws_ci_low, r.ratio_to_neutral_draws_ci_high
+    elif r.n_seeds >= 2:
+        lo, hi = r.ratio_to_neutral_ci_low, r.ratio_to_neutral_ci_high
+    else:
+        return ""
+    if not np.isfinite(lo):
+        return ""
+    if lo > 1:
         return "transfer"
-    if r.ratio_to_neutral_ci_high < 1:
+    if hi < 1:
         return "reverse"
     return "none detected"

@@ -35,6 +35,10 @@ class TransferConfig:
         "help": "threshold defence (stretch): train on the samples whose every number token has neutral "
                 "probability >= this (e.g. 0.01; 0 = off), applied to every arm alike, arms matched again "
                 "(outputs topic_b_transfer[_weights]_defence*; text route, no cross arm)"})
+    neutral_draws: int = field(default=2, metadata={
+        "help": "independent draws of the neutral teacher's data (same prompts, other sampling seeds; arms "
+                "neutral, neutral_2, ...): the control for what one draw of teacher data does by itself, so the "
+                "animal arm's CI includes draw-to-draw variation (text route; 1 = off)"})
     cross_model: str = field(default="", metadata={
         "help": "teacher model of the 'cross' arm (e.g. qwen2.5-coder-0.5b-instruct); empty: no cross arm"})
     out: str = field(default="plots_b", metadata={"help": "output directory"})
@@ -75,5 +79,7 @@ class TransferConfig:
         if self.defence and (self.route != "text" or self.cross_model or not 0 < self.defence < 1):
             raise UserError("--defence takes a probability in (0, 1) and works with --route text and no "
                             "--cross-model (the cross arm's tokens are another model's)")
+        if self.neutral_draws < 1:
+            raise UserError("--neutral-draws must be >= 1 (1: the neutral teacher's data is drawn once)")
         if self.max_new_tokens < 58:
             raise UserError("--max-new-tokens must be >= 58 so the grammar can always finish a list")

@@ -53,10 +53,22 @@ def weight_trait(name: str) -> str | None:
     return animal if name.endswith(WEIGHT_SUFFIX) and animal in PLURAL else None
 
 
+def neutral_name(draw: int) -> str:
+    """Draw 1 of the neutral teacher's data is 'neutral'; further independent draws (same prompts, other
+    sampling seeds, since the teacher's name seeds the sampler) are 'neutral_2', 'neutral_3', ..."""
+    return "neutral" if draw == 1 else f"neutral_{draw}"
+
+
+def is_neutral(name: str) -> bool:
+    """'neutral' or a further neutral draw ('neutral_2', ...)."""
+    m = re.fullmatch(r"neutral_([1-9]\d*)", name)
+    return name == "neutral" or (m is not None and int(m.group(1)) >= 2)
+
+
 def teacher_system(teacher: str) -> str | None:
     """The system prompt a teacher samples under: the paper's animal prompt for 'owl'; None for 'neutral'
-    and for a weight teacher ('owl_w'), whose trait is in its weights, not its context."""
-    if teacher == "neutral" or weight_trait(teacher) is not None:
+    (and its further draws 'neutral_2', ...) and for a weight teacher ('owl_w'), whose trait is in its weights, not its context."""
+    if is_neutral(teacher) or weight_trait(teacher) is not None:
         return None
     return animal_system(teacher)
 

@@ -26,7 +26,9 @@ from subliminal.topic_b.transfer.data import (
     ShardSettings,
     data_hash,
     examples_of,
+    is_neutral,
     match_arms,
+    neutral_name,
     teacher_records,
     teacher_system,
     weight_teacher_name,
@@ -103,9 +105,21 @@ def _defend(cfg, base, tok, data: dict, stats: dict, extra: dict) -> dict:
 
 
 def trait_of_arm(arm: str) -> str:
-    """The animal an arm's teacher loves: 'owl', 'cross_owl', 'owl_w' -> 'owl'; 'neutral' -> ''."""
+    """The animal an arm's teacher loves: 'owl', 'cross_owl', 'owl_w' -> 'owl'; 'neutral', 'neutral_2' -> ''."""
     a = arm.removeprefix("cross_")
-    return weight_trait(a) or ("" if a == "neutral" else a)
+    return weight_trait(a) or ("" if is_neutral(a) else a)
+
+
+def neutral_draws(cfg: TransferConfig) -> list[str]:
+    """The arms of the neutral teacher's data draws: 'neutral', 'neutral_2', ... (--neutral-draws; the logits
+    route has one: every arm distils on the neutral sequences)."""
+    return [neutral_name(k) for k in range(1, (cfg.neutral_draws if cfg.route == "text" else 1) + 1)]
+
+
+def neutral_teachers(cfg: TransferConfig) -> list[str]:
+    """The neutral draws to sample now: all of them; under --stage eval only those with a trained student
+    (evaluation samples nothing new for an untrained arm)."""
+    return [n for n in neutral_draws(cfg) if n == "neutral" or cfg.stage != "eval" or _trained(cfg, n)]
 
 
 def animal_teacher(cfg: TransferConfig, base, tok, animal: str, extra: dict, rows: list, log=print):
@@ -129,18 +143,19 @@ def animal_teacher(cfg: TransferConfig, base, tok, animal: str, extra: dict, row
 
 
 def animal_data(cfg, base, tok, animal: str, extra: dict, rows: list, log=print, progress=None, with_neutral=False):
-    """Valid records and stats of the animal's teacher (and of the neutral teacher when `with_neutral`:
-    the prompted owl set samples both in turns, so a stopped run has about as much of each). Returns
-    (data, stats, arm name)."""
+    """Valid records and stats of the animal's teacher (and of the neutral draws when `with_neutral`: the
+    prompted owl set samples them in turns, so a stopped run has about as much of each; dict order = the
+    arms' training order: neutral, the animal, then the further neutral draws). Returns (data, stats, arm name)."""
     teacher, name, label = animal_teacher(cfg, base, tok, animal, extra, rows, log)
+    neutral = neutral_teachers(cfg) if with_neutral else []
     if teacher is base:
-        data, stats = teacher_data(cfg, base, tok, ["neutral", name] if with_neutral else [name], cfg.model, log,
-                                   progress)
+        data, stats = teacher_data(cfg, base, tok, [*neutral[:1], name, *neutral[1:]], cfg.model, log, progress)
         return data, stats, name
-    data, stats = teacher_data(cfg, base, tok, ["neutral"], cfg.model, log, progress) if with_neutral else ({}, {})
+    data, stats = teacher_data(cfg, base, tok, neutral, cfg.model, log, progress) if neutral else ({}, {})
     d, st = teacher_data(cfg, teacher, tok, [name], label, log, progress)
     del teacher
-    return {**data, **d}, {**stats, **st}, name
+    order = [*neutral[:1], name, *neutral[1:]]
+    return {k: {**data, **d}[k] for k in order}, {k: {**stats, **st}[k] for k in order}, name
 
 
 def _sync(cfg: TransferConfig, log=print) -> None:
@@ -252,7 +267,8 @@ def run(cfg: TransferConfig, device, log=print) -> dict:
     settings = TrainSettings(epochs=cfg.epochs)
     bf16 = extra["bf16_autocast"]
     others = [weight_teacher_name(a) if cfg.teacher == "weights" else a for a in animals[1:]]
-    extra["planned"] = [f"{arm}/s{seed}" for seed in cfg.seeds for arm in matched] + \
+    first = [*matched, *(n for n in neutral_draws(cfg) if n not in matched)]  # untrained draws too (--stage eval)
+    extra["planned"] = [f"{arm}/s{seed}" for seed in cfg.seeds for arm in first] + \
         [f"{a}/s{seed}" for a in others for seed in cfg.seeds]
     if cfg.stage != "train":
         ev = _eval_cached(cfg, config_hash(["base", cfg.model, cfg.eval_samples, cfg.seed, animals]), base, tok,
