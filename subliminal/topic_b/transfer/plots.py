@@ -23,8 +23,9 @@ def plot_transfer(summary: pd.DataFrame, path: Path) -> Path:
         x = np.arange(len(g))
         m = g["p_animal"].to_numpy()
         err = np.vstack([m - g["p_animal_ci_low"].to_numpy(), g["p_animal_ci_high"].to_numpy() - m])
-        colors = ["#888888" if arm in ("base", "neutral") else ("#d62728" if t == a else "#1f77b4")
-                  for arm, t in zip(g["arm"], g["trait"])]
+        # grey: no trait (base, the neutral draws); red: the panel's animal's teacher; blue: another animal's
+        colors = ["#888888" if not isinstance(t, str) or not t else ("#d62728" if t == a else "#1f77b4")
+                  for t in g["trait"]]
         ax.bar(x, m, yerr=np.nan_to_num(err), color=colors, capsize=4)
         ax.set_xticks(x, [f"{arm}\n(n={n})" for arm, n in zip(g["arm"], g["n_seeds"])], fontsize=8)
         ax.set_title(f"P({a}) by student arm", fontsize=9)
