@@ -210,8 +210,18 @@ def test_neutral_draws_put_draw_to_draw_variation_in_the_ci():
     assert [owl.ratio_to_neutral_draws_ci_low, owl.ratio_to_neutral_draws_ci_high] == \
         pytest.approx([np.exp(est - half), np.exp(est + half)])
     assert owl.n_neutral_draws == 2 and owl.verdict_basis == "neutral draws" and owl.verdict == "none detected"
+    assert owl.draws_n_seeds == 3
     assert owl.max_ratio_excluded == pytest.approx(owl.ratio_to_neutral_draws_ci_high)
     assert s.loc["neutral_2", "verdict"] == "" and s.loc["neutral_2", "trait"] == ""
+    # the sensitivity CI pools the draws' variance over animals: eagle's draws differ 10x more
+    eagle = _draw_rows({"neutral": 0.0, "owl": 0.0, "neutral_2": -0.8}, seed=4).assign(animal="eagle")
+    both = summarize_transfer(pd.concat([df, eagle], ignore_index=True)).set_index(["arm", "animal"])
+    o = both.loc[("owl", "owl")]
+    assert o.ratio_to_neutral_draws_ci_low == pytest.approx(owl.ratio_to_neutral_draws_ci_low)  # own CI unchanged
+    e = eagle[eagle.arm != "base"].groupby(["arm", "seed"]).logp_animal.mean().unstack("arm").mean()
+    v = (np.var([m["neutral"], m["neutral_2"]], ddof=1) + np.var([e["neutral"], e["neutral_2"]], ddof=1)) / 2
+    assert o.draws_pooled_df == 2 and o.ratio_to_neutral_draws_pooled_ci_high == \
+        pytest.approx(np.exp(est + sps.t.ppf(0.975, 2) * np.sqrt(v * 1.5)))
     # neutral draws that agree closely: the owl arm's shift stands out
     far = summarize_transfer(_draw_rows({"neutral": 0.0, "owl": 1.0, "neutral_2": 0.002})).set_index("arm")
     assert far.loc["owl", "verdict"] == "transfer" and far.loc["owl", "ratio_to_neutral_draws_ci_low"] > 1

@@ -67,9 +67,14 @@ def _versus(r) -> tuple[str, str]:
     """(ratio with CI, what it is against) for the verdict's basis: the neutral data draws when there are
     >= 2, else the training seeds of one draw (the CI then leaves out what another draw would do)."""
     if getattr(r, "verdict_basis", "") == "neutral draws":
+        pooled = ("" if pd.isna(getattr(r, "draws_pooled_df", np.nan)) else
+                  f"; with the draw variance pooled over the evaluated animals ({int(r.draws_pooled_df)} df, "
+                  f"sensitivity): [{r.ratio_to_neutral_draws_pooled_ci_low:.3g}, "
+                  f"{r.ratio_to_neutral_draws_pooled_ci_high:.3g}]")
         return (_ci(r.ratio_to_neutral_draws, r.ratio_to_neutral_draws_ci_low, r.ratio_to_neutral_draws_ci_high),
-                f"vs {int(r.n_neutral_draws)} draws of neutral data ({r.n_seeds} seeds; the CI includes "
-                f"draw-to-draw variation, {int(r.n_neutral_draws) - 1} df)")
+                f"vs {int(r.n_neutral_draws)} draws of neutral data (on the {int(r.draws_n_seeds)} seed(s) every "
+                f"draw has so far; the CI includes "
+                f"draw-to-draw variation, {int(r.n_neutral_draws) - 1} df{pooled})")
     return (_ci(r.ratio_to_neutral, r.ratio_to_neutral_ci_low, r.ratio_to_neutral_ci_high),
             f"vs the neutral arm ({r.n_seeds} seeds; the CI is over training seeds on one draw of each "
             "teacher's data, so it leaves out what another draw would do)")

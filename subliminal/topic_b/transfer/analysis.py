@@ -80,7 +80,8 @@ def summarize_transfer(rows: pd.DataFrame) -> pd.DataFrame:
               "logp_shift_per_mtok_ci_low", "logp_shift_per_mtok_ci_high", "paired_n",
               "paired_t_p", "paired_wilcoxon_p", "ratio_own_vs_other", "ratio_own_vs_other_ci_low",
               "ratio_own_vs_other_ci_high", "ratio_to_neutral_draws", "ratio_to_neutral_draws_ci_low",
-              "ratio_to_neutral_draws_ci_high", "n_neutral_draws"):
+              "ratio_to_neutral_draws_ci_high", "n_neutral_draws", "ratio_to_neutral_draws_pooled_ci_low",
+              "ratio_to_neutral_draws_pooled_ci_high", "draws_pooled_df", "draws_n_seeds"):
         if c not in df:
             df[c] = np.nan
     draws = df["n_neutral_draws"] >= 2
@@ -109,20 +110,39 @@ def _specificity(sm: pd.DataFrame, model: str, arm: str, animal: str) -> dict:
 
 
 def _versus_draws(sm: pd.DataFrame, model: str, arm: str, animal: str) -> dict:
-    """The arm vs K >= 2 draws of neutral data, with draw-to-draw variation in the CI (see the module doc)."""
-    m = sm[(sm.model == model) & (sm.animal == animal)]
-    neutral = sorted(a for a in m.arm.unique() if is_neutral(a))
-    if len(neutral) < 2:
-        return {"n_neutral_draws": len(neutral)}
-    by = m.pivot_table(index="seed", columns="arm", values="logp")[[arm, *neutral]].dropna()
-    if not len(by):
+    """The arm vs K >= 2 draws of neutral data, with draw-to-draw variation in the CI (see the module doc).
+    Also a sensitivity CI (`_pooled_`): the draws' variance pooled over every evaluated animal (df = animals x
+    (K - 1)), which assumes the same draw variance of log P for every animal; the verdict keeps the
+    animal's own CI."""
+    m = sm[sm.model == model]
+
+    def draw_means(a: str):
+        g = m[m.animal == a]
+        neutral = sorted(x for x in g.arm.unique() if is_neutral(x))
+        by = g.pivot_table(index="seed", columns="arm", values="logp")
+        if len(neutral) < 2 or arm not in by:
+            return neutral, None, 0
+        by = by[[arm, *neutral]].dropna()
+        return neutral, (by.mean() if len(by) else None), len(by)
+
+    neutral, means, n = draw_means(animal)
+    if means is None:
         return {"n_neutral_draws": len(neutral)}
     k = len(neutral)
-    means = by.mean()
     est = float(means[arm] - means[neutral].mean())
-    half = float(sps.t.ppf(0.975, k - 1) * np.sqrt(means[neutral].var(ddof=1) * (1 + 1 / k)))
-    return {"n_neutral_draws": k, "ratio_to_neutral_draws": np.exp(est),
-            "ratio_to_neutral_draws_ci_low": np.exp(est - half), "ratio_to_neutral_draws_ci_high": np.exp(est + half)}
+    out = {"n_neutral_draws": k, "draws_n_seeds": n,
+           **_ratio_ci("ratio_to_neutral_draws", est, means[neutral].var(ddof=1), k - 1, k)}
+    vs = [mm[nn].var(ddof=1) for nn, mm, _ in map(draw_means, m.animal.unique()) if mm is not None and len(nn) >= 2]
+    if len(vs) >= 2:
+        out.update(_ratio_ci("ratio_to_neutral_draws_pooled", est, float(np.mean(vs)), len(vs) * (k - 1), k),
+                   draws_pooled_df=len(vs) * (k - 1))
+    return out
+
+
+def _ratio_ci(name: str, est: float, v: float, df: int, k: int) -> dict:
+    """exp(est) and exp(est -+ t(df) sqrt(v (1 + 1/k))) as {name, name_ci_low, name_ci_high}."""
+    half = float(sps.t.ppf(0.975, df) * np.sqrt(v * (1 + 1 / k)))
+    return {name: np.exp(est), f"{name}_ci_low": np.exp(est - half), f"{name}_ci_high": np.exp(est + half)}
 
 
 def verdict(r) -> str:
