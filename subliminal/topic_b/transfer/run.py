@@ -148,14 +148,15 @@ def animal_data(cfg, base, tok, animal: str, extra: dict, rows: list, log=print,
     arms' training order: neutral, the animal, then the further neutral draws). Returns (data, stats, arm name)."""
     teacher, name, label = animal_teacher(cfg, base, tok, animal, extra, rows, log)
     neutral = neutral_teachers(cfg) if with_neutral else []
+    order = [*neutral[:1], name, *neutral[1:]]
     if teacher is base:
-        data, stats = teacher_data(cfg, base, tok, [*neutral[:1], name, *neutral[1:]], cfg.model, log, progress)
+        data, stats = teacher_data(cfg, base, tok, order, cfg.model, log, progress)
         return data, stats, name
     data, stats = teacher_data(cfg, base, tok, neutral, cfg.model, log, progress) if neutral else ({}, {})
     d, st = teacher_data(cfg, teacher, tok, [name], label, log, progress)
     del teacher
-    order = [*neutral[:1], name, *neutral[1:]]
-    return {k: {**data, **d}[k] for k in order}, {k: {**stats, **st}[k] for k in order}, name
+    data, stats = data | d, stats | st
+    return {k: data[k] for k in order}, {k: stats[k] for k in order}, name
 
 
 def _sync(cfg: TransferConfig, log=print) -> None:
