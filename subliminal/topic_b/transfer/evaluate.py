@@ -15,6 +15,7 @@ import re
 import numpy as np
 import pandas as pd
 import torch
+from tqdm.auto import tqdm
 
 from subliminal.topic_b.sampling import end_ids, sample_batch, shard_seed
 from subliminal.topic_b.scoring import score_continuations
@@ -31,11 +32,12 @@ def mentions(text: str, animal: str) -> bool:
 
 @torch.inference_mode()
 def evaluate_model(model, tokenizer, animals: list[str], *, n_samples: int = 50, seed: int = 0,
-                   questions=None, max_new_tokens: int = 8) -> pd.DataFrame:
+                   questions=None, max_new_tokens: int = 8, progress: bool = True) -> pd.DataFrame:
     """One row per (question, animal): p_animal, logp_animal, freq_animal, n_samples."""
     stop = end_ids(model, tokenizer)
     rows = []
-    for qi, (user, prefill) in enumerate(EVAL_QUESTIONS if questions is None else questions):
+    qs = EVAL_QUESTIONS if questions is None else questions
+    for qi, (user, prefill) in enumerate(tqdm(qs, desc="evaluate", disable=not progress, mininterval=5)):
         prompt = chat_prompt(tokenizer, user, None, prefill)
         conts = [v for a in animals for v in variants(a, prefill)]
         lp = score_continuations(model, tokenizer, prompt, conts)["logp"]

@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
+from tqdm.auto import tqdm
 
 from subliminal.cache import config_hash, load_tensors, save_tensors
 from subliminal.results import atomic_write_text
@@ -147,7 +148,7 @@ def _load_ckpt(path: Path, model, opt, key: str) -> int:
 
 def train_student(base, tokenizer, examples: list[dict], out_dir: Path, s: TrainSettings, seed: int, *,
                   data_hash: str, bf16: bool = False, stop_after: int | None = None, log=print,
-                  distill: bool = False, distill_system: str | None = None) -> dict:
+                  distill: bool = False, distill_system: str | None = None, progress: bool = True) -> dict:
     """Fine-tune a LoRA student on `examples`; resumable. Returns the train.json record (also written).
     With `distill` the objective is the logits route's (``logits_route.distill_loss``: match the
     base model's number-token distributions under that system prompt) instead of cross-entropy on the text."""
@@ -163,7 +164,7 @@ def train_student(base, tokenizer, examples: list[dict], out_dir: Path, s: Train
     modes = [(m, m.training) for m in base.modules()]
     try:
         return _train(base, tokenizer, examples, out_dir, s, seed, key, data_hash, bf16, stop_after, log, distill,
-                      distill_system)
+                      distill_system, progress)
     finally:  # peft froze every base weight, the loop ends in eval mode, a stop leaves LoRA layers in:
         # `base` goes back exactly as it came (weights, requires_grad, train/eval mode)
         if hasattr(base, "peft_config") or any("lora_" in n for n, _ in base.named_parameters()):
@@ -184,7 +185,7 @@ def _strip_lora(base) -> None:
 
 
 def _train(base, tokenizer, examples, out_dir: Path, s: TrainSettings, seed: int, key: str, data_hash: str,
-           bf16: bool, stop_after, log, distill: bool, distill_system) -> dict:
+           bf16: bool, stop_after, log, distill: bool, distill_system, progress: bool) -> dict:
     done = out_dir / "train.json"
     device = next(base.parameters()).device
     data = [tokenize_example(tokenizer, ex) for ex in examples]
@@ -211,8 +212,10 @@ def _train(base, tokenizer, examples, out_dir: Path, s: TrainSettings, seed: int
         log(f"[train] resuming {out_dir.name} at step {start}/{total}")
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     ntok, t0, losses = 0, time.time(), []
+    bar = tqdm(total=total, initial=start, desc=f"train {out_dir.name}", unit="step", disable=not progress)
     for step in range(start, total):
         if stop_after is not None and step >= stop_after:
+            bar.close()
             _save_ckpt(ckpt, model, opt, step, key)
             return {"stopped_at": step}
         for g in opt.param_groups:
@@ -236,11 +239,14 @@ def _train(base, tokenizer, examples, out_dir: Path, s: TrainSettings, seed: int
         opt.step()
         opt.zero_grad(set_to_none=True)
         losses.append(step_loss)
+        bar.set_postfix(loss=f"{step_loss:.4f}", tok_s=f"{ntok / max(time.time() - t0, 1e-9):.0f}", refresh=False)
+        bar.update()
         if (step + 1) % s.ckpt_every == 0 and step + 1 < total:
             _save_ckpt(ckpt, model, opt, step + 1, key)
         if (step + 1) % 10 == 0 or step + 1 == total:
             log(f"[train] {out_dir.name}: step {step + 1}/{total} loss {step_loss:.4f} "
                 f"{ntok / max(time.time() - t0, 1e-9):.0f} tokens/s")
+    bar.close()
     secs = time.time() - t0
     adapter = out_dir / "adapter"
     model.save_pretrained(adapter)
