@@ -123,7 +123,7 @@ def test_resume_gives_the_same_weights_and_adapter_reloads(tiny, tmp_path):
     assert part == {"stopped_at": 2} and (tmp_path / "b" / "checkpoint.safetensors").exists()
     # a stopped run hands `base` back as it came: no LoRA layer left in, same weights, flags and mode
     after = dict(b.named_parameters())
-    assert after.keys() == before.keys() and b.training
+    assert after.keys() == before.keys() and b.training and not hasattr(b, "peft_config")
     assert all(torch.equal(after[n], w) and after[n].requires_grad == g for n, (w, g) in before.items())
     rest = train_student(b, tok, exs, tmp_path / "b", s, 3, data_hash="h", log=lambda m: None)
     assert rest["steps_this_run"] == full["steps"] - 2 == 2

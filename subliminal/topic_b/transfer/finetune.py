@@ -182,6 +182,8 @@ def _strip_lora(base) -> None:
         if isinstance(mod, LoraLayer):
             parent = base.get_submodule(name.rsplit(".", 1)[0]) if "." in name else base
             setattr(parent, name.rsplit(".", 1)[-1], mod.get_base_layer())
+    if hasattr(base, "peft_config"):  # else the next get_peft_model(base) finds a stale adapter config
+        del base.peft_config
 
 
 def _train(base, tokenizer, examples, out_dir: Path, s: TrainSettings, seed: int, key: str, data_hash: str,
