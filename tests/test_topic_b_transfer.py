@@ -328,7 +328,13 @@ def test_pipeline_end_to_end(tiny, tmp_path, monkeypatch):
 
 def test_logits_route_kl_touches_only_allowed_tokens(tiny):
     from subliminal.topic_b.transfer.finetune import lora_model
-    from subliminal.topic_b.transfer.logits_route import allowed_ids, distill_item, distill_loss, restricted_kl
+    from subliminal.topic_b.transfer.logits_route import (
+        allowed_ids,
+        attach_teacher,
+        distill_item,
+        distill_loss,
+        restricted_kl,
+    )
 
     model, tok = tiny
     allowed = allowed_ids(tok, end_ids(model, tok))
@@ -355,10 +361,72 @@ def test_logits_route_kl_touches_only_allowed_tokens(tiny):
     item = distill_item(tok, ex, animal_system("owl"))
     assert animal_system("owl") not in tok.decode(item["s_ids"]) and animal_system("owl") in tok.decode(item["t_ids"])
     assert [item["s_ids"][p + 1] for p in item["s_pos"]] == [item["t_ids"][p + 1] for p in item["t_pos"]]
+    same = dict(item, t_ids=item["s_ids"], t_pos=item["s_pos"])
+    attach_teacher(model, [item, same], allowed, tok.pad_token_id, log=lambda m: None)
     peft = lora_model(copy.deepcopy(model), TrainSettings(), 0)
     assert float(distill_loss(peft, [item], allowed, tok.pad_token_id)) > 0  # the system prompt moves the logits
-    same = dict(item, t_ids=item["s_ids"], t_pos=item["s_pos"])
     assert float(distill_loss(peft, [same], allowed, tok.pad_token_id)) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_logits_route_loss_equals_the_full_vocabulary_computation(tiny, tmp_path):
+    """The cached teacher and the head run on the allowed rows only give the plain computation's loss and
+    gradients: teacher = the base model's full logits with the system prompt, student = the peft model's
+    full logits without it, KL over the allowed ids."""
+    import subliminal.topic_b.transfer.logits_route as lr
+    from subliminal.topic_b.transfer.finetune import lora_model
+
+    model, tok = tiny
+    pad = tok.pad_token_id
+    allowed = lr.allowed_ids(tok, end_ids(model, tok))
+    items = [lr.distill_item(tok, ex, animal_system("owl")) for ex in _examples(5)]
+    cache = tmp_path / "t.safetensors"
+    lr.attach_teacher(model, items, allowed, pad, cache, "k", log=lambda m: None)
+    peft = lora_model(copy.deepcopy(model), TrainSettings(), 0)
+    with torch.no_grad():  # a LoRA that is not zero: the student differs from the base
+        for n, p in peft.named_parameters():
+            if "lora_B" in n:
+                p.normal_(0, 0.05, generator=torch.Generator().manual_seed(len(n)))
+    loss = lr.distill_loss(peft, items, allowed, pad)
+    loss.backward()
+    fast = {n: p.grad.clone() for n, p in peft.named_parameters() if p.requires_grad}
+    peft.zero_grad()
+
+    def full(m, seqs, pos):
+        L = max(map(len, seqs))
+        ids = torch.tensor([q + [pad] * (L - len(q)) for q in seqs])
+        att = torch.tensor([[1] * len(q) + [0] * (L - len(q)) for q in seqs])
+        out = m(input_ids=ids, attention_mask=att).logits
+        return torch.cat([out[b, p] for b, p in enumerate(pos)])
+
+    with torch.no_grad(), peft.disable_adapter():
+        t = full(peft, [i["t_ids"] for i in items], [i["t_pos"] for i in items])
+    ref = lr.restricted_kl(full(peft, [i["s_ids"] for i in items], [i["s_pos"] for i in items]), t, allowed)
+    ref.backward()
+    assert float(loss) == pytest.approx(float(ref), rel=1e-4) and float(ref) > 0
+    for n, p in peft.named_parameters():
+        if p.requires_grad:
+            torch.testing.assert_close(fast[n], p.grad, rtol=1e-3, atol=1e-6)
+    # the cache: read back when its record names the key (no teacher pass), recomputed when it does not
+    # or when the file is corrupt
+    logp = torch.cat([i["t_logp"] for i in items])
+    again = [lr.distill_item(tok, ex, animal_system("owl")) for ex in _examples(5)]
+    real = lr.teacher_logprobs
+    lr.teacher_logprobs = lambda *a, **k: (_ for _ in ()).throw(AssertionError("teacher pass not expected"))
+    try:
+        lr.attach_teacher(model, again, allowed, pad, cache, "k", log=lambda m: None)
+    finally:
+        lr.teacher_logprobs = real
+    assert torch.equal(torch.cat([i["t_logp"] for i in again]), logp)
+    calls = []
+    lr.teacher_logprobs = lambda *a, **k: calls.append(1) or real(*a, **k)
+    try:
+        lr.attach_teacher(model, again, allowed, pad, cache, "other", log=lambda m: None)
+        cache.write_bytes(cache.read_bytes()[:-8] + b"\0" * 8)
+        lr.attach_teacher(model, again, allowed, pad, cache, "other", log=lambda m: None)
+    finally:
+        lr.teacher_logprobs = real
+    assert len(calls) == 2
+    torch.testing.assert_close(torch.cat([i["t_logp"] for i in again]), logp)
 
 
 def test_completion_loss_equals_the_models_own_loss(tiny):

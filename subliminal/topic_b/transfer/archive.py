@@ -1,7 +1,8 @@
 """A portable copy of the run's finished artefacts, so a run continues on another machine or session.
 
 ``sync(cache, archive)`` copies what is finished from the transfer cache (teacher shards and their
-settings, students and trait teachers that have a ``train.json``: adapter + record, evaluation tables)
+settings, students and trait teachers that have a ``train.json``: adapter + record, evaluation tables,
+the logits route's teacher distributions)
 into `archive` (e.g. ``plots_b/topic_b_transfer_cache``, committed with the results) and writes
 ``MANIFEST.json`` there: the SHA-256 of every file. Checkpoints of unfinished students are not copied.
 ``restore(archive, cache)`` copies back what the cache lacks, unit by unit (a student or trait-teacher
@@ -27,6 +28,7 @@ def _finished(cache: Path) -> list[Path]:
     """Relative paths of the finished artefacts in `cache`."""
     out = [p for p in cache.glob("data/*/*/*") if p.suffix in (".json", ".jsonl") and p.is_file()]
     out += [p for p in cache.glob("eval/*") if p.suffix in (".csv", ".json") and p.is_file()]
+    out += [p for p in cache.glob("teacher_logits/*") if p.suffix in (".safetensors", ".json") and p.is_file()]
     for kind in _FOLDER_UNITS:
         for done in cache.glob(f"{kind}/*/train.json"):
             out += [p for p in done.parent.rglob("*") if p.is_file() and "checkpoint" not in p.name]

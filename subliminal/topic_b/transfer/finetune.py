@@ -148,10 +148,13 @@ def _load_ckpt(path: Path, model, opt, key: str) -> int:
 
 def train_student(base, tokenizer, examples: list[dict], out_dir: Path, s: TrainSettings, seed: int, *,
                   data_hash: str, bf16: bool = False, stop_after: int | None = None, log=print,
-                  distill: bool = False, distill_system: str | None = None, progress: bool = True) -> dict:
+                  distill: bool = False, distill_system: str | None = None, teacher_cache: Path | None = None,
+                  progress: bool = True) -> dict:
     """Fine-tune a LoRA student on `examples`; resumable. Returns the train.json record (also written).
     With `distill` the objective is the logits route's (``logits_route.distill_loss``: match the
-    base model's number-token distributions under that system prompt) instead of cross-entropy on the text."""
+    base model's number-token distributions under that system prompt) instead of cross-entropy on the text;
+    `teacher_cache` is the file where those distributions are kept for the next seed (see
+    ``logits_route.attach_teacher``; it must be specific to the base model)."""
     out_dir = Path(out_dir)
     done = out_dir / "train.json"
     key = config_hash({"settings": asdict(s), "seed": seed, "data": data_hash}
@@ -164,7 +167,7 @@ def train_student(base, tokenizer, examples: list[dict], out_dir: Path, s: Train
     modes = [(m, m.training) for m in base.modules()]
     try:
         return _train(base, tokenizer, examples, out_dir, s, seed, key, data_hash, bf16, stop_after, log, distill,
-                      distill_system, progress)
+                      distill_system, teacher_cache, progress)
     finally:  # peft froze every base weight, the loop ends in eval mode, a stop leaves LoRA layers in:
         # `base` goes back exactly as it came (weights, requires_grad, train/eval mode)
         if hasattr(base, "peft_config") or any("lora_" in n for n, _ in base.named_parameters()):
@@ -187,16 +190,19 @@ def _strip_lora(base) -> None:
 
 
 def _train(base, tokenizer, examples, out_dir: Path, s: TrainSettings, seed: int, key: str, data_hash: str,
-           bf16: bool, stop_after, log, distill: bool, distill_system, progress: bool) -> dict:
+           bf16: bool, stop_after, log, distill: bool, distill_system, teacher_cache, progress: bool) -> dict:
     done = out_dir / "train.json"
     device = next(base.parameters()).device
     data = [tokenize_example(tokenizer, ex) for ex in examples]
-    if distill:
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    if distill:  # the teacher (base weights + system prompt) is fixed: its distributions once, before LoRA
         from subliminal.topic_b.sampling import end_ids
-        from subliminal.topic_b.transfer.logits_route import allowed_ids, distill_item, distill_loss
+        from subliminal.topic_b.transfer.logits_route import allowed_ids, attach_teacher, distill_item, distill_loss
 
         items = [distill_item(tokenizer, ex, distill_system) for ex in examples]
         allowed = allowed_ids(tokenizer, end_ids(base, tokenizer))
+        attach_teacher(base, items, allowed, pad, teacher_cache,
+                       config_hash({"data": data_hash, "system": distill_system, "allowed": allowed.tolist()}), log)
     model = lora_model(base, s, seed)
     model.train()
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=s.lr, weight_decay=0.0)
@@ -212,7 +218,6 @@ def _train(base, tokenizer, examples, out_dir: Path, s: TrainSettings, seed: int
     start = _load_ckpt(ckpt, model, opt, key)
     if start:
         log(f"[train] resuming {out_dir.name} at step {start}/{total}")
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     ntok, t0, losses = 0, time.time(), []
     bar = tqdm(total=total, initial=start, desc=f"train {out_dir.name}", unit="step", disable=not progress)
     for step in range(start, total):
@@ -233,7 +238,6 @@ def _train(base, tokenizer, examples, out_dir: Path, s: TrainSettings, seed: int
                     loss = completion_loss(model, batch)
                 else:
                     loss = distill_loss(model, [items[i] for i in mb], allowed, pad)
-                    ntok += sum(len(items[i]["t_ids"]) for i in mb)  # the teacher's forward too
             (loss * len(mb) / len(idx)).backward()
             step_loss += float(loss.detach()) * len(mb) / len(idx)
             ntok += int(batch["attention_mask"].sum())

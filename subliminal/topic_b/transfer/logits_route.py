@@ -3,17 +3,23 @@ sampled text, the student matches the teacher's next-token distributions on the 
 of number sequences, with the KL restricted to the number-list tokens (digits, separators, end of turn).
 
 Teacher = the base model *with* the animal system prompt; student = the same base model + LoRA, *without*
-it, on the same completion tokens. Because teacher and student share the base weights, the teacher is the
-student's own model with its adapters switched off (``peft``'s ``disable_adapter``): no second copy.
+it, on the same completion tokens. The teacher is fixed (the base weights, adapters off), so its
+distributions are computed once per data set, before any student trains (``attach_teacher``), and cached
+by the caller on disk (a few MB: completion positions x the ~24 allowed tokens), shared by every seed.
 The KL is KL(teacher || student) of the two distributions renormalised over the allowed tokens, averaged
-over completion positions. Status: the objective and its tests are here; ``topic_b_transfer.py`` does not
-run this route yet (``--route`` accepts only ``text``).
+over completion positions; the output head runs only at the completion positions and only on the allowed
+rows (``restricted_logits``): the full-vocabulary head at every position would cost ~20% of a step for
+numbers the loss never reads.
 """
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
 import torch
 
+from subliminal.cache import load_tensors, save_tensors
 from subliminal.topic_b.scoring import encode
 from subliminal.topic_b.transfer.finetune import tokenize_example
 from subliminal.topic_b.transfer.grammar import token_classes
@@ -30,9 +36,13 @@ def allowed_ids(tokenizer, stop_ids: list[int]) -> torch.Tensor:
 
 def restricted_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
     """Mean over positions of KL(teacher || student), both renormalised over `allowed` ids. (N, V) inputs."""
-    s = torch.log_softmax(student_logits[:, allowed].float(), -1)
-    t = torch.log_softmax(teacher_logits[:, allowed].float(), -1)
-    return (t.exp() * (t - s)).sum(-1).mean()
+    return kl_to_teacher(torch.log_softmax(teacher_logits[:, allowed].float(), -1), student_logits[:, allowed])
+
+
+def kl_to_teacher(teacher_logp: torch.Tensor, student_logits: torch.Tensor) -> torch.Tensor:
+    """Mean over positions of KL(teacher || student): `teacher_logp` already normalised, both (N, A)."""
+    s = torch.log_softmax(student_logits.float(), -1)
+    return (teacher_logp.exp() * (teacher_logp - s)).sum(-1).mean()
 
 
 def distill_item(tokenizer, ex: dict, system: str) -> dict:
@@ -47,21 +57,67 @@ def distill_item(tokenizer, ex: dict, system: str) -> dict:
             "t_ids": t_ids, "t_pos": list(range(len(t_ids) - n - 1, len(t_ids) - 1))}
 
 
-def _logits_at(model, seqs: list[list[int]], pos: list[list[int]], pad: int) -> torch.Tensor:
-    device = next(model.parameters()).device
+def restricted_logits(model, seqs: list[list[int]], pos: list[list[int]], allowed: torch.Tensor,
+                      pad: int) -> torch.Tensor:
+    """Logits over the `allowed` ids at `pos` of each (right-padded) sequence, (sum of len(pos), A): the same
+    numbers as ``model(...).logits[b, pos][:, allowed]``, with the output head run only there, on those rows.
+    `model`: a causal LM or a peft model around one (its LoRA layers active)."""
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    device = next(inner.parameters()).device
     L = max(map(len, seqs))
     ids = torch.full((len(seqs), L), pad, dtype=torch.long)
     att = torch.zeros_like(ids)
     for b, s in enumerate(seqs):
         ids[b, : len(s)] = torch.tensor(s)
         att[b, : len(s)] = 1
-    out = model(input_ids=ids.to(device), attention_mask=att.to(device)).logits
-    return torch.cat([out[b, p] for b, p in enumerate(pos)])
+    hidden = inner.model(input_ids=ids.to(device), attention_mask=att.to(device)).last_hidden_state
+    h = torch.cat([hidden[b, p] for b, p in enumerate(pos)])
+    head = inner.get_output_embeddings()
+    a = allowed.to(device)
+    out = h @ head.weight[a].T
+    return out if getattr(head, "bias", None) is None else out + head.bias[a]
+
+
+@torch.no_grad()
+def teacher_logprobs(base, items: list[dict], allowed: torch.Tensor, pad: int, batch: int = 16) -> torch.Tensor:
+    """The teacher's log-probs renormalised over `allowed` at every item's completion positions, items in
+    order, (sum of len(t_pos), A). `base`: the plain base model (no adapters), run in eval mode."""
+    was = base.training
+    base.eval()
+    order = sorted(range(len(items)), key=lambda i: len(items[i]["t_ids"]))  # similar lengths: less padding
+    parts: dict[int, torch.Tensor] = {}
+    try:
+        for k in range(0, len(order), batch):
+            chunk = order[k: k + batch]
+            lg = restricted_logits(base, [items[i]["t_ids"] for i in chunk], [items[i]["t_pos"] for i in chunk],
+                                   allowed, pad)
+            lp = torch.log_softmax(lg.float(), -1).cpu()
+            for i, part in zip(chunk, lp.split([len(items[i]["t_pos"]) for i in chunk])):
+                parts[i] = part
+    finally:
+        base.train(was)
+    return torch.cat([parts[i] for i in range(len(items))])
+
+
+def attach_teacher(base, items: list[dict], allowed: torch.Tensor, pad: int, cache: Path | None = None,
+                   key: str = "", log=print) -> None:
+    """Put each item's teacher log-probs (``teacher_logprobs``) in ``item["t_logp"]``; with `cache`, read them
+    from that checksummed file when its record names `key`, else compute and write them there."""
+    got = load_tensors(cache, {"key": key}) if cache else None
+    n = sum(len(i["t_pos"]) for i in items)
+    if got is not None and got[0]["logp"].shape == (n, len(allowed)):
+        logp = got[0]["logp"]
+    else:
+        t0 = time.time()
+        logp = teacher_logprobs(base, items, allowed, pad)
+        log(f"[logits] teacher distributions at {n} positions in {time.time() - t0:.0f} s")
+        if cache:
+            save_tensors(cache, {"logp": logp}, {"key": key})
+    for it, part in zip(items, logp.split([len(i["t_pos"]) for i in items])):
+        it["t_logp"] = part
 
 
 def distill_loss(model, items: list[dict], allowed: torch.Tensor, pad: int) -> torch.Tensor:
-    """The route's loss for a micro-batch; `model` is a peft model (teacher = adapters off)."""
-    with torch.no_grad(), model.disable_adapter():
-        t = _logits_at(model, [i["t_ids"] for i in items], [i["t_pos"] for i in items], pad)
-    s = _logits_at(model, [i["s_ids"] for i in items], [i["s_pos"] for i in items], pad)
-    return restricted_kl(s, t, allowed.to(s.device))
+    """The route's loss for a micro-batch of items carrying their teacher log-probs (``attach_teacher``)."""
+    s = restricted_logits(model, [i["s_ids"] for i in items], [i["s_pos"] for i in items], allowed, pad)
+    return kl_to_teacher(torch.cat([i["t_logp"] for i in items]).to(s.device), s)

@@ -199,8 +199,10 @@ def _student(cfg, base, tok, arm, seed, examples, settings, bf16, extra, rows, a
     if logits:  # every arm distils on the neutral teacher's sequences: only the teacher's logits differ
         examples, h = neutral, extra["teachers"]["neutral"]["data_hash"]
         sdir = sdir.with_name("logits-" + sdir.name)
+    system = teacher_system(arm.removeprefix("cross_"))
+    tcache = _root(cfg) / "teacher_logits" / f"{config_hash([cfg.model, h, system])}.safetensors" if logits else None
     rec = train_student(base, tok, examples, sdir, settings, seed, data_hash=h, bf16=bf16, log=log,
-                        distill=logits, distill_system=teacher_system(arm.removeprefix("cross_")))
+                        distill=logits, distill_system=system, teacher_cache=tcache)
     extra["students"][f"{arm}/s{seed}"] = rec
     if cfg.stage == "train":
         return
