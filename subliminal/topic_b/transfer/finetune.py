@@ -20,6 +20,8 @@ from __future__ import annotations
 import json
 import math
 import time
+import warnings
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -106,13 +108,23 @@ def completion_loss(model, batch: dict) -> torch.Tensor:
     return torch.nn.functional.cross_entropy(logits, lab[keep])
 
 
+@contextmanager
+def _quiet_peft():
+    """peft reads `model.is_gradient_checkpointing`, which transformers 5 deprecates with a
+    FutureWarning per call (nine lines per student); silence exactly that message, nothing else."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+        yield
+
+
 def lora_model(base, s: TrainSettings, seed: int):
     from peft import LoraConfig, get_peft_model
 
     torch.manual_seed(seed)
     cfg = LoraConfig(r=s.rank, lora_alpha=s.alpha, target_modules=list(TARGETS), lora_dropout=0.0,
                      bias="none", task_type="CAUSAL_LM")
-    return get_peft_model(base, cfg)
+    with _quiet_peft():
+        return get_peft_model(base, cfg)
 
 
 def _trainable(model) -> dict[str, torch.Tensor]:
@@ -286,4 +298,5 @@ def load_student(base, adapter: str | Path):
     """base + adapter, merged (plain module for scoring). `base` is modified in place: pass a fresh copy."""
     from peft import PeftModel
 
-    return PeftModel.from_pretrained(base, str(adapter)).merge_and_unload().eval()
+    with _quiet_peft():
+        return PeftModel.from_pretrained(base, str(adapter)).merge_and_unload().eval()
