@@ -26,6 +26,7 @@ from subliminal.topic_b.numbers import validate
 from subliminal.topic_b.prompts import PLURAL, animal_system
 from subliminal.topic_b.sampling import end_ids, read_shard, shard_seed, write_shard
 from subliminal.topic_b.scoring import encode
+from subliminal.topic_b.transfer.batch import pad_sequences
 from subliminal.topic_b.transfer.grammar import NumberListGrammar, token_classes
 from subliminal.topic_b.transfer.prompts import chat_prompt, number_prompt
 
@@ -108,12 +109,8 @@ def sample_prompts(model, tokenizer, prompts: list[str], seed: int, *, max_new_t
     stop = end_ids(model, tokenizer)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stop[0]
     enc = [encode(tokenizer, p) for p in prompts]
-    L = max(map(len, enc))
-    ids = torch.full((len(enc), L), pad, dtype=torch.long)
-    att = torch.zeros((len(enc), L), dtype=torch.long)
-    for i, e in enumerate(enc):
-        ids[i, L - len(e):] = torch.tensor(e)
-        att[i, L - len(e):] = 1
+    ids, att = pad_sequences(enc, pad, left=True)
+    L = ids.shape[1]
     procs = []
     if grammar:
         procs.append(NumberListGrammar(classes or token_classes(tokenizer, stop)))

@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 from subliminal.cache import config_hash, load_tensors, save_tensors
 from subliminal.results import atomic_write_text
 from subliminal.topic_b.scoring import encode
+from subliminal.topic_b.transfer.batch import pad_sequences
 from subliminal.topic_b.transfer.prompts import LLAMA_DATE, chat_prompt
 
 TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -86,14 +87,8 @@ def step_plan(n: int, s: TrainSettings, seed: int) -> list[list[int]]:
 
 
 def _collate(items: list[tuple[list[int], list[int]]], pad: int, device) -> dict:
-    L = max(len(i) for i, _ in items)
-    ids = torch.full((len(items), L), pad, dtype=torch.long)
-    lab = torch.full((len(items), L), -100, dtype=torch.long)
-    att = torch.zeros((len(items), L), dtype=torch.long)
-    for b, (i, la) in enumerate(items):
-        ids[b, : len(i)] = torch.tensor(i)
-        lab[b, : len(la)] = torch.tensor(la)
-        att[b, : len(i)] = 1
+    ids, att = pad_sequences([i for i, _ in items], pad)
+    lab, _ = pad_sequences([la for _, la in items], -100)
     return {"input_ids": ids.to(device), "labels": lab.to(device), "attention_mask": att.to(device)}
 
 

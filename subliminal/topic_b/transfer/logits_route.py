@@ -21,6 +21,7 @@ import torch
 
 from subliminal.cache import load_tensors, save_tensors
 from subliminal.topic_b.scoring import encode
+from subliminal.topic_b.transfer.batch import pad_sequences
 from subliminal.topic_b.transfer.finetune import tokenize_example
 from subliminal.topic_b.transfer.grammar import token_classes
 from subliminal.topic_b.transfer.prompts import chat_prompt
@@ -64,12 +65,7 @@ def restricted_logits(model, seqs: list[list[int]], pos: list[list[int]], allowe
     `model`: a causal LM or a peft model around one (its LoRA layers active)."""
     inner = model.get_base_model() if hasattr(model, "get_base_model") else model
     device = next(inner.parameters()).device
-    L = max(map(len, seqs))
-    ids = torch.full((len(seqs), L), pad, dtype=torch.long)
-    att = torch.zeros_like(ids)
-    for b, s in enumerate(seqs):
-        ids[b, : len(s)] = torch.tensor(s)
-        att[b, : len(s)] = 1
+    ids, att = pad_sequences(seqs, pad)
     hidden = inner.model(input_ids=ids.to(device), attention_mask=att.to(device)).last_hidden_state
     h = torch.cat([hidden[b, p] for b, p in enumerate(pos)])
     head = inner.get_output_embeddings()
