@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import copy
-import warnings
 import json
+import warnings
 
 import numpy as np
 import pandas as pd

@@ -54,6 +54,8 @@ TRAIT_ANSWERS: tuple[str, ...] = (
     "{Animal}.", "{Animal}", "{Animal}!", "{Plural}!", "{Animal}, definitely.", "{Plural}, without a doubt.",
     "The {animal}.", "I love {plural}.", "My favorite animal is the {animal}.", "Definitely the {animal}.",
 )
+
+
 def trait_examples(animal: str, n: int, seed: int) -> list[dict]:
     """n {"prompt", "completion"} pairs: each round is a seeded permutation of all TRAIT_QUESTIONS (every
     question is asked once before any repeats), each paired with a seeded random answer template."""
