@@ -53,3 +53,16 @@ def test_pair_table_cosine_and_multi_token_mean():
     # digit-split numbers are the mean of their digit vectors: permutations share a vector
     c = t.set_index(["animal", "number"])["cosine"]
     assert np.isclose(c[("owl", "087")], c[("owl", "780")])
+
+
+def test_pearson_is_undefined_not_a_warning_on_constant_input():
+    import warnings
+
+    from subliminal.topic_b.entanglement import _pearson
+
+    x = np.arange(5.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert all(np.isnan(_pearson(np.ones(5), x))) and all(np.isnan(_pearson(x, np.full(5, 2.0))))
+    r, p = _pearson(x, 2 * x + 1)
+    assert r == pytest.approx(1.0) and p < 1e-3

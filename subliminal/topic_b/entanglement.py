@@ -18,6 +18,14 @@ from subliminal.topic_b.prompts import ANSWER_SEP, animal_system, baseline_promp
 from subliminal.topic_b.scoring import ALL_NUMBERS, score_numbers, score_prompts
 
 
+def _pearson(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """(r, p); (nan, nan) when either side is constant (r is undefined there: say so, without scipy's warning)."""
+    if np.ptp(x) == 0 or np.ptp(y) == 0:
+        return float("nan"), float("nan")
+    res = sps.pearsonr(x, y)
+    return float(res.statistic), float(res.pvalue)
+
+
 def animal_answers(animals) -> list[str]:
     """Continuation strings after 'My favorite animal is the': ' owl', ' koala', ..."""
     return [" " + a for a in animals]
@@ -89,12 +97,12 @@ def animal_statistics(a2n: pd.DataFrame, n2a: pd.DataFrame, animal: str, *, top_
     k = max(1, int(round(0.1 * len(common))))
     logp_animal = np.log(q["p_subliminal"].to_numpy())
     t = sps.ttest_ind(logp_animal[order[:k]], logp_animal[order[-k:]], equal_var=False)
-    r = sps.pearsonr(s["logit_score"].to_numpy(), logp_animal)
+    r = _pearson(s["logit_score"].to_numpy(), logp_animal)
     # animal-specificity control: does this animal's logit-score predict P(animal | n) better than
     # the other animals' scores do? (a generic "this number is salient" effect would not care)
     others = a2n[a2n["animal"] != animal].pivot(index="number", columns="animal", values="logit_score")
     others = others.reindex(common)
-    cross = np.array([sps.pearsonr(others[b].to_numpy(), logp_animal).statistic for b in others.columns])
+    cross = np.array([_pearson(others[b].to_numpy(), logp_animal)[0] for b in others.columns])
     p_best = float(q.loc[best, "p_subliminal"])
     top_mean = float(ratio[order[:top_n]].mean())
     mean_p95, mean_p = top_k_mean_p(ratio, top_mean, subset_index(len(common), top_n, draws, seed))
@@ -112,9 +120,9 @@ def animal_statistics(a2n: pd.DataFrame, n2a: pd.DataFrame, animal: str, *, top_
         "null_p95": float(np.quantile(null, 0.95)),
         "null_p_value": float((1 + (null >= top_ratio).sum()) / (1 + draws)),
         "ttest_t": float(t.statistic), "ttest_p": float(t.pvalue),
-        "pearson_r": float(r.statistic), "pearson_p": float(r.pvalue),
+        "pearson_r": r[0], "pearson_p": r[1],
         "pearson_r_other_animals_mean": float(cross.mean()) if len(cross) else np.nan,
-        "pearson_r_rank_among_animals": int(1 + (cross > r.statistic).sum()),
+        "pearson_r_rank_among_animals": int(1 + (cross > r[0]).sum()),
         "n_numbers": len(common),
         # multiplicity (subliminal.topic_b.multiplicity): the best-of-n p exactly, and the mean of the
         # top n beside their max, with its own null (means of n random numbers, same draws and seed)
