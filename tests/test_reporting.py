@@ -114,3 +114,18 @@ def test_analysis_of_a_directory_without_results_is_a_user_error(tmp_path, capsy
     assert "no Topic A tidy CSV" in capsys.readouterr().err
     (tmp_path / "topic_a.csv").write_text("x,y\n1,2\n")  # not a tidy result
     assert analysis.main(["--plots", str(tmp_path)]) == 2
+
+
+def test_glance_lists_a_claim_as_untestable_only_when_no_model_or_animal_tested_it(tmp_path):
+    from subliminal.reporting.glance import glance
+    from subliminal.verdicts import record
+
+    claim = "paper: numbers written by an animal-loving teacher make a student prefer the animal"
+    va = pd.DataFrame(columns=["claim", "evidence", "verdict"])
+    vb = pd.DataFrame([record("B", "t.py", f"{claim} (owl)", "contradicts", "ci", "m"),
+                       record("B", "t.py", f"{claim} (eagle)", "untestable here", "wide ci", "m"),
+                       record("B", "t.py", "seed: never run", "untestable here", "not run", "")])
+    text = glance(tmp_path, va, vb)
+    untestable = next(line for line in text.splitlines() if line.startswith("**untestable here**"))
+    assert "seed: never run" in untestable and claim not in untestable
+    assert f"{claim} **contradicts**" in text or f"{claim} contradicts" in text

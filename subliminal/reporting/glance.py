@@ -74,8 +74,9 @@ def glance(root: Path, va: pd.DataFrame, vb: pd.DataFrame) -> str:
     single = testable[testable.claim.map(per_claim) == 1]
     out += [""] + [f"- {m} only: " + "; ".join(f"{_short(r.claim)} {_word(r.verdict)}" for r in g.itertuples())
                    for m, g in single.groupby("model", sort=False)]
+    tested = {_short(c) for c in testable.claim}  # e.g. the owl teacher tested, the eagle one underpowered
     untestable = list(dict.fromkeys(_short(c) for c in vb[vb.verdict == "untestable here"].claim
-                                    if c not in set(testable.claim)))
+                                    if _short(c) not in tested))
     if untestable:
         out += ["", "**untestable here** (offline models): " + "; ".join(untestable) + "."]
     return "\n".join(out)
