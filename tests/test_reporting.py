@@ -129,3 +129,19 @@ def test_glance_lists_a_claim_as_untestable_only_when_no_model_or_animal_tested_
     untestable = next(line for line in text.splitlines() if line.startswith("**untestable here**"))
     assert "seed: never run" in untestable and claim not in untestable
     assert f"{claim} **contradicts**" in text or f"{claim} contradicts" in text
+
+
+def test_transfer_variants_line_counts_finished_students_of_a_partial_run(tmp_path):
+    import json
+
+    from subliminal.reporting.transfer import b_transfer_variants
+
+    (tmp_path / "plots_b").mkdir()
+    (tmp_path / "plots_b" / "topic_b_transfer.json").write_text(json.dumps(
+        {"complete": True, "config": {"cross_model": "qwen2.5-coder-0.5b-instruct"}}))
+    (tmp_path / "plots_b" / "topic_b_transfer_weights.json").write_text(json.dumps(
+        {"complete": False, "planned": ["neutral/s0", "owl_w/s0", "neutral/s1", "owl_w/s1"], "not_trained": ["owl_w/s1"]}))
+    line = b_transfer_variants(tmp_path)
+    assert "cross arm (`--cross-model`): qwen2.5-coder-0.5b-instruct, complete" in line
+    assert "weight-level teacher (`--teacher weights`): partial (3 of 4 students)" in line
+    assert "threshold defence (`--defence 0.01`): not run yet" in line

@@ -161,6 +161,9 @@ def test_pipeline_with_weight_teacher_shares_the_neutral_arm(tmp_path, monkeypat
     from subliminal.reporting.transfer import tables, verdicts
 
     assert "### Weight-level teacher" in tables(tmp_path)["b_transfer"]
+    variants = tables(tmp_path)["b_transfer_variants"]
+    assert "weight-level teacher (`--teacher weights`): complete" in variants
+    assert "logits route (`--route logits`): not run yet" in variants
     v = verdicts(tmp_path)
     assert [r["claim"].endswith("(weight-level teacher)") for r in v] == [False, True]
 

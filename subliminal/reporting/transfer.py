@@ -235,9 +235,35 @@ def b_transfer_glance(root: Path) -> str:
     return "\n".join(lines[:5] or ["- Subliminal transfer (LLM): no animal student finished yet (partial run)."])
 
 
+VARIANT_CMDS = {"topic_b_transfer_logits": "--route logits", "topic_b_transfer_weights": "--teacher weights",
+                "topic_b_transfer_defence": "--defence 0.01", "topic_b_transfer_weights_defence":
+                "--teacher weights --defence 0.01"}
+
+
+def _run_state(meta: dict) -> str:
+    if meta.get("complete"):
+        return "complete"
+    planned, left = meta.get("planned", []), meta.get("not_trained", [])
+    return f"partial ({len(planned) - len(left)} of {len(planned)} students)" if planned else "partial"
+
+
+def b_transfer_variants(root: Path) -> str:
+    """Which of the run's variants have results (from the JSONs in plots_b), so the page never claims a stale
+    state: the cross arm lives in the main run, the others in their own outputs."""
+    p = Path(root) / "plots_b"
+    main = json.loads((p / f"{MAIN}.json").read_text()) if (p / f"{MAIN}.json").exists() else {}
+    cross = main.get("config", {}).get("cross_model")
+    parts = ["cross arm (`--cross-model`): " + (f"{cross}, {_run_state(main)}" if cross else "not run yet")]
+    for stem, flag in VARIANT_CMDS.items():
+        j = p / f"{stem}.json"
+        state = _run_state(json.loads(j.read_text())) if j.exists() else "not run yet"
+        parts.append(f"{ROUTES[stem][0].split(' (`')[0].lower()} (`{flag}`): {state}")
+    return "Variants of the run: " + "; ".join(parts) + "."
+
+
 def tables(root: Path) -> dict[str, str]:
     return {"b_transfer": b_transfer(Path(root)), "b_transfer_glance": b_transfer_glance(Path(root)),
-            "b_transfer_budget": b_transfer_budget(Path(root))}
+            "b_transfer_budget": b_transfer_budget(Path(root)), "b_transfer_variants": b_transfer_variants(Path(root))}
 
 
 def verdicts(root: Path) -> list[dict]:

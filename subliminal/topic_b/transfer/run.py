@@ -234,7 +234,7 @@ def run(cfg: TransferConfig, device, log=print) -> dict:
         log(f"[archive] {archive.restore(cfg.archive_dir, _root(cfg), log)} files restored from {cfg.archive_dir}")
     base, tok = load_model(cfg.model, device=str(device))
     animals = list(cfg.animals)
-    extra: dict = {"teachers": {}, "students": {}, "eval_seconds": {}, "planned": [], "not_trained": [],
+    extra: dict = {"teachers": {}, "students": {}, "eval_seconds": {}, "planned": [],
                    "eval_animals": animals, "bf16_autocast": fast_bf16(device)}
     rows: list[pd.DataFrame] = []
     # ---- stage 1 for the owl set: neutral + first animal (+ the cross-model teacher)
