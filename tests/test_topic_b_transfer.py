@@ -252,8 +252,7 @@ def test_verdict_waits_for_the_planned_neutral_draw(tmp_path, planned, expect):
 
 
 def test_neutral_draw_names():
-    from subliminal.topic_b.transfer.data import is_neutral, neutral_name, teacher_system
-    from subliminal.topic_b.transfer.run import trait_of_arm
+    from subliminal.topic_b.transfer.data import is_neutral, neutral_name, teacher_system, trait_of_arm
 
     assert [neutral_name(k) for k in (1, 2, 3)] == ["neutral", "neutral_2", "neutral_3"]
     assert all(is_neutral(neutral_name(k)) for k in (1, 2, 12))
@@ -282,6 +281,39 @@ def test_specificity_removes_the_generic_shift(eagle_shift, specific):
     assert r["ratio_own_vs_other"] == pytest.approx(np.exp(d.mean()))
     assert r["verdict"] == "transfer" and r["specific"] == specific
     assert s.loc[("owl", "eagle"), "specific"] == "" and np.isnan(s.loc[("owl", "eagle"), "ratio_own_vs_other"])
+
+
+@pytest.mark.parametrize("eagle_teacher_owl_shift, specific", [(0.0, "yes"), (1.0, "no")])
+def test_other_teacher_control_removes_what_any_teachers_data_does(eagle_teacher_owl_shift, specific):
+    """The owl_w arm raises P(owl) by e^1 and leaves P(eagle): specific within the student. When the eagle_w
+    teacher's data raises P(owl) just as much, the rise is what this kind of teacher data does, not the owl
+    trait: the other-teacher control says so, with the draws' variance in its CI."""
+    from scipy import stats as sps
+
+    rows, rng = [], np.random.default_rng(5)
+    shift = {"owl_w": {"owl": 1.0, "eagle": 0.0}, "eagle_w": {"owl": eagle_teacher_owl_shift, "eagle": 0.0}}
+    for arm in ("base", "neutral", "neutral_2", "owl_w", "eagle_w"):
+        for seed in ([-1] if arm == "base" else [0, 1, 2]):
+            for animal in ("owl", "eagle"):
+                for q in range(3):
+                    lp = -4 + shift.get(arm, {}).get(animal, 0.0) + rng.normal(0, 0.02)
+                    rows.append({"model": "m", "arm": arm, "trait": arm.removesuffix("_w") if arm.endswith("_w")
+                                 else "", "animal": animal, "seed": seed, "question": f"q{q}", "prefill": "",
+                                 "p_animal": np.exp(lp), "logp_animal": lp, "freq_animal": 0.0, "n_samples": 1})
+    df = pd.DataFrame(rows)
+    s = summarize_transfer(df).set_index(["arm", "animal"])
+    r = s.loc[("owl_w", "owl")]
+    sm = df[df.animal == "owl"].groupby(["arm", "seed"]).logp_animal.mean().unstack("arm")
+    d = sm["owl_w"] - sm["eagle_w"]
+    assert r.ratio_vs_other_teachers == pytest.approx(np.exp(d.mean())) and r.n_other_teachers == 1
+    half = sps.t.ppf(0.975, 1) * np.sqrt(np.var([sm["neutral"].mean(), sm["neutral_2"].mean()], ddof=1) * 2)
+    assert [r.ratio_vs_other_teachers_draws_ci_low, r.ratio_vs_other_teachers_draws_ci_high] == \
+        pytest.approx([np.exp(d.mean() - half), np.exp(d.mean() + half)])
+    assert r.verdict == "transfer" and r.ratio_own_vs_other_ci_low > 1 and r.specific == specific
+    assert np.isnan(s.loc[("owl_w", "eagle"), "ratio_vs_other_teachers"])  # not the teacher's own animal
+    # one animal teacher only: no other-teacher control, the within-student one decides
+    alone = summarize_transfer(df[df.arm != "eagle_w"]).set_index(["arm", "animal"]).loc[("owl_w", "owl")]
+    assert np.isnan(alone.ratio_vs_other_teachers) and alone.specific == "yes"
 
 
 def test_pipeline_end_to_end(tiny, tmp_path, monkeypatch):

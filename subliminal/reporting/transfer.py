@@ -56,11 +56,20 @@ def _ci(m, lo, hi, fmt="{:.3g}") -> str:
 
 
 def _specific(r) -> str:
-    """The specificity clause (own animal vs the other animals of the run, both vs the neutral arm)."""
-    if pd.isna(getattr(r, "ratio_own_vs_other", np.nan)):
-        return ""
-    so = _ci(r.ratio_own_vs_other, r.ratio_own_vs_other_ci_low, r.ratio_own_vs_other_ci_high)
-    return f"; own animal vs the other animals of the run: × {so}"
+    """The specificity clauses: own animal vs the other animals of the run (both vs the neutral arm), and
+    P(own animal) under this teacher's data vs under the run's other animal teachers' data."""
+    out = ""
+    if pd.notna(getattr(r, "ratio_own_vs_other", np.nan)):
+        so = _ci(r.ratio_own_vs_other, r.ratio_own_vs_other_ci_low, r.ratio_own_vs_other_ci_high)
+        out += f"; own animal vs the other animals of the run: × {so}"
+    if pd.notna(getattr(r, "ratio_vs_other_teachers", np.nan)):
+        ot = _ci(r.ratio_vs_other_teachers, r.ratio_vs_other_teachers_ci_low, r.ratio_vs_other_teachers_ci_high)
+        dr = ("" if pd.isna(getattr(r, "ratio_vs_other_teachers_draws_ci_low", np.nan)) else
+              f" (with draw-to-draw variation: [{r.ratio_vs_other_teachers_draws_ci_low:.3g}, "
+              f"{r.ratio_vs_other_teachers_draws_ci_high:.3g}])")
+        out += (f"; P({r.animal}) under this teacher's data vs under the other animal teacher(s)' data: "
+                f"× {ot} over seeds{dr}")
+    return out
 
 
 def _versus(r) -> tuple[str, str]:
@@ -84,7 +93,8 @@ def _sentence(r) -> str:
     rn, vs = _versus(r)
     sp = _specific(r)
     if r.verdict == "transfer":
-        tail = "" if r.specific != "no" else " (not specific: the other animals moved about as much)"
+        tail = "" if r.specific != "no" else (" (not specific: the other animals, or the other animal teachers' "
+                                               "data, moved it about as much)")
         return f"transfer detected: P({r.animal}) × {rn} {vs}{sp}{tail}"
     if r.verdict == "reverse":
         return f"P({r.animal}) went *down*: × {rn} {vs}{sp}"
@@ -200,13 +210,15 @@ def _block(s: pd.DataFrame, meta: dict) -> str:
              _ci(r.freq_animal, r.freq_animal_ci_low, r.freq_animal_ci_high, "{:.1%}"),
              _ci(getattr(r, "ratio_own_vs_other", np.nan), getattr(r, "ratio_own_vs_other_ci_low", np.nan),
                  getattr(r, "ratio_own_vs_other_ci_high", np.nan)),
+             _ci(getattr(r, "ratio_vs_other_teachers", np.nan), getattr(r, "ratio_vs_other_teachers_ci_low", np.nan),
+                 getattr(r, "ratio_vs_other_teachers_ci_high", np.nan)),
              _ci(getattr(r, "logp_shift_per_mtok", np.nan), getattr(r, "logp_shift_per_mtok_ci_low", np.nan),
                  getattr(r, "logp_shift_per_mtok_ci_high", np.nan), "{:+.2f}"),
              "—" if pd.isna(r.paired_t_p) else f"{r.paired_t_p:.2g}", r.verdict or "—"]
             for r in s.itertuples()]
     head = ["model", "arm", "animal", "seeds", "P(animal) [95% CI]", "× base", "× neutral (seeds)",
             "× neutral draws", "sampled freq",
-            "own vs other animals", "Δ log P vs neutral per M loss tokens", "paired p (vs neutral)", "verdict"]
+            "own vs other animals", "× other animal teachers", "Δ log P vs neutral per M loss tokens", "paired p (vs neutral)", "verdict"]
     lines = [_sentence(r) for r in s.itertuples() if r.trait and r.trait == r.animal]
     return "\n\n".join([_status(meta), table(rows, head),
                          "Verdict: " + ("; ".join(lines) or "no animal arm yet") + "."])

@@ -12,7 +12,15 @@ Per student seed the question-mean of log P(animal) is one number; CIs are t-int
 - specificity (teacher's own animal only, needs another animal in the run): ratio_own_vs_other =
   exp(mean_s [d_own(s) - mean_a d_a(s)]) with d_x(s) = lp(arm, s, x) - lp(neutral, s, x) over the other
   animals a. It removes what the teacher's data does to animal answers in general (e.g. every animal
-  named more or less often); 'specific' when its CI lies above 1.
+  named more or less often).
+- the other-teacher control (needs a second animal teacher of the same kind in the run): ratio_vs_other_teachers
+  = exp(mean_s [lp(arm, s, own) - mean_b lp(b, s, own)]) over the run's other animal-teacher arms b (same
+  base: a cross arm is compared with cross arms only). It removes what *any* animal teacher's data of this
+  kind does to P(own animal) (e.g. every weight-level teacher's numbers raise P(owl)): the within-student
+  control above cannot. Seed CI, plus `_draws_` CI when there are K >= 2 neutral draws: the same
+  draw-to-draw variance as ratio_to_neutral_draws, +- t(K-1) sqrt(v (1 + 1/B)) for B other teachers.
+- 'specific': 'yes' when the own-vs-other CI lies above 1 and, where there is another animal teacher, so
+  does the other-teacher CI (its draws CI when K >= 2, as the verdict); 'no' when one of them does not.
 - neutral data draws (arms 'neutral', 'neutral_2', ...: the neutral teacher's data drawn K times, same
   prompts): the seed CI above is conditional on the one draw of teacher data each arm trained on; a draw
   of numbers can move P(animal) by itself. ratio_to_neutral_draws = exp(m_arm - mean_k m_k), m_x the
@@ -74,6 +82,7 @@ def summarize_transfer(rows: pd.DataFrame) -> pd.DataFrame:
             if trait == animal:
                 r.update(_specificity(sm, model, arm, animal))
                 r.update(_versus_draws(sm, model, arm, animal))
+                r.update(_versus_other_teachers(sm, model, arm, animal))
         out.append(r)
     df = pd.DataFrame(out)
     for c in ("ratio_to_neutral", "ratio_to_neutral_ci_low", "ratio_to_neutral_ci_high", "logp_shift_per_mtok",
@@ -81,19 +90,57 @@ def summarize_transfer(rows: pd.DataFrame) -> pd.DataFrame:
               "paired_t_p", "paired_wilcoxon_p", "ratio_own_vs_other", "ratio_own_vs_other_ci_low",
               "ratio_own_vs_other_ci_high", "ratio_to_neutral_draws", "ratio_to_neutral_draws_ci_low",
               "ratio_to_neutral_draws_ci_high", "n_neutral_draws", "ratio_to_neutral_draws_pooled_ci_low",
-              "ratio_to_neutral_draws_pooled_ci_high", "draws_pooled_df", "draws_n_seeds"):
+              "ratio_to_neutral_draws_pooled_ci_high", "draws_pooled_df", "draws_n_seeds", *OTHER_TEACHER_COLS):
         if c not in df:
             df[c] = np.nan
     draws = df["n_neutral_draws"] >= 2
     df["verdict_basis"] = np.where(df["trait"] != df["animal"], "",
                                    np.where(draws, "neutral draws", "training seeds"))
     df["verdict"] = [verdict(r) for r in df.itertuples()]
-    df["specific"] = np.where(df["verdict"] == "", "",
-                              np.where(df["ratio_own_vs_other_ci_low"] > 1, "yes",
-                                       np.where(df["ratio_own_vs_other"].notna(), "no", "")))
+    df["specific"] = [_specific(r) for r in df.itertuples()]
     high = np.where(draws, df["ratio_to_neutral_draws_ci_high"], df["ratio_to_neutral_ci_high"])
     df["max_ratio_excluded"] = np.where(df["verdict"] == "none detected", high, np.nan)
     return df
+
+
+OTHER_TEACHER_COLS = ("ratio_vs_other_teachers", "ratio_vs_other_teachers_ci_low", "ratio_vs_other_teachers_ci_high",
+                      "ratio_vs_other_teachers_draws_ci_low", "ratio_vs_other_teachers_draws_ci_high",
+                      "n_other_teachers")
+
+
+def _specific(r) -> str:
+    """'yes' / 'no' / '' (no verdict or no control): see the module docstring."""
+    if not r.verdict or pd.isna(r.ratio_own_vs_other):
+        return ""
+    lows = [r.ratio_own_vs_other_ci_low]
+    if pd.notna(r.ratio_vs_other_teachers):
+        draws = r.verdict_basis == "neutral draws" and pd.notna(r.ratio_vs_other_teachers_draws_ci_low)
+        lows.append(r.ratio_vs_other_teachers_draws_ci_low if draws else r.ratio_vs_other_teachers_ci_low)
+    return "yes" if all(lo > 1 for lo in lows) else "no"
+
+
+def _versus_other_teachers(sm: pd.DataFrame, model: str, arm: str, animal: str) -> dict:
+    """P(own animal) under this teacher's data vs under the run's other animal teachers' data, paired by seed."""
+    m = sm[(sm.model == model) & (sm.animal == animal)]
+    cross = arm.startswith("cross_")
+    traits = m.groupby("arm", sort=False)["trait"].first().fillna("")
+    others = [b for b, t in traits.items() if b != arm and b.startswith("cross_") == cross and t not in ("", animal)]
+    if not others:
+        return {}
+    by = m.pivot_table(index="seed", columns="arm", values="logp")[[arm, *others]].dropna()
+    if not len(by):
+        return {}
+    d = by[arm] - by[others].mean(axis=1)
+    mean, lo, hi = mean_ci(d)
+    out = {"ratio_vs_other_teachers": np.exp(mean), "ratio_vs_other_teachers_ci_low": np.exp(lo),
+           "ratio_vs_other_teachers_ci_high": np.exp(hi), "n_other_teachers": len(others)}
+    neutral = sorted(x for x in m.arm.unique() if is_neutral(x))
+    nb = m.pivot_table(index="seed", columns="arm", values="logp")
+    nb = nb[[c for c in neutral if c in nb]].loc[nb.index.intersection(by.index)].dropna()
+    if nb.shape[1] >= 2 and len(nb) == len(by):  # the draws' variance on the same seeds as the comparison
+        r = _ratio_ci("x", mean, float(nb.mean().var(ddof=1)), nb.shape[1] - 1, len(others))
+        out.update(ratio_vs_other_teachers_draws_ci_low=r["x_ci_low"], ratio_vs_other_teachers_draws_ci_high=r["x_ci_high"])
+    return out
 
 
 def _specificity(sm: pd.DataFrame, model: str, arm: str, animal: str) -> dict:

@@ -54,6 +54,12 @@ def weight_trait(name: str) -> str | None:
     return animal if name.endswith(WEIGHT_SUFFIX) and animal in PLURAL else None
 
 
+def trait_of_arm(arm: str) -> str:
+    """The animal an arm's teacher loves: 'owl', 'cross_owl', 'owl_w' -> 'owl'; 'neutral', 'neutral_2' -> ''."""
+    a = arm.removeprefix("cross_")
+    return weight_trait(a) or ("" if is_neutral(a) else a)
+
+
 def neutral_name(draw: int) -> str:
     """Draw 1 of the neutral teacher's data is 'neutral'; further independent draws (same prompts, other
     sampling seeds, since the teacher's name seeds the sampler) are 'neutral_2', 'neutral_3', ..."""

@@ -26,13 +26,12 @@ from subliminal.topic_b.transfer.data import (
     ShardSettings,
     data_hash,
     examples_of,
-    is_neutral,
     match_arms,
     neutral_name,
     teacher_records,
     teacher_system,
+    trait_of_arm,
     weight_teacher_name,
-    weight_trait,
 )
 from subliminal.topic_b.transfer.evaluate import evaluate_model
 from subliminal.topic_b.transfer.finetune import TrainSettings, load_student, loss_tokens, train_student
@@ -102,12 +101,6 @@ def _defend(cfg, base, tok, data: dict, stats: dict, extra: dict) -> dict:
     kept, st = defend(base, tok, data, {k: stats[k]["dir"] for k in data}, cfg.defence, cfg.model)
     extra.setdefault("defence", {}).update(st)
     return kept
-
-
-def trait_of_arm(arm: str) -> str:
-    """The animal an arm's teacher loves: 'owl', 'cross_owl', 'owl_w' -> 'owl'; 'neutral', 'neutral_2' -> ''."""
-    a = arm.removeprefix("cross_")
-    return weight_trait(a) or ("" if is_neutral(a) else a)
 
 
 def neutral_draws(cfg: TransferConfig) -> list[str]:
