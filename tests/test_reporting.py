@@ -131,6 +131,23 @@ def test_glance_lists_a_claim_as_untestable_only_when_no_model_or_animal_tested_
     assert f"{claim} **contradicts**" in text or f"{claim} contradicts" in text
 
 
+def test_glance_keeps_the_animal_and_route_of_one_models_claims_apart(tmp_path):
+    """Three records of one claim for one model (owl; owl and eagle of the weight-level teacher) are one
+    entry with three labelled verdicts, not the same sentence three times."""
+    from subliminal.reporting.glance import glance
+    from subliminal.verdicts import record
+
+    claim = "paper: numbers written by an animal-loving teacher make a student prefer the animal"
+    va = pd.DataFrame(columns=["claim", "evidence", "verdict"])
+    vb = pd.DataFrame([record("B", "t.py", f"{claim} (owl)", "contradicts", "ci", "m"),
+                       record("B", "t.py", f"{claim} (owl) (weight-level teacher)", "partly", "ci", "m"),
+                       record("B", "t.py", f"{claim} (eagle) (weight-level teacher)", "contradicts", "ci", "m")])
+    line = next(x for x in glance(tmp_path, va, vb).splitlines() if x.startswith("- m only:"))
+    assert line.count(claim) == 1
+    assert f"{claim}: owl **contradicts**, owl, weight-level teacher **partly**, eagle, weight-level teacher " \
+           "**contradicts**" in line
+
+
 def test_transfer_variants_line_counts_finished_students_of_a_partial_run(tmp_path):
     import json
 

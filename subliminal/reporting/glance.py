@@ -41,6 +41,23 @@ def _short(claim: str) -> str:
     return claim.split(" (")[0]
 
 
+def _grouped(g: pd.DataFrame) -> list[str]:
+    """'claim verdict' per claim; claims that differ only in their parenthesised detail (the animal, the
+    route) share one entry: 'claim: owl **contradicts**, eagle (weight-level teacher) **partly**'."""
+    out = []
+    for short, h in g.groupby(g.claim.map(_short), sort=False):
+        if len(h) == 1:
+            out.append(f"{short} {_word(h.verdict.iloc[0])}")
+        else:
+            out.append(f"{short}: " + ", ".join(f"{_detail(c, short)} {_word(v)}" for c, v in zip(h.claim, h.verdict)))
+    return out
+
+
+def _detail(claim: str, short: str) -> str:
+    """'x (owl) (weight-level teacher)' -> 'owl, weight-level teacher'."""
+    return ", ".join(part.strip(" ()") for part in claim[len(short):].split(") (")) or "—"
+
+
 CORRECTION = "this repo's earlier reading"
 
 
@@ -72,8 +89,7 @@ def glance(root: Path, va: pd.DataFrame, vb: pd.DataFrame) -> str:
              for c in per_claim.index if per_claim[c] > 1]
     out.append(table(rows, ["", *models]))
     single = testable[testable.claim.map(per_claim) == 1]
-    out += [""] + [f"- {m} only: " + "; ".join(f"{_short(r.claim)} {_word(r.verdict)}" for r in g.itertuples())
-                   for m, g in single.groupby("model", sort=False)]
+    out += [""] + [f"- {m} only: " + "; ".join(_grouped(g)) for m, g in single.groupby("model", sort=False)]
     tested = {_short(c) for c in testable.claim}  # e.g. the owl teacher tested, the eagle one underpowered
     untestable = list(dict.fromkeys(_short(c) for c in vb[vb.verdict == "untestable here"].claim
                                     if _short(c) not in tested))

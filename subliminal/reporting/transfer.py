@@ -242,9 +242,30 @@ def b_transfer_glance(root: Path) -> str:
             continue
         s, meta = got
         part = "" if meta.get("complete") else " (partial run)"
-        lines += [f"- Subliminal transfer{qual}, {r.model}, {r.arm} teacher{part}: {_sentence(r)}."
+        lines += [f"- Subliminal transfer{qual}, {r.model}, {r.arm} teacher{part}: {_brief(r)}."
                   for r in s.itertuples() if r.trait and r.trait == r.animal]
-    return "\n".join(lines[:5] or ["- Subliminal transfer (LLM): no animal student finished yet (partial run)."])
+    if lines:
+        lines.append("  (CIs with draw-to-draw variation, sensitivity CIs and the controls: "
+                     "[docs/topic_b_transfer.md](docs/topic_b_transfer.md).)")
+    return "\n".join(lines[:7] or ["- Subliminal transfer (LLM): no animal student finished yet (partial run)."])
+
+
+def _brief(r) -> str:
+    """The glance form of `_sentence`: the verdict's ratio and CI, the power of a null, the specificity word."""
+    if not r.verdict:
+        return _sentence(r).split(";")[0]
+    rn = _versus(r)[0]
+    n = int(r.draws_n_seeds) if r.verdict_basis == "neutral draws" else int(r.n_seeds)
+    vs = (f"vs {int(r.n_neutral_draws)} draws of neutral data" if r.verdict_basis == "neutral draws"
+          else "vs the neutral arm") + f", {n} seed{'s' if n != 1 else ''}"
+    head = {"transfer": "transfer detected", "reverse": "P(animal) went down",
+            "none detected": "no transfer detected"}[r.verdict]
+    power = f", rules out ≥ {r.max_ratio_excluded:.3g}" if r.verdict == "none detected" else ""
+    ot = ("" if pd.isna(getattr(r, "ratio_vs_other_teachers", np.nan)) else
+          f"; vs the other animal teacher's data × {r.ratio_vs_other_teachers:.3g}")
+    spec = {"yes": "; specific to the animal", "no": "; not specific to the animal"}.get(
+        r.specific if r.verdict == "transfer" else "", "")
+    return f"{head}: P({r.animal}) × {rn} ({vs}{power}){ot}{spec}"
 
 
 VARIANT_CMDS = {"topic_b_transfer_logits": "--route logits", "topic_b_transfer_weights": "--teacher weights",
