@@ -175,3 +175,19 @@ def test_weight_teacher_config_is_checked():
         TransferConfig(teacher="weights", route="logits").validate()
     with pytest.raises(UserError, match="cross"):
         TransferConfig(teacher="weights", cross_model="qwen2.5-coder-0.5b-instruct").validate()
+
+
+def test_figure_puts_controls_first_and_teachers_last(tmp_path):
+    """The figure's arm order: base, the neutral draws, the students, cross arms, the teachers; it renders
+    with a teacher arm whose P(animal) is 1000x the students' (log axis) and a CI clipped at 0."""
+    import pandas as pd
+
+    from subliminal.topic_b.transfer.plots import _order, plot_transfer
+
+    arms = ["teacher_owl_w", "owl_w", "cross_owl", "neutral_2", "base", "neutral"]
+    assert sorted(arms, key=_order) == ["base", "neutral", "neutral_2", "owl_w", "cross_owl", "teacher_owl_w"]
+    s = pd.DataFrame({"arm": arms, "animal": "owl", "trait": ["", "owl", "owl", "", "", ""], "n_seeds": 1,
+                      "p_animal": [0.5, 5e-4, 4e-4, 4e-4, 1e-4, 4e-4],
+                      "p_animal_ci_low": [0.5, 0.0, 3e-4, 3e-4, 1e-4, 3e-4],
+                      "p_animal_ci_high": [0.5, 9e-4, 5e-4, 5e-4, 1e-4, 5e-4]})
+    assert plot_transfer(s, tmp_path / "f.png").stat().st_size > 0
