@@ -219,9 +219,9 @@ def _block(s: pd.DataFrame, meta: dict) -> str:
     head = ["model", "arm", "animal", "seeds", "P(animal) [95% CI]", "× base", "× neutral (seeds)",
             "× neutral draws", "sampled freq",
             "own vs other animals", "× other animal teachers", "Δ log P vs neutral per M loss tokens", "paired p (vs neutral)", "verdict"]
-    lines = [_sentence(r) for r in s.itertuples() if r.trait and r.trait == r.animal]
+    lines = [f"- {r.arm} teacher: {_sentence(r)}." for r in s.itertuples() if r.trait and r.trait == r.animal]
     return "\n\n".join([_status(meta), table(rows, head),
-                         "Verdict: " + ("; ".join(lines) or "no animal arm yet") + "."])
+                         "Verdicts:\n\n" + ("\n".join(lines) or "- no animal arm yet.")])
 
 
 def b_transfer_glance(root: Path) -> str:
