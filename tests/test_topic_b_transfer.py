@@ -357,7 +357,7 @@ def test_pipeline_end_to_end(tiny, tmp_path, monkeypatch):
     from subliminal.verdicts import VERDICTS
 
     t = tables(tmp_path)
-    assert len(t["b_transfer_glance"].splitlines()) <= 5 and "Verdict:" in t["b_transfer"]
+    assert len(t["b_transfer_glance"].splitlines()) <= 5 and "Verdicts:\n\n- owl teacher: " in t["b_transfer"]
     v = verdicts(tmp_path)
     assert len(v) == 2 and all(r["verdict"] in VERDICTS and r["model"] == "tiny" for r in v)
     assert "different" in v[1]["claim"] and "partial" not in v[0]["evidence"]
