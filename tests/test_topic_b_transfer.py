@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -539,3 +540,37 @@ def test_stages_train_then_eval(tiny, tmp_path, monkeypatch):
     meta = json.loads((tmp_path / "o" / "topic_b_transfer.json").read_text())
     assert meta["complete"] is False and meta["not_trained"] == ["neutral_2/s0", "eagle/s0"]
     assert set(pd.read_csv(tmp_path / "o" / "topic_b_transfer.csv").arm) == {"base", "neutral", "owl"}
+
+
+def test_extended_run_reports_trained_students_before_training_new_ones(tiny, tmp_path, monkeypatch):
+    """A finished run extended by a seed: before the first new student trains, the written table already has
+    every student the caches hold (the other animal's too), not just those the seed-major loop reached."""
+    import dataclasses
+
+    import subliminal.topic_b.lm as lm
+    import subliminal.topic_b.transfer.evaluate as ev
+    import subliminal.topic_b.transfer.run as R
+    from subliminal.topic_b.transfer.config import TransferConfig
+    from subliminal.topic_b.transfer.prompts import EVAL_QUESTIONS
+
+    base, tok = tiny
+    monkeypatch.setattr(lm, "load_model", lambda spec, device="cpu": (copy.deepcopy(base), tok))
+    monkeypatch.setattr(ev, "EVAL_QUESTIONS", EVAL_QUESTIONS[:1])
+    cfg = TransferConfig(model="tiny", animals=("owl", "eagle"), seeds=(0,), n_samples=6, epochs=1, batch_size=6,
+                         eval_samples=1, out=str(tmp_path / "o"), cache=str(tmp_path / "c"), neutral_draws=1)
+    R.run(cfg, torch.device("cpu"), log=lambda m: None)
+    real, seen = R.train_student, {}
+
+    def spy(base, tok, examples, out_dir, *a, **k):
+        if not (Path(out_dir) / "train.json").exists():  # the first student to train in the extended run
+            rows = pd.read_csv(tmp_path / "o" / "topic_b_transfer.csv")
+            seen["rows"] = set(zip(rows.arm, rows.seed))
+            raise RuntimeError("stop here")
+        return real(base, tok, examples, out_dir, *a, **k)
+
+    monkeypatch.setattr(R, "train_student", spy)
+    with pytest.raises(RuntimeError, match="stop here"):
+        R.run(dataclasses.replace(cfg, seeds=(0, 1)), torch.device("cpu"), log=lambda m: None)
+    assert {("neutral", 0), ("owl", 0), ("eagle", 0)} <= seen["rows"]
+    meta = json.loads((tmp_path / "o" / "topic_b_transfer.json").read_text())
+    assert meta["complete"] is False and set(meta["students"]) == {"neutral/s0", "owl/s0", "eagle/s0"}

@@ -182,16 +182,22 @@ def write_outputs(cfg: TransferConfig, rows: list[pd.DataFrame], extra: dict, t0
                        {**extra, "complete": complete})
 
 
+def _student_dir(cfg: TransferConfig, arm: str, seed: int, settings: TrainSettings, extra: dict) -> Path:
+    """Where the student of (arm, seed) lives: keyed by the arm's data hash, the settings and the seed."""
+    h = extra["teachers"][arm]["data_hash"]
+    sdir = _root(cfg) / "students" / f"{arm}-s{seed}-{config_hash([cfg.model, h, asdict(settings), seed])}"
+    return sdir.with_name("logits-" + sdir.name) if cfg.route == "logits" else sdir
+
+
 def _student(cfg, base, tok, arm, seed, examples, settings, bf16, extra, rows, animals, log, neutral) -> None:
     """Train (or reuse) one student, evaluate it, append its rows."""
     h = extra["teachers"][arm]["data_hash"]
-    sdir = _root(cfg) / "students" / f"{arm}-s{seed}-{config_hash([cfg.model, h, asdict(settings), seed])}"
+    sdir = _student_dir(cfg, arm, seed, settings, extra)
     if cfg.stage == "eval" and not (sdir / "train.json").exists():
         return  # listed in not_trained by write_outputs
     logits = cfg.route == "logits"
     if logits:  # every arm distils on the neutral teacher's sequences: only the teacher's logits differ
         examples, h = neutral, extra["teachers"]["neutral"]["data_hash"]
-        sdir = sdir.with_name("logits-" + sdir.name)
     system = teacher_system(arm.removeprefix("cross_"))
     tcache = _root(cfg) / "teacher_logits" / f"{config_hash([cfg.model, h, system])}.safetensors" if logits else None
     rec = train_student(base, tok, examples, sdir, settings, seed, data_hash=h, bf16=bf16, log=log,
@@ -271,8 +277,31 @@ def run(cfg: TransferConfig, device, log=print) -> dict:
                           animals, log, extra["eval_seconds"])
         rows.append(ev.assign(model=cfg.model, arm="base", trait="", seed=-1))
         write_outputs(cfg, rows, extra, t0, final=False, log=log)
+    def other_animal(a: str):
+        """(arm name, its n_train examples) of another animal's teacher, sampled on first use; None when it has
+        too few valid samples (arms must match)."""
+        d, st, name = animal_data(cfg, base, tok, a, extra, rows, log)
+        d = _defend(cfg, base, tok, d, st, extra)
+        if len(d[name]) < n_train:
+            log(f"[data] {name}: only {len(d[name])} valid samples < {n_train}; arm skipped (arms must match)")
+            return None
+        _record_data(extra, st, {name: examples_of(d[name])[:n_train]})
+        return name, examples_of(d[name])[:n_train]
+
+    # students already trained (a rerun, or a run extended by an arm) are evaluated and reported first, so a
+    # partial table never has fewer of them than the caches do
+    ready = {a: other_animal(a) for a, name in zip(animals[1:], others) if _trained(cfg, name)}
+    jobs = [(arm, seed, matched[arm]) for seed in cfg.seeds for arm in matched] + \
+        [(o[0], seed, o[1]) for o in ready.values() if o for seed in cfg.seeds]
+    done = [j for j in jobs if (_student_dir(cfg, j[0], j[1], settings, extra) / "train.json").exists()]
+    for arm, seed, ex in done:
+        _student(cfg, base, tok, arm, seed, ex, settings, bf16, extra, rows, animals, log, matched["neutral"])
+    if done:
+        write_outputs(cfg, rows, extra, t0, final=False, log=log)
     for seed in cfg.seeds:
         for arm in matched:
+            if f"{arm}/s{seed}" in extra["students"]:
+                continue
             _student(cfg, base, tok, arm, seed, matched[arm], settings, bf16, extra, rows, animals, log,
                      matched["neutral"])
             write_outputs(cfg, rows, extra, t0, final=False, log=log)
@@ -280,15 +309,14 @@ def run(cfg: TransferConfig, device, log=print) -> dict:
     for a, name in zip(animals[1:], others):
         if cfg.stage == "eval" and not _trained(cfg, name):
             continue  # evaluation only: an animal without a trained student needs no data either
-        d, st, name = animal_data(cfg, base, tok, a, extra, rows, log)
-        d = _defend(cfg, base, tok, d, st, extra)
-        if len(d[name]) < n_train:
-            log(f"[data] {name}: only {len(d[name])} valid samples < {n_train}; arm skipped (arms must match)")
+        got = ready[a] if a in ready else other_animal(a)
+        if got is None:
             continue
-        _record_data(extra, st, {name: examples_of(d[name])[:n_train]})
         for seed in cfg.seeds:
-            _student(cfg, base, tok, name, seed, examples_of(d[name])[:n_train], settings, bf16, extra, rows, animals,
-                     log, matched["neutral"])
+            if f"{got[0]}/s{seed}" in extra["students"]:
+                continue
+            _student(cfg, base, tok, got[0], seed, got[1], settings, bf16, extra, rows, animals, log,
+                     matched["neutral"])
             write_outputs(cfg, rows, extra, t0, final=False, log=log)
     write_outputs(cfg, rows, extra, t0, final=True, log=log)
     return extra
