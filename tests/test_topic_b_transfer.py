@@ -574,3 +574,20 @@ def test_extended_run_reports_trained_students_before_training_new_ones(tiny, tm
     assert {("neutral", 0), ("owl", 0), ("eagle", 0)} <= seen["rows"]
     meta = json.loads((tmp_path / "o" / "topic_b_transfer.json").read_text())
     assert meta["complete"] is False and set(meta["students"]) == {"neutral/s0", "owl/s0", "eagle/s0"}
+
+
+@pytest.mark.parametrize("missing, partial", [(["cross_owl/s0"], False), (["owl/s2", "cross_owl/s0"], True)])
+def test_an_arm_is_partial_only_while_its_own_students_are_missing(tmp_path, missing, partial):
+    """A run extended by the cross arm is partial, but the owl arm's result is final once its seeds are in."""
+    from subliminal.reporting.transfer import b_transfer_glance, verdicts
+
+    d = tmp_path / "plots_b"
+    d.mkdir()
+    summarize_transfer(_draw_rows({"neutral": 0.0, "owl": -0.9, "neutral_2": -0.85})).to_csv(
+        d / "topic_b_transfer_summary.csv", index=False)
+    (d / "topic_b_transfer.json").write_text(json.dumps({"config": {"neutral_draws": 2}, "complete": False,
+                                                         "not_trained": missing}))
+    (v,) = verdicts(tmp_path)
+    assert ("(partial run)" in v["evidence"]) == partial
+    line = next(x for x in b_transfer_glance(tmp_path).splitlines() if "owl teacher" in x)
+    assert ("(partial run)" in line) == partial

@@ -241,13 +241,22 @@ def b_transfer_glance(root: Path) -> str:
         if got is None:
             continue
         s, meta = got
-        part = "" if meta.get("complete") else " (partial run)"
-        lines += [f"- Subliminal transfer{qual}, {r.model}, {r.arm} teacher{part}: {_brief(r)}."
+        lines += [f"- Subliminal transfer{qual}, {r.model}, {r.arm} teacher{_partial(r, meta)}: {_brief(r)}."
                   for r in s.itertuples() if r.trait and r.trait == r.animal]
     if lines:
         lines.append("  (CIs with draw-to-draw variation, sensitivity CIs and the controls: "
                      "[docs/topic_b_transfer.md](docs/topic_b_transfer.md).)")
     return "\n".join(lines[:7] or ["- Subliminal transfer (LLM): no animal student finished yet (partial run)."])
+
+
+def _partial(r, meta: dict) -> str:
+    """' (partial run)' while a planned student of this arm (or, in an older JSON without the plan, any
+    student) is missing; '' once the arm's own students are all in, even if the run goes on with others."""
+    if meta.get("complete"):
+        return ""
+    if "not_trained" not in meta:
+        return " (partial run)"
+    return " (partial run)" if any(k.split("/")[0] == r.arm for k in meta["not_trained"]) else ""
 
 
 def _brief(r) -> str:
@@ -320,7 +329,7 @@ def _verdict(r, meta: dict, claim: str, qual: str) -> dict:
     cross = r.arm.startswith("cross_")
     c = ("paper: numbers from a teacher of a *different* base model do not transfer" if cross
          else claim + f" ({r.animal})") + qual
-    ev = _sentence(r) + ("" if meta.get("complete") else " (partial run)")
+    ev = _sentence(r) + _partial(r, meta)
     planned = meta.get("config", {}).get("neutral_draws", 1)
     if r.verdict and not cross and getattr(r, "verdict_basis", "") == "training seeds" and planned >= 2:
         # the run plans the neutral-draw control and it has no student yet: the seed CI cannot tell this
