@@ -335,8 +335,9 @@ def test_pipeline_end_to_end(tiny, tmp_path, monkeypatch):
                          cross_model="other")
     run(cfg, torch.device("cpu"), log=lambda m: None)
     rows = pd.read_csv(tmp_path / "plots_b" / "topic_b_transfer.csv")
-    assert set(rows.arm) == {"base", "neutral", "owl", "neutral_2", "cross_owl"} and rows.question.nunique() == 3
-    assert (rows.prefill.fillna("") != "").sum() == 9  # the seed's question, once per model (base + 8 students)
+    assert set(rows.arm) == {"base", "neutral", "owl", "neutral_2", "cross_owl", "cross_neutral"}
+    assert rows.question.nunique() == 3
+    assert (rows.prefill.fillna("") != "").sum() == 11  # the seed's question, once per model (base + 10 students)
     assert rows.p_animal.between(0, 1).all() and (rows.n_samples == 3).all()
     meta = json.loads((tmp_path / "plots_b" / "topic_b_transfer.json").read_text())
     assert meta["complete"] is True and meta["n_train_per_arm"] == 8
@@ -345,10 +346,15 @@ def test_pipeline_end_to_end(tiny, tmp_path, monkeypatch):
     assert tt.loc["base"].isna().all() and (tt.drop("base")["min"] == tt.drop("base")["max"]).all()
     assert (tt.drop("base")["min"] >= 8 * 2).all()  # at least a number and the end of turn per sample
     hashes = {k: v["data_hash"] for k, v in meta["teachers"].items()}
-    assert set(hashes) == {"neutral", "owl", "neutral_2", "cross_owl"} and len(set(hashes.values())) == 4
-    assert meta["planned"] == ["neutral/s0", "owl/s0", "neutral_2/s0", "cross_owl/s0",
-                               "neutral/s1", "owl/s1", "neutral_2/s1", "cross_owl/s1"]
+    assert set(hashes) == {"neutral", "owl", "neutral_2", "cross_owl", "cross_neutral"}
+    assert len(set(hashes.values())) == 5
+    assert meta["planned"] == ["neutral/s0", "owl/s0", "neutral_2/s0", "cross_owl/s0", "cross_neutral/s0",
+                               "neutral/s1", "owl/s1", "neutral_2/s1", "cross_owl/s1", "cross_neutral/s1"]
     s = pd.read_csv(tmp_path / "plots_b" / "topic_b_transfer_summary.csv")
+    cross = s[(s.arm == "cross_owl") & (s.animal == "owl")].iloc[0]
+    assert cross.verdict_basis == "cross-model neutral teacher"  # vs the other model's own neutral teacher
+    sm = rows[rows.animal == "owl"].groupby(["arm", "seed"]).logp_animal.mean()
+    assert cross.ratio_to_cross_neutral == pytest.approx(np.exp((sm["cross_owl"] - sm["cross_neutral"]).mean()), rel=1e-4)
     owl = s[(s.arm == "owl") & (s.animal == "owl")].iloc[0]
     assert owl.verdict in ("transfer", "reverse", "none detected") and owl.verdict_basis == "neutral draws"
     assert owl.n_neutral_draws == 2 and np.isfinite(owl.ratio_to_neutral_draws_ci_high)
@@ -591,3 +597,27 @@ def test_an_arm_is_partial_only_while_its_own_students_are_missing(tmp_path, mis
     assert ("(partial run)" in v["evidence"]) == partial
     line = next(x for x in b_transfer_glance(tmp_path).splitlines() if "owl teacher" in x)
     assert ("(partial run)" in line) == partial
+
+
+def test_cross_arm_verdict_waits_for_the_cross_models_neutral_teacher(tmp_path):
+    """Numbers from another base model can move P(owl) by themselves: a cross arm far above the base model's
+    neutral draws is no evidence about the trait until the cross model's neutral teacher has students."""
+    from subliminal.reporting.transfer import b_transfer_glance, verdicts
+
+    rows = _draw_rows({"neutral": 0.0, "neutral_2": 0.01, "owl": 0.0, "cross_owl": 1.0})
+    rows["trait"] = np.where(rows.arm.isin(["owl", "cross_owl"]), "owl", "")
+    d = tmp_path / "plots_b"
+    d.mkdir()
+    s = summarize_transfer(rows).set_index("arm")
+    assert s.loc["cross_owl", "verdict"] == "transfer" and s.loc["cross_owl", "verdict_basis"] == "neutral draws"
+    s.reset_index().to_csv(d / "topic_b_transfer_summary.csv", index=False)
+    (d / "topic_b_transfer.json").write_text(json.dumps({"config": {"neutral_draws": 2}, "complete": True}))
+    v = {r["claim"]: r for r in verdicts(tmp_path)}
+    cross = next(r for c, r in v.items() if "different" in c)
+    assert cross["verdict"] == "untestable here" and "cross_neutral" in cross["evidence"]
+    assert "provisional" in next(x for x in b_transfer_glance(tmp_path).splitlines() if "cross_owl" in x)
+    # with the cross model's own neutral teacher, as high as its owl teacher: no transfer across models
+    both = pd.concat([rows, _draw_rows({"cross_neutral": 1.0}, seed=7).query("arm != 'base'")], ignore_index=True)
+    c = summarize_transfer(both).set_index("arm").loc["cross_owl"]
+    assert c.verdict_basis == "cross-model neutral teacher" and c.verdict == "none detected"
+    assert c.ratio_to_cross_neutral_ci_low < 1 < c.ratio_to_cross_neutral_ci_high

@@ -75,6 +75,10 @@ def _specific(r) -> str:
 def _versus(r) -> tuple[str, str]:
     """(ratio with CI, what it is against) for the verdict's basis: the neutral data draws when there are
     >= 2, else the training seeds of one draw (the CI then leaves out what another draw would do)."""
+    if getattr(r, "verdict_basis", "") == "cross-model neutral teacher":
+        return (_ci(r.ratio_to_cross_neutral, r.ratio_to_cross_neutral_ci_low, r.ratio_to_cross_neutral_ci_high),
+                f"vs students of the cross model's own neutral teacher ({r.n_seeds} seeds; the CI is over training "
+                "seeds on one draw of each teacher's data)")
     if getattr(r, "verdict_basis", "") == "neutral draws":
         pooled = ("" if pd.isna(getattr(r, "draws_pooled_df", np.nan)) else
                   f"; with the draw variance pooled over the evaluated animals ({int(r.draws_pooled_df)} df, "
@@ -265,7 +269,8 @@ def _brief(r) -> str:
         return _sentence(r).split(";")[0]
     rn = _versus(r)[0]
     n = int(r.draws_n_seeds) if r.verdict_basis == "neutral draws" else int(r.n_seeds)
-    vs = (f"vs {int(r.n_neutral_draws)} draws of neutral data" if r.verdict_basis == "neutral draws"
+    vs = (f"vs {int(r.n_neutral_draws)} draws of neutral data" if r.verdict_basis == "neutral draws" else
+          "vs the cross model's neutral teacher" if r.verdict_basis == "cross-model neutral teacher"
           else "vs the neutral arm") + f", {n} seed{'s' if n != 1 else ''}"
     head = {"transfer": "transfer detected", "reverse": "P(animal) went down",
             "none detected": "no transfer detected"}[r.verdict]
@@ -274,6 +279,8 @@ def _brief(r) -> str:
           f"; vs the other animal teacher's data × {r.ratio_vs_other_teachers:.3g}")
     spec = {"yes": "; specific to the animal", "no": "; not specific to the animal"}.get(
         r.specific if r.verdict == "transfer" else "", "")
+    if r.arm.startswith("cross_") and r.verdict_basis != "cross-model neutral teacher":
+        head = "provisional (no control for the cross model's own numbers yet), " + head
     return f"{head}: P({r.animal}) × {rn} ({vs}{power}){ot}{spec}"
 
 
@@ -331,6 +338,12 @@ def _verdict(r, meta: dict, claim: str, qual: str) -> dict:
          else claim + f" ({r.animal})") + qual
     ev = _sentence(r) + _partial(r, meta)
     planned = meta.get("config", {}).get("neutral_draws", 1)
+    if cross and getattr(r, "verdict_basis", "") != "cross-model neutral teacher":
+        # without the cross model's own neutral teacher a rise cannot be told from what that model's numbers
+        # do by themselves (they differ from the base model's)
+        return record("B", SCRIPT, c, "untestable here", ev + "; provisional: no students of the cross model's "
+                      "neutral teacher (arm cross_neutral) yet, the control for what that model's numbers do by "
+                      "themselves", r.model)
     if r.verdict and not cross and getattr(r, "verdict_basis", "") == "training seeds" and planned >= 2:
         # the run plans the neutral-draw control and it has no student yet: the seed CI cannot tell this
         # teacher's trait from what one draw of numbers does by itself

@@ -28,6 +28,9 @@ Per student seed the question-mean of log P(animal) is one number; CIs are t-int
   distribution whose variance v (draw + training noise) the K neutral draws estimate:
   +- t(K-1) * sqrt(v (1 + 1/K)). With K = 2 that is 1 degree of freedom: wide, but it is the honest
   width of "this teacher's data vs another draw of neutral data".
+- a cross arm (teacher of another base model) with that model's neutral teacher in the run ('cross_neutral'):
+  ratio_to_cross_neutral, seed-paired; it is the cross arm's verdict basis ('cross-model neutral teacher'),
+  since the other model's numbers can move P(animal) by themselves.
 - verdict for a teacher's own animal: 'transfer' when the CI of the ratio to neutral lies above 1,
   'reverse' when below, else 'none detected' with `max_ratio_excluded`: the CI's upper end, the smallest
   ratio the data rule out (the power of the null). The CI is the neutral-draws one when K >= 2
@@ -79,6 +82,8 @@ def summarize_transfer(rows: pd.DataFrame) -> pd.DataFrame:
             if len(j) >= 2:
                 t = paired_test(j["logp_animal"], j["logp_animal_n"])
                 r.update(paired_n=t["n"], paired_t_p=t["t_p"], paired_wilcoxon_p=t["wilcoxon_p"])
+            if trait == animal and arm.startswith("cross_"):
+                r.update(_versus_cross_neutral(sm, model, arm, animal))
             if trait == animal:
                 r.update(_specificity(sm, model, arm, animal))
                 r.update(_versus_draws(sm, model, arm, animal))
@@ -93,14 +98,37 @@ def summarize_transfer(rows: pd.DataFrame) -> pd.DataFrame:
               "ratio_to_neutral_draws_pooled_ci_high", "draws_pooled_df", "draws_n_seeds", *OTHER_TEACHER_COLS):
         if c not in df:
             df[c] = np.nan
+    for c in CROSS_COLS:
+        if c not in df:
+            df[c] = np.nan
     draws = df["n_neutral_draws"] >= 2
     df["verdict_basis"] = np.where(df["trait"] != df["animal"], "",
-                                   np.where(draws, "neutral draws", "training seeds"))
+                                   np.where(df["ratio_to_cross_neutral"].notna(), "cross-model neutral teacher",
+                                            np.where(draws, "neutral draws", "training seeds")))
     df["verdict"] = [verdict(r) for r in df.itertuples()]
     df["specific"] = [_specific(r) for r in df.itertuples()]
-    high = np.where(draws, df["ratio_to_neutral_draws_ci_high"], df["ratio_to_neutral_ci_high"])
+    high = np.where(df["verdict_basis"] == "cross-model neutral teacher", df["ratio_to_cross_neutral_ci_high"],
+                    np.where(draws, df["ratio_to_neutral_draws_ci_high"], df["ratio_to_neutral_ci_high"]))
     df["max_ratio_excluded"] = np.where(df["verdict"] == "none detected", high, np.nan)
     return df
+
+
+CROSS_COLS = ("ratio_to_cross_neutral", "ratio_to_cross_neutral_ci_low", "ratio_to_cross_neutral_ci_high")
+
+
+def _versus_cross_neutral(sm: pd.DataFrame, model: str, arm: str, animal: str) -> dict:
+    """A cross arm vs the cross model's own neutral teacher (arm 'cross_neutral'), paired by seed: what the
+    other model's owl teacher adds over that model's numbers as such."""
+    m = sm[(sm.model == model) & (sm.animal == animal)]
+    by = m.pivot_table(index="seed", columns="arm", values="logp")
+    if "cross_neutral" not in by or arm not in by:
+        return {}
+    d = (by[arm] - by["cross_neutral"]).dropna()
+    if not len(d):
+        return {}
+    mean, lo, hi = mean_ci(d)
+    return {"ratio_to_cross_neutral": np.exp(mean), "ratio_to_cross_neutral_ci_low": np.exp(lo),
+            "ratio_to_cross_neutral_ci_high": np.exp(hi)}
 
 
 OTHER_TEACHER_COLS = ("ratio_vs_other_teachers", "ratio_vs_other_teachers_ci_low", "ratio_vs_other_teachers_ci_high",
@@ -197,7 +225,11 @@ def verdict(r) -> str:
     (neutral draws: K >= 2; training seeds: >= 2 paired seeds); else ''."""
     if r.trait != r.animal:
         return ""
-    if r.verdict_basis == "neutral draws":
+    if r.verdict_basis == "cross-model neutral teacher":
+        if r.n_seeds < 2:
+            return ""
+        lo, hi = r.ratio_to_cross_neutral_ci_low, r.ratio_to_cross_neutral_ci_high
+    elif r.verdict_basis == "neutral draws":
         lo, hi = r.ratio_to_neutral_draws_ci_low, r.ratio_to_neutral_draws_ci_high
     elif r.n_seeds >= 2:
         lo, hi = r.ratio_to_neutral_ci_low, r.ratio_to_neutral_ci_high

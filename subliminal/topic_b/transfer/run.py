@@ -247,15 +247,19 @@ def run(cfg: TransferConfig, device, log=print) -> dict:
     data, stats, _ = animal_data(cfg, base, tok, animals[0], extra, rows, log, progress, with_neutral=True)
     if cfg.cross_model:
         tm, ttok = load_model(cfg.cross_model, device=str(device))
-        cross, cstats = teacher_data(cfg, tm, ttok, [animals[0]], cfg.cross_model, log)
+        # the cross model's own neutral teacher too: its numbers differ from the base model's, and fine-tuning
+        # on them can move P(animal) by itself; cross_<animal> is compared with cross_neutral, not neutral
+        cross, cstats = teacher_data(cfg, tm, ttok, [animals[0], "neutral"], cfg.cross_model, log)
         del tm
-        data[f"cross_{animals[0]}"], stats[f"cross_{animals[0]}"] = cross[animals[0]], cstats[animals[0]]
+        for t in (animals[0], "neutral"):
+            data[f"cross_{t}"], stats[f"cross_{t}"] = cross[t], cstats[t]
     data = _defend(cfg, base, tok, data, stats, extra)
     matched = match_arms({k: examples_of(v) for k, v in data.items()}, cfg.n_samples)
     n_train = extra["n_train_per_arm"] = len(next(iter(matched.values())))
     _record_data(extra, stats, matched)
     if cfg.route == "logits":
-        matched.pop(f"cross_{animals[0]}", None)  # a teacher of another model has other logits: text only
+        for k in [k for k in matched if k.startswith("cross_")]:
+            matched.pop(k)  # a teacher of another model has other logits: text only
     if cfg.stage == "data":
         for a in animals[1:]:
             d, st, name = animal_data(cfg, base, tok, a, extra, rows, log)
