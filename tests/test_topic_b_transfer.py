@@ -621,3 +621,30 @@ def test_cross_arm_verdict_waits_for_the_cross_models_neutral_teacher(tmp_path):
     c = summarize_transfer(both).set_index("arm").loc["cross_owl"]
     assert c.verdict_basis == "cross-model neutral teacher" and c.verdict == "none detected"
     assert c.ratio_to_cross_neutral_ci_low < 1 < c.ratio_to_cross_neutral_ci_high
+
+
+def test_sampling_progress_never_replaces_the_json_of_an_existing_table(tiny, tmp_path, monkeypatch):
+    """Extending a finished run (here by a neutral draw) samples new data first; the finished table's JSON
+    must not be replaced by a 'sampling' record that no longer describes the CSVs beside it."""
+    import dataclasses
+
+    import subliminal.topic_b.lm as lm
+    import subliminal.topic_b.transfer.evaluate as ev
+    from subliminal.topic_b.transfer.config import TransferConfig
+    from subliminal.topic_b.transfer.prompts import EVAL_QUESTIONS
+    from subliminal.topic_b.transfer.run import run
+
+    base, tok = tiny
+    monkeypatch.setattr(lm, "load_model", lambda spec, device="cpu": (copy.deepcopy(base), tok))
+    monkeypatch.setattr(ev, "EVAL_QUESTIONS", EVAL_QUESTIONS[:1])
+    cfg = TransferConfig(model="tiny", animals=("owl",), seeds=(0,), n_samples=6, epochs=1, batch_size=6,
+                         eval_samples=1, stage="data", out=str(tmp_path / "o"), cache=str(tmp_path / "c"),
+                         neutral_draws=1)
+    run(cfg, torch.device("cpu"), log=lambda m: None)  # sampling only, no table: the progress JSON is written
+    j = tmp_path / "o" / "topic_b_transfer.json"
+    assert json.loads(j.read_text())["stage"] == "sampling teacher data"
+    run(dataclasses.replace(cfg, stage="all"), torch.device("cpu"), log=lambda m: None)
+    finished = j.read_text()
+    assert json.loads(finished)["complete"] is True
+    run(dataclasses.replace(cfg, stage="data", neutral_draws=2), torch.device("cpu"), log=lambda m: None)
+    assert j.read_text() == finished

@@ -239,6 +239,8 @@ def run(cfg: TransferConfig, device, log=print) -> dict:
     # ---- stage 1 for the owl set: neutral + first animal (+ the cross-model teacher)
     def progress(st):  # partial provenance while the (long) sampling runs
         _sync(cfg, log)
+        if (Path(cfg.out) / f"{_stem(cfg)}_summary.csv").exists():
+            return  # a table from an earlier run is there: its JSON stays beside it until this run rewrites both
         with OutputSet(cfg.out) as o:
             write_run_json(o.path(_stem(cfg) + ".json"), cfg, cfg.seed, time.time() - t0,
                            {**extra, "stage": "sampling teacher data", "complete": False,
