@@ -155,7 +155,8 @@ def _versus_other_teachers(sm: pd.DataFrame, model: str, arm: str, animal: str) 
     others = [b for b, t in traits.items() if b != arm and b.startswith("cross_") == cross and t not in ("", animal)]
     if not others:
         return {}
-    by = m.pivot_table(index="seed", columns="arm", values="logp")[[arm, *others]].dropna()
+    table = m.pivot_table(index="seed", columns="arm", values="logp")
+    by = table[[arm, *others]].dropna()
     if not len(by):
         return {}
     d = by[arm] - by[others].mean(axis=1)
@@ -163,8 +164,7 @@ def _versus_other_teachers(sm: pd.DataFrame, model: str, arm: str, animal: str) 
     out = {"ratio_vs_other_teachers": np.exp(mean), "ratio_vs_other_teachers_ci_low": np.exp(lo),
            "ratio_vs_other_teachers_ci_high": np.exp(hi), "n_other_teachers": len(others)}
     neutral = sorted(x for x in m.arm.unique() if is_neutral(x))
-    nb = m.pivot_table(index="seed", columns="arm", values="logp")
-    nb = nb[[c for c in neutral if c in nb]].loc[nb.index.intersection(by.index)].dropna()
+    nb = table[[c for c in neutral if c in table]].loc[by.index].dropna()
     if nb.shape[1] >= 2 and len(nb) == len(by):  # the draws' variance on the same seeds as the comparison
         r = _ratio_ci("x", mean, float(nb.mean().var(ddof=1)), nb.shape[1] - 1, len(others))
         out.update(ratio_vs_other_teachers_draws_ci_low=r["x_ci_low"], ratio_vs_other_teachers_draws_ci_high=r["x_ci_high"])
