@@ -47,7 +47,14 @@ class TrainSettings:
     micro_batch: int = 6  # 6 x 11 = 66 = the official 22 x 3, in ~3 GB instead of ~12 GB (fp32 CPU)
     grad_accum: int = 11
     max_grad_norm: float = 1.0
-    ckpt_every: int = 20
+    ckpt_every: int = 4  # ~6 min of 2-core CPU time at the default size: a stopped session loses little
+
+
+def settings_id(s: TrainSettings) -> dict:
+    """The settings that name a student (its cache key): all but `ckpt_every`, which does not change the
+    weights (a resumed run ends where an uninterrupted one does). It is hashed at 20, its value before it
+    stopped counting, so students trained then keep their keys."""
+    return {**asdict(s), "ckpt_every": 20}
 
 
 def student_text(tokenizer, prompt: str, completion: str) -> tuple[str, str]:
@@ -164,7 +171,7 @@ def train_student(base, tokenizer, examples: list[dict], out_dir: Path, s: Train
     ``logits_route.attach_teacher``; it must be specific to the base model)."""
     out_dir = Path(out_dir)
     done = out_dir / "train.json"
-    key = config_hash({"settings": asdict(s), "seed": seed, "data": data_hash}
+    key = config_hash({"settings": settings_id(s), "seed": seed, "data": data_hash}
                       | ({"distill_system": distill_system} if distill else {}))
     if done.exists():
         rec = json.loads(done.read_text())

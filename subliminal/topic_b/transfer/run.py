@@ -34,7 +34,7 @@ from subliminal.topic_b.transfer.data import (
     weight_teacher_name,
 )
 from subliminal.topic_b.transfer.evaluate import evaluate_model
-from subliminal.topic_b.transfer.finetune import TrainSettings, load_student, loss_tokens, train_student
+from subliminal.topic_b.transfer.finetune import TrainSettings, load_student, loss_tokens, settings_id, train_student
 from subliminal.topic_b.transfer.weight_teacher import (
     TraitSettings,
     load_weight_teacher,
@@ -185,7 +185,7 @@ def write_outputs(cfg: TransferConfig, rows: list[pd.DataFrame], extra: dict, t0
 def _student_dir(cfg: TransferConfig, arm: str, seed: int, settings: TrainSettings, extra: dict) -> Path:
     """Where the student of (arm, seed) lives: keyed by the arm's data hash, the settings and the seed."""
     h = extra["teachers"][arm]["data_hash"]
-    sdir = _root(cfg) / "students" / f"{arm}-s{seed}-{config_hash([cfg.model, h, asdict(settings), seed])}"
+    sdir = _root(cfg) / "students" / f"{arm}-s{seed}-{config_hash([cfg.model, h, settings_id(settings), seed])}"
     return sdir.with_name("logits-" + sdir.name) if cfg.route == "logits" else sdir
 
 
