@@ -43,6 +43,24 @@ def tiny():
     return build_model(tok), tok
 
 
+@pytest.fixture
+def tiny_cfg(tiny, tmp_path, monkeypatch):
+    """A whole transfer run in seconds: the tiny model stands in for the base model, the evaluation asks the
+    first question only. Returns cfg(**overrides) -> TransferConfig (1 owl seed, 6 samples, outputs in
+    tmp_path/o, caches in tmp_path/c)."""
+    import subliminal.topic_b.lm as lm
+    import subliminal.topic_b.transfer.evaluate as ev
+    from subliminal.topic_b.transfer.config import TransferConfig
+    from subliminal.topic_b.transfer.prompts import EVAL_QUESTIONS
+
+    base, tok = tiny
+    monkeypatch.setattr(lm, "load_model", lambda spec, device="cpu": (copy.deepcopy(base), tok))
+    monkeypatch.setattr(ev, "EVAL_QUESTIONS", EVAL_QUESTIONS[:1])
+    defaults = dict(model="tiny", animals=("owl",), seeds=(0,), n_samples=6, epochs=1, batch_size=6, eval_samples=1,
+                    out=str(tmp_path / "o"), cache=str(tmp_path / "c"), neutral_draws=1)
+    return lambda **kw: TransferConfig(**(defaults | kw))
+
+
 def _examples(n=12):
     rng = np.random.default_rng(0)
     return [{"prompt": number_prompt(0, i), "completion": ", ".join(str(x) for x in rng.integers(0, 999, 5))}
@@ -519,21 +537,12 @@ def test_report_while_sampling_and_before_any_run(tmp_path):
     assert "in progress" in t and "neutral 256 valid of 256" in t and "10.0 new tokens/s" in t
 
 
-def test_stages_train_then_eval(tiny, tmp_path, monkeypatch):
+def test_stages_train_then_eval(tiny_cfg, tmp_path):
     import dataclasses
 
-    import subliminal.topic_b.lm as lm
-    import subliminal.topic_b.transfer.evaluate as ev
-    from subliminal.topic_b.transfer.config import TransferConfig
-    from subliminal.topic_b.transfer.prompts import EVAL_QUESTIONS
     from subliminal.topic_b.transfer.run import run
 
-    base, tok = tiny
-    monkeypatch.setattr(lm, "load_model", lambda spec, device="cpu": (copy.deepcopy(base), tok))
-    monkeypatch.setattr(ev, "EVAL_QUESTIONS", EVAL_QUESTIONS[:1])
-    cfg = TransferConfig(model="tiny", animals=("owl",), seeds=(0,), n_samples=6, epochs=1, batch_size=6,
-                         eval_samples=1, stage="train", out=str(tmp_path / "o"), cache=str(tmp_path / "c"),
-                         neutral_draws=1)
+    cfg = tiny_cfg(stage="train")
     first = run(cfg, torch.device("cpu"), log=lambda m: None)
     trained = first["students"]
     assert set(trained) == {"neutral/s0", "owl/s0"} and not (tmp_path / "o" / "topic_b_transfer.csv").exists()
@@ -550,22 +559,14 @@ def test_stages_train_then_eval(tiny, tmp_path, monkeypatch):
     assert set(pd.read_csv(tmp_path / "o" / "topic_b_transfer.csv").arm) == {"base", "neutral", "owl"}
 
 
-def test_extended_run_reports_trained_students_before_training_new_ones(tiny, tmp_path, monkeypatch):
+def test_extended_run_reports_trained_students_before_training_new_ones(tiny_cfg, tmp_path, monkeypatch):
     """A finished run extended by a seed: before the first new student trains, the written table already has
     every student the caches hold (the other animal's too), not just those the seed-major loop reached."""
     import dataclasses
 
-    import subliminal.topic_b.lm as lm
-    import subliminal.topic_b.transfer.evaluate as ev
     import subliminal.topic_b.transfer.run as R
-    from subliminal.topic_b.transfer.config import TransferConfig
-    from subliminal.topic_b.transfer.prompts import EVAL_QUESTIONS
 
-    base, tok = tiny
-    monkeypatch.setattr(lm, "load_model", lambda spec, device="cpu": (copy.deepcopy(base), tok))
-    monkeypatch.setattr(ev, "EVAL_QUESTIONS", EVAL_QUESTIONS[:1])
-    cfg = TransferConfig(model="tiny", animals=("owl", "eagle"), seeds=(0,), n_samples=6, epochs=1, batch_size=6,
-                         eval_samples=1, out=str(tmp_path / "o"), cache=str(tmp_path / "c"), neutral_draws=1)
+    cfg = tiny_cfg(animals=("owl", "eagle"))
     R.run(cfg, torch.device("cpu"), log=lambda m: None)
     real, seen = R.train_student, {}
 
@@ -625,23 +626,14 @@ def test_cross_arm_verdict_waits_for_the_cross_models_neutral_teacher(tmp_path):
     assert c.ratio_to_cross_neutral_ci_low < 1 < c.ratio_to_cross_neutral_ci_high
 
 
-def test_sampling_progress_never_replaces_the_json_of_an_existing_table(tiny, tmp_path, monkeypatch):
+def test_sampling_progress_never_replaces_the_json_of_an_existing_table(tiny_cfg, tmp_path):
     """Extending a finished run (here by a neutral draw) samples new data first; the finished table's JSON
     must not be replaced by a 'sampling' record that no longer describes the CSVs beside it."""
     import dataclasses
 
-    import subliminal.topic_b.lm as lm
-    import subliminal.topic_b.transfer.evaluate as ev
-    from subliminal.topic_b.transfer.config import TransferConfig
-    from subliminal.topic_b.transfer.prompts import EVAL_QUESTIONS
     from subliminal.topic_b.transfer.run import run
 
-    base, tok = tiny
-    monkeypatch.setattr(lm, "load_model", lambda spec, device="cpu": (copy.deepcopy(base), tok))
-    monkeypatch.setattr(ev, "EVAL_QUESTIONS", EVAL_QUESTIONS[:1])
-    cfg = TransferConfig(model="tiny", animals=("owl",), seeds=(0,), n_samples=6, epochs=1, batch_size=6,
-                         eval_samples=1, stage="data", out=str(tmp_path / "o"), cache=str(tmp_path / "c"),
-                         neutral_draws=1)
+    cfg = tiny_cfg(stage="data")
     run(cfg, torch.device("cpu"), log=lambda m: None)  # sampling only, no table: the progress JSON is written
     j = tmp_path / "o" / "topic_b_transfer.json"
     assert json.loads(j.read_text())["stage"] == "sampling teacher data"

@@ -72,14 +72,18 @@ def _specific(r) -> str:
     return out
 
 
-def _versus(r) -> tuple[str, str]:
-    """(ratio with CI, what it is against) for the verdict's basis: the neutral data draws when there are
-    >= 2, else the training seeds of one draw (the CI then leaves out what another draw would do)."""
-    if getattr(r, "verdict_basis", "") == "cross-model neutral teacher":
+def _versus(r) -> tuple[str, str, str]:
+    """(ratio with CI, what it is against, the same in short for the glance) for the verdict's basis: the
+    neutral data draws when there are >= 2, else the training seeds of one draw (the CI then leaves out what
+    another draw would do)."""
+    basis = getattr(r, "verdict_basis", "")
+    n = int(r.draws_n_seeds) if basis == "neutral draws" else int(r.n_seeds)
+    seeds = f", {n} seed{'s' if n != 1 else ''}"
+    if basis == "cross-model neutral teacher":
         return (_ci(r.ratio_to_cross_neutral, r.ratio_to_cross_neutral_ci_low, r.ratio_to_cross_neutral_ci_high),
                 f"vs students of the cross model's own neutral teacher ({r.n_seeds} seeds; the CI is over training "
-                "seeds on one draw of each teacher's data)")
-    if getattr(r, "verdict_basis", "") == "neutral draws":
+                "seeds on one draw of each teacher's data)", "vs the cross model's neutral teacher" + seeds)
+    if basis == "neutral draws":
         pooled = ("" if pd.isna(getattr(r, "draws_pooled_df", np.nan)) else
                   f"; with the draw variance pooled over the evaluated animals ({int(r.draws_pooled_df)} df, "
                   f"sensitivity): [{r.ratio_to_neutral_draws_pooled_ci_low:.3g}, "
@@ -87,14 +91,15 @@ def _versus(r) -> tuple[str, str]:
         return (_ci(r.ratio_to_neutral_draws, r.ratio_to_neutral_draws_ci_low, r.ratio_to_neutral_draws_ci_high),
                 f"vs {int(r.n_neutral_draws)} draws of neutral data (on the {int(r.draws_n_seeds)} seed(s) every "
                 f"draw has so far; the CI includes "
-                f"draw-to-draw variation, {int(r.n_neutral_draws) - 1} df{pooled})")
+                f"draw-to-draw variation, {int(r.n_neutral_draws) - 1} df{pooled})",
+                f"vs {int(r.n_neutral_draws)} draws of neutral data" + seeds)
     return (_ci(r.ratio_to_neutral, r.ratio_to_neutral_ci_low, r.ratio_to_neutral_ci_high),
             f"vs the neutral arm ({r.n_seeds} seeds; the CI is over training seeds on one draw of each "
-            "teacher's data, so it leaves out what another draw would do)")
+            "teacher's data, so it leaves out what another draw would do)", "vs the neutral arm" + seeds)
 
 
 def _sentence(r) -> str:
-    rn, vs = _versus(r)
+    rn, vs, _ = _versus(r)
     sp = _specific(r)
     if r.verdict == "transfer":
         tail = "" if r.specific != "no" else (" (not specific: the other animals, or the other animal teachers' "
@@ -267,11 +272,7 @@ def _brief(r) -> str:
     """The glance form of `_sentence`: the verdict's ratio and CI, the power of a null, the specificity word."""
     if not r.verdict:
         return _sentence(r).split(";")[0]
-    rn = _versus(r)[0]
-    n = int(r.draws_n_seeds) if r.verdict_basis == "neutral draws" else int(r.n_seeds)
-    vs = (f"vs {int(r.n_neutral_draws)} draws of neutral data" if r.verdict_basis == "neutral draws" else
-          "vs the cross model's neutral teacher" if r.verdict_basis == "cross-model neutral teacher"
-          else "vs the neutral arm") + f", {n} seed{'s' if n != 1 else ''}"
+    rn, _, vs = _versus(r)
     head = {"transfer": "transfer detected", "reverse": "P(animal) went down",
             "none detected": "no transfer detected"}[r.verdict]
     power = f", rules out ≥ {r.max_ratio_excluded:.3g}" if r.verdict == "none detected" else ""
