@@ -219,6 +219,15 @@ def _draw_rows(draw_shift: dict[str, float], seeds=(0, 1, 2), noise=0.01, seed=3
     return pd.DataFrame(rows)
 
 
+def test_summary_order_does_not_depend_on_the_order_students_came_in():
+    """A run extended by an arm reports cached students first: the summary (and the README built from it)
+    still lists base, the neutral draws, the animal teachers in run order, then the cross arms."""
+    df = _draw_rows({"cross_owl": 0.3, "neutral": 0.0, "owl": 0.1, "eagle": 0.0, "neutral_2": 0.0})
+    order = ["base", "cross_owl", "neutral", "owl", "eagle", "neutral_2"]
+    got = summarize_transfer(df.sort_values("arm", key=lambda a: a.map(order.index), kind="stable"))
+    assert list(got.arm) == ["base", "neutral", "neutral_2", "owl", "eagle", "cross_owl"]
+
+
 def test_neutral_draws_put_draw_to_draw_variation_in_the_ci():
     """One draw of owl data 0.09 below neutral draw 1, which a second neutral draw matches (0.08 below): the
     seed CI (conditional on the draws) says 'reverse'; the draw-aware CI does not."""

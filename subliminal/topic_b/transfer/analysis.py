@@ -110,7 +110,12 @@ def summarize_transfer(rows: pd.DataFrame) -> pd.DataFrame:
     high = np.where(df["verdict_basis"] == "cross-model neutral teacher", df["ratio_to_cross_neutral_ci_high"],
                     np.where(draws, df["ratio_to_neutral_draws_ci_high"], df["ratio_to_neutral_ci_high"]))
     df["max_ratio_excluded"] = np.where(df["verdict"] == "none detected", high, np.nan)
-    return df
+    # one order whatever order the students were trained or reported in: per model, base, the neutral
+    # draws, the animal teachers (run order), the cross model's arms
+    rank = [(list(df.model.unique()).index(r.model),
+             0 if r.arm == "base" else 1 if is_neutral(r.arm) else 3 if r.arm.startswith("cross_") else 2)
+            for r in df.itertuples()]
+    return df.iloc[sorted(range(len(df)), key=lambda i: rank[i])].reset_index(drop=True)
 
 
 CROSS_COLS = ("ratio_to_cross_neutral", "ratio_to_cross_neutral_ci_low", "ratio_to_cross_neutral_ci_high")
