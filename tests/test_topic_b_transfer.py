@@ -633,6 +633,29 @@ def test_cross_arm_verdict_waits_for_the_cross_models_neutral_teacher(tmp_path):
     c = summarize_transfer(both).set_index("arm").loc["cross_owl"]
     assert c.verdict_basis == "cross-model neutral teacher" and c.verdict == "none detected"
     assert c.ratio_to_cross_neutral_ci_low < 1 < c.ratio_to_cross_neutral_ci_high
+    # one seed of each: the estimate is quoted against the cross model's neutral teacher, not this model's
+    summarize_transfer(both[both.seed <= 0]).to_csv(d / "topic_b_transfer_summary.csv", index=False)
+    ev = next(r for r in verdicts(tmp_path) if "different" in r["claim"])["evidence"]
+    assert "vs the cross model's own neutral teacher (× 2.7" in ev and "vs the neutral arm" not in ev
+
+
+def test_cross_arm_specificity_is_measured_against_the_cross_models_neutral_teacher():
+    """The other model's numbers raise P(owl) and not P(eagle) by themselves: against this model's neutral arm
+    the cross owl arm looks owl-specific (x e); against the cross model's neutral teacher it is not."""
+    rng, rows = np.random.default_rng(5), []
+    shift = {"neutral": (0, 0), "neutral_2": (0, 0), "cross_neutral": (1, 0), "cross_owl": (1, 0)}  # (owl, eagle)
+    for arm, sh in shift.items():
+        for sd in (0, 1, 2):
+            for k, animal in enumerate(("owl", "eagle")):
+                lp = -4 + sh[k] + rng.normal(0, 0.01)
+                rows.append({"model": "m", "arm": arm, "trait": "owl" if arm == "cross_owl" else "", "animal": animal,
+                             "seed": sd, "question": "q", "prefill": "", "p_animal": np.exp(lp), "logp_animal": lp,
+                             "freq_animal": 0.0, "n_samples": 1, "train_tokens": 1e5})
+    df = pd.DataFrame(rows)
+    c = summarize_transfer(df).set_index(["arm", "animal"]).loc[("cross_owl", "owl")]
+    assert c.ratio_own_vs_other == pytest.approx(1, abs=0.05) and c.specific == "no"
+    alone = summarize_transfer(df[df.arm != "cross_neutral"]).set_index(["arm", "animal"]).loc[("cross_owl", "owl")]
+    assert alone.ratio_own_vs_other == pytest.approx(np.e, rel=0.05)  # no cross control yet: the naive reference
 
 
 def test_sampling_progress_never_replaces_the_json_of_an_existing_table(tiny_cfg, tmp_path):

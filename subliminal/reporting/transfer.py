@@ -109,6 +109,10 @@ def _sentence(r) -> str:
         return f"P({r.animal}) went *down*: × {rn} {vs}{sp}"
     if r.verdict == "none detected":
         return f"no transfer detected: × {rn} {vs}; the CI rules out ratios ≥ {r.max_ratio_excluded:.3g}{sp}"
+    if getattr(r, "verdict_basis", "") == "cross-model neutral teacher":  # one seed pair: the estimate, no verdict
+        return (f"{r.n_seeds} seed so far: P({r.animal}) × {r.ratio_to_cross_neutral:.3g} vs the cross model's own "
+                f"neutral teacher (× {r.ratio_to_neutral:.3g} vs this model's neutral arm: the other model's "
+                f"numbers as such){sp}; no verdict before ≥ 2 seeds")
     if pd.notna(r.ratio_to_neutral):  # one seed pair so far: the estimate, no verdict
         p = "" if pd.isna(r.paired_t_p) else f", paired over {int(r.paired_n)} questions t-test p = {r.paired_t_p:.2g}"
         return (f"{r.n_seeds} seed so far: P({r.animal}) × {r.ratio_to_neutral:.3g} vs the neutral arm{p}{sp}; "

@@ -177,10 +177,13 @@ def _versus_other_teachers(sm: pd.DataFrame, model: str, arm: str, animal: str) 
 
 
 def _specificity(sm: pd.DataFrame, model: str, arm: str, animal: str) -> dict:
-    """Own-animal shift vs the other animals' shift, both relative to the neutral arm, paired by seed."""
+    """Own-animal shift vs the other animals' shift, both relative to the neutral arm (a cross arm: to the cross
+    model's own neutral teacher once it has students, as the other model's numbers move animals unevenly),
+    paired by seed."""
     m = sm[sm.model == model]
+    ref = "cross_neutral" if arm.startswith("cross_") and (m.arm == "cross_neutral").any() else "neutral"
     d = (m[m.arm == arm].set_index(["seed", "animal"])["logp"]
-         - m[m.arm == "neutral"].set_index(["seed", "animal"])["logp"]).dropna().unstack("animal")
+         - m[m.arm == ref].set_index(["seed", "animal"])["logp"]).dropna().unstack("animal")
     others = [a for a in d.columns if a != animal]
     if animal not in d.columns or not others or not len(d):
         return {}
