@@ -330,14 +330,17 @@ def verdicts(root: Path) -> list[dict]:
         s, meta = got
         for r in s.itertuples():
             if r.trait and r.trait == r.animal:
-                out.append(_verdict(r, meta, claim, qual))
+                same = s[(s.model == r.model) & (s.arm == r.arm.removeprefix("cross_")) & (s.animal == r.animal)]
+                out.append(_verdict(r, meta, claim, qual, same.verdict.iloc[0] if len(same) else ""))
     if not out:
         return [record("B", SCRIPT, claim, "untestable here",
                        "not run yet" if _load(root) is None else "no animal student finished yet")]
     return out
 
 
-def _verdict(r, meta: dict, claim: str, qual: str) -> dict:
+def _verdict(r, meta: dict, claim: str, qual: str, same_model: str = "") -> dict:
+    """One verdict record; `same_model`: for a cross arm, the verdict of the same animal's teacher of the base
+    model itself (the contrast the cross-model claim is about)."""
     cross = r.arm.startswith("cross_")
     c = ("paper: numbers from a teacher of a *different* base model do not transfer" if cross
          else claim + f" ({r.animal})") + qual
@@ -361,6 +364,9 @@ def _verdict(r, meta: dict, claim: str, qual: str) -> dict:
     elif r.verdict == "none detected":
         if cross:
             v = "consistent"
+            if same_model != "transfer":
+                ev += ("; uninformative as a contrast: the base model's own owl teacher shows no transfer here either"
+                       .replace("owl", r.animal))
         else:
             v = "contradicts" if np.isfinite(r.max_ratio_excluded) and r.max_ratio_excluded < PAPER_RATIO \
                 else "untestable here"
