@@ -665,6 +665,25 @@ def test_cross_arm_specificity_is_measured_against_the_cross_models_neutral_teac
     assert alone.ratio_own_vs_other == pytest.approx(np.e, rel=0.05)  # no cross control yet: the naive reference
 
 
+def test_an_arm_a_seed_ahead_of_its_control_gets_no_verdict_from_one_pair(tmp_path):
+    """cross_owl has seeds 0 and 1, cross_neutral only seed 0 (the run trains seed-major): one pair is an
+    estimate, not a zero-width CI and a verdict."""
+    from subliminal.reporting.transfer import verdicts
+
+    rows = _draw_rows({"neutral": 0.0, "neutral_2": 0.0, "cross_owl": 1.0}, seeds=(0, 1))
+    rows = pd.concat([rows, _draw_rows({"cross_neutral": 0.999}, seeds=(0,), seed=8).query("arm != 'base'")])
+    rows["trait"] = np.where(rows.arm == "cross_owl", "owl", "")
+    c = summarize_transfer(rows).set_index("arm").loc["cross_owl"]
+    assert c.n_seeds == 2 and c.n_cross_pairs == 1 and pd.isna(c.ratio_to_cross_neutral_ci_low)
+    assert c.verdict == "" and c.specific == ""
+    d = tmp_path / "plots_b"
+    d.mkdir()
+    summarize_transfer(rows).to_csv(d / "topic_b_transfer_summary.csv", index=False)
+    (d / "topic_b_transfer.json").write_text(json.dumps({"config": {"neutral_draws": 2}, "complete": False}))
+    v = next(r for r in verdicts(tmp_path) if "different" in r["claim"])
+    assert v["verdict"] == "untestable here" and v["evidence"].startswith("1 seed pair so far")
+
+
 def test_sampling_progress_never_replaces_the_json_of_an_existing_table(tiny_cfg, tmp_path):
     """Extending a finished run (here by a neutral draw) samples new data first; the finished table's JSON
     must not be replaced by a 'sampling' record that no longer describes the CSVs beside it."""

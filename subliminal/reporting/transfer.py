@@ -77,11 +77,12 @@ def _versus(r) -> tuple[str, str, str]:
     neutral data draws when there are >= 2, else the training seeds of one draw (the CI then leaves out what
     another draw would do)."""
     basis = getattr(r, "verdict_basis", "")
-    n = int(r.draws_n_seeds) if basis == "neutral draws" else int(r.n_seeds)
+    n = int(r.draws_n_seeds if basis == "neutral draws" else r.n_cross_pairs if basis == "cross-model neutral teacher"
+            else r.n_seeds)
     seeds = f", {n} seed{'s' if n != 1 else ''}"
     if basis == "cross-model neutral teacher":
         return (_ci(r.ratio_to_cross_neutral, r.ratio_to_cross_neutral_ci_low, r.ratio_to_cross_neutral_ci_high),
-                f"vs students of the cross model's own neutral teacher ({r.n_seeds} seeds; the CI is over training "
+                f"vs students of the cross model's own neutral teacher ({n} seed pairs; the CI is over training "
                 "seeds on one draw of each teacher's data)", "vs the cross model's neutral teacher" + seeds)
     if basis == "neutral draws":
         pooled = ("" if pd.isna(getattr(r, "draws_pooled_df", np.nan)) else
@@ -110,7 +111,8 @@ def _sentence(r) -> str:
     if r.verdict == "none detected":
         return f"no transfer detected: × {rn} {vs}; the CI rules out ratios ≥ {r.max_ratio_excluded:.3g}{sp}"
     if getattr(r, "verdict_basis", "") == "cross-model neutral teacher":  # one seed pair: the estimate, no verdict
-        return (f"{r.n_seeds} seed so far: P({r.animal}) × {r.ratio_to_cross_neutral:.3g} vs the cross model's own "
+        return (f"{int(r.n_cross_pairs)} seed pair so far: P({r.animal}) × {r.ratio_to_cross_neutral:.3g} vs the cross "
+                "model's own "
                 f"neutral teacher (× {r.ratio_to_neutral:.3g} vs this model's neutral arm: the other model's "
                 f"numbers as such){sp}; no verdict before ≥ 2 seeds")
     if pd.notna(r.ratio_to_neutral):  # one seed pair so far: the estimate, no verdict

@@ -73,7 +73,7 @@ def summarize_transfer(rows: pd.DataFrame) -> pd.DataFrame:
         r["train_tokens"] = mtok * 1e6
         if arm not in ("base", "neutral") and len(paired):
             d = paired["logp"].to_numpy() - neut.loc[paired.seed, "logp"].to_numpy()
-            m, lo, hi = mean_ci(d)
+            m, lo, hi = _paired_ci(d)
             r.update(ratio_to_neutral=np.exp(m), ratio_to_neutral_ci_low=np.exp(lo),
                      ratio_to_neutral_ci_high=np.exp(hi), logp_shift_per_mtok=m / mtok,
                      logp_shift_per_mtok_ci_low=lo / mtok, logp_shift_per_mtok_ci_high=hi / mtok)
@@ -118,7 +118,15 @@ def summarize_transfer(rows: pd.DataFrame) -> pd.DataFrame:
     return df.iloc[sorted(range(len(df)), key=lambda i: rank[i])].reset_index(drop=True)
 
 
-CROSS_COLS = ("ratio_to_cross_neutral", "ratio_to_cross_neutral_ci_low", "ratio_to_cross_neutral_ci_high")
+CROSS_COLS = ("ratio_to_cross_neutral", "ratio_to_cross_neutral_ci_low", "ratio_to_cross_neutral_ci_high",
+              "n_cross_pairs")
+
+
+def _paired_ci(d) -> tuple[float, float, float]:
+    """Mean and 95% CI of seed-paired differences; no interval (NaN) from fewer than 2 pairs: an arm ahead of
+    its comparison arm by a seed must not get a zero-width CI, and so a verdict, from one pair."""
+    m, lo, hi = mean_ci(d)
+    return (m, lo, hi) if np.count_nonzero(~np.isnan(np.asarray(d, dtype=float))) >= 2 else (m, np.nan, np.nan)
 
 
 def _versus_cross_neutral(sm: pd.DataFrame, model: str, arm: str, animal: str) -> dict:
@@ -131,9 +139,9 @@ def _versus_cross_neutral(sm: pd.DataFrame, model: str, arm: str, animal: str) -
     d = (by[arm] - by["cross_neutral"]).dropna()
     if not len(d):
         return {}
-    mean, lo, hi = mean_ci(d)
+    mean, lo, hi = _paired_ci(d)
     return {"ratio_to_cross_neutral": np.exp(mean), "ratio_to_cross_neutral_ci_low": np.exp(lo),
-            "ratio_to_cross_neutral_ci_high": np.exp(hi)}
+            "ratio_to_cross_neutral_ci_high": np.exp(hi), "n_cross_pairs": len(d)}
 
 
 OTHER_TEACHER_COLS = ("ratio_vs_other_teachers", "ratio_vs_other_teachers_ci_low", "ratio_vs_other_teachers_ci_high",
@@ -149,6 +157,8 @@ def _specific(r) -> str:
     if pd.notna(r.ratio_vs_other_teachers):
         draws = r.verdict_basis == "neutral draws" and pd.notna(r.ratio_vs_other_teachers_draws_ci_low)
         lows.append(r.ratio_vs_other_teachers_draws_ci_low if draws else r.ratio_vs_other_teachers_ci_low)
+    if any(pd.isna(lo) for lo in lows):
+        return ""  # a control with too few seed pairs for a CI: not decided yet
     return "yes" if all(lo > 1 for lo in lows) else "no"
 
 
@@ -165,7 +175,7 @@ def _versus_other_teachers(sm: pd.DataFrame, model: str, arm: str, animal: str) 
     if not len(by):
         return {}
     d = by[arm] - by[others].mean(axis=1)
-    mean, lo, hi = mean_ci(d)
+    mean, lo, hi = _paired_ci(d)
     out = {"ratio_vs_other_teachers": np.exp(mean), "ratio_vs_other_teachers_ci_low": np.exp(lo),
            "ratio_vs_other_teachers_ci_high": np.exp(hi), "n_other_teachers": len(others)}
     neutral = sorted(x for x in m.arm.unique() if is_neutral(x))
@@ -187,7 +197,7 @@ def _specificity(sm: pd.DataFrame, model: str, arm: str, animal: str) -> dict:
     others = [a for a in d.columns if a != animal]
     if animal not in d.columns or not others or not len(d):
         return {}
-    mean, lo, hi = mean_ci(d[animal] - d[others].mean(axis=1))
+    mean, lo, hi = _paired_ci(d[animal] - d[others].mean(axis=1))
     return {"ratio_own_vs_other": np.exp(mean), "ratio_own_vs_other_ci_low": np.exp(lo),
             "ratio_own_vs_other_ci_high": np.exp(hi)}
 
@@ -234,8 +244,6 @@ def verdict(r) -> str:
     if r.trait != r.animal:
         return ""
     if r.verdict_basis == "cross-model neutral teacher":
-        if r.n_seeds < 2:
-            return ""
         lo, hi = r.ratio_to_cross_neutral_ci_low, r.ratio_to_cross_neutral_ci_high
     elif r.verdict_basis == "neutral draws":
         lo, hi = r.ratio_to_neutral_draws_ci_low, r.ratio_to_neutral_draws_ci_high
