@@ -112,8 +112,8 @@ def _sentence(r) -> str:
         return f"no transfer detected: × {rn} {vs}; the CI rules out ratios ≥ {r.max_ratio_excluded:.3g}{sp}"
     if getattr(r, "verdict_basis", "") == "cross-model neutral teacher":  # one seed pair: the estimate, no verdict
         return (f"{int(r.n_cross_pairs)} seed pair so far: P({r.animal}) × {r.ratio_to_cross_neutral:.3g} vs the cross "
-                "model's own "
-                f"neutral teacher (× {r.ratio_to_neutral:.3g} vs this model's neutral arm: the other model's "
+                "model's own neutral teacher "
+                f"(× {r.ratio_to_neutral:.3g} vs this model's neutral arm: the other model's "
                 f"numbers as such){sp}; no verdict before ≥ 2 seeds")
     if pd.notna(r.ratio_to_neutral):  # one seed pair so far: the estimate, no verdict
         p = "" if pd.isna(r.paired_t_p) else f", paired over {int(r.paired_n)} questions t-test p = {r.paired_t_p:.2g}"
@@ -367,8 +367,8 @@ def _verdict(r, meta: dict, claim: str, qual: str, same_model: str = "") -> dict
         if cross:
             v = "consistent"
             if same_model != "transfer":
-                ev += ("; uninformative as a contrast: the base model's own owl teacher shows no transfer here either"
-                       .replace("owl", r.animal))
+                ev += (f"; uninformative as a contrast: the base model's own {r.animal} teacher shows no transfer "
+                       "here either")
         else:
             v = "contradicts" if np.isfinite(r.max_ratio_excluded) and r.max_ratio_excluded < PAPER_RATIO \
                 else "untestable here"
