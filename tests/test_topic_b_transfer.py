@@ -15,6 +15,7 @@ import torch
 from safetensors.torch import load_file
 from tiny_lm import build_model, build_tokenizer
 
+from subliminal.cache import config_hash
 from subliminal.topic_b.prompts import animal_system
 from subliminal.topic_b.sampling import end_ids
 from subliminal.topic_b.transfer.analysis import summarize_transfer
@@ -30,6 +31,7 @@ from subliminal.topic_b.transfer.finetune import (
     TrainSettings,
     completion_logp,
     load_student,
+    settings_id,
     student_text,
     tokenize_example,
     train_student,
@@ -166,6 +168,33 @@ def test_resume_gives_the_same_weights_and_adapter_reloads(tiny, tmp_path):
     # a different seed is a different student; a corrupt checkpoint is ignored, not trusted
     other = train_student(copy.deepcopy(base), tok, exs, tmp_path / "c", s, 4, data_hash="h", log=lambda m: None)
     assert other["check_completion_logp_example0"] != full["check_completion_logp_example0"]
+
+
+def test_bf16_student_has_its_own_key_and_never_resumes_an_fp32_checkpoint(tiny, tmp_path):
+    # a run must not mix precisions: a bf16 student is keyed apart, so a stopped fp32 run is not continued in
+    # bf16 (or the other way round), and fp32 students keep the keys they had before the flag existed
+    base, tok = tiny
+    exs = _examples(8)
+    s = TrainSettings(micro_batch=4, grad_accum=1, epochs=1, ckpt_every=1)
+    assert "bf16" not in settings_id(s) and settings_id(replace(s, bf16=True))["bf16"] is True
+    train_student(copy.deepcopy(base), tok, exs, tmp_path / "x", s, 0, data_hash="h", stop_after=1, log=lambda m: None)
+    rec = train_student(copy.deepcopy(base), tok, exs, tmp_path / "x", replace(s, bf16=True), 0, data_hash="h",
+                        log=lambda m: None)
+    assert rec["steps_this_run"] == rec["steps"] and rec["bf16_autocast"] is True  # started over, in bf16
+    fp32 = train_student(copy.deepcopy(base), tok, exs, tmp_path / "y", s, 0, data_hash="h", log=lambda m: None)
+    assert fp32["key"] != rec["key"] and fp32["bf16_autocast"] is False
+
+
+def test_committed_students_keep_their_keys():
+    # every text-route student in the committed archive is found again by today's key (a changed key would
+    # silently retrain, or orphan, hours of committed students)
+    recs = [json.loads(p.read_text()) for p in
+            (Path(__file__).parents[1] / "plots_b" / "topic_b_transfer_cache" / "students").glob("*/train.json")]
+    text = [r for r in recs if r.get("objective", "text") == "text"]
+    assert len(text) >= 10
+    for r in text:
+        st = TrainSettings(**{k: v for k, v in r["settings"].items() if k != "ckpt_every"})
+        assert config_hash({"settings": settings_id(st), "seed": r["seed"], "data": r["data_hash"]}) == r["key"]
 
 
 def test_corrupt_checkpoint_is_not_trusted(tiny, tmp_path):
@@ -700,3 +729,16 @@ def test_sampling_progress_never_replaces_the_json_of_an_existing_table(tiny_cfg
     assert json.loads(finished)["complete"] is True
     run(dataclasses.replace(cfg, stage="data", neutral_draws=2), torch.device("cpu"), log=lambda m: None)
     assert j.read_text() == finished
+
+
+def test_precision_flag_keys_the_outputs(capsys):
+    from subliminal.common import parse_config
+    from subliminal.topic_b.transfer.config import TransferConfig
+    from subliminal.topic_b.transfer.run import _stem
+
+    assert _stem(TransferConfig()) == "topic_b_transfer"  # the committed fp32 runs keep their files
+    assert _stem(parse_config(TransferConfig, ["--route", "logits", "--precision", "bf16"])) == \
+        "topic_b_transfer_logits_bf16"
+    with pytest.raises(SystemExit):
+        parse_config(TransferConfig, ["--precision", "fp16"])
+    assert "fp32" in capsys.readouterr().err

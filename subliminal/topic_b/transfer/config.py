@@ -48,6 +48,11 @@ class TransferConfig:
                 "student, so a run continues on another machine; auto: <out>/topic_b_transfer_cache "
                 "(committed with the results); empty: none"})
     cache: str = field(default="", metadata={"help": "cache directory (default: $SUBLIMINAL_CACHE/transfer)"})
+    precision: Literal["fp32", "bf16"] = field(default="fp32", metadata={
+        "help": "fp32, or bf16: bf16 autocast around the students' forward passes (weights, optimizer and the "
+                "logits route's teacher stay fp32), ~1.6x faster where bf16 is native (AVX512-BF16/AMX, GPUs), "
+                "far slower where it is not. A bf16 student has its own cache key and the run its own outputs "
+                "(topic_b_transfer*_bf16*), so one table never mixes precisions; the committed runs are fp32"})
     threads: int = field(default=2, metadata={"help": "torch threads"})
     device: str = field(default="auto", metadata={"help": "auto, cpu or cuda"})
 

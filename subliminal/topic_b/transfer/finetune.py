@@ -7,8 +7,9 @@ config (MinhxLe/subliminal-learning ``cfgs/preference_numbers/open_model_cfgs.py
 q,k,v,o,gate,up,down; AdamW lr 2e-4, linear decay after 5 warm-up steps; effective batch 66 (the official
 22 x 3, here 6 x 11 accumulation to fit CPU memory); max grad norm 1; 3 epochs. The seed sets the LoRA init and the data order.
 
-Plain transformers + peft + torch: the loop runs unchanged on a GPU (``--device cuda``); bf16 autocast
-where ``common.fast_bf16`` says the device has native bf16 (weights and optimizer stay fp32). A checkpoint
+Plain transformers + peft + torch: the loop runs unchanged on a GPU (``--device cuda``); with
+``TrainSettings.bf16`` the forward passes run under bf16 autocast (weights and optimizer stay fp32; the run's
+``--precision bf16``), and the student's key says so. A checkpoint
 (adapter weights, AdamW moments, step; safetensors with a checksum, no pickle) is written every
 `ckpt_every` optimizer steps; a rerun resumes from it and ends at the same weights as an uninterrupted
 run. The finished adapter is saved in the standard PEFT format (``adapter_config.json`` +
@@ -48,13 +49,18 @@ class TrainSettings:
     grad_accum: int = 11
     max_grad_norm: float = 1.0
     ckpt_every: int = 4  # ~6 min of 2-core CPU time at the default size: a stopped session loses little
+    bf16: bool = False  # bf16 autocast around the forward passes (weights and optimizer stay fp32)
 
 
 def settings_id(s: TrainSettings) -> dict:
     """The settings that name a student (its cache key): all but `ckpt_every`, which does not change the
     weights (a resumed run ends where an uninterrupted one does). It is hashed at 20, its value before it
-    stopped counting, so students trained then keep their keys."""
-    return {**asdict(s), "ckpt_every": 20}
+    stopped counting, so students trained then keep their keys; `bf16` enters only when on, so fp32
+    students keep theirs too and a bf16 student never shares a key (or a checkpoint) with an fp32 one."""
+    d = {**asdict(s), "ckpt_every": 20}
+    if not d["bf16"]:
+        del d["bf16"]
+    return d
 
 
 def student_text(tokenizer, prompt: str, completion: str) -> tuple[str, str]:
@@ -161,7 +167,7 @@ def _load_ckpt(path: Path, model, opt, key: str) -> int:
 
 
 def train_student(base, tokenizer, examples: list[dict], out_dir: Path, s: TrainSettings, seed: int, *,
-                  data_hash: str, bf16: bool = False, stop_after: int | None = None, log=print,
+                  data_hash: str, stop_after: int | None = None, log=print,
                   distill: bool = False, distill_system: str | None = None, teacher_cache: Path | None = None,
                   progress: bool = True) -> dict:
     """Fine-tune a LoRA student on `examples`; resumable. Returns the train.json record (also written).
@@ -180,7 +186,7 @@ def train_student(base, tokenizer, examples: list[dict], out_dir: Path, s: Train
     flags = [(p, p.requires_grad) for p in base.parameters()]
     modes = [(m, m.training) for m in base.modules()]
     try:
-        return _train(base, tokenizer, examples, out_dir, s, seed, key, data_hash, bf16, stop_after, log, distill,
+        return _train(base, tokenizer, examples, out_dir, s, seed, key, data_hash, stop_after, log, distill,
                       distill_system, teacher_cache, progress)
     finally:  # peft froze every base weight, the loop ends in eval mode, a stop leaves LoRA layers in:
         # `base` goes back exactly as it came (weights, requires_grad, train/eval mode)
@@ -204,7 +210,7 @@ def _strip_lora(base) -> None:
 
 
 def _train(base, tokenizer, examples, out_dir: Path, s: TrainSettings, seed: int, key: str, data_hash: str,
-           bf16: bool, stop_after, log, distill: bool, distill_system, teacher_cache, progress: bool) -> dict:
+           stop_after, log, distill: bool, distill_system, teacher_cache, progress: bool) -> dict:
     done = out_dir / "train.json"
     device = next(base.parameters()).device
     data = [tokenize_example(tokenizer, ex) for ex in examples]
@@ -247,7 +253,7 @@ def _train(base, tokenizer, examples, out_dir: Path, s: TrainSettings, seed: int
         step_loss = 0.0
         for mb in micro:
             batch = _collate([data[i] for i in mb], pad, device)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=s.bf16):
                 if not distill:
                     loss = completion_loss(model, batch)
                 else:
@@ -274,7 +280,7 @@ def _train(base, tokenizer, examples, out_dir: Path, s: TrainSettings, seed: int
     check = completion_logp(model, data[0], pad, device)  # a reload must give this back (tests, provenance)
     model.unload()  # take the LoRA layers out of `base` again
     rec = {"key": key, "adapter": str(adapter), "data_hash": data_hash, "seed": seed, "settings": asdict(s),
-           "bf16_autocast": bool(bf16), "n_examples": len(data), "steps": total, "steps_this_run": total - start,
+           "bf16_autocast": s.bf16, "n_examples": len(data), "steps": total, "steps_this_run": total - start,
            "tokens_this_run": ntok, "seconds_this_run": round(secs, 1),
            "tokens_per_s": round(ntok / max(secs, 1e-9), 1), "final_loss": losses[-1] if losses else math.nan,
            "mean_loss_last_10": sum(losses[-10:]) / max(1, len(losses[-10:])),

@@ -89,7 +89,8 @@ def _eval_cached(cfg, key: str, model, tok, animals, log=print, times: dict | No
 
 def _stem(cfg: TransferConfig) -> str:
     return ("topic_b_transfer" + ("_logits" if cfg.route == "logits" else "")
-            + ("_weights" if cfg.teacher == "weights" else "") + ("_defence" if cfg.defence else ""))
+            + ("_weights" if cfg.teacher == "weights" else "") + ("_defence" if cfg.defence else "")
+            + ("_bf16" if cfg.precision == "bf16" else ""))
 
 
 def _defend(cfg, base, tok, data: dict, stats: dict, extra: dict) -> dict:
@@ -189,7 +190,7 @@ def _student_dir(cfg: TransferConfig, arm: str, seed: int, settings: TrainSettin
     return sdir.with_name("logits-" + sdir.name) if cfg.route == "logits" else sdir
 
 
-def _student(cfg, base, tok, arm, seed, examples, settings, bf16, extra, rows, animals, log, neutral) -> None:
+def _student(cfg, base, tok, arm, seed, examples, settings, extra, rows, animals, log, neutral) -> None:
     """Train (or reuse) one student, evaluate it, append its rows."""
     h = extra["teachers"][arm]["data_hash"]
     sdir = _student_dir(cfg, arm, seed, settings, extra)
@@ -200,7 +201,7 @@ def _student(cfg, base, tok, arm, seed, examples, settings, bf16, extra, rows, a
         examples, h = neutral, extra["teachers"]["neutral"]["data_hash"]
     system = teacher_system(arm.removeprefix("cross_"))
     tcache = _root(cfg) / "teacher_logits" / f"{config_hash([cfg.model, h, system])}.safetensors" if logits else None
-    rec = train_student(base, tok, examples, sdir, settings, seed, data_hash=h, bf16=bf16, log=log,
+    rec = train_student(base, tok, examples, sdir, settings, seed, data_hash=h, log=log,
                         distill=logits, distill_system=system, teacher_cache=tcache)
     extra["students"][f"{arm}/s{seed}"] = rec
     if cfg.stage == "train":
@@ -234,7 +235,11 @@ def run(cfg: TransferConfig, device, log=print) -> dict:
     base, tok = load_model(cfg.model, device=str(device))
     animals = list(cfg.animals)
     extra: dict = {"teachers": {}, "students": {}, "eval_seconds": {}, "planned": [],
-                   "eval_animals": animals, "bf16_autocast": fast_bf16(device)}
+                   "eval_animals": animals, "bf16_autocast": cfg.precision == "bf16",
+                   "native_bf16": fast_bf16(device)}
+    if cfg.precision == "bf16" and not extra["native_bf16"]:
+        log(f"[train] warning: --precision bf16 on a {device.type} without native bf16 matmuls (AVX512-BF16/AMX) "
+            "is much slower than fp32")
     rows: list[pd.DataFrame] = []
     # ---- stage 1 for the owl set: neutral + first animal (+ the cross-model teacher)
     def progress(st):  # partial provenance while the (long) sampling runs
@@ -272,8 +277,7 @@ def run(cfg: TransferConfig, device, log=print) -> dict:
         return extra
     # ---- stage 3 for the base model, then stages 2 + 3 per student, seed-major so a stopped run
     # still has seed-paired arms (neutral s0, owl s0, neutral s1, ...)
-    settings = TrainSettings(epochs=cfg.epochs)
-    bf16 = extra["bf16_autocast"]
+    settings = TrainSettings(epochs=cfg.epochs, bf16=cfg.precision == "bf16")
     others = [weight_teacher_name(a) if cfg.teacher == "weights" else a for a in animals[1:]]
     first = [*matched, *(n for n in neutral_draws(cfg) if n not in matched)]  # untrained draws too (--stage eval)
     extra["planned"] = [f"{arm}/s{seed}" for seed in cfg.seeds for arm in first] + \
@@ -301,14 +305,14 @@ def run(cfg: TransferConfig, device, log=print) -> dict:
         [(o[0], seed, o[1]) for o in ready.values() if o for seed in cfg.seeds]
     done = [j for j in jobs if (_student_dir(cfg, j[0], j[1], settings, extra) / "train.json").exists()]
     for arm, seed, ex in done:
-        _student(cfg, base, tok, arm, seed, ex, settings, bf16, extra, rows, animals, log, matched["neutral"])
+        _student(cfg, base, tok, arm, seed, ex, settings, extra, rows, animals, log, matched["neutral"])
     if done:
         write_outputs(cfg, rows, extra, t0, final=False, log=log)
     for seed in cfg.seeds:
         for arm in matched:
             if f"{arm}/s{seed}" in extra["students"]:
                 continue
-            _student(cfg, base, tok, arm, seed, matched[arm], settings, bf16, extra, rows, animals, log,
+            _student(cfg, base, tok, arm, seed, matched[arm], settings, extra, rows, animals, log,
                      matched["neutral"])
             write_outputs(cfg, rows, extra, t0, final=False, log=log)
     # ---- the other animals: data, then students (same n_train: arms stay matched)
@@ -321,7 +325,7 @@ def run(cfg: TransferConfig, device, log=print) -> dict:
         for seed in cfg.seeds:
             if f"{got[0]}/s{seed}" in extra["students"]:
                 continue
-            _student(cfg, base, tok, got[0], seed, got[1], settings, bf16, extra, rows, animals, log,
+            _student(cfg, base, tok, got[0], seed, got[1], settings, extra, rows, animals, log,
                      matched["neutral"])
             write_outputs(cfg, rows, extra, t0, final=False, log=log)
     write_outputs(cfg, rows, extra, t0, final=True, log=log)
