@@ -560,6 +560,28 @@ def test_logits_route_end_to_end(tiny, tmp_path, monkeypatch):
     # rounding noise reaches Adam), while the owl-prompted teacher's distributions differ from the student's
     st = extra["students"]
     assert st["neutral/s0"]["final_loss"] < 1e-6 < st["owl/s0"]["final_loss"]
+    # how much of the teacher's distributions each student learned: the KL at init is 0 for the neutral arm
+    # and > 0 for the owl arm; the end KL is the record's last-10-steps loss; the summary states the share closed
+    kl = rows.groupby("arm")[["kl_start", "kl_end"]].first()
+    assert kl.loc["neutral", "kl_start"] < 1e-6 < kl.loc["owl", "kl_start"] and np.isnan(kl.loc["base", "kl_start"])
+    assert kl.loc["owl", "kl_end"] == pytest.approx(st["owl/s0"]["mean_loss_last_10"])
+    sm = pd.read_csv(tmp_path / "o" / "topic_b_transfer_logits_summary.csv").set_index(["arm", "animal"])
+    o = sm.loc[("owl", "owl")]
+    assert o.kl_closed == pytest.approx(1 - o.kl_end / o.kl_start, rel=1e-4)  # the CSV keeps 6 digits
+
+
+def test_stored_kl_matches_a_direct_computation(tmp_path):
+    from subliminal.cache import save_tensors
+    from subliminal.topic_b.transfer.logits_route import stored_kl
+
+    g = torch.Generator().manual_seed(0)
+    p, q = (torch.log_softmax(torch.randn(7, 5, generator=g), -1) for _ in range(2))
+    save_tensors(tmp_path / "p.safetensors", {"logp": p}, {"key": "a"})
+    save_tensors(tmp_path / "q.safetensors", {"logp": q}, {"key": "b"})
+    want = torch.nn.functional.kl_div(q, p, log_target=True, reduction="none").sum(-1).mean()
+    assert stored_kl(tmp_path / "p.safetensors", "a", tmp_path / "q.safetensors", "b") == pytest.approx(float(want))
+    assert stored_kl(tmp_path / "p.safetensors", "a", tmp_path / "p.safetensors", "a") == pytest.approx(0, abs=1e-7)
+    assert np.isnan(stored_kl(tmp_path / "p.safetensors", "a", tmp_path / "q.safetensors", "other"))  # wrong key
 
 
 def test_report_while_sampling_and_before_any_run(tmp_path):

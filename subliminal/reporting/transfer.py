@@ -100,6 +100,20 @@ def _versus(r) -> tuple[str, str, str]:
 
 
 def _sentence(r) -> str:
+    return _outcome(r) + _learned(r)
+
+
+def _learned(r) -> str:
+    """Logits route: how much of the teacher's number-token distributions the students learned."""
+    start = getattr(r, "kl_start", np.nan)
+    if pd.isna(start) or pd.isna(getattr(r, "kl_end", np.nan)):
+        return ""
+    return (f"; KL(teacher || student) over the number tokens {start:.2g} nats per position at init, "
+            f"{_ci(r.kl_end, r.kl_end_ci_low, r.kl_end_ci_high, '{:.2g}')} over the last 10 training steps "
+            f"({r.kl_closed:.0%} of it closed)")
+
+
+def _outcome(r) -> str:
     rn, vs, _ = _versus(r)
     sp = _specific(r)
     if r.verdict == "transfer":

@@ -35,6 +35,10 @@ Per student seed the question-mean of log P(animal) is one number; CIs are t-int
   'reverse' when below, else 'none detected' with `max_ratio_excluded`: the CI's upper end, the smallest
   ratio the data rule out (the power of the null). The CI is the neutral-draws one when K >= 2
   (`verdict_basis` 'neutral draws'), else the seeds one (needs >= 2 seed pairs; 'training seeds').
+- logits route only: kl_start (the exact KL(teacher || student at init) over the number tokens, nats per
+  completion position), kl_end (the mean training loss of the last 10 steps; mean and CI over seeds) and
+  kl_closed = 1 - kl_end / kl_start: whether a null is a student that did not learn the teacher's number
+  distributions or one that learned them without the trait.
 """
 
 from __future__ import annotations
@@ -71,6 +75,8 @@ def summarize_transfer(rows: pd.DataFrame) -> pd.DataFrame:
         a_rows = rows[(rows.model == model) & (rows.arm == arm) & (rows.animal == animal)]
         mtok = (a_rows["train_tokens"].mean() if "train_tokens" in a_rows else np.nan) / 1e6
         r["train_tokens"] = mtok * 1e6
+        if "kl_end" in a_rows and a_rows["kl_end"].notna().any():
+            r.update(_kl_learned(a_rows))
         if arm not in ("base", "neutral") and len(paired):
             d = paired["logp"].to_numpy() - neut.loc[paired.seed, "logp"].to_numpy()
             m, lo, hi = _paired_ci(d)
@@ -116,6 +122,16 @@ def summarize_transfer(rows: pd.DataFrame) -> pd.DataFrame:
              0 if r.arm == "base" else 1 if is_neutral(r.arm) else 3 if r.arm.startswith("cross_") else 2)
             for r in df.itertuples()]
     return df.iloc[sorted(range(len(df)), key=lambda i: rank[i])].reset_index(drop=True)
+
+
+def _kl_learned(a_rows: pd.DataFrame) -> dict:
+    """Logits route: the KL to the teacher at init (exact; the same for every seed) and at the end of training
+    (mean over seeds, t-interval), and the share of it the students closed, 1 - kl_end / kl_start."""
+    per = a_rows.groupby("seed")[["kl_start", "kl_end"]].first()
+    start = float(per["kl_start"].mean())
+    m, lo, hi = mean_ci(per["kl_end"])
+    closed = 1 - m / start if start > 0 else np.nan
+    return {"kl_start": start, "kl_end": m, "kl_end_ci_low": lo, "kl_end_ci_high": hi, "kl_closed": closed}
 
 
 CROSS_COLS = ("ratio_to_cross_neutral", "ratio_to_cross_neutral_ci_low", "ratio_to_cross_neutral_ci_high",

@@ -217,12 +217,17 @@ def _train(base, tokenizer, examples, out_dir: Path, s: TrainSettings, seed: int
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     if distill:  # the teacher (base weights + system prompt) is fixed: its distributions once, before LoRA
         from subliminal.topic_b.sampling import end_ids
-        from subliminal.topic_b.transfer.logits_route import allowed_ids, attach_teacher, distill_item, distill_loss
+        from subliminal.topic_b.transfer.logits_route import (
+            allowed_ids,
+            attach_teacher,
+            distill_item,
+            distill_loss,
+            teacher_key,
+        )
 
         items = [distill_item(tokenizer, ex, distill_system) for ex in examples]
         allowed = allowed_ids(tokenizer, end_ids(base, tokenizer))
-        attach_teacher(base, items, allowed, pad, teacher_cache,
-                       config_hash({"data": data_hash, "system": distill_system, "allowed": allowed.tolist()}), log)
+        attach_teacher(base, items, allowed, pad, teacher_cache, teacher_key(data_hash, distill_system, allowed), log)
     model = lora_model(base, s, seed)
     model.train()
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=s.lr, weight_decay=0.0)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from subliminal.cache import load_tensors, save_tensors
+from subliminal.cache import config_hash, load_tensors, save_tensors
 from subliminal.topic_b.scoring import encode
 from subliminal.topic_b.transfer.batch import pad_sequences
 from subliminal.topic_b.transfer.finetune import tokenize_example
@@ -33,6 +33,22 @@ def allowed_ids(tokenizer, stop_ids: list[int]) -> torch.Tensor:
     ok = (c["ndig"] > 0) | c["end"]
     ok[list(c["sep_text"])] = True
     return ok.nonzero().flatten()
+
+
+def teacher_key(data_hash: str, system: str | None, allowed: torch.Tensor) -> str:
+    """What a stored teacher's distributions are computed from: the data set, the system prompt, the tokens."""
+    return config_hash({"data": data_hash, "system": system, "allowed": allowed.tolist()})
+
+
+def stored_kl(p_file: Path, p_key: str, q_file: Path, q_key: str) -> float:
+    """Mean over positions of KL(p || q) between two stored teachers' distributions over the same positions
+    (``attach_teacher``'s files); NaN when either file is missing or they do not align. With q = the neutral
+    teacher (the base model without a system prompt, i.e. every student at its init) it is the KL a
+    logits-route student starts from."""
+    a, b = load_tensors(p_file, {"key": p_key}), load_tensors(q_file, {"key": q_key})
+    if a is None or b is None or a[0]["logp"].shape != b[0]["logp"].shape:
+        return float("nan")
+    return float(kl_to_teacher(a[0]["logp"], b[0]["logp"]))
 
 
 def restricted_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:

@@ -172,7 +172,8 @@ def write_outputs(cfg: TransferConfig, rows: list[pd.DataFrame], extra: dict, t0
         return
     from subliminal.topic_b.transfer.plots import plot_transfer
 
-    df = pd.concat(rows, ignore_index=True).reindex(columns=COLUMNS)  # train_tokens: empty for untrained models
+    cols = COLUMNS + (["kl_start", "kl_end"] if cfg.route == "logits" else [])
+    df = pd.concat(rows, ignore_index=True).reindex(columns=cols)  # train_tokens: empty for untrained models
     summary = summarize_transfer(df)
     stem = _stem(cfg)
     with OutputSet(cfg.out) as o:
@@ -200,7 +201,7 @@ def _student(cfg, base, tok, arm, seed, examples, settings, extra, rows, animals
     if logits:  # every arm distils on the neutral teacher's sequences: only the teacher's logits differ
         examples, h = neutral, extra["teachers"]["neutral"]["data_hash"]
     system = teacher_system(arm.removeprefix("cross_"))
-    tcache = _root(cfg) / "teacher_logits" / f"{config_hash([cfg.model, h, system])}.safetensors" if logits else None
+    tcache = _teacher_file(cfg, h, system) if logits else None
     rec = train_student(base, tok, examples, sdir, settings, seed, data_hash=h, log=log,
                         distill=logits, distill_system=system, teacher_cache=tcache)
     extra["students"][f"{arm}/s{seed}"] = rec
@@ -209,8 +210,28 @@ def _student(cfg, base, tok, arm, seed, examples, settings, extra, rows, animals
     student = load_student(copy.deepcopy(base), rec["adapter"])
     ev = _eval_cached(cfg, config_hash([rec["key"], cfg.eval_samples, cfg.seed, animals]), student, tok, animals, log,
                       extra["eval_seconds"])
+    kl = _kl_columns(cfg, base, tok, h, system, rec) if logits else {}
     rows.append(ev.assign(model=cfg.model, arm=arm, trait=trait_of_arm(arm), seed=seed,
-                          train_tokens=loss_tokens(tok, examples, settings.epochs)))
+                          train_tokens=loss_tokens(tok, examples, settings.epochs), **kl))
+
+
+def _teacher_file(cfg: TransferConfig, data_hash: str, system: str | None) -> Path:
+    return _root(cfg) / "teacher_logits" / f"{config_hash([cfg.model, data_hash, system])}.safetensors"
+
+
+def _kl_columns(cfg, base, tok, data_hash: str, system: str | None, rec: dict) -> dict:
+    """Logits route: how much of its teacher's number-token distributions a student learned. kl_start: the
+    exact KL(teacher || student at init) over every completion position (the student at init is the base
+    model without a system prompt, i.e. the neutral teacher, so it comes from the two stored files);
+    kl_end: the mean training loss of the last 10 steps (the same KL on those steps' batches)."""
+    from subliminal.topic_b.sampling import end_ids
+    from subliminal.topic_b.transfer.logits_route import allowed_ids, stored_kl, teacher_key
+
+    allowed = allowed_ids(tok, end_ids(base, tok))
+    neutral = teacher_system("neutral")
+    start = stored_kl(_teacher_file(cfg, data_hash, system), teacher_key(data_hash, system, allowed),
+                      _teacher_file(cfg, data_hash, neutral), teacher_key(data_hash, neutral, allowed))
+    return {"kl_start": start, "kl_end": rec.get("mean_loss_last_10", float("nan"))}
 
 
 def _trained(cfg: TransferConfig, arm: str) -> bool:
