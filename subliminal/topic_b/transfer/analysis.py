@@ -37,7 +37,7 @@ Per student seed the question-mean of log P(animal) is one number; CIs are t-int
   (`verdict_basis` 'neutral draws'), else the seeds one (needs >= 2 seed pairs; 'training seeds').
 - logits route only: kl_start (the exact KL(teacher || student at init) over the number tokens, nats per
   completion position), kl_end (the mean training loss of the last 10 steps; mean and CI over seeds) and
-  kl_closed = 1 - kl_end / kl_start: whether a null is a student that did not learn the teacher's number
+  kl_closed = 1 - kl_end / kl_start (none when kl_start < 1e-6): whether a null is a student that did not learn the teacher's number
   distributions or one that learned them without the trait.
 """
 
@@ -130,7 +130,8 @@ def _kl_learned(a_rows: pd.DataFrame) -> dict:
     per = a_rows.groupby("seed")[["kl_start", "kl_end"]].first()
     start = float(per["kl_start"].mean())
     m, lo, hi = mean_ci(per["kl_end"])
-    closed = 1 - m / start if start > 0 else np.nan
+    # no share of a KL that is rounding noise to begin with (the neutral arm: its teacher is its init)
+    closed = 1 - m / start if start > 1e-6 else np.nan
     return {"kl_start": start, "kl_end": m, "kl_end_ci_low": lo, "kl_end_ci_high": hi, "kl_closed": closed}
 
 
