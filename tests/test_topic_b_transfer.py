@@ -310,6 +310,21 @@ def test_verdict_waits_for_the_planned_neutral_draw(tmp_path, planned, expect):
     assert ("provisional" in v["evidence"]) == (planned == 2)
 
 
+def test_logits_route_verdict_does_not_wait_for_neutral_draws(tmp_path):
+    """The logits route has one neutral arm (every arm distils on its sequences): the text route's
+    --neutral-draws default in its config must not leave its verdict provisional."""
+    from subliminal.reporting.transfer import verdicts
+
+    d = tmp_path / "plots_b"
+    d.mkdir()
+    summarize_transfer(_draw_rows({"neutral": 0.0, "owl": -0.9})).to_csv(d / "topic_b_transfer_logits_summary.csv",
+                                                                        index=False)
+    (d / "topic_b_transfer_logits.json").write_text(json.dumps(
+        {"config": {"neutral_draws": 2, "route": "logits"}, "complete": False}))
+    (v,) = [v for v in verdicts(tmp_path) if "(logits route)" in v["claim"]]
+    assert v["verdict"] == "contradicts" and "provisional" not in v["evidence"]
+
+
 def test_neutral_draw_names():
     from subliminal.topic_b.transfer.data import is_neutral, neutral_name, teacher_system, trait_of_arm
 
@@ -765,3 +780,14 @@ def test_precision_flag_keys_the_outputs(capsys):
     with pytest.raises(SystemExit):
         parse_config(TransferConfig, ["--precision", "fp16"])
     assert "fp32" in capsys.readouterr().err
+
+
+def test_logits_route_sentence_names_its_shared_sequences():
+    from types import SimpleNamespace
+
+    from subliminal.reporting.transfer import _versus
+
+    r = SimpleNamespace(verdict_basis="training seeds", n_seeds=3, ratio_to_neutral=1.0, ratio_to_neutral_ci_low=0.9,
+                        ratio_to_neutral_ci_high=1.1, kl_start=np.nan)
+    assert "one draw of each teacher's data" in _versus(r)[1]
+    assert "same draw of the neutral teacher's sequences" in _versus(SimpleNamespace(**{**vars(r), "kl_start": 0.01}))[1]

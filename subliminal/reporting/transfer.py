@@ -94,9 +94,13 @@ def _versus(r) -> tuple[str, str, str]:
                 f"draw has so far; the CI includes "
                 f"draw-to-draw variation, {int(r.n_neutral_draws) - 1} df{pooled})",
                 f"vs {int(r.n_neutral_draws)} draws of neutral data" + seeds)
+    data = ("every arm of the logits route distils on the same draw of the neutral teacher's sequences, and the "
+            "CI is over training seeds, so it leaves out what another draw of sequences would do"
+            if pd.notna(getattr(r, "kl_start", np.nan)) else
+            "the CI is over training seeds on one draw of each teacher's data, so it leaves out what another draw "
+            "would do")
     return (_ci(r.ratio_to_neutral, r.ratio_to_neutral_ci_low, r.ratio_to_neutral_ci_high),
-            f"vs the neutral arm ({r.n_seeds} seeds; the CI is over training seeds on one draw of each "
-            "teacher's data, so it leaves out what another draw would do)", "vs the neutral arm" + seeds)
+            f"vs the neutral arm ({r.n_seeds} seeds; {data})", "vs the neutral arm" + seeds)
 
 
 def _sentence(r) -> str:
@@ -361,7 +365,8 @@ def _verdict(r, meta: dict, claim: str, qual: str, same_model: str = "") -> dict
     c = ("paper: numbers from a teacher of a *different* base model do not transfer" if cross
          else claim + f" ({r.animal})") + qual
     ev = _sentence(r) + _partial(r, meta)
-    planned = meta.get("config", {}).get("neutral_draws", 1)
+    cfg = meta.get("config", {})
+    planned = cfg.get("neutral_draws", 1) if cfg.get("route", "text") == "text" else 1  # logits: one (run.neutral_draws)
     if cross and getattr(r, "verdict_basis", "") != "cross-model neutral teacher":
         # without the cross model's own neutral teacher a rise cannot be told from what that model's numbers
         # do by themselves (they differ from the base model's)
