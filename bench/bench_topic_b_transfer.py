@@ -61,7 +61,7 @@ def projection(out: dict) -> dict:
     cfg = TransferConfig()
     teachers = 1 + cfg.neutral_draws
     # the default run's precision (fp32 unless --precision bf16), not the fastest one measured
-    bf16 = cfg.precision == "bf16" and out.get("train_bf16_tokens_per_s")
+    bf16 = cfg.bf16 and out.get("train_bf16_tokens_per_s")
     train_rate = out["train_bf16_tokens_per_s"] if bf16 else out["train_fp32_tokens_per_s"]
     gen_s = teachers * cfg.n_samples / out["sample_samples_per_s"] / max(out["sample_valid_fraction"], 1e-3)
     train_s = teachers * len(cfg.seeds) * cfg.n_samples * cfg.epochs * out["train_tokens_per_example"] / train_rate

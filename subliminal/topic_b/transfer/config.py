@@ -64,6 +64,10 @@ class TransferConfig:
                    out=QUICK_OUT)
 
     @property
+    def bf16(self) -> bool:
+        return self.precision == "bf16"
+
+    @property
     def archive_dir(self) -> str:
         return f"{self.out}/topic_b_transfer_cache" if self.archive == "auto" else self.archive
 

@@ -90,7 +90,7 @@ def _eval_cached(cfg, key: str, model, tok, animals, log=print, times: dict | No
 def _stem(cfg: TransferConfig) -> str:
     return ("topic_b_transfer" + ("_logits" if cfg.route == "logits" else "")
             + ("_weights" if cfg.teacher == "weights" else "") + ("_defence" if cfg.defence else "")
-            + ("_bf16" if cfg.precision == "bf16" else ""))
+            + ("_bf16" if cfg.bf16 else ""))
 
 
 def _defend(cfg, base, tok, data: dict, stats: dict, extra: dict) -> dict:
@@ -256,9 +256,9 @@ def run(cfg: TransferConfig, device, log=print) -> dict:
     base, tok = load_model(cfg.model, device=str(device))
     animals = list(cfg.animals)
     extra: dict = {"teachers": {}, "students": {}, "eval_seconds": {}, "planned": [],
-                   "eval_animals": animals, "bf16_autocast": cfg.precision == "bf16",
+                   "eval_animals": animals, "bf16_autocast": cfg.bf16,
                    "native_bf16": fast_bf16(device)}
-    if cfg.precision == "bf16" and not extra["native_bf16"]:
+    if cfg.bf16 and not extra["native_bf16"]:
         log(f"[train] warning: --precision bf16 on a {device.type} without native bf16 matmuls (AVX512-BF16/AMX) "
             "is much slower than fp32")
     rows: list[pd.DataFrame] = []
@@ -298,7 +298,7 @@ def run(cfg: TransferConfig, device, log=print) -> dict:
         return extra
     # ---- stage 3 for the base model, then stages 2 + 3 per student, seed-major so a stopped run
     # still has seed-paired arms (neutral s0, owl s0, neutral s1, ...)
-    settings = TrainSettings(epochs=cfg.epochs, bf16=cfg.precision == "bf16")
+    settings = TrainSettings(epochs=cfg.epochs, bf16=cfg.bf16)
     others = [weight_teacher_name(a) if cfg.teacher == "weights" else a for a in animals[1:]]
     first = [*matched, *(n for n in neutral_draws(cfg) if n not in matched)]  # untrained draws too (--stage eval)
     extra["planned"] = [f"{arm}/s{seed}" for seed in cfg.seeds for arm in first] + \
