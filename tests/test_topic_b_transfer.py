@@ -323,6 +323,11 @@ def test_logits_route_verdict_does_not_wait_for_neutral_draws(tmp_path):
         {"config": {"neutral_draws": 2, "route": "logits"}, "complete": False}))
     (v,) = [v for v in verdicts(tmp_path) if "(logits route)" in v["claim"]]
     assert v["verdict"] == "contradicts" and "provisional" not in v["evidence"]
+    # a run that records its planned draws is taken at its word, whatever its config says
+    (d / "topic_b_transfer_logits.json").write_text(json.dumps(
+        {"config": {"neutral_draws": 1, "route": "logits"}, "neutral_draws_planned": 2, "complete": False}))
+    (v,) = [v for v in verdicts(tmp_path) if "(logits route)" in v["claim"]]
+    assert v["verdict"] == "untestable here" and "provisional" in v["evidence"]
 
 
 def test_neutral_draw_names():
@@ -570,7 +575,8 @@ def test_logits_route_end_to_end(tiny, tmp_path, monkeypatch):
     extra = run(cfg, torch.device("cpu"), log=lambda m: None)
     rows = pd.read_csv(tmp_path / "o" / "topic_b_transfer_logits.csv")
     assert set(rows.arm) == {"base", "neutral", "owl"}
-    assert all(r["objective"] == "logits" for r in extra["students"].values())
+    assert all(r["objective"] == "logits" and r["device"] == "cpu" for r in extra["students"].values())
+    assert extra["neutral_draws_planned"] == 1  # the logits route's one neutral arm, whatever --neutral-draws says
     # the neutral teacher *is* the student's init (same weights, no system prompt): its KL is 0 (only
     # rounding noise reaches Adam), while the owl-prompted teacher's distributions differ from the student's
     st = extra["students"]

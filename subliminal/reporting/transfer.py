@@ -149,7 +149,48 @@ def _status(meta: dict) -> str:
             + ", ".join(f"{k} {v['n_kept']} of {v['n_before']} ({v['kept_fraction']:.1%})" for k, v in d.items())
             if d else "")
     return (f"Run status: {done}; {meta.get('n_train_per_arm', '?')} matched samples per arm; "
-            f"valid fraction under the number-list grammar: {vf or '—'}{kept}.")
+            f"valid fraction under the number-list grammar: {vf or '—'}{kept}{_devices(meta)}.")
+
+
+def _devices(meta: dict) -> str:
+    """Where the students trained, when not all on the CPU (a record without 'device' predates the field and
+    was trained on the CPU): '; students trained on: cpu 5, cuda 4 (owl/s2, ...)'."""
+    st = {k: v.get("device", "cpu") for k, v in meta.get("students", {}).items() if "steps" in v}
+    if set(st.values()) <= {"cpu"}:
+        return ""
+    counts = {d: sorted(k for k, v in st.items() if v == d) for d in sorted(set(st.values()))}
+    prec = "bf16 autocast" if meta.get("bf16_autocast") else "fp32"
+    return ("; students trained on: " + ", ".join(f"{d} {len(ks)}" + ("" if d == "cpu" else f" ({', '.join(ks)})")
+                                                  for d, ks in counts.items())
+            + f", all {prec} (see the device check)")
+
+
+DEVICE_CHECK = "topic_b_transfer_device_check"
+
+
+def device_check(root: Path) -> str:
+    """One line from the device check's CSV (``transfer/device_check.py``): one student trained twice, on two
+    devices, compared by its training record, its adapter and its exact P(animal)."""
+    p = Path(root) / "plots_b" / f"{DEVICE_CHECK}.csv"
+    if not p.exists():
+        return ""
+    df = pd.read_csv(p).set_index("quantity")
+    j = p.with_suffix(".json")
+    meta = json.loads(j.read_text()) if j.exists() else {}
+    a, b = meta.get("a", {}).get("device", "?"), meta.get("b", {}).get("device", "?")
+    outcome = [q for q in df.index if q.startswith("mean_p_")]
+    worst = max([df.rel_diff[q] for q in [*outcome, "final_loss", "adapter_norm"] if q in df.index] or [np.nan])
+    same = "the same student up to rounding" if worst < 1e-3 else "**different students**"
+    parts = [f"final loss {df.abs_diff.get('final_loss', np.nan):.1g} apart (relative "
+             f"{df.rel_diff.get('final_loss', np.nan):.1g})",
+             f"adapter ||Δ|| / ||·|| {df.rel_diff.get('adapter_norm', np.nan):.1g} (LoRA B alone "
+             f"{df.rel_diff.get('lora_B_norm', np.nan):.1g})"]
+    parts += [f"mean exact P({q.removeprefix('mean_p_')}) relative difference {df.rel_diff[q]:.1g}" for q in outcome]
+    ta, tb = meta.get("a", {}).get("torch", ""), meta.get("b", {}).get("torch", "")
+    tv = f" (torch {ta} vs {tb})" if ta and tb else f" (torch {ta} on {a})" if ta else ""
+    return (f"Device check (`python -m subliminal.topic_b.transfer.device_check`): {meta.get('student', '?')} trained "
+            f"on {a} and on {b}{tv}: "
+            + "; ".join(parts) + f": {same}.")
 
 
 def speed(root: Path) -> str:
@@ -214,7 +255,7 @@ def b_transfer(root: Path) -> str:
         other = _load(root, stem) if stem != MAIN else None
         if other is not None:
             blocks.append(f"### {title}\n\n" + _block(*other))
-    return "\n\n".join(blocks + [speed(root)])
+    return "\n\n".join(blocks + [x for x in (device_check(root), speed(root)) if x])
 
 
 def _main_block(root: Path) -> str:
@@ -366,7 +407,9 @@ def _verdict(r, meta: dict, claim: str, qual: str, same_model: str = "") -> dict
          else claim + f" ({r.animal})") + qual
     ev = _sentence(r) + _partial(r, meta)
     cfg = meta.get("config", {})
-    planned = cfg.get("neutral_draws", 1) if cfg.get("route", "text") == "text" else 1  # logits: one (run.neutral_draws)
+    planned = meta.get("neutral_draws_planned")  # the run's own count (run.neutral_draws); older JSONs lack it
+    if planned is None:
+        planned = cfg.get("neutral_draws", 1) if cfg.get("route", "text") == "text" else 1
     if cross and getattr(r, "verdict_basis", "") != "cross-model neutral teacher":
         # without the cross model's own neutral teacher a rise cannot be told from what that model's numbers
         # do by themselves (they differ from the base model's)

@@ -290,7 +290,8 @@ def _train(base, tokenizer, examples, out_dir: Path, s: TrainSettings, seed: int
            "tokens_per_s": round(ntok / max(secs, 1e-9), 1), "final_loss": losses[-1] if losses else math.nan,
            "mean_loss_last_10": sum(losses[-10:]) / max(1, len(losses[-10:])),
            "check_completion_logp_example0": check,
-           "objective": "logits" if distill else "text"}
+           "objective": "logits" if distill else "text",
+           "device": device.type, "torch_version": torch.__version__}  # provenance only: not in the key
     atomic_write_text(done, json.dumps(rec, indent=1) + "\n")
     ckpt.unlink(missing_ok=True)
     ckpt.with_suffix(".json").unlink(missing_ok=True)

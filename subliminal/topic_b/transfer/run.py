@@ -257,6 +257,7 @@ def run(cfg: TransferConfig, device, log=print) -> dict:
     animals = list(cfg.animals)
     extra: dict = {"teachers": {}, "students": {}, "eval_seconds": {}, "planned": [],
                    "eval_animals": animals, "bf16_autocast": cfg.bf16,
+                   "neutral_draws_planned": len(neutral_draws(cfg)),  # what reporting's verdicts wait for
                    "native_bf16": fast_bf16(device)}
     if cfg.bf16 and not extra["native_bf16"]:
         log(f"[train] warning: --precision bf16 on a {device.type} without native bf16 matmuls (AVX512-BF16/AMX) "
