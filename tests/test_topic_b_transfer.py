@@ -797,3 +797,19 @@ def test_logits_route_sentence_names_its_shared_sequences():
                         ratio_to_neutral_ci_high=1.1, kl_start=np.nan)
     assert "one draw of each teacher's data" in _versus(r)[1]
     assert "same draw of the neutral teacher's sequences" in _versus(SimpleNamespace(**{**vars(r), "kl_start": 0.01}))[1]
+
+
+def test_glance_keeps_the_link_to_the_details_when_arms_are_cut(tmp_path, monkeypatch):
+    """More verdict lines than the glance holds: it says how many it left out and still links the details."""
+    import subliminal.reporting.transfer as rt
+
+    d = tmp_path / "plots_b"
+    d.mkdir()
+    for stem in ("topic_b_transfer", "topic_b_transfer_logits"):
+        summarize_transfer(_draw_rows({"neutral": 0.0, "owl": -0.9})).to_csv(d / f"{stem}_summary.csv", index=False)
+        (d / f"{stem}.json").write_text(json.dumps({"config": {"neutral_draws": 1}, "complete": True}))
+    full = rt.b_transfer_glance(tmp_path).splitlines()
+    assert len(full) == 3 and full[-1].startswith("  (CIs") and "docs/topic_b_transfer.md" in full[-1]
+    monkeypatch.setattr(rt, "GLANCE_LINES", 1)
+    cut = rt.b_transfer_glance(tmp_path).splitlines()
+    assert len(cut) == 2 and "1 more arm(s)" in cut[-1] and "docs/topic_b_transfer.md" in cut[-1]

@@ -317,10 +317,16 @@ def b_transfer_glance(root: Path) -> str:
         s, meta = got
         lines += [f"- Subliminal transfer{qual}, {r.model}, {r.arm} teacher{_partial(r, meta)}: {_brief(r)}."
                   for r in s.itertuples() if r.trait and r.trait == r.animal]
-    if lines:
-        lines.append("  (CIs with draw-to-draw variation, sensitivity CIs and the controls: "
-                     "[docs/topic_b_transfer.md](docs/topic_b_transfer.md).)")
-    return "\n".join(lines[:7] or ["- Subliminal transfer (LLM): no animal student finished yet (partial run)."])
+    if not lines:
+        return "- Subliminal transfer (LLM): no animal student finished yet (partial run)."
+    more = len(lines) - GLANCE_LINES
+    lines = lines[:GLANCE_LINES] + [(f"  ({more} more arm(s) in the details; c" if more > 0 else "  (C")
+                                    + "Is with draw-to-draw variation, sensitivity CIs and the controls: "
+                                    "[docs/topic_b_transfer.md](docs/topic_b_transfer.md).)"]
+    return "\n".join(lines)
+
+
+GLANCE_LINES = 8  # verdict lines of the transfer runs in README's glance; the link to the details always follows
 
 
 def _partial(r, meta: dict) -> str:
