@@ -77,6 +77,21 @@ def test_pipeline_with_the_defence_matches_the_defended_arms(tiny, tmp_path, mon
     monkeypatch.setattr(ev, "EVAL_QUESTIONS", EVAL_QUESTIONS[:1])
     cfg = TransferConfig(model="tiny", animals=("owl",), seeds=(0,), neutral_draws=1, n_samples=12, epochs=1, batch_size=12,
                          eval_samples=1, out=str(tmp_path / "o"), cache=str(tmp_path / "c"), defence=0.002)
+    import dataclasses
+
+    from subliminal.reporting.transfer import b_transfer_variants
+
+    # --stage data: the kept fractions alone, in the variant's own data JSON (not the main run's), and the
+    # report says the variant has data but no student
+    run(dataclasses.replace(cfg, stage="data"), torch.device("cpu"), log=lambda m: None)
+    dj = json.loads((tmp_path / "o" / "topic_b_transfer_defence_data.json").read_text())
+    assert set(dj["defence"]) == {"neutral", "owl"} and dj["config"]["defence"] == 0.002
+    assert not (tmp_path / "o" / "topic_b_transfer_data.json").exists()
+    (tmp_path / "plots_b").mkdir()
+    for f in (tmp_path / "o").glob("topic_b_transfer_defence*"):
+        (tmp_path / "plots_b" / f.name).write_bytes(f.read_bytes())
+    assert "(`--defence 0.01`): teacher data only, no student yet (threshold defence at p ≥ 0.002 kept neutral " \
+        in b_transfer_variants(tmp_path)
     extra = run(cfg, torch.device("cpu"), log=lambda m: None)
     d = extra["defence"]
     assert set(d) == {"neutral", "owl"} and extra["n_train_per_arm"] == min(v["n_kept"] for v in d.values())
@@ -85,10 +100,10 @@ def test_pipeline_with_the_defence_matches_the_defended_arms(tiny, tmp_path, mon
     assert set(rows.arm) == {"base", "neutral", "owl"}
     from subliminal.reporting.transfer import tables
 
-    (tmp_path / "plots_b").mkdir()
     for f in (tmp_path / "o").glob("topic_b_transfer_defence*"):
         (tmp_path / "plots_b" / f.name).write_bytes(f.read_bytes())
     assert "threshold defence at p ≥ 0.002 kept" in tables(tmp_path)["b_transfer"]
+    assert "(`--defence 0.01`): complete" in b_transfer_variants(tmp_path)
 
 
 def test_defence_flags_are_checked():

@@ -144,12 +144,16 @@ def _status(meta: dict) -> str:
     done = "complete" if meta.get("complete") else "**partial** (`\"complete\": false`: the run continues from its caches)"
     t = meta.get("teachers", {})
     vf = ", ".join(f"{k} {v.get('valid_fraction', float('nan')):.1%}" for k, v in t.items())
-    d = meta.get("defence", {})
-    kept = ("; threshold defence at p ≥ " + f"{next(iter(d.values()))['threshold']:g} kept "
-            + ", ".join(f"{k} {v['n_kept']} of {v['n_before']} ({v['kept_fraction']:.1%})" for k, v in d.items())
-            if d else "")
+    kept = "; " + _kept(meta) if meta.get("defence") else ""
     return (f"Run status: {done}; {meta.get('n_train_per_arm', '?')} matched samples per arm; "
             f"valid fraction under the number-list grammar: {vf or '—'}{kept}{_devices(meta)}.")
+
+
+def _kept(meta: dict) -> str:
+    """'threshold defence at p ≥ 0.01 kept neutral 760 of 768 (99.0%), owl ...' from a run's JSON."""
+    d = meta.get("defence", {})
+    return ("threshold defence at p ≥ " + f"{next(iter(d.values()))['threshold']:g} kept "
+            + ", ".join(f"{k} {v['n_kept']} of {v['n_before']} ({v['kept_fraction']:.1%})" for k, v in d.items()))
 
 
 def _devices(meta: dict) -> str:
@@ -376,8 +380,12 @@ def b_transfer_variants(root: Path) -> str:
     cross = main.get("config", {}).get("cross_model")
     parts = ["cross arm (`--cross-model`): " + (f"{cross}, {_run_state(main)}" if cross else "not run yet")]
     for stem, flag in VARIANT_CMDS.items():
-        j = p / f"{stem}.json"
-        state = _run_state(json.loads(j.read_text())) if j.exists() else "not run yet"
+        j, dj = p / f"{stem}.json", p / f"{stem}_data.json"
+        if dj.exists() and not (p / f"{stem}_summary.csv").exists():  # `--stage data` only: no student yet
+            dm = json.loads(dj.read_text())
+            state = "teacher data only, no student yet" + (f" ({_kept(dm)})" if dm.get("defence") else "")
+        else:
+            state = _run_state(json.loads(j.read_text())) if j.exists() else "not run yet"
         parts.append(f"{ROUTES[stem][0].split(' (`')[0].lower()} (`{flag}`): {state}")
     return "Variants of the run: " + "; ".join(parts) + "."
 

@@ -295,7 +295,8 @@ def run(cfg: TransferConfig, device, log=print) -> dict:
             d = _defend(cfg, base, tok, d, st, extra)
             _record_data(extra, st, {name: examples_of(d[name])[:n_train]})
         _sync(cfg, log)
-        atomic_write_text(Path(cfg.out) / "topic_b_transfer_data.json", json.dumps(extra, indent=1) + "\n")
+        write_run_json(Path(cfg.out) / f"{_stem(cfg)}_data.json", cfg, cfg.seed, time.time() - t0,
+                       {**extra, "stage": "data", "complete": True})
         return extra
     # ---- stage 3 for the base model, then stages 2 + 3 per student, seed-major so a stopped run
     # still has seed-paired arms (neutral s0, owl s0, neutral s1, ...)
