@@ -79,8 +79,11 @@ def test_a_gpu_training_gives_the_cpu_student(trained, tmp_path):
 
 
 def test_report_lines(tmp_path):
-    meta = {"students": {"owl/s0": {"steps": 3}, "owl/s1": {"steps": 3, "device": "cuda"}, "owl/s2": {"stopped_at": 1}}}
-    assert _devices(meta) == "; students trained on: cpu 1, cuda 1 (owl/s1), all fp32 (see the device check)"
+    meta = {"students": {"owl/s0": {"steps": 3, "steps_this_run": 1, "tokens_per_s": 9.0},
+                         "owl/s1": {"steps": 3, "steps_this_run": 3, "tokens_per_s": 4000.0, "device": "cuda"},
+                         "owl/s2": {"stopped_at": 1}}}
+    assert _devices(meta) == ("; students trained on: cpu 1, cuda 1 (owl/s1), 4,000 tokens/s, all fp32 "
+                              "(see the device check)")  # a resumed student's rate is left out
     assert _devices({"students": {"owl/s0": {"steps": 3}}}) == ""
     assert device_check(tmp_path) == ""
     (tmp_path / "plots_b").mkdir()

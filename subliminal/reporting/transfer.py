@@ -159,13 +159,19 @@ def _kept(meta: dict) -> str:
 def _devices(meta: dict) -> str:
     """Where the students trained, when not all on the CPU (a record without 'device' predates the field and
     was trained on the CPU): '; students trained on: cpu 5, cuda 4 (owl/s2, ...)'."""
-    st = {k: v.get("device", "cpu") for k, v in meta.get("students", {}).items() if "steps" in v}
+    recs = {k: v for k, v in meta.get("students", {}).items() if "steps" in v}
+    st = {k: v.get("device", "cpu") for k, v in recs.items()}
     if set(st.values()) <= {"cpu"}:
         return ""
     counts = {d: sorted(k for k, v in st.items() if v == d) for d in sorted(set(st.values()))}
+
+    def rate(ks):  # students trained in one go only: a resumed one's rate mixes two runs
+        r = [recs[k]["tokens_per_s"] for k in ks if recs[k].get("steps_this_run") == recs[k]["steps"]]
+        return f", {np.mean(r):,.0f} tokens/s" if r else ""
+
     prec = "bf16 autocast" if meta.get("bf16_autocast") else "fp32"
     return ("; students trained on: " + ", ".join(f"{d} {len(ks)}" + ("" if d == "cpu" else f" ({', '.join(ks)})")
-                                                  for d, ks in counts.items())
+                                                  + rate(ks) for d, ks in counts.items())
             + f", all {prec} (see the device check)")
 
 
