@@ -86,12 +86,16 @@ def test_pipeline_with_the_defence_matches_the_defended_arms(tiny, tmp_path, mon
     run(dataclasses.replace(cfg, stage="data"), torch.device("cpu"), log=lambda m: None)
     dj = json.loads((tmp_path / "o" / "topic_b_transfer_defence_data.json").read_text())
     assert set(dj["defence"]) == {"neutral", "owl"} and dj["config"]["defence"] == 0.002
+    assert "kept_index" not in dj["defence"]["owl"]  # the per-record lists go into the kept table, not the JSON
+    kt = pd.read_csv(tmp_path / "o" / "topic_b_transfer_defence_kept.csv").set_index("arm")
+    assert kt.loc["owl", "n_kept"] == dj["defence"]["owl"]["n_kept"] and kt.loc["owl", "role"] == "animal"
     assert not (tmp_path / "o" / "topic_b_transfer_data.json").exists()
     (tmp_path / "plots_b").mkdir()
     for f in (tmp_path / "o").glob("topic_b_transfer_defence*"):
         (tmp_path / "plots_b" / f.name).write_bytes(f.read_bytes())
-    assert "(`--defence 0.01`): teacher data only, no student yet (threshold defence at p ≥ 0.002 kept neutral " \
-        in b_transfer_variants(tmp_path)
+    line = b_transfer_variants(tmp_path)
+    assert "(`--defence 0.01`): teacher data only, no student yet (threshold defence at p ≥ 0.002 kept neutral " in line
+    assert "Kept fraction minus the neutral teacher's, in percentage points, paired by prompt" in line
     extra = run(cfg, torch.device("cpu"), log=lambda m: None)
     d = extra["defence"]
     assert set(d) == {"neutral", "owl"} and extra["n_train_per_arm"] == min(v["n_kept"] for v in d.values())
@@ -112,3 +116,40 @@ def test_defence_flags_are_checked():
     for bad in (dict(defence=1.5), dict(defence=0.01, route="logits"), dict(defence=0.01, cross_model="x")):
         with pytest.raises(UserError, match="--defence"):
             TransferConfig(**bad).validate()
+
+
+def test_kept_table_pairs_arms_by_prompt():
+    """McNemar on the prompts both arms answered, against a plain count; Holm over the animal arms only."""
+    from scipy import stats as sps
+
+    from subliminal.topic_b.transfer.defended import kept_table
+
+    rng = np.random.default_rng(1)
+    idx = list(range(200))
+
+    def arm(p_keep, drop=()):
+        before = [i for i in idx if i not in drop]
+        return {"threshold": 0.01, "n_before": len(before), "before_index": before,
+                "kept_index": [i for i in before if rng.random() < p_keep]}
+
+    st = {"neutral": arm(0.7), "owl": arm(0.35, drop=(3, 4)), "eagle": arm(0.68), "neutral_2": arm(0.7)}
+    for v in st.values():
+        v["n_kept"] = len(v["kept_index"])
+        v["kept_fraction"] = v["n_kept"] / v["n_before"]
+    t = kept_table(st).set_index("arm")
+    rk = set(st["neutral"]["kept_index"])
+    for a in ("owl", "eagle", "neutral_2"):
+        common = set(st[a]["before_index"])
+        ak = set(st[a]["kept_index"])
+        b, c = len((rk & common) - ak), len(ak - rk)
+        r = t.loc[a]
+        assert (r.paired_n, r.kept_ref_only, r.kept_arm_only) == (len(common), b, c)
+        assert r.diff_vs_reference == pytest.approx((c - b) / len(common))
+        assert r.mcnemar_p == pytest.approx(sps.binomtest(min(b, c), b + c, 0.5).pvalue)
+        assert r.diff_ci_low < r.diff_vs_reference < r.diff_ci_high
+    assert t.loc["owl", "diff_vs_reference"] < -0.2 and t.loc["owl", "mcnemar_p"] < 1e-4
+    p = t.loc[["owl", "eagle"], "mcnemar_p"].sort_values()
+    assert t.loc[p.index[0], "holm_p"] == pytest.approx(min(1, 2 * p.iloc[0]))
+    assert t.loc[p.index[1], "holm_p"] == pytest.approx(max(min(1, 2 * p.iloc[0]), p.iloc[1]))
+    assert np.isnan(t.loc["neutral_2", "holm_p"]) and t.loc["neutral_2", "role"] == "neutral control"
+    assert t.loc["neutral", "role"] == "reference"

@@ -156,6 +156,22 @@ def _kept(meta: dict) -> str:
             + ", ".join(f"{k} {v['n_kept']} of {v['n_before']} ({v['kept_fraction']:.1%})" for k, v in d.items()))
 
 
+def kept_comparison(root: Path, stem: str) -> str:
+    """The defence's paired kept-fraction comparison (``<stem>_kept.csv``, ``defended.kept_table``), one clause
+    per arm against the neutral teacher's data; '' when the variant has not run."""
+    p = Path(root) / "plots_b" / f"{stem}_kept.csv"
+    if not p.exists():
+        return ""
+    df = pd.read_csv(p)
+    parts = []
+    for r in df[df.role != "reference"].itertuples():
+        p_txt = f"Holm p = {r.holm_p:.2g}" if r.role == "animal" else f"McNemar p = {r.mcnemar_p:.2g}, control"
+        parts.append(f"{r.arm} {100 * r.diff_vs_reference:+.1f} [{100 * r.diff_ci_low:+.1f}, "
+                     f"{100 * r.diff_ci_high:+.1f}] ({p_txt})")
+    return ("Kept fraction minus the neutral teacher's, in percentage points, paired by prompt (McNemar, "
+            f"{int(df.paired_n.max())} prompts): " + "; ".join(parts))
+
+
 def _devices(meta: dict) -> str:
     """Where the students trained, when not all on the CPU (a record without 'device' predates the field and
     was trained on the CPU): '; students trained on: cpu 5, cuda 4 (owl/s2, ...)'."""
@@ -264,7 +280,8 @@ def b_transfer(root: Path) -> str:
     for stem, (title, _) in ROUTES.items():
         other = _load(root, stem) if stem != MAIN else None
         if other is not None:
-            blocks.append(f"### {title}\n\n" + _block(*other))
+            kc = kept_comparison(root, stem)
+            blocks.append(f"### {title}\n\n" + _block(*other) + (f"\n\n{kc}." if kc else ""))
     return "\n\n".join(blocks + [x for x in (device_check(root), speed(root)) if x])
 
 
@@ -389,7 +406,9 @@ def b_transfer_variants(root: Path) -> str:
         j, dj = p / f"{stem}.json", p / f"{stem}_data.json"
         if dj.exists() and not (p / f"{stem}_summary.csv").exists():  # `--stage data` only: no student yet
             dm = json.loads(dj.read_text())
-            state = "teacher data only, no student yet" + (f" ({_kept(dm)})" if dm.get("defence") else "")
+            kc = kept_comparison(root, stem)
+            state = ("teacher data only, no student yet" + (f" ({_kept(dm)})" if dm.get("defence") else "")
+                     + (f". {kc}" if kc else ""))
         else:
             state = _run_state(json.loads(j.read_text())) if j.exists() else "not run yet"
         parts.append(f"{ROUTES[stem][0].split(' (`')[0].lower()} (`{flag}`): {state}")

@@ -17,6 +17,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 
 from subliminal.results import atomic_write_text
@@ -78,5 +79,46 @@ def defend(model, tokenizer, data: dict[str, list[dict]], shard_dirs: dict[str, 
         keep = threshold_keep(min_logps(model, tokenizer, recs, Path(shard_dirs[arm]), scorer), threshold)
         kept[arm] = [r for r, k in zip(recs, keep) if k]
         stats[arm] = {"threshold": threshold, "n_before": len(recs), "n_kept": len(kept[arm]),
-                      "kept_fraction": len(kept[arm]) / max(len(recs), 1)}
+                      "kept_fraction": len(kept[arm]) / max(len(recs), 1),
+                      "before_index": sorted(r["index"] for r in recs),
+                      "kept_index": sorted(r["index"] for r in kept[arm])}
     return kept, stats
+
+
+def kept_table(stats: dict[str, dict], reference: str = "neutral") -> pd.DataFrame:
+    """Does the defence drop more of a teacher's samples than of the neutral teacher's? Every teacher answers
+    the same seeded prompts (record ``index``), so arms are paired by prompt: per arm, on the prompts both it
+    and `reference` answered, b = kept for the reference only, c = kept for the arm only; the kept-fraction
+    difference (c - b) / n with a paired Wald 95% CI and McNemar's exact p (two-sided binomial on b + c).
+    Holm's correction runs over the animal arms; a further neutral draw is the control row (what another
+    draw of the same teacher's numbers gives), outside the correction."""
+    from scipy import stats as sps
+
+    from subliminal.topic_b.transfer.data import is_neutral
+
+    ref = stats[reference]
+    rk, rb = set(ref["kept_index"]), set(ref["before_index"])
+    rows = []
+    for arm, st in stats.items():
+        row = {"arm": arm, "threshold": st["threshold"], "n_before": st["n_before"], "n_kept": st["n_kept"],
+               "kept_fraction": st["kept_fraction"], "role": "reference" if arm == reference else
+               ("neutral control" if is_neutral(arm) else "animal")}
+        if arm != reference:
+            common = rb & set(st["before_index"])
+            ak = set(st["kept_index"]) & common
+            b, c, n = len((rk & common) - ak), len(ak - rk), len(common)
+            d = (c - b) / n
+            se = np.sqrt(max(b + c - (c - b) ** 2 / n, 0.0)) / n
+            p = float(sps.binomtest(min(b, c), b + c, 0.5).pvalue) if b + c else 1.0
+            row |= {"paired_n": n, "kept_ref_only": b, "kept_arm_only": c, "diff_vs_reference": d,
+                    "diff_ci_low": d - 1.96 * se, "diff_ci_high": d + 1.96 * se, "mcnemar_p": p}
+        rows.append(row)
+    df = pd.DataFrame(rows)
+    df["holm_p"] = np.nan
+    animal = df.index[df.role == "animal"]
+    if len(animal):
+        p = df.loc[animal, "mcnemar_p"].to_numpy()
+        order = np.argsort(p)
+        adj = np.minimum(1, np.maximum.accumulate((len(p) - np.arange(len(p))) * p[order]))
+        df.loc[animal[order], "holm_p"] = adj
+    return df

@@ -93,6 +93,22 @@ def _stem(cfg: TransferConfig) -> str:
             + ("_bf16" if cfg.bf16 else ""))
 
 
+def _public(extra: dict) -> dict:
+    """`extra` for the JSON: the defence's per-record index lists stay out (they go into the kept table)."""
+    if "defence" not in extra:
+        return extra
+    return {**extra, "defence": {k: {x: y for x, y in v.items() if not x.endswith("_index")}
+                                 for k, v in extra["defence"].items()}}
+
+
+def _write_kept(cfg, extra: dict, path: Path) -> None:
+    """--defence: the paired kept-fraction comparison (``defended.kept_table``) beside the run's outputs."""
+    if cfg.defence and "neutral" in extra.get("defence", {}):
+        from subliminal.topic_b.transfer.defended import kept_table
+
+        write_csv(kept_table(extra["defence"]), path)
+
+
 def _defend(cfg, base, tok, data: dict, stats: dict, extra: dict) -> dict:
     """--defence: every arm's records that pass the threshold defence (``transfer/defended.py``)."""
     if not cfg.defence:
@@ -180,8 +196,9 @@ def write_outputs(cfg: TransferConfig, rows: list[pd.DataFrame], extra: dict, t0
         write_csv(df, o.path(f"{stem}.csv"))
         write_csv(summary, o.path(f"{stem}_summary.csv"))
         plot_transfer(summary, o.path(f"{stem}.png"))
+        _write_kept(cfg, extra, o.path(f"{stem}_kept.csv"))
         write_run_json(o.path(f"{stem}.json"), cfg, cfg.seed, time.time() - t0,
-                       {**extra, "complete": complete})
+                       {**_public(extra), "complete": complete})
 
 
 def _student_dir(cfg: TransferConfig, arm: str, seed: int, settings: TrainSettings, extra: dict) -> Path:
@@ -295,8 +312,9 @@ def run(cfg: TransferConfig, device, log=print) -> dict:
             d = _defend(cfg, base, tok, d, st, extra)
             _record_data(extra, st, {name: examples_of(d[name])[:n_train]})
         _sync(cfg, log)
+        _write_kept(cfg, extra, Path(cfg.out) / f"{_stem(cfg)}_kept.csv")
         write_run_json(Path(cfg.out) / f"{_stem(cfg)}_data.json", cfg, cfg.seed, time.time() - t0,
-                       {**extra, "stage": "data", "complete": True})
+                       {**_public(extra), "stage": "data", "complete": True})
         return extra
     # ---- stage 3 for the base model, then stages 2 + 3 per student, seed-major so a stopped run
     # still has seed-paired arms (neutral s0, owl s0, neutral s1, ...)
