@@ -73,3 +73,12 @@ def compare_summaries(full: pd.DataFrame, other: pd.DataFrame) -> pd.DataFrame:
         m["z"] = np.where(se > 0, m["diff"] / se, np.where(m["diff"] == 0, 0.0, np.sign(m["diff"]) * np.inf))
     m.insert(0, "row", m[keys].astype(str).agg(", ".join, axis=1) if keys else "")
     return m[["row", *[f"{s}_{w}" for w in ("full", "fast") for s in SUMMARY_STATS], "diff", "z"]]
+
+
+def holm(p: Sequence[float] | np.ndarray) -> np.ndarray:
+    """Holm's step-down adjusted p-values (family-wise error), in the input order."""
+    p = np.asarray(p, dtype=float)
+    order = np.argsort(p)
+    adj = np.empty_like(p)
+    adj[order] = np.minimum(1, np.maximum.accumulate((len(p) - np.arange(len(p))) * p[order]))
+    return adj

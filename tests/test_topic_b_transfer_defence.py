@@ -153,3 +153,10 @@ def test_kept_table_pairs_arms_by_prompt():
     assert t.loc[p.index[1], "holm_p"] == pytest.approx(max(min(1, 2 * p.iloc[0]), p.iloc[1]))
     assert np.isnan(t.loc["neutral_2", "holm_p"]) and t.loc["neutral_2", "role"] == "neutral control"
     assert t.loc["neutral", "role"] == "reference"
+
+
+def test_holm_by_hand():
+    from subliminal.stats import holm
+
+    assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])

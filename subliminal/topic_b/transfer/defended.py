@@ -94,6 +94,7 @@ def kept_table(stats: dict[str, dict], reference: str = "neutral") -> pd.DataFra
     draw of the same teacher's numbers gives), outside the correction."""
     from scipy import stats as sps
 
+    from subliminal.stats import holm
     from subliminal.topic_b.transfer.data import is_neutral
 
     ref = stats[reference]
@@ -117,8 +118,5 @@ def kept_table(stats: dict[str, dict], reference: str = "neutral") -> pd.DataFra
     df["holm_p"] = np.nan
     animal = df.index[df.role == "animal"]
     if len(animal):
-        p = df.loc[animal, "mcnemar_p"].to_numpy()
-        order = np.argsort(p)
-        adj = np.minimum(1, np.maximum.accumulate((len(p) - np.arange(len(p))) * p[order]))
-        df.loc[animal[order], "holm_p"] = adj
+        df.loc[animal, "holm_p"] = holm(df.loc[animal, "mcnemar_p"].to_numpy())
     return df
