@@ -813,3 +813,17 @@ def test_glance_keeps_the_link_to_the_details_when_arms_are_cut(tmp_path, monkey
     monkeypatch.setattr(rt, "GLANCE_LINES", 1)
     cut = rt.b_transfer_glance(tmp_path).splitlines()
     assert len(cut) == 2 and "1 more arm(s)" in cut[-1] and "docs/topic_b_transfer.md" in cut[-1]
+
+
+def test_glance_of_a_one_seed_arm_says_there_is_no_verdict(tmp_path):
+    """Questions are not replicates of a training run: the glance must not show a one-seed arm's
+    question-level p-value as if it were a result."""
+    from subliminal.reporting.transfer import b_transfer_glance
+
+    d = tmp_path / "plots_b"
+    d.mkdir()
+    summarize_transfer(_draw_rows({"neutral": 0.0, "owl": -0.9}, seeds=(0,))).to_csv(
+        d / "topic_b_transfer_summary.csv", index=False)
+    (d / "topic_b_transfer.json").write_text(json.dumps({"config": {"neutral_draws": 1}, "complete": False}))
+    line = next(x for x in b_transfer_glance(tmp_path).splitlines() if "owl teacher" in x)
+    assert "1 seed so far" in line and "no verdict before ≥ 2 seeds" in line and "t-test" not in line

@@ -368,8 +368,9 @@ def _partial(r, meta: dict) -> str:
 
 def _brief(r) -> str:
     """The glance form of `_sentence`: the verdict's ratio and CI, the power of a null, the specificity word."""
-    if not r.verdict:
-        return _sentence(r).split(";")[0]
+    if not r.verdict:  # one seed (pair) so far: the estimate and that there is no verdict, not the question-level p
+        head = _sentence(r).split(";")[0].split(", paired over")[0]
+        return head + ("; no verdict before ≥ 2 seeds" if "so far" in head else "")
     rn, _, vs = _versus(r)
     head = {"transfer": "transfer detected", "reverse": "P(animal) went down",
             "none detected": "no transfer detected"}[r.verdict]
