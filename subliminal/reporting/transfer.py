@@ -117,9 +117,11 @@ def _learned(r) -> str:
             f"({r.kl_closed:.0%} of it closed)")
 
 
-def _outcome(r) -> str:
+def _outcome(r, brief: bool = False) -> str:
+    """The verdict sentence of one arm. `brief` (only for an arm with no verdict yet): the estimate and that there
+    is no verdict, without the specificity clauses and the question-level p (questions are not replicates)."""
     rn, vs, _ = _versus(r)
-    sp = _specific(r)
+    sp = "" if brief else _specific(r)
     if r.verdict == "transfer":
         tail = "" if r.specific != "no" else (" (not specific: the other animals, or the other animal teachers' "
                                                "data, moved it about as much)")
@@ -134,9 +136,11 @@ def _outcome(r) -> str:
                 f"(× {r.ratio_to_neutral:.3g} vs this model's neutral arm: the other model's "
                 f"numbers as such){sp}; no verdict before ≥ 2 seeds")
     if pd.notna(r.ratio_to_neutral):  # one seed pair so far: the estimate, no verdict
-        p = "" if pd.isna(r.paired_t_p) else f", paired over {int(r.paired_n)} questions t-test p = {r.paired_t_p:.2g}"
+        p = ("" if brief or pd.isna(r.paired_t_p) else
+             f", paired over {int(r.paired_n)} questions t-test p = {r.paired_t_p:.2g}")
         return (f"{r.n_seeds} seed so far: P({r.animal}) × {r.ratio_to_neutral:.3g} vs the neutral arm{p}{sp}; "
-                "no verdict before ≥ 2 seeds (questions are not independent replicates of the training run)")
+                "no verdict before ≥ 2 seeds"
+                + ("" if brief else " (questions are not independent replicates of the training run)"))
     return f"not enough seeds yet ({r.n_seeds})"
 
 
@@ -368,9 +372,8 @@ def _partial(r, meta: dict) -> str:
 
 def _brief(r) -> str:
     """The glance form of `_sentence`: the verdict's ratio and CI, the power of a null, the specificity word."""
-    if not r.verdict:  # one seed (pair) so far: the estimate and that there is no verdict, not the question-level p
-        head = _sentence(r).split(";")[0].split(", paired over")[0]
-        return head + ("; no verdict before ≥ 2 seeds" if "so far" in head else "")
+    if not r.verdict:
+        return _outcome(r, brief=True)
     rn, _, vs = _versus(r)
     head = {"transfer": "transfer detected", "reverse": "P(animal) went down",
             "none detected": "no transfer detected"}[r.verdict]

@@ -56,11 +56,16 @@ def _row(q: str, a: float, b: float) -> dict:
             "rel_diff": abs(a - b) / abs(b) if b else float("nan")}
 
 
-def _norm_diff(a: dict, b: dict, names: list[str]) -> tuple[float, float]:
-    """(||a - b||, ||b||) over the tensors `names`, fp64."""
-    d = sum(float(((a[n].double() - b[n].double()) ** 2).sum()) for n in names)
-    nb = sum(float((b[n].double() ** 2).sum()) for n in names)
-    return d ** 0.5, nb ** 0.5
+def _norm(t: dict, names: list[str]) -> float:
+    """||t|| over the tensors `names`, fp64."""
+    return sum(float((t[n].double() ** 2).sum()) for n in names) ** 0.5
+
+
+def _norm_row(q: str, a: dict, b: dict, names: list[str]) -> dict:
+    """||a||, ||b||, ||a - b|| and ||a - b|| / ||b|| over the tensors `names`."""
+    d = sum(float(((a[n].double() - b[n].double()) ** 2).sum()) for n in names) ** 0.5
+    nb = _norm(b, names)
+    return {"quantity": q, "a": _norm(a, names), "b": nb, "abs_diff": d, "rel_diff": d / nb}
 
 
 def compare_students(a_dir: str | Path, b_dir: str | Path, base=None, tok=None,
@@ -75,13 +80,8 @@ def compare_students(a_dir: str | Path, b_dir: str | Path, base=None, tok=None,
     if sorted(ta) != sorted(tb) or any(ta[n].shape != tb[n].shape for n in ta):
         raise UserError(f"the adapters of {a_dir.name} and {b_dir.name} have different tensors")
     names = sorted(ta)
-    d, nb = _norm_diff(ta, tb, names)
-    rows.append({**_row("adapter_norm", float(sum(float((ta[n].double() ** 2).sum()) for n in names) ** 0.5), nb),
-                 "abs_diff": d, "rel_diff": d / nb})
-    bn = [n for n in names if "lora_B" in n]
-    d, nb = _norm_diff(ta, tb, bn)
-    rows.append({**_row("lora_B_norm", float(sum(float((ta[n].double() ** 2).sum()) for n in bn) ** 0.5), nb),
-                 "abs_diff": d, "rel_diff": d / nb})
+    rows.append(_norm_row("adapter_norm", ta, tb, names))
+    rows.append(_norm_row("lora_B_norm", ta, tb, [n for n in names if "lora_B" in n]))
     mx = max(float((ta[n] - tb[n]).abs().max()) for n in names)
     rows.append({"quantity": "adapter_max_abs_diff", "a": float("nan"), "b": float("nan"), "abs_diff": mx,
                  "rel_diff": float("nan")})
@@ -100,7 +100,7 @@ def _outcome_rows(base, tok, a_dir: Path, b_dir: Path, animals: list[str]) -> li
     for an in animals:
         pa, pb = (ev[k][ev[k].animal == an] for k in ("a", "b"))
         ma, mb = float(pa.p_animal.mean()), float(pb.p_animal.mean())
-        rows.append({**_row(f"mean_p_{an}", ma, mb), "rel_diff": abs(ma / mb - 1)})
+        rows.append(_row(f"mean_p_{an}", ma, mb))  # rel_diff = |ma / mb - 1|
         dl = np.abs(pa.logp_animal.to_numpy() - pb.logp_animal.to_numpy())
         rows.append({"quantity": f"mean_abs_dlogp_{an}", "a": float("nan"), "b": float("nan"),
                      "abs_diff": float(dl.mean()), "rel_diff": float("nan")})
