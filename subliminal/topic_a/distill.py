@@ -17,7 +17,7 @@ import torch
 from tqdm.auto import tqdm
 
 from subliminal.common import UserError
-from subliminal.topic_a.engine import ParallelMLP, distill_loss, logit_index, make_adam
+from subliminal.topic_a.engine import ParallelMLP, distill_loss, forward_flops, logit_index, make_adam, train_step_flops
 from subliminal.topic_a.store import StudentRun
 from subliminal.topic_a.train import CONDITIONS, TopicA, student_init
 from subliminal.topic_a.train import teacher as train_teacher
@@ -96,24 +96,28 @@ def _train_students(A: TopicA, teacher: ParallelMLP, runs: dict[str, StudentRun]
         milestones = set().union(*(needed[c] for c, _, _ in members))
         bar = tqdm(total=(end - start) * src.n_batches(), desc=f"distil {','.join(c for c, _, _ in members)} ep {start}→{end}",
                    disable=not A.progress, unit="step", leave=False)
-        for epoch in range(start, end):
-            for x in src.batches(epoch):
-                x = x.to(A.device, non_blocking=True)
-                with torch.no_grad(), A.autocast():
-                    t_logits = teacher(x).float()
-                t_lp = {}
-                for cond, student, opt in members:
-                    sel = logit_index(CONDITIONS[cond][1], A.cfg.n_aux)
-                    key = (sel.start, sel.stop)
-                    if key not in t_lp:
-                        t_lp[key] = torch.log_softmax(t_logits[..., sel], dim=-1)
-                    opt.zero_grad(set_to_none=True)
-                    with A.autocast():
-                        s_logits = student(x)[..., sel]
-                    distill_loss(s_logits.float(), t_lp[key]).backward()
-                    opt.step()
-                bar.update(1)
-            if epoch + 1 in milestones:
-                for cond, student, opt in members:
-                    runs[cond].record(epoch + 1, A.test_accuracy(student), student, opt, keep_weights)
+        with A.timed():
+            for epoch in range(start, end):
+                for x in src.batches(epoch):
+                    x = x.to(A.device, non_blocking=True)  # a no-op for noise, which is drawn on the device
+                    with torch.no_grad(), A.autocast():
+                        t_logits = teacher(x).float()
+                    t_lp = {}
+                    for cond, student, opt in members:
+                        sel = logit_index(CONDITIONS[cond][1], A.cfg.n_aux)
+                        key = (sel.start, sel.stop)
+                        if key not in t_lp:
+                            t_lp[key] = torch.log_softmax(t_logits[..., sel], dim=-1)
+                        opt.zero_grad(set_to_none=True)
+                        with A.autocast():
+                            s_logits = student(x)[..., sel]
+                        distill_loss(s_logits.float(), t_lp[key]).backward()
+                        opt.step()
+                    b = x.shape[-2]
+                    A.work.student_steps += len(members)
+                    A.work.flops += forward_flops(A.shape, b) + len(members) * train_step_flops(A.shape, b)
+                    bar.update(1)
+                if epoch + 1 in milestones:
+                    for cond, student, opt in members:
+                        runs[cond].record(epoch + 1, A.test_accuracy(student), student, opt, keep_weights)
         bar.close()

@@ -104,6 +104,18 @@ class ParallelMLP(torch.nn.Module):
         return correct / x.shape[0]
 
 
+def forward_flops(shape: MLPShape, b: int) -> float:
+    """Multiply-add FLOPs of one forward pass of all N models on a batch of b inputs."""
+    d, h, o = shape.d_in, shape.hidden, shape.d_out
+    return shape.n_models * 2.0 * b * (d * h + h * h + h * o)
+
+
+def train_step_flops(shape: MLPShape, b: int) -> float:
+    """FLOPs of one training step of all N models (forward + backward, without the layer-1 input gradient,
+    which is never computed): 3 forwards minus 2·b·d·h per model."""
+    return 3 * forward_flops(shape, b) - shape.n_models * 2.0 * b * shape.d_in * shape.hidden
+
+
 def logit_index(kind: str, n_aux: int) -> slice:
     """Which logits a student distils: 'aux' = the last m (ghost) logits, 'all' = all 10+m."""
     if kind == "aux":

@@ -122,7 +122,7 @@ def run_and_write(name: str, cfg: TopicAConfig, body: Callable[..., pd.DataFrame
             plot(summary, o.path(f"{name}.png"))
             write_run_json(o.path(f"{name}.json"), cfg, cfg.seed, time.time() - t0,
                            {"script": f"{name}.py", **done, "wall_seconds_all_runs": round(earlier + time.time() - t0, 2),
-                            **(extra or {})})
+                            "work": A.work.summary(A.device), **(extra or {})})
     with pd.option_context("display.width", 160, "display.max_columns", 20):
         print(summary.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
         if len(test_table):

@@ -136,7 +136,7 @@ def setting_sweep(A: TopicA, settings: dict[str, dict], memo: dict, conditions: 
     for name, overrides in settings.items():
         if name in memo:
             continue
-        B = TopicA(dataclasses.replace(c, **overrides), A.mnist, A.progress)
+        B = TopicA(dataclasses.replace(c, **overrides), A.mnist, A.progress, A.work)
         if students_only and not any(overrides.get(k) for k in TEACHER_OVERRIDES):
             # A's teacher (trained with A's lr), named in the students' key
             base_teacher = base_teacher if base_teacher is not None else teacher(A, c.teacher_epochs)

@@ -37,9 +37,10 @@ def settings(A: TopicA, pool_sizes: Sequence[int], mnist_sizes: Sequence[int]) -
         tag = "shared" if shared else "per-model"
         for k in pool_sizes:
             out[f"noise fixed {size_label(k)} {tag}"] = NoiseSource("uniform", c.n_models, c.seed, c.signed_inputs, "fixed", shared,
-                                                           n_images=k, n_per_epoch=c.n_distill, batch_size=c.batch_size)
+                                                           n_images=k, n_per_epoch=c.n_distill, batch_size=c.batch_size,
+                                                           device=str(A.device))
         out[f"noise fresh {tag}"] = NoiseSource("uniform", c.n_models, c.seed, c.signed_inputs, "fresh", shared,
-                                                n_per_epoch=c.n_distill, batch_size=c.batch_size)
+                                                n_per_epoch=c.n_distill, batch_size=c.batch_size, device=str(A.device))
     for k in mnist_sizes:
         out[f"mnist {size_label(k)}"] = ImageSource("mnist", A.x_train[:k], c.seed, c.batch_size, n_per_epoch=c.n_distill)
     return out

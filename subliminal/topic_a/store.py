@@ -38,7 +38,7 @@ LAYOUT = 2  # bump when the files or records change; part of every key
 
 
 def fingerprint(*tensors: torch.Tensor) -> str:
-    return "".join(hashlib.sha256(t.contiguous().numpy().tobytes()).hexdigest()[:16] for t in tensors)
+    return "".join(hashlib.sha256(t.detach().cpu().contiguous().numpy().tobytes()).hexdigest()[:16] for t in tensors)
 
 
 # ---------------------------------------------------------------------- snapshots: weights + Adam state
@@ -53,14 +53,21 @@ def snapshot(model: ParallelMLP, opt: torch.optim.Optimizer | None = None) -> di
 
 
 def restore(tensors: dict[str, torch.Tensor], model: ParallelMLP, opt: torch.optim.Optimizer | None = None) -> ParallelMLP:
+    """Load a snapshot's weights into `model` (on its device) and its Adam state into `opt`.
+
+    The Adam state goes through the optimizer's own `load_state_dict`, so every tensor lands where that
+    optimizer keeps it: moments on the parameter's device, and `step` on the CPU for the plain Adam but on
+    the parameter's device for the fused (and capturable) one, which a CUDA run uses.
+    """
     dev = model.w1.device
     model.load_state({k: tensors[k].to(dev) for k in engine.PARAM_NAMES})
     if opt is not None:
-        for name, p in model.named_parameters():
-            if f"adam.{name}.exp_avg" in tensors:
-                opt.state[p] = {"step": tensors[f"adam.{name}.step"].reshape(()).clone(),
-                                "exp_avg": tensors[f"adam.{name}.exp_avg"].to(dev).clone(),
-                                "exp_avg_sq": tensors[f"adam.{name}.exp_avg_sq"].to(dev).clone()}
+        index = {id(p): i for i, p in enumerate(p for g in opt.param_groups for p in g["params"])}
+        state = {index[id(p)]: {"step": tensors[f"adam.{name}.step"].reshape(()).clone(),
+                                "exp_avg": tensors[f"adam.{name}.exp_avg"].clone(),
+                                "exp_avg_sq": tensors[f"adam.{name}.exp_avg_sq"].clone()}
+                 for name, p in model.named_parameters() if f"adam.{name}.exp_avg" in tensors}
+        opt.load_state_dict({**opt.state_dict(), "state": state})
     return model
 
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,12 +23,13 @@ from tqdm.auto import tqdm
 from subliminal.cache import log
 from subliminal.common import UserError, fast_bf16, get_device
 from subliminal.topic_a import engine
-from subliminal.topic_a.engine import MLPShape, ParallelMLP, derangement, make_adam, teacher_loss
+from subliminal.topic_a.engine import MLPShape, ParallelMLP, derangement, make_adam, teacher_loss, train_step_flops
 from subliminal.topic_a.inputs import ImageSource, NoiseSource, pixel_permutation
 from subliminal.topic_a.mnist import MNIST_TEST_SIZE, ImageSet, load_fashion_mnist, load_mnist
 from subliminal.topic_a.store import RunStore, fingerprint
 
-__all__ = ["CONDITIONS", "SOURCES", "TopicA", "TopicAConfig", "accuracy_rows", "log", "student_init", "teacher", "teachers"]
+__all__ = ["CONDITIONS", "SOURCES", "TopicA", "TopicAConfig", "Work", "accuracy_rows", "device_name", "log", "student_init",
+           "teacher", "teachers"]
 
 # condition name → (student init, distilled logits). 'cross' = another model's init (a derangement).
 CONDITIONS = {
@@ -94,14 +97,46 @@ class TopicAConfig:
                 raise UserError(msg)
 
 
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
+    except OSError:
+        model = ""
+    return f"cpu ({model}, {torch.get_num_threads()} threads)" if model else f"cpu ({torch.get_num_threads()} threads)"
+
+
+@dataclass
+class Work:
+    """What a run's training loops did: optimiser steps (each over all N models), their FLOPs and their wall time
+    (the device synchronised at the end of each loop, never inside it). Shared by the configurations of one run."""
+
+    teacher_steps: int = 0
+    student_steps: int = 0
+    flops: float = 0.0
+    seconds: float = 0.0
+
+    def summary(self, device: torch.device) -> dict:
+        steps = self.teacher_steps + self.student_steps
+        return {"device": str(device), "device_name": device_name(device),
+                "cuda": torch.version.cuda if device.type == "cuda" else None,
+                "teacher_steps": self.teacher_steps, "student_steps": self.student_steps,
+                "train_seconds": round(self.seconds, 2),
+                "steps_per_s": round(steps / self.seconds, 2) if self.seconds else None,
+                "train_gflops_per_s": round(self.flops / self.seconds / 1e9, 1) if self.seconds else None}
+
+
 class TopicA:
     """One configuration's data, reference init, distillation inputs and run store."""
 
-    def __init__(self, cfg: TopicAConfig, mnist: ImageSet | None = None, progress: bool = True):
+    def __init__(self, cfg: TopicAConfig, mnist: ImageSet | None = None, progress: bool = True, work: Work | None = None):
         cfg.validate()
         self.cfg = cfg
         self.device = get_device(cfg.device)
         self.progress = progress
+        self.work = work if work is not None else Work()
         self.mnist = mnist if mnist is not None else load_mnist(cfg.data_root or None)
         _check_data(self.mnist, cfg)
         signed = cfg.signed_inputs
@@ -120,6 +155,17 @@ class TopicA:
     @property
     def cache(self) -> Path:
         return self.store.root
+
+    @contextmanager
+    def timed(self) -> Iterator[None]:
+        """Count a training loop's wall time in `work` (one device sync at its end)."""
+        t = time.perf_counter()
+        try:
+            yield
+        finally:
+            if self.device.type == "cuda":
+                torch.cuda.synchronize(self.device)
+            self.work.seconds += time.perf_counter() - t
 
     def autocast(self):
         """bf16 autocast around training forwards when --precision bf16 (a no-op for fp32)."""
@@ -144,7 +190,7 @@ class TopicA:
         if name in ("uniform", "gaussian"):
             kw = {"regime": c.noise, "shared": c.noise_shared, "n_images": c.n_distill, **noise_overrides}
             return NoiseSource(name, c.n_models, c.seed, c.signed_inputs, n_per_epoch=c.n_distill,
-                               batch_size=c.batch_size, **kw)
+                               batch_size=c.batch_size, device=str(self.device), **kw)
         if name in ("mnist", "mnist_shuffled") and c.n_distill > c.n_train:
             raise UserError(f"--n-distill {c.n_distill} exceeds --n-train {c.n_train}: the {name} inputs are the "
                             "teacher's training images; lower --n-distill or raise --n-train")
@@ -223,19 +269,22 @@ def _train_teacher(A: TopicA, model: ParallelMLP, opt, start: int, end: int, sav
     n = A.x_train.shape[0]
     bar = tqdm(total=(end - start) * -(-n // c.batch_size), desc=f"teacher epochs {start}→{end}", disable=not A.progress,
                unit="step", leave=False)
-    for epoch in range(start, end):
-        order = torch.from_numpy(np.random.default_rng([c.seed, 1, epoch]).permutation(n)).to(A.device)
-        for i in range(0, n, c.batch_size):
-            idx = order[i:i + c.batch_size]
-            opt.zero_grad(set_to_none=True)
-            with A.autocast():
-                logits = model(A.x_train[idx])
-            teacher_loss(logits.float(), A.y_train[idx]).backward()
-            opt.step()
-            bar.update(1)
-        if epoch + 1 in save_at:
-            A.store.save_teacher(epoch + 1, model, opt)
-            out[epoch + 1] = model.copy()
+    with A.timed():
+        for epoch in range(start, end):
+            order = torch.from_numpy(np.random.default_rng([c.seed, 1, epoch]).permutation(n)).to(A.device)
+            for i in range(0, n, c.batch_size):
+                idx = order[i:i + c.batch_size]
+                opt.zero_grad(set_to_none=True)
+                with A.autocast():
+                    logits = model(A.x_train[idx])
+                teacher_loss(logits.float(), A.y_train[idx]).backward()
+                opt.step()
+                A.work.teacher_steps += 1
+                A.work.flops += train_step_flops(A.shape, len(idx))
+                bar.update(1)
+            if epoch + 1 in save_at:
+                A.store.save_teacher(epoch + 1, model, opt)
+                out[epoch + 1] = model.copy()
     bar.close()
 
 
