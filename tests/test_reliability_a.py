@@ -57,6 +57,11 @@ def no_training(monkeypatch):
     (["--lr", "nan"], "--lr"),
     (["--lr", "inf"], "--lr"),
     (["--student-init-noise", "-0.1"], "--student-init-noise"),
+    (["--hidden", "10000000"], "--hidden"),
+    (["--n-models", "100000000"], "--n-models"),
+    (["--n-models", "50000"], "GiB"),  # in range, but far more memory than any machine here: said before any work
+    (["--n-distill", "100000000000"], "--n-distill"),
+    (["--distill-epochs", "1000000"], "--distill-epochs"),
 ])
 def test_bad_flag_is_one_line_and_exit_2(capsys, no_training, argv, flag):
     assert flag in _exit_line(capsys, "topic_a", ["--quick", *argv])

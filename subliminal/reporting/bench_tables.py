@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from subliminal.reporting.render import table
+from subliminal.reporting.seed import A_RTX3090_MINUTES
 
 
 def speed(root: Path) -> str:
@@ -82,5 +83,55 @@ def precision(root: Path) -> str:
                       f"{m.get('loadavg_1min_at_start')} at start, finished {m.get('finished_utc')}._"])
 
 
+def _minutes(sec) -> str:
+    return "—" if sec is None or pd.isna(sec) else (f"{sec / 60:.1f} min" if sec >= 60 else f"{sec:.0f} s")
+
+
+def speed_gpu(root: Path) -> str:
+    """The five seed scripts at full size: the seed's RTX 3090 minutes, the committed CPU runs (plots_a/*.json) and
+    bench/bench_topic_a_gpu.py's run on a CUDA GPU (plots_a/gpu/), or "not yet measured" where it has not run."""
+    root = Path(root)
+    j = root / "plots_a" / "gpu" / "bench.json"
+    g = json.loads(j.read_text()) if j.exists() else None
+    if g is not None and g.get("dry_run"):
+        g = None  # a dry run checks the flow; it measures nothing
+    agree = pd.read_csv(root / "plots_a" / "gpu" / "agreement.csv") if g is not None and (root / "plots_a" / "gpu" / "agreement.csv").exists() else None
+    rows, cpu_total, seed_total = [], 0.0, 0
+    for name, seed_min in A_RTX3090_MINUTES.items():
+        cj = root / "plots_a" / f"{name}.json"
+        cpu = json.loads(cj.read_text()).get("wall_seconds") if cj.exists() else None
+        cpu_total += cpu or 0.0
+        seed_total += seed_min or 0
+        run = (g or {}).get("scripts", {}).get(name)
+        if run is None:
+            gpu_cells = ["not yet measured", "—", "—", "—"]
+        else:
+            w = run.get("work", {})
+            frac = g.get("scripts_fraction_of_fp32_ceiling", {}).get(name)
+            a = agree[agree.script == name] if agree is not None else None
+            within = "—" if a is None or not a.within_cpu_ci.notna().any() else \
+                f"{int(a.within_cpu_ci.fillna(False).astype(bool).sum())}/{int(a.within_cpu_ci.notna().sum())}"
+            gpu_cells = [_minutes(run["fresh"]["wall_seconds"]), _minutes(run["warm"]["wall_seconds"]),
+                         "—" if w.get("steps_per_s") is None else f"{w['steps_per_s']:,.0f} ({'—' if frac is None else f'{frac:.2f}'})",
+                         within]
+        rows.append([f"`{name}.py`", "—" if seed_min is None else f"~{seed_min} min", _minutes(cpu), *gpu_cells])
+    total = g.get("total_wall_seconds_fresh") if g else None
+    rows.append(["**all five**", f"**~{seed_total} min** (+ baseline)", f"**{_minutes(cpu_total)}**",
+                 f"**{_minutes(total)}**" if total is not None else "not yet measured", "", "", ""])
+    dev = "a CUDA GPU" if g is None else f"{g['device_name']} (torch {g['torch']}, CUDA {g['cuda']})"
+    head = ["script", "seed: one RTX 3090", "committed CPU run (2 cores)", f"{dev}: fresh cache", "warm cache",
+            "training steps/s (fraction of the fp32 matmul ceiling)", "summary rows inside the CPU's 95% CI"]
+    if g is None:
+        note = ("_`bench/bench_topic_a_gpu.py` has not run on a GPU yet: the GPU columns are not yet measured. "
+                "The CPU column is each script's committed `wall_seconds`; the seed's minutes are its README's._")
+    else:
+        c = g["matmul_ceiling_gflops"]
+        note = (f"_Ceilings on this device: fp32 {c['fp32']:,.0f} GFLOP/s (TF32 off, as the scripts run), TF32 "
+                f"{c.get('tf32', float('nan')):,.0f}, bf16 {c.get('bf16', float('nan')):,.0f}. One distillation batch of the "
+                f"engine (25 models, batch 1024, teacher targets + 2 students): {g['engine_distill_batch']['gflops_per_s']:,.0f} "
+                f"GFLOP/s, {g['engine_fraction_of_fp32_ceiling']:.2f} of the fp32 ceiling. Finished {g['finished_utc']}._")
+    return "\n".join([table(rows, head), "", note])
+
+
 def tables(root: Path) -> dict[str, str]:
-    return {"speed": speed(root), "a_mech_set": mech_set(root), "a_precision": precision(root)}
+    return {"speed": speed(root), "speed_gpu": speed_gpu(root), "a_mech_set": mech_set(root), "a_precision": precision(root)}

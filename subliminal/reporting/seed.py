@@ -38,3 +38,8 @@ B = {
     "topcos_mean_ratio": 0.60, "topcos_max_ratio": 3.3,
     "cos_base": 0.1232, "cos_instruct": 0.1291,  # step 3, owl/087
 }
+
+
+# Topic A wall times on the seed's single RTX 3090 (SEED.md, "Run it": minutes per script; none given for topic_a.py,
+# "Topic A experiments take ~2-15 minutes total")
+A_RTX3090_MINUTES = {"topic_a": None, "topic_a_exp1": 3, "topic_a_exp2": 5, "topic_a_exp3": 5, "topic_a_maximize": 15}

@@ -15,10 +15,9 @@ the same on every device too.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
-
-import os
 
 import numpy as np
 import torch
@@ -32,7 +31,7 @@ def _epoch_order(n: int, seed: int, epoch: int, stream: int) -> np.ndarray:
     return np.random.default_rng([seed, stream, 7919, epoch]).permutation(n)
 
 
-def _available_cpu_bytes() -> int:
+def available_cpu_bytes() -> int:
     try:
         with open("/proc/meminfo") as f:
             for line in f:
@@ -56,7 +55,7 @@ def pool_budget(device: torch.device | str) -> int:
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
         return free // 2
-    return int(_available_cpu_bytes() * 0.4) if device.type == "cpu" else 0
+    return int(available_cpu_bytes() * 0.4) if device.type == "cpu" else 0
 
 
 # The one kept noise set of this process: (identity, {chunk index: tensor on its device}). One at a time,

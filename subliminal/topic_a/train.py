@@ -24,7 +24,7 @@ from subliminal.cache import log
 from subliminal.common import UserError, fast_bf16, get_device
 from subliminal.topic_a import engine
 from subliminal.topic_a.engine import MLPShape, ParallelMLP, derangement, make_adam, teacher_loss, train_step_flops
-from subliminal.topic_a.inputs import ImageSource, NoiseSource, pixel_permutation
+from subliminal.topic_a.inputs import ImageSource, NoiseSource, available_cpu_bytes, pixel_permutation
 from subliminal.topic_a.mnist import MNIST_TEST_SIZE, ImageSet, load_fashion_mnist, load_mnist
 from subliminal.topic_a.store import RunStore, fingerprint
 
@@ -95,6 +95,36 @@ class TopicAConfig:
         for ok, msg in checks:
             if not ok:
                 raise UserError(msg)
+        limits = [(self.n_models <= 100_000, "--n-models must be ≤ 100000"), (self.hidden <= 65_536, "--hidden must be ≤ 65536"),
+                  (self.n_aux <= 10_000, "--n-aux must be ≤ 10000"), (self.batch_size <= 1_000_000, "--batch-size must be ≤ 1000000"),
+                  (self.n_distill <= 10_000_000, "--n-distill must be ≤ 10000000 (the reference is 60000)"),
+                  (self.teacher_epochs <= 1000 and self.distill_epochs <= 10_000,
+                   "--teacher-epochs must be ≤ 1000 and --distill-epochs ≤ 10000")]
+        for ok, msg in limits:
+            if not ok:
+                raise UserError(msg)
+        need, have, where = self.memory_needed(), *_memory_available(self.device)
+        if have and need > have:
+            raise UserError(f"this configuration needs about {need / 2**30:.1f} GiB of {where} memory but {have / 2**30:.1f} GiB "
+                            "is available; lower --n-models, --hidden or --batch-size")
+
+    def memory_needed(self) -> int:
+        """Bytes a run holds at once, roughly: the reference init, a teacher with Adam, 4 students with Adam and
+        gradients, the MNIST inputs, and one batch's activations through teacher and students (the kept noise set
+        is extra only where it fits: `inputs.pool_budget`)."""
+        per_model = 784 * self.hidden + self.hidden * self.hidden + self.hidden * (10 + self.n_aux) + 2 * self.hidden + 10 + self.n_aux
+        weights = self.n_models * per_model * 4 * (2 + 4 + 4 * 4)
+        acts = self.n_models * self.batch_size * (784 + 6 * self.hidden + 4 * (10 + self.n_aux)) * 4 * 2
+        return weights + acts + 70_000 * 784 * 4
+
+
+def _memory_available(device: str) -> tuple[int, str]:
+    """(bytes available, 'GPU' or 'CPU') where the run trains; 0 where unknown."""
+    if device.startswith("cuda") or (device == "auto" and torch.cuda.is_available()):
+        if torch.cuda.is_available():
+            return torch.cuda.get_device_properties(torch.device(device if device != "auto" else "cuda")).total_memory, "GPU"
+        return 0, "GPU"
+    return available_cpu_bytes(), "CPU"
 
 
 def device_name(device: torch.device) -> str:
