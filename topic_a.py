@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from subliminal.common import cli_main
 from subliminal.topic_a import plots as plot_a
 from subliminal.topic_a.experiments import baseline, run_and_write
+from subliminal.topic_a.spec import Experiment, paired
 from subliminal.topic_a.train import TopicAConfig
 
 
@@ -28,16 +29,18 @@ class Config(TopicAConfig):
         return cls(n_models=5, n_train=20_000, n_distill=20_000)
 
 
-def main(cfg: Config) -> None:
+def plot(summary, path, cfg: Config) -> None:
     order = ["reference", "teacher", "student_aux", "student_all", "cross_aux", "cross_all"]
+    s = summary.set_index("condition").loc[order].reset_index()
+    plot_a.bars(s, path, f"Baseline: {cfg.n_models} models, teacher {cfg.teacher_epochs} ep, "
+                         f"students {cfg.distill_epochs} ep on uniform noise (95% CI)")
 
-    def plot(summary, path):
-        s = summary.set_index("condition").loc[order].reset_index()
-        plot_a.bars(s, path, f"Baseline: {cfg.n_models} models, teacher {cfg.teacher_epochs} ep, "
-                             f"students {cfg.distill_epochs} ep on uniform noise (95% CI)")
 
-    run_and_write("topic_a", cfg, baseline, by=["condition"],
-                  pairs=[("student_aux", "cross_aux"), ("student_all", "cross_all")], pair_by=[], plot=plot)
+EXPERIMENT = Experiment(__file__, Config, by=("condition",), tests=paired(), plot=plot)
+
+
+def main(cfg: Config) -> None:
+    run_and_write(EXPERIMENT, cfg, baseline)
 
 
 if __name__ == "__main__":

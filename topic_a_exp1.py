@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from subliminal.common import UserError, cli_main
 from subliminal.topic_a import plots as plot_a
 from subliminal.topic_a.experiments import EXP1_MILESTONES, distill_sweep, run_and_write
+from subliminal.topic_a.spec import Experiment, paired
 from subliminal.topic_a.train import TopicAConfig
 
 
@@ -34,15 +35,17 @@ class Config(TopicAConfig):
             raise UserError("--milestones must be positive epoch counts")
 
 
-def main(cfg: Config) -> None:
-    def plot(summary, path):
-        plot_a.curves(summary, "distill_epochs", path, f"Exp 1: distillation epochs ({cfg.n_models} models, "
-                      f"teacher {cfg.teacher_epochs} ep, 95% CI)", xlabel="distillation epochs", logx=True)
+def plot(summary, path, cfg: Config) -> None:
+    plot_a.curves(summary, "distill_epochs", path, f"Exp 1: distillation epochs ({cfg.n_models} models, "
+                  f"teacher {cfg.teacher_epochs} ep, 95% CI)", xlabel="distillation epochs", logx=True)
 
+
+EXPERIMENT = Experiment(__file__, Config, by=("condition", "distill_epochs"), tests=paired(["distill_epochs"]), plot=plot)
+
+
+def main(cfg: Config) -> None:
     milestones = sorted(set(cfg.milestones))
-    run_and_write("topic_a_exp1", cfg, distill_sweep, by=["condition", "distill_epochs"],
-                  pairs=[("student_aux", "cross_aux")], pair_by=["distill_epochs"], plot=plot,
-                  stages=[milestones[:k] for k in range(1, len(milestones) + 1)])
+    run_and_write(EXPERIMENT, cfg, distill_sweep, stages=[milestones[:k] for k in range(1, len(milestones) + 1)])
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from subliminal.common import UserError, cli_main
 from subliminal.topic_a import plots as plot_a
 from subliminal.topic_a.experiments import run_and_write, teacher_sweep
+from subliminal.topic_a.spec import Experiment, paired
 from subliminal.topic_a.train import TopicAConfig
 
 
@@ -33,15 +34,17 @@ class Config(TopicAConfig):
             raise UserError("--teacher-sweep must be epoch counts ≥ 0")
 
 
-def main(cfg: Config) -> None:
-    def plot(summary, path):
-        plot_a.curves(summary, "teacher_epochs", path, f"Exp 2: teacher epochs ({cfg.n_models} models, students "
-                      f"{cfg.distill_epochs} ep, 95% CI)", xlabel="teacher training epochs", logx=True)
+def plot(summary, path, cfg: Config) -> None:
+    plot_a.curves(summary, "teacher_epochs", path, f"Exp 2: teacher epochs ({cfg.n_models} models, students "
+                  f"{cfg.distill_epochs} ep, 95% CI)", xlabel="teacher training epochs", logx=True)
 
+
+EXPERIMENT = Experiment(__file__, Config, by=("condition", "teacher_epochs"), tests=paired(["teacher_epochs"]), plot=plot)
+
+
+def main(cfg: Config) -> None:
     sweep = sorted(set(cfg.teacher_sweep))
-    run_and_write("topic_a_exp2", cfg, teacher_sweep, by=["condition", "teacher_epochs"],
-                  pairs=[("student_aux", "cross_aux")], pair_by=["teacher_epochs"], plot=plot,
-                  stages=[sweep[:k] for k in range(1, len(sweep) + 1)])
+    run_and_write(EXPERIMENT, cfg, teacher_sweep, stages=[sweep[:k] for k in range(1, len(sweep) + 1)])
 
 
 if __name__ == "__main__":

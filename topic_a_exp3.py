@@ -18,6 +18,7 @@ from subliminal.common import UserError, cli_main
 from subliminal.topic_a import plots as plot_a
 from subliminal.topic_a.experiments import run_and_write, source_sweep
 from subliminal.topic_a.mnist import load_fashion_mnist
+from subliminal.topic_a.spec import Experiment, paired
 from subliminal.topic_a.train import SOURCES, TopicAConfig, log
 
 
@@ -36,20 +37,22 @@ class Config(TopicAConfig):
             raise UserError(f"unknown --sources {', '.join(bad)}; choose from {', '.join(SOURCES)}")
 
 
+def plot(summary, path, cfg: Config) -> None:
+    s = summary.copy()
+    s["label"] = s["source"] + "\n" + s["condition"].str.replace("_aux", "")
+    plot_a.bars(s, path, f"Exp 3: distillation inputs ({cfg.n_models} models, aux-only, 95% CI)", label_col="label")
+
+
+EXPERIMENT = Experiment(__file__, Config, by=("source", "condition"), tests=paired(["source"]), plot=plot)
+
+
 def main(cfg: Config) -> None:
     sources = list(cfg.sources)
     if "fashion" in sources and load_fashion_mnist() is None:
         log("[topic_a_exp3] Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist, or set "
             "FASHION_MNIST_ROOT): running the other inputs only")
         sources.remove("fashion")
-
-    def plot(summary, path):
-        s = summary.copy()
-        s["label"] = s["source"] + "\n" + s["condition"].str.replace("_aux", "")
-        plot_a.bars(s, path, f"Exp 3: distillation inputs ({cfg.n_models} models, aux-only, 95% CI)", label_col="label")
-
-    run_and_write("topic_a_exp3", cfg, lambda A: source_sweep(A, sources), by=["source", "condition"],
-                  pairs=[("student_aux", "cross_aux")], pair_by=["source"], plot=plot, extra={"sources_run": sources})
+    run_and_write(EXPERIMENT, cfg, lambda A: source_sweep(A, sources), extra={"sources_run": sources})
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from subliminal.common import UserError, cli_main
 from subliminal.topic_a import plots as plot_a
 from subliminal.topic_a.experiments import distill_sweep, run_and_write
+from subliminal.topic_a.spec import Experiment, paired
 from subliminal.topic_a.train import CONDITIONS, TopicAConfig
 
 
@@ -39,18 +40,20 @@ class Config(TopicAConfig):
             raise UserError(f"unknown --conditions {', '.join(bad)}; choose from {', '.join(CONDITIONS)}")
 
 
+def plot(summary, path, cfg: Config) -> None:
+    plot_a.curves(summary, "distill_epochs", path, f"Maximize: teacher {cfg.teacher_epochs} ep, up to "
+                  f"{cfg.distill_epochs} distillation epochs ({cfg.n_models} models, 95% CI)",
+                  xlabel="distillation epochs")
+
+
+# student_aux vs cross_aux where --conditions includes the control
+EXPERIMENT = Experiment(__file__, Config, by=("condition", "distill_epochs"), tests=paired(["distill_epochs"]), plot=plot)
+
+
 def main(cfg: Config) -> None:
     milestones = sorted({1, 2, 5, *range(cfg.milestone_every, cfg.distill_epochs + 1, cfg.milestone_every),
                          cfg.distill_epochs} - {e for e in (1, 2, 5) if e > cfg.distill_epochs})
-
-    def plot(summary, path):
-        plot_a.curves(summary, "distill_epochs", path, f"Maximize: teacher {cfg.teacher_epochs} ep, up to "
-                      f"{cfg.distill_epochs} distillation epochs ({cfg.n_models} models, 95% CI)",
-                      xlabel="distillation epochs")
-
-    pairs = [("student_aux", "cross_aux")] if "cross_aux" in cfg.conditions else []
-    run_and_write("topic_a_maximize", cfg, lambda A, ms: distill_sweep(A, ms, cfg.conditions),
-                  by=["condition", "distill_epochs"], pairs=pairs, pair_by=["distill_epochs"], plot=plot,
+    run_and_write(EXPERIMENT, cfg, lambda A, ms: distill_sweep(A, ms, cfg.conditions),
                   stages=[milestones[:k] for k in range(1, len(milestones) + 1)])
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from subliminal.common import UserError, cli_main
 from subliminal.topic_a import plots as plot_a
-from subliminal.topic_a.mech_runs import run_sweep
+from subliminal.topic_a.mech_runs import run_sweep, sweep_experiment
 from subliminal.topic_a.train import TopicAConfig
 
 
@@ -36,14 +36,16 @@ class Config(TopicAConfig):
             raise UserError("--aux-widths must be ≥ 1")
 
 
+def plot(summary, path, cfg: Config) -> None:
+    plot_a.curves(summary, "n_aux", path, f"Ghost-channel width ({cfg.n_models} models, teacher {cfg.teacher_epochs} ep, "
+                  f"students {cfg.distill_epochs} ep, 95% CI)", xlabel="auxiliary logits m", logx=True)
+
+
+EXPERIMENT = sweep_experiment(__file__, Config, ["n_aux"], reference=lambda cfg: f"m={cfg.n_aux}", plot=plot, trend_knob="n_aux")
+
+
 def main(cfg: Config) -> None:
-    settings = {f"m={m}": {"n_aux": m} for m in sorted(set(cfg.aux_widths))}
-
-    def plot(summary, path):
-        plot_a.curves(summary, "n_aux", path, f"Ghost-channel width ({cfg.n_models} models, teacher {cfg.teacher_epochs} ep, "
-                      f"students {cfg.distill_epochs} ep, 95% CI)", xlabel="auxiliary logits m", logx=True)
-
-    run_sweep("topic_a_mech_aux_width", cfg, settings, ["setting", "n_aux", "condition"], plot, reference=f"m={cfg.n_aux}")
+    run_sweep(EXPERIMENT, cfg, {f"m={m}": {"n_aux": m} for m in sorted(set(cfg.aux_widths))})
 
 
 if __name__ == "__main__":

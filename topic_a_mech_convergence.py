@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from subliminal.common import UserError, cli_main
 from subliminal.topic_a import plots_mech as plot_mech
 from subliminal.topic_a.experiments import run_and_write
-from subliminal.topic_a.mech_runs import convergence, convergence_tests
+from subliminal.topic_a.mech_runs import convergence, convergence_epochs, convergence_tests
+from subliminal.topic_a.spec import Experiment
 from subliminal.topic_a.train import TopicAConfig
 
 
@@ -44,12 +45,15 @@ class Config(TopicAConfig):
             raise UserError("--n-eval must be in 2..10000")
 
 
+EXPERIMENT = Experiment(__file__, Config, by=("condition", "distill_epochs"),
+                        tests=lambda df, cfg: convergence_tests(df), extras=convergence_epochs, group="mechanism",
+                        plot=lambda summary, path, cfg: plot_mech.convergence(path.with_suffix(".csv"), path, cfg.n_models))
+
+
 def main(cfg: Config) -> None:
     memo: dict = {}
     milestones = sorted(set(cfg.milestones))
-    run_and_write("topic_a_mech_convergence", cfg, lambda A, st: convergence(A, st, memo, cfg.n_eval),
-                  by=["condition", "distill_epochs"], pairs=[], pair_by=[], tests=convergence_tests,
-                  plot=lambda summary, path: plot_mech.convergence(path.with_suffix(".csv"), path, cfg.n_models),
+    run_and_write(EXPERIMENT, cfg, lambda A, st: convergence(A, st, memo, cfg.n_eval),
                   stages=[milestones[:k] for k in range(1, len(milestones) + 1)])
 
 

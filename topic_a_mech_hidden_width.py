@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from subliminal.common import UserError, cli_main
 from subliminal.topic_a import plots as plot_a
-from subliminal.topic_a.mech_runs import run_sweep
+from subliminal.topic_a.mech_runs import run_sweep, sweep_experiment
 from subliminal.topic_a.train import TopicAConfig
 
 
@@ -35,14 +35,16 @@ class Config(TopicAConfig):
             raise UserError("--widths must be ≥ 1")
 
 
+def plot(summary, path, cfg: Config) -> None:
+    plot_a.curves(summary, "hidden", path, f"Hidden width ({cfg.n_models} models, teacher {cfg.teacher_epochs} ep, "
+                  f"students {cfg.distill_epochs} ep, 95% CI)", xlabel="hidden width H", logx=True)
+
+
+EXPERIMENT = sweep_experiment(__file__, Config, ["hidden"], reference=lambda cfg: f"H={cfg.hidden}", plot=plot, trend_knob="hidden")
+
+
 def main(cfg: Config) -> None:
-    settings = {f"H={h}": {"hidden": h} for h in sorted(set(cfg.widths))}
-
-    def plot(summary, path):
-        plot_a.curves(summary, "hidden", path, f"Hidden width ({cfg.n_models} models, teacher {cfg.teacher_epochs} ep, "
-                      f"students {cfg.distill_epochs} ep, 95% CI)", xlabel="hidden width H", logx=True)
-
-    run_sweep("topic_a_mech_hidden_width", cfg, settings, ["setting", "hidden", "condition"], plot, reference=f"H={cfg.hidden}")
+    run_sweep(EXPERIMENT, cfg, {f"H={h}": {"hidden": h} for h in sorted(set(cfg.widths))})
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from subliminal.common import UserError, cli_main
 from subliminal.topic_a import plots as plot_a
-from subliminal.topic_a.mech_runs import run_sweep
+from subliminal.topic_a.mech_runs import run_sweep, sweep_experiment
 from subliminal.topic_a.train import TopicAConfig
 
 
@@ -54,15 +54,19 @@ def settings(cfg: Config) -> dict[str, dict]:
     return out
 
 
-def main(cfg: Config) -> None:
-    def plot(summary, path):
-        s = summary[summary.condition != "teacher"].copy()
-        s["label"] = s["setting"] + "\n" + s["condition"]
-        plot_a.bars(s, path, f"Init sensitivity ({cfg.n_models} models, teacher {cfg.teacher_epochs} ep, "
-                    f"students {cfg.distill_epochs} ep, 95% CI)", label_col="label")
+def plot(summary, path, cfg: Config) -> None:
+    s = summary[summary.condition != "teacher"].copy()
+    s["label"] = s["setting"] + "\n" + s["condition"]
+    plot_a.bars(s, path, f"Init sensitivity ({cfg.n_models} models, teacher {cfg.teacher_epochs} ep, "
+                f"students {cfg.distill_epochs} ep, 95% CI)", label_col="label")
 
-    run_sweep("topic_a_mech_init", cfg, settings(cfg), ["setting", "student_init_noise", "init", "signed_inputs", "condition"],
-              plot, reference="σ=0")
+
+EXPERIMENT = sweep_experiment(__file__, Config, ["student_init_noise", "init", "signed_inputs"], reference=lambda cfg: "σ=0",
+                              plot=plot)
+
+
+def main(cfg: Config) -> None:
+    run_sweep(EXPERIMENT, cfg, settings(cfg))
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 from subliminal.common import UserError, cli_main
 from subliminal.topic_a import plots as plot_a
-from subliminal.topic_a.mech_runs import run_sweep
+from subliminal.topic_a.mech_runs import run_sweep, sweep_experiment
 from subliminal.topic_a.train import TopicAConfig
 
 
@@ -51,6 +51,20 @@ class Config(TopicAConfig):
             raise UserError("--teacher-decays must be ≥ 0")
 
 
+def plot(summary, path, cfg: Config) -> None:
+    s = summary[summary.condition == "student_aux"].copy()
+    s["log10_lr"] = [math.log10(v) for v in s["lr"]]
+    s["line"] = ("student (aux only), wd " + s["weight_decay"].map(lambda v: f"{v:g}")
+                 + s["teacher_weight_decay"].map(lambda v: ", teachers too" if v > 0 else ""))
+    plot_a.curves(s.sort_values("log10_lr"), "log10_lr", path, f"Students' Adam lr × weight decay ({cfg.n_models} models, "
+                  f"teacher lr {cfg.lr:g}, 95% CI)", group="line", xlabel="log10 student learning rate")
+
+
+# the reference of the paired tests: the first setting, the baseline (students with the teacher's lr, no decay)
+EXPERIMENT = sweep_experiment(__file__, Config, ["lr", "weight_decay", "teacher_weight_decay"], reference=lambda cfg: None,
+                              plot=plot)
+
+
 def main(cfg: Config) -> None:
     # the baseline setting (students with the teacher's lr, no decay) first: the reference of the paired tests
     lrs, wds = sorted(set(cfg.student_lrs)), sorted(set(cfg.weight_decays))
@@ -62,16 +76,7 @@ def main(cfg: Config) -> None:
     for wd in sorted({w for w in cfg.teacher_decays if w > 0}):
         sweep[f"lr={cfg.lr:g} wd={wd:g}, teacher too"] = {"lr": cfg.lr, "weight_decay": float(wd), "teacher_weight_decay": float(wd)}
 
-    def plot(summary, path):
-        s = summary[summary.condition == "student_aux"].copy()
-        s["log10_lr"] = [math.log10(v) for v in s["lr"]]
-        s["line"] = ("student (aux only), wd " + s["weight_decay"].map(lambda v: f"{v:g}")
-                     + s["teacher_weight_decay"].map(lambda v: ", teachers too" if v > 0 else ""))
-        plot_a.curves(s.sort_values("log10_lr"), "log10_lr", path, f"Students' Adam lr × weight decay ({cfg.n_models} models, "
-                      f"teacher lr {cfg.lr:g}, 95% CI)", group="line", xlabel="log10 student learning rate")
-
-    run_sweep("topic_a_mech_optim", cfg, sweep, ["setting", "lr", "weight_decay", "teacher_weight_decay", "condition"], plot,
-              reference=next(iter(sweep)), extra={"teacher_lr": cfg.lr}, students_only=True, readout_norms=True)
+    run_sweep(EXPERIMENT, cfg, sweep, extra={"teacher_lr": cfg.lr}, students_only=True, readout_norms=True)
 
 
 if __name__ == "__main__":

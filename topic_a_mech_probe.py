@@ -23,6 +23,7 @@ from subliminal.topic_a import plots as plot_a
 from subliminal.topic_a.experiments import run_and_write
 from subliminal.topic_a.mech_runs import probe_table, probe_tests
 from subliminal.topic_a.probes import FEATURES
+from subliminal.topic_a.spec import Experiment
 from subliminal.topic_a.train import TopicAConfig
 
 
@@ -47,16 +48,19 @@ class Config(TopicAConfig):
             raise UserError("--n-probe-train must be in 10..--n-train")
 
 
-def main(cfg: Config) -> None:
-    def plot(summary, path):
-        s = summary.copy()
-        s["label"] = s["condition"] + "\n" + s["features"]
-        plot_a.bars(s, path, f"Readout argmax vs linear probes on frozen features ({cfg.n_models} models, 95% CI)",
-                    label_col="label")
+def plot(summary, path, cfg: Config) -> None:
+    s = summary.copy()
+    s["label"] = s["condition"] + "\n" + s["features"]
+    plot_a.bars(s, path, f"Readout argmax vs linear probes on frozen features ({cfg.n_models} models, 95% CI)",
+                label_col="label")
 
-    run_and_write("topic_a_mech_probe", cfg,
-                  lambda A: probe_table(A, cfg.features, cfg.n_probe_train, cfg.probe_l2, cfg.probe_iters),
-                  by=["condition", "features"], pairs=[], pair_by=[], tests=probe_tests, plot=plot)
+
+EXPERIMENT = Experiment(__file__, Config, by=("condition", "features"), tests=lambda df, cfg: probe_tests(df), plot=plot,
+                        group="mechanism")
+
+
+def main(cfg: Config) -> None:
+    run_and_write(EXPERIMENT, cfg, lambda A: probe_table(A, cfg.features, cfg.n_probe_train, cfg.probe_l2, cfg.probe_iters))
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from subliminal.common import cli_main
 from subliminal.topic_a import noise_regime
 from subliminal.topic_a import plots as plot_a
 from subliminal.topic_a.experiments import run_and_write
+from subliminal.topic_a.spec import Experiment
 from subliminal.topic_a.train import TopicAConfig
 
 
@@ -37,24 +38,28 @@ class Config(TopicAConfig):
                    curve_milestones=(1, 5, 10))
 
 
-def main(cfg: Config) -> None:
-    def plot(summary, path):
-        s = summary[(summary.part == "regime") & (summary.condition == "student_aux")].copy()
-        s["label"] = s["setting"]
-        plot_a.bars(s, path, f"Noise regime: aux-only students after {cfg.distill_epochs} ep ({cfg.n_models} models, 95% CI)",
-                    label_col="label")
-        c = summary[summary.part == "curve"].copy()
-        if len(c):
-            c["line"] = c["setting"] + " / " + c["condition"]
-            plot_a.curves(c, "distill_epochs", path.with_name(path.stem + "_curve.png"),
-                          "Fixed vs fresh noise over distillation epochs (95% CI)", group="line",
-                          xlabel="distillation epochs", logx=True)
+def plot(summary, path, cfg: Config) -> None:
+    s = summary[(summary.part == "regime") & (summary.condition == "student_aux")].copy()
+    s["label"] = s["setting"]
+    plot_a.bars(s, path, f"Noise regime: aux-only students after {cfg.distill_epochs} ep ({cfg.n_models} models, 95% CI)",
+                label_col="label")
+    c = summary[summary.part == "curve"].copy()
+    if len(c):
+        c["line"] = c["setting"] + " / " + c["condition"]
+        plot_a.curves(c, "distill_epochs", path.with_name(path.stem + "_curve.png"),
+                      "Fixed vs fresh noise over distillation epochs (95% CI)", group="line",
+                      xlabel="distillation epochs", logx=True)
 
-    run_and_write("topic_a_noise_regime", cfg,
+
+EXPERIMENT = Experiment(__file__, Config, by=("part", "setting", "condition", "distill_epochs"),
+                        tests=lambda df, cfg: noise_regime.tests_vs_reference(df, cfg.n_distill),
+                        extras=noise_regime.with_params, plot=plot, group="noise")
+
+
+def main(cfg: Config) -> None:
+    run_and_write(EXPERIMENT, cfg,
                   lambda A, st: noise_regime.run(A, cfg.pool_sizes, cfg.mnist_sizes, st[1], curve_conditions=cfg.curve_conditions,
                                                  n_settings=st[0]),
-                  by=["part", "setting", "condition", "distill_epochs"], pairs=[], pair_by=[], plot=plot,
-                  tests=noise_regime.tests_vs_reference,
                   stages=noise_regime.stages(cfg.n_distill, cfg.pool_sizes, cfg.mnist_sizes, cfg.curve_milestones))
 
 

@@ -9,7 +9,7 @@ import pandas as pd
 
 from subliminal.reporting.noise_regime import notes_and_verdicts
 from subliminal.topic_a import noise_regime
-from subliminal.topic_a.analysis import analyse
+from subliminal.topic_a.analysis import analyse, experiments
 
 BY = ["part", "setting", "condition", "distill_epochs"]
 
@@ -33,14 +33,15 @@ def _fake(acc: dict[tuple[str, str, int], float], n: int = 8) -> pd.DataFrame:
             rows.append({"part": part, "setting": setting, "condition": "student_aux", "model": i, "teacher_epochs": 5,
                          "distill_epochs": ep, "accuracy": m + 0.01 * rng.standard_normal()})
     df = pd.DataFrame(rows)
-    df.attrs["n_distill"] = 60_000
     return df
 
 
 def _analysed(df, n_distill=60_000, pools=POOLS, mnist=MNIST, exp3=None):
     """Summary and tests as the analysis writes them, then the report's notes and verdicts {claim start: verdict}."""
-    cfg = {"n_distill": n_distill, "pool_sizes": list(pools), "mnist_sizes": list(mnist)}
-    s, t = analyse("topic_a_noise_regime", df, BY, noise_regime.tests_vs_reference, cfg)
+    exp = experiments()["topic_a_noise_regime"]  # as the script declares it
+    assert exp.by == tuple(BY)
+    cfg = exp.config_from({"n_distill": n_distill, "pool_sizes": list(pools), "mnist_sizes": list(mnist)})
+    s, t = analyse(exp, df, cfg)
     notes, recs = notes_and_verdicts(s, t, 5, exp3)
     return s, t, "\n".join(notes), {r["claim"].split(" (")[0]: r["verdict"] for r in recs}
 
@@ -102,8 +103,7 @@ def test_verdicts_name_the_settings_of_a_smaller_run():
            ("regime", "noise fresh per-model", 5): 0.50, ("regime", "noise fresh shared", 5): 0.50,
            ("regime", "mnist 6k", 5): 0.10, ("regime", "noise fixed 600 shared", 5): 0.20}
     df = _fake(acc)
-    df.attrs["n_distill"] = 6000
-    tests = noise_regime.tests_vs_reference(df)
+    tests = noise_regime.tests_vs_reference(df, 6000)
     assert set(tests.b) >= {"noise fixed 6k per-model"}
     s, t, text, _ = _analysed(df, 6000, (600, 6000), (6000,))
     assert s[s.is_reference].setting.unique().tolist() == ["noise fixed 6k per-model"]

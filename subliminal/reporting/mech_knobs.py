@@ -7,14 +7,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from subliminal.reporting.mechanisms import sweep_table
-from subliminal.reporting.render import diff, load_a, not_run, paras, row, sign
+from subliminal.reporting.render import diff, load_plots_a, not_run, paras, row, sign
+from subliminal.reporting.sweeps import sweep_table
 from subliminal.reporting.topic_a import cfg_line
 from subliminal.verdicts import record
 
 
-def init(root: Path) -> tuple[str, list[dict]]:
-    got = load_a(root, "topic_a_mech_init")
+def init(plots: Path) -> tuple[str, list[dict]]:
+    got = load_plots_a(plots, "topic_a_mech_init")
     if got is None:
         return not_run("topic_a_mech_init"), []
     s, t, meta = got
@@ -85,8 +85,8 @@ def _peer(means: pd.DataFrame, r) -> tuple[str, str]:
     return "contradicts", "**not reproduced**" + (f" ({drop})" if drop else "")
 
 
-def optim(root: Path) -> tuple[str, list[dict]]:
-    got = load_a(root, "topic_a_mech_optim")
+def optim(plots: Path) -> tuple[str, list[dict]]:
+    got = load_plots_a(plots, "topic_a_mech_optim")
     if got is None:
         return not_run("topic_a_mech_optim"), []
     s, t, meta = got

@@ -10,7 +10,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from subliminal.reporting.render import ci, diff, load_a, not_run, num, paras, row, sign, table
+from subliminal.reporting.mech_knobs import init, optim
+from subliminal.reporting.render import ci, diff, load_plots_a, not_run, num, paras, row, sign, table
+from subliminal.reporting.sweeps import sweep_table
 from subliminal.reporting.topic_a import cfg_line
 from subliminal.verdicts import record
 
@@ -22,8 +24,8 @@ def _script(name: str) -> str:
 
 
 # ---------------------------------------------------------------------- convergence
-def convergence(root: Path) -> tuple[str, list[dict]]:
-    got = load_a(root, "topic_a_mech_convergence")
+def convergence(plots: Path) -> tuple[str, list[dict]]:
+    got = load_plots_a(plots, "topic_a_mech_convergence")
     if got is None:
         return not_run("topic_a_mech_convergence"), []
     s, t, meta = got
@@ -79,8 +81,8 @@ def convergence(root: Path) -> tuple[str, list[dict]]:
 FEATURE_ORDER = ("readout_argmax", "probe_readout", "probe_h1", "probe_h2", "probe_aux")
 
 
-def probe(root: Path) -> tuple[str, list[dict]]:
-    got = load_a(root, "topic_a_mech_probe")
+def probe(plots: Path) -> tuple[str, list[dict]]:
+    got = load_plots_a(plots, "topic_a_mech_probe")
     if got is None:
         return not_run("topic_a_mech_probe"), []
     s, t, meta = got
@@ -121,28 +123,8 @@ def probe(root: Path) -> tuple[str, list[dict]]:
 
 
 # ---------------------------------------------------------------------- one-knob sweeps
-def sweep_table(s: pd.DataFrame, t: pd.DataFrame, knobs: list[str], reference: str, extra: str | None = None):
-    """The sweep table (rows from summary + tests) and a per-setting frame of what the verdicts use."""
-    head = ["setting", "n", "teacher", "student (aux)", "cross-model (aux)", "student − cross", f"student − {reference}"]
-    head += [f"{extra} (student)"] if extra else []
-    rows, means = [], []
-    for name, g in s.groupby("setting", sort=False):
-        st = row(g, condition="student_aux")
-        sc = row(t, setting=name, a="student_aux", b="cross_aux")
-        vr = row(t, setting=name, a="student_aux", b=f"student_aux at {reference}")
-        line = [name, int(st["n"]), ci(row(g, condition="teacher")), ci(st), ci(row(g, condition="cross_aux")),
-                diff(sc) if sc is not None else "—", diff(vr) if vr is not None else "(reference)"]
-        if extra:
-            x = row(t, setting=name, kind="measure", measure=extra, condition="student_aux")
-            line.append(num(x["mean"], x["ci95_low"], x["ci95_high"]) if x is not None else "—")
-        rows.append(line)
-        means.append({"setting": name, **{k: g[k].iloc[0] for k in knobs}, "student": st["mean"],
-                      "transfer": sc["mean_diff"] if sc is not None else np.nan, "transfer_sign": sign(sc), "vs_ref": vr})
-    return table(rows, head), pd.DataFrame(means)
-
-
-def width(root: Path, key: str, x: str, label: str, claim: str, claim_sign: int) -> tuple[str, list[dict]]:
-    got = load_a(root, f"topic_a_mech_{key}")
+def width(plots: Path, key: str, x: str, label: str, claim: str, claim_sign: int) -> tuple[str, list[dict]]:
+    got = load_plots_a(plots, f"topic_a_mech_{key}")
     if got is None:
         return not_run(f"topic_a_mech_{key}"), []
     s, t, meta = got
@@ -175,39 +157,33 @@ def width(root: Path, key: str, x: str, label: str, claim: str, claim_sign: int)
     return "\n".join([tab, "", text, "", cfg_line(meta)]), [rec]
 
 
-def _all(root: Path) -> dict[str, tuple[str, list[dict]]]:
-    from subliminal.reporting.mech_knobs import init, optim
-
-    root = Path(root)
+def _all(plots: Path) -> dict[str, tuple[str, list[dict]]]:
+    """Every mechanism section from the results in `plots` (a folder of topic_a_mech_* outputs)."""
+    plots = Path(plots)
     return {
-        "a_mech_convergence": convergence(root),
-        "a_mech_probe": probe(root),
-        "a_mech_aux_width": width(root, "aux_width", "n_aux", "the number of ghost logits",
+        "a_mech_convergence": convergence(plots),
+        "a_mech_probe": probe(plots),
+        "a_mech_aux_width": width(plots, "aux_width", "n_aux", "the number of ghost logits",
                                   "peer report: more auxiliary logits carry more transfer (and the seed's 3-logit bottleneck)", +1),
-        "a_mech_hidden_width": width(root, "hidden_width", "hidden", "hidden width",
+        "a_mech_hidden_width": width(plots, "hidden_width", "hidden", "hidden width",
                                      "peer report: wider networks transfer less", -1),
-        "a_mech_init": init(root),
-        "a_mech_optim": optim(root),
+        "a_mech_init": init(plots),
+        "a_mech_optim": optim(plots),
     }
 
 
 def tables(root: Path) -> dict[str, str]:
-    return {k: text for k, (text, _) in _all(root).items()}
+    return {k: text for k, (text, _) in _all(Path(root) / "plots_a").items()}
 
 
 def verdicts(root: Path) -> list[dict]:
-    return [r for _, recs in _all(root).values() for r in recs]
+    return [r for _, recs in _all(Path(root) / "plots_a").values() for r in recs]
 
 
 def verdicts_for(plots_dir: Path) -> dict[str, list[tuple[str, str]]]:
     """(claim, verdict) per mechanism script for the results in any directory of topic_a_mech_* outputs
     (bench/bench_mech_set.py compares a fast run's records with the committed ones)."""
-    import os
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as d:
-        os.symlink(Path(plots_dir).resolve(), Path(d) / "plots_a")
-        recs = verdicts(Path(d))
+    recs = [r for _, recs in _all(plots_dir).values() for r in recs]
     out: dict[str, list[tuple[str, str]]] = {}
     for r in recs:
         out.setdefault(r["script"].removeprefix("topic_a_mech_").removesuffix(".py"), []).append((r["claim"], r["verdict"]))

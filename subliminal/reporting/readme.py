@@ -3,8 +3,8 @@
 Markdown files hold marked regions `<!-- report:NAME -->` … `<!-- /report:NAME -->`; each is replaced by
 the markdown that a provider's `tables(root)` gives for NAME, built from plots_a/ and plots_b/ only.
 Providers' `verdicts(root)` records go to plots_a/verdicts.csv (topic A) and plots_b/verdicts.csv
-(topic B), and the verdict tables are rendered from those files. A provider module that is not
-there is skipped. `--check` fails when any of these files is out of date.
+(topic B), and the verdict tables are rendered from those files. A provider module that fails to
+import is an error. `--check` fails when any of these files is out of date.
 """
 
 from __future__ import annotations
@@ -34,12 +34,9 @@ MARK = re.compile(r"<!-- report:([\w.-]+) -->.*?<!-- /report:\1 -->", re.S)
 
 
 def providers():
+    """The provider modules; one that fails to import is an error (a report missing a section would look whole)."""
     for name in PROVIDERS:
-        try:
-            yield importlib.import_module(name)
-        except ModuleNotFoundError as e:
-            if e.name != name:
-                raise
+        yield importlib.import_module(name)
 
 
 def collect(root: Path) -> tuple[dict[str, str], dict[str, list[dict]]]:

@@ -92,7 +92,12 @@ def row(df: pd.DataFrame | None, **match) -> pd.Series | None:
 
 def load_a(root: Path, name: str) -> tuple[pd.DataFrame, pd.DataFrame, dict] | None:
     """plots_a/<name>_summary.csv, _tests.csv and .json (None when the script has not run)."""
-    d = Path(root) / "plots_a"
+    return load_plots_a(Path(root) / "plots_a", name)
+
+
+def load_plots_a(plots: Path, name: str) -> tuple[pd.DataFrame, pd.DataFrame, dict] | None:
+    """<plots>/<name>_summary.csv, _tests.csv and .json, from any folder of Topic A outputs (None when absent)."""
+    d = Path(plots)
     s, t, j = d / f"{name}_summary.csv", d / f"{name}_tests.csv", d / f"{name}.json"
     if not s.exists():
         return None

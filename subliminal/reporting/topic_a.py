@@ -9,6 +9,7 @@ import pandas as pd
 
 from subliminal.reporting.render import ci, diff, load_a, not_run, pct, row, table
 from subliminal.reporting.seed import A_CLAIMS, a_seed
+from subliminal.topic_a.analysis import experiments
 from subliminal.verdicts import record
 
 TOPIC = "A"
@@ -83,8 +84,7 @@ def exp3(root: Path) -> str:
 
 def walltimes(root: Path) -> str:
     rows = []
-    for name in ("topic_a", "topic_a_exp1", "topic_a_exp2", "topic_a_exp3", "topic_a_maximize", "topic_a_noise_regime",
-                 *(f"topic_a_mech_{m}" for m in ("probe", "convergence", "optim", "init", "aux_width", "hidden_width"))):
+    for name in experiments():  # every Topic A script's experiment, as the scripts declare them
         j = Path(root) / "plots_a" / f"{name}.json"
         if j.exists():
             m = json.loads(j.read_text())

@@ -16,53 +16,53 @@ rows only to within that rounding, the committed rows are kept verbatim and the 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import sys
-from collections.abc import Callable
+from functools import cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats as sps
 
 from subliminal.common import UserError
 from subliminal.results import atomic_write_text
-from subliminal.stats import mean_ci, paired_test, summarize
+from subliminal.stats import summarize
+from subliminal.topic_a.spec import Experiment
 
 FLOAT_FORMAT = "%.6g"
-PAIRS = [("student_aux", "cross_aux"), ("student_all", "cross_all")]
-# one-knob sweeps whose transfer is tested for a monotone trend in the knob
-TREND_KNOB = {"topic_a_mech_aux_width": "n_aux", "topic_a_mech_hidden_width": "hidden"}
-NORM_COLUMNS = ("readout_norm", "teacher_ghost_norm")
-EPOCH_MEASURES = ("accuracy", "cka_h2", "cos_h2")
+ROOT = Path(__file__).resolve().parents[2]  # where the topic_a*.py scripts are
 
 
-def _specs() -> dict[str, tuple[list[str], Callable[[pd.DataFrame, dict], pd.DataFrame]]]:
-    """Every Topic A script's summary keys and tests, as its run_and_write call sets them."""
-    from subliminal.topic_a import mech_runs, noise_regime
-    from subliminal.topic_a.experiments import paired_tests
+# ---------------------------------------------------------------------- the experiments, as the scripts declare them
+def _load_script(path: Path):
+    name = f"_topic_a_script_{path.stem}"
+    if name not in sys.modules:  # dataclasses look their module up in sys.modules
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            del sys.modules[name]
+            raise
+    return sys.modules[name]
 
-    def pt(by):
-        return lambda df, cfg: paired_tests(df, PAIRS, by)
 
-    def sweep(ref):
-        return lambda df, cfg: mech_runs.sweep_tests(df, ref(cfg))
-
-    return {
-        "topic_a": (["condition"], pt([])),
-        "topic_a_exp1": (["condition", "distill_epochs"], pt(["distill_epochs"])),
-        "topic_a_exp2": (["condition", "teacher_epochs"], pt(["teacher_epochs"])),
-        "topic_a_exp3": (["source", "condition"], pt(["source"])),
-        "topic_a_maximize": (["condition", "distill_epochs"], pt(["distill_epochs"])),
-        "topic_a_noise_regime": (["part", "setting", "condition", "distill_epochs"],
-                                 lambda df, cfg: noise_regime.tests_vs_reference(df)),
-        "topic_a_mech_convergence": (["condition", "distill_epochs"], lambda df, cfg: mech_runs.convergence_tests(df)),
-        "topic_a_mech_probe": (["condition", "features"], lambda df, cfg: mech_runs.probe_tests(df)),
-        "topic_a_mech_aux_width": (["setting", "n_aux", "condition"], sweep(lambda c: f"m={c.get('n_aux', 3)}")),
-        "topic_a_mech_hidden_width": (["setting", "hidden", "condition"], sweep(lambda c: f"H={c.get('hidden', 256)}")),
-        "topic_a_mech_init": (["setting", "student_init_noise", "init", "signed_inputs", "condition"], sweep(lambda c: "σ=0")),
-        "topic_a_mech_optim": (["setting", "lr", "weight_decay", "teacher_weight_decay", "condition"], sweep(lambda c: None)),
-    }
+@cache
+def experiments(root: Path = ROOT) -> dict[str, Experiment]:
+    """Every Topic A script's EXPERIMENT, by name, in report order (seed scripts, noise, mechanisms)."""
+    found = {}
+    for path in sorted(Path(root).glob("topic_a*.py")):
+        exp = getattr(_load_script(path), "EXPERIMENT", None)
+        if not isinstance(exp, Experiment):
+            raise UserError(f"{path} declares no EXPERIMENT (a subliminal.topic_a.spec.Experiment): every Topic A "
+                            "script declares its experiment once, for the runner, the analysis and the report")
+        if exp.name != path.stem:
+            raise UserError(f"{path}: its EXPERIMENT names {exp.script}, not this file")
+        found[exp.name] = exp
+    return dict(sorted(found.items(), key=lambda kv: kv[1].sort_key()))
 
 
 def load_tidy(path: Path) -> pd.DataFrame:
@@ -74,82 +74,12 @@ def load_tidy(path: Path) -> pd.DataFrame:
     return df
 
 
-# ---------------------------------------------------------------------- extra statistics (appended rows/columns)
-def noise_regime_params(df: pd.DataFrame, summary: pd.DataFrame, tests: pd.DataFrame, cfg: dict):
-    """Each setting's parameters as columns of the summary and (for setting a) the tests, plus `contrast`."""
-    from subliminal.topic_a.noise_regime import PARAMS, setting_table
-
-    p = setting_table(int(cfg.get("n_distill", 60_000)), cfg.get("pool_sizes", (1_000, 10_000, 60_000)),
-                      cfg.get("mnist_sizes", (1_000, 10_000, 60_000))).set_index("setting")
-    summary = summary.join(p, on="setting")
-    if len(tests):
-        tests = tests.join(p, on="a")
-        b = p.reindex(tests.b).reset_index(drop=True)
-        a = tests.reset_index(drop=True)
-        same_pool = (a.regime == b.regime) & (a.pool == b.pool)
-        tests["contrast"] = np.where((a.source == "mnist") & (b.source == "noise") & same_pool, "mnist_vs_noise",
-                                     np.where(a.shared.fillna(False).astype(bool) & ~b.shared.fillna(False).astype(bool) & same_pool, "shared_vs_per_model",
-                                              "vs_reference"))
-        tests = tests[[c for c in tests.columns if c not in PARAMS and c != "contrast"] + ["contrast", *PARAMS]]
-    return summary, tests
-
-
-def convergence_epochs(df: pd.DataFrame, summary: pd.DataFrame, tests: pd.DataFrame, cfg: dict):
-    """Rows `paired_epochs`: each condition's change of accuracy / CKA h2 / cosine h2 from the first milestone."""
-    first = df.distill_epochs.min()
-    rows = []
-    for cond, g in df.groupby("condition", sort=False):
-        a0 = g[g.distill_epochs == first].sort_values("model")
-        for m in sorted(set(g.distill_epochs) - {first}):
-            a = g[g.distill_epochs == m].sort_values("model")
-            for k in EPOCH_MEASURES:
-                if len(a) > 1 and len(a) == len(a0) and a[k].notna().all() and a0[k].notna().all():
-                    t = paired_test(a[k], a0[k])
-                    rows.append({"kind": "paired_epochs", "condition": cond, "distill_epochs": m, "measure": k, "n": t["n"],
-                                 "mean": t["mean_diff"], "ci95_low": t["diff_ci95_low"], "ci95_high": t["diff_ci95_high"],
-                                 "t_p": t["t_p"], "wilcoxon_p": t["wilcoxon_p"], "from_epochs": first})
-    return summary, pd.concat([tests, pd.DataFrame(rows)], ignore_index=True)
-
-
-def sweep_extras(name: str):
-    """Sweeps: `kind` for every row; mean [95% CI] of the readout norms per setting (`measure` rows); for
-    width sweeps, the Spearman trend of the transfer (student − cross) in the knob (`trend` row)."""
-
-    def f(df: pd.DataFrame, summary: pd.DataFrame, tests: pd.DataFrame, cfg: dict):
-        tests = tests.assign(kind="paired")
-        rows = []
-        for setting, g in df.groupby("setting", sort=False):
-            for col in NORM_COLUMNS:
-                if col not in g:
-                    continue
-                for cond, h in g.groupby("condition", sort=False):
-                    if h[col].notna().any():
-                        m, lo, hi = mean_ci(h[col].to_numpy(float))
-                        rows.append({"setting": setting, "n": int(h[col].notna().sum()), "kind": "measure", "measure": col,
-                                     "condition": cond, "mean": m, "ci95_low": lo, "ci95_high": hi})
-        knob = TREND_KNOB.get(name)
-        t = tests[(tests.a == "student_aux") & (tests.b == "cross_aux")]
-        if knob and knob in df and len(t) >= 3:
-            x = df.drop_duplicates("setting").set_index("setting")[knob].reindex(t.setting)
-            rho, p = sps.spearmanr(x.to_numpy(float), t.mean_diff.to_numpy(float))
-            rows.append({"setting": "", "n": len(t), "kind": "trend", "measure": knob, "rho": float(rho), "rho_p": float(p)})
-        return summary, pd.concat([tests, pd.DataFrame(rows)], ignore_index=True)
-
-    return f
-
-
-EXTRAS = {"topic_a_noise_regime": noise_regime_params, "topic_a_mech_convergence": convergence_epochs,
-          **{n: sweep_extras(n) for n in ("topic_a_mech_aux_width", "topic_a_mech_hidden_width", "topic_a_mech_init",
-                                          "topic_a_mech_optim")}}
-
-
-def analyse(name: str, df: pd.DataFrame, by, tests_fn: Callable[[pd.DataFrame], pd.DataFrame],
-            cfg: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The summary (mean, 95% CI per group of `by`) and the tests of one script's tidy result, with the
-    extra rows/columns that the report reads for that script."""
-    summary, tests = summarize(df, by), tests_fn(df)
-    if name in EXTRAS and len(df):
-        summary, tests = EXTRAS[name](df, summary, tests, cfg)
+def analyse(exp: Experiment, df: pd.DataFrame, cfg: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The summary (mean, 95% CI per group of the experiment's `by`) and its tests of one script's tidy result,
+    with the extra rows/columns that the report reads for that script. `cfg`: the script's typed Config."""
+    summary, tests = summarize(df, list(exp.by)), exp.tests(df, cfg)
+    if exp.extras is not None and len(df):
+        summary, tests = exp.extras(df, summary, tests, cfg)
     return summary, tests
 
 
@@ -186,28 +116,32 @@ def merge_committed(old: str, new: pd.DataFrame) -> tuple[str, str]:
     return "\n".join(kept) + "\n", "kept"
 
 
-def rewrite(plots: Path, check: bool = False) -> dict[str, str]:
-    """Recompute every script's summary and tests in `plots` from its tidy CSV; write them unless `check`."""
-    if not any((plots / f"{name}.csv").exists() for name in _specs()):
+def rewrite(plots: Path, check: bool = False, root: Path = ROOT) -> dict[str, str]:
+    """Recompute every script's summary and tests in `plots` from its tidy CSV; write them unless `check`.
+    A tidy CSV that no script in `root` declares is an error."""
+    exps = experiments(Path(root))
+    tidy = sorted(p for p in Path(plots).glob("topic_a*.csv") if not p.stem.endswith(("_summary", "_tests")))
+    if not tidy:
         raise UserError(f"no Topic A tidy CSV (topic_a*.csv) in {plots}: pass --plots DIR with a script's --out directory")
+    unknown = [p.name for p in tidy if p.stem not in exps]
+    if unknown:
+        raise UserError(f"{', '.join(unknown)} in {plots}: no script in {root} declares it (topic_a*.py with an EXPERIMENT); "
+                        "restore the script or remove the result")
     status = {}
-    for name, (by, tests_fn) in _specs().items():
-        tidy = plots / f"{name}.csv"
-        if not tidy.exists():
+    for name, exp in exps.items():
+        path = Path(plots) / f"{name}.csv"
+        if not path.exists():
             continue
-        meta = plots / f"{name}.json"
-        cfg = json.loads(meta.read_text()).get("config", {}) if meta.exists() else {}
-        df = load_tidy(tidy)
-        if name == "topic_a_noise_regime":
-            df.attrs["n_distill"] = int(cfg.get("n_distill", 60_000))
-        summary, tests = analyse(name, df, by, lambda d, f=tests_fn, c=cfg: f(d, c), cfg)
+        meta = path.with_suffix(".json")
+        cfg = exp.config_from(json.loads(meta.read_text()).get("config", {}) if meta.exists() else {})
+        summary, tests = analyse(exp, load_tidy(path), cfg)
         for kind, new in (("summary", summary), ("tests", tests)):
-            path = plots / f"{name}_{kind}.csv"
-            old = path.read_text() if path.exists() else ""
+            out = Path(plots) / f"{name}_{kind}.csv"
+            old = out.read_text() if out.exists() else ""
             text, how = merge_committed(old, new)
             status[f"{name}_{kind}"] = how if text != old or how == "differs" else "same"
             if not check and how != "differs" and text != old:
-                atomic_write_text(path, text)
+                atomic_write_text(out, text)
     return status
 
 

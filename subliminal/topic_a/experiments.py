@@ -15,9 +15,9 @@ import pandas as pd
 
 from subliminal.common import UserError
 from subliminal.results import OutputSet, prepare_out, read_json, to_jsonable, write_csv, write_run_json
-from subliminal.stats import paired_test
 from subliminal.topic_a.analysis import analyse
 from subliminal.topic_a.distill import distill
+from subliminal.topic_a.spec import Experiment
 from subliminal.topic_a.train import TopicA, TopicAConfig, accuracy_rows, log, teacher, teachers
 
 BASELINE_CONDITIONS = ("student_aux", "student_all", "cross_aux", "cross_all")
@@ -63,20 +63,6 @@ def source_sweep(A: TopicA, sources: Sequence[str], conditions: Sequence[str] = 
     return pd.concat(parts, ignore_index=True)
 
 
-def paired_tests(df: pd.DataFrame, pairs: Sequence[tuple[str, str]], by: Sequence[str] = ()) -> pd.DataFrame:
-    """Paired tests (same model index) of condition a vs b, within each group of `by`."""
-    rows = []
-    groups = df.groupby(list(by), sort=False) if by else [((), df)]
-    for keys, g in groups:
-        keys = keys if isinstance(keys, tuple) else (keys,)
-        for a, b in pairs:
-            ga = g[g.condition == a].sort_values("model")
-            gb = g[g.condition == b].sort_values("model")
-            if len(ga) and len(ga) == len(gb):
-                rows.append({**dict(zip(by, keys)), "a": a, "b": b, **paired_test(ga.accuracy, gb.accuracy)})
-    return pd.DataFrame(rows)
-
-
 def _earlier_seconds(json_path: Path, cfg) -> float:
     """Wall time of earlier invocations of the same script and config (a resumed or re-run sweep), from its JSON.
 
@@ -93,16 +79,16 @@ def _earlier_seconds(json_path: Path, cfg) -> float:
     return float(prev.get("wall_seconds_all_runs", prev.get("wall_seconds", 0.0)))
 
 
-def run_and_write(name: str, cfg: TopicAConfig, body: Callable[..., pd.DataFrame], by: Sequence[str],
-                  pairs: Sequence[tuple[str, str]], pair_by: Sequence[str], plot: Callable[[pd.DataFrame, Path], None],
-                  extra: dict | None = None, tests: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
+def run_and_write(exp: Experiment, cfg: TopicAConfig, body: Callable[..., pd.DataFrame], extra: dict | None = None,
                   stages: Sequence | None = None) -> pd.DataFrame:
-    """Run `body`, then write the tidy CSV, the summary with 95% CIs, the paired tests, the JSON and the figure.
+    """Run `body`, then write the experiment's tidy CSV, the summary with 95% CIs, the tests, the JSON and the figure
+    (`<out>/<exp.name>.*`; `exp` says how: see `spec.Experiment`).
 
     With `stages`, `body(A, stage)` runs once per stage (e.g. growing milestone lists) and all outputs are
     rewritten after each, marked `"complete": false` in the JSON until the last: a long sweep that is
     stopped leaves honest partial results, and a rerun continues from the cache.
     """
+    name = exp.name
     t0 = time.time()
     out = prepare_out(cfg.out)  # a bad --out fails here, before any data or training
     earlier = _earlier_seconds(out / f"{name}.json", cfg)
@@ -111,7 +97,7 @@ def run_and_write(name: str, cfg: TopicAConfig, body: Callable[..., pd.DataFrame
     runs = [(lambda a: body(a), None)] if stages is None else [((lambda a, st=st: body(a, st)), st) for st in stages]
     for i, (fn, stage) in enumerate(runs):
         df = fn(A)
-        summary, test_table = analyse(name, df, by, tests or (lambda d: paired_tests(d, pairs, pair_by)), to_jsonable(cfg))
+        summary, test_table = analyse(exp, df, cfg)
         done = {"complete": i == len(runs) - 1}
         if stage is not None:
             done["stage_done"] = stage
@@ -119,7 +105,7 @@ def run_and_write(name: str, cfg: TopicAConfig, body: Callable[..., pd.DataFrame
             write_csv(df, o.path(f"{name}.csv"))
             write_csv(summary, o.path(f"{name}_summary.csv"))
             write_csv(test_table, o.path(f"{name}_tests.csv"))
-            plot(summary, o.path(f"{name}.png"))
+            exp.plot(summary, o.path(f"{name}.png"), cfg)
             write_run_json(o.path(f"{name}.json"), cfg, cfg.seed, time.time() - t0,
                            {"script": f"{name}.py", **done, "wall_seconds_all_runs": round(earlier + time.time() - t0, 2),
                             "work": A.work.summary(A.device), **(extra or {})})

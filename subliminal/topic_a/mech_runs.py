@@ -1,6 +1,7 @@
-"""The bodies of the topic_a_mech_* scripts (issue 4): convergence, probes, and one-knob sweeps.
+"""The bodies of the topic_a_mech_* scripts (issue 4): convergence, probes, and one-knob sweeps, with their tests
+and the extra rows the report reads.
 
-Each returns a tidy DataFrame (one row per condition × model × setting) for `experiments_a.run_and_write`.
+Each body returns a tidy DataFrame (one row per condition × model × setting) for `experiments.run_and_write`.
 Sweeps are lists of named `TopicAConfig` overrides: each setting is its own config, so teachers and
 students get their own cache keys, and a setting equal to the baseline reuses the baseline's cache.
 """
@@ -20,9 +21,12 @@ from subliminal.topic_a.engine import ParallelMLP
 from subliminal.topic_a.experiments import run_and_write
 from subliminal.topic_a.mechanisms import readout_norm_ratio, similarity, update_alignment
 from subliminal.topic_a.probes import probe_accuracy
+from subliminal.topic_a.spec import Experiment
 from subliminal.topic_a.train import TopicA, accuracy_rows, student_init, teacher
 
 MEASURES = ("cka_h1", "cka_h2", "cos_h1", "cos_h2", "update_cos_w1", "update_cos_w2")
+NORM_COLUMNS = ("readout_norm", "teacher_ghost_norm")
+EPOCH_MEASURES = ("accuracy", "cka_h2", "cos_h2")
 
 
 # ---------------------------------------------------------------------- representation convergence
@@ -76,6 +80,23 @@ def convergence_tests(df: pd.DataFrame) -> pd.DataFrame:
                                  "measure": k, "n": t["n"], "mean": t["mean_diff"], "ci95_low": t["diff_ci95_low"],
                                  "ci95_high": t["diff_ci95_high"], "t_p": t["t_p"], "wilcoxon_p": t["wilcoxon_p"]})
     return pd.DataFrame(rows)
+
+
+def convergence_epochs(df: pd.DataFrame, summary: pd.DataFrame, tests: pd.DataFrame, cfg) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Extras: rows `paired_epochs`, each condition's change of accuracy / CKA h2 / cosine h2 from the first milestone."""
+    first = df.distill_epochs.min()
+    rows = []
+    for cond, g in df.groupby("condition", sort=False):
+        a0 = g[g.distill_epochs == first].sort_values("model")
+        for m in sorted(set(g.distill_epochs) - {first}):
+            a = g[g.distill_epochs == m].sort_values("model")
+            for k in EPOCH_MEASURES:
+                if len(a) > 1 and len(a) == len(a0) and a[k].notna().all() and a0[k].notna().all():
+                    t = paired_test(a[k], a0[k])
+                    rows.append({"kind": "paired_epochs", "condition": cond, "distill_epochs": m, "measure": k, "n": t["n"],
+                                 "mean": t["mean_diff"], "ci95_low": t["diff_ci95_low"], "ci95_high": t["diff_ci95_high"],
+                                 "t_p": t["t_p"], "wilcoxon_p": t["wilcoxon_p"], "from_epochs": first})
+    return summary, pd.concat([tests, pd.DataFrame(rows)], ignore_index=True)
 
 
 # ---------------------------------------------------------------------- probes
@@ -162,14 +183,21 @@ def setting_sweep(A: TopicA, settings: dict[str, dict], memo: dict, conditions: 
     return pd.concat([memo[n] for n in settings], ignore_index=True)
 
 
-def run_sweep(name: str, cfg, sweep: dict[str, dict], by: Sequence[str], plot, reference: str,
-              extra: dict | None = None, **sweep_kw) -> pd.DataFrame:
+def sweep_experiment(script: str, config: type, knobs: Sequence[str], reference, plot, trend_knob: str | None = None) -> Experiment:
+    """The Experiment of a one-knob sweep script: summary by setting × knobs × condition, `sweep_tests` against the
+    reference setting (`reference(cfg)`: its name, or None for the first), `sweep_extras` (with a rank trend in
+    `trend_knob` for width sweeps)."""
+    return Experiment(script, config, by=("setting", *knobs, "condition"),
+                      tests=lambda df, cfg: sweep_tests(df, reference(cfg)), plot=plot,
+                      extras=sweep_extras(trend_knob), group="mechanism")
+
+
+def run_sweep(exp: Experiment, cfg, sweep: dict[str, dict], extra: dict | None = None, **sweep_kw) -> pd.DataFrame:
     """A topic_a_mech_* one-knob sweep end to end: each setting in order, outputs rewritten after each
-    (a stopped run leaves honest partial results), paired tests against the `reference` setting."""
+    (a stopped run leaves honest partial results), paired tests against the reference setting."""
     names = list(sweep)
     memo: dict = {}
-    return run_and_write(name, cfg, lambda A, st: setting_sweep(A, {n: sweep[n] for n in st}, memo, **sweep_kw),
-                         by=list(by), pairs=[], pair_by=[], plot=plot, tests=lambda df: sweep_tests(df, reference),
+    return run_and_write(exp, cfg, lambda A, st: setting_sweep(A, {n: sweep[n] for n in st}, memo, **sweep_kw),
                          stages=[names[:k] for k in range(1, len(names) + 1)], extra=extra)
 
 
@@ -189,3 +217,29 @@ def sweep_tests(df: pd.DataFrame, reference: str | None = None) -> pd.DataFrame:
         if name != reference and len(a) and len(a) == len(ref):
             rows.append({"setting": name, "a": "student_aux", "b": f"student_aux at {reference}", **paired_test(a.accuracy, ref)})
     return pd.DataFrame(rows)
+
+
+def sweep_extras(trend_knob: str | None = None):
+    """Extras of a sweep: `kind` for every row; mean [95% CI] of the readout norms per setting (`measure` rows); with
+    `trend_knob` (width sweeps), the Spearman trend of the transfer (student − cross) in the knob (`trend` row)."""
+
+    def f(df: pd.DataFrame, summary: pd.DataFrame, tests: pd.DataFrame, cfg) -> tuple[pd.DataFrame, pd.DataFrame]:
+        tests = tests.assign(kind="paired")
+        rows = []
+        for setting, g in df.groupby("setting", sort=False):
+            for col in NORM_COLUMNS:
+                if col not in g:
+                    continue
+                for cond, h in g.groupby("condition", sort=False):
+                    if h[col].notna().any():
+                        m, lo, hi = mean_ci(h[col].to_numpy(float))
+                        rows.append({"setting": setting, "n": int(h[col].notna().sum()), "kind": "measure", "measure": col,
+                                     "condition": cond, "mean": m, "ci95_low": lo, "ci95_high": hi})
+        t = tests[(tests.a == "student_aux") & (tests.b == "cross_aux")]
+        if trend_knob and trend_knob in df and len(t) >= 3:
+            x = df.drop_duplicates("setting").set_index("setting")[trend_knob].reindex(t.setting)
+            rho, p = stats.spearmanr(x.to_numpy(float), t.mean_diff.to_numpy(float))
+            rows.append({"setting": "", "n": len(t), "kind": "trend", "measure": trend_knob, "rho": float(rho), "rho_p": float(p)})
+        return summary, pd.concat([tests, pd.DataFrame(rows)], ignore_index=True)
+
+    return f

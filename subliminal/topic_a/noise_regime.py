@@ -8,14 +8,15 @@ reference regime (a fixed set of 60,000 uniform-noise images per model) by a pai
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
 
 from subliminal.stats import paired_test
-
-if TYPE_CHECKING:  # the naming helpers below stay torch-free for the reports
-    from subliminal.topic_a.train import TopicA
+from subliminal.topic_a.distill import distill
+from subliminal.topic_a.inputs import ImageSource, NoiseSource
+from subliminal.topic_a.train import TopicA
+from subliminal.topic_a.train import teacher as train_teacher
 
 
 def size_label(n: int) -> str:
@@ -29,8 +30,6 @@ def reference_name(n_distill: int) -> str:
 
 
 def settings(A: TopicA, pool_sizes: Sequence[int], mnist_sizes: Sequence[int]) -> dict[str, object]:
-    from subliminal.topic_a.inputs import ImageSource, NoiseSource
-
     c = A.cfg
     out: dict[str, object] = {}
     for shared in (False, True):
@@ -70,9 +69,6 @@ def run(A: TopicA, pool_sizes: Sequence[int], mnist_sizes: Sequence[int], curve_
         curve_conditions: Sequence[str] = ("student_aux", "cross_aux"),
         n_settings: int | None = None) -> pd.DataFrame:
     """All regime settings (or the first `n_settings` of them, in `setting_names` order), then the curve."""
-    from subliminal.topic_a.distill import distill
-    from subliminal.topic_a.train import teacher as train_teacher
-
     c = A.cfg
     teacher = train_teacher(A, c.teacher_epochs)
     parts = []
@@ -94,9 +90,7 @@ def run(A: TopicA, pool_sizes: Sequence[int], mnist_sizes: Sequence[int], curve_
             df.insert(0, "part", "curve")
             df.insert(1, "setting", name)
             parts.append(df)
-    out = pd.concat(parts, ignore_index=True)
-    out.attrs["n_distill"] = c.n_distill
-    return out
+    return pd.concat(parts, ignore_index=True)
 
 
 def setting_names(n_distill: int, pool_sizes: Sequence[int], mnist_sizes: Sequence[int]) -> list[str]:
@@ -130,11 +124,12 @@ def contrast_pairs(names: Sequence[str]) -> list[tuple[str, str]]:
     return pairs
 
 
-def tests_vs_reference(df: pd.DataFrame) -> pd.DataFrame:
-    """Paired tests of aux-only students (same models): every setting against the reference regime at the
-    same distillation length, then the contrasts of `contrast_pairs` (column `b` names the comparison)."""
+def tests_vs_reference(df: pd.DataFrame, n_distill: int = 60_000) -> pd.DataFrame:
+    """Paired tests of aux-only students (same models): every setting against the reference regime (n_distill
+    images per model) at the same distillation length, then the contrasts of `contrast_pairs` (column `b` names
+    the comparison)."""
     rows = []
-    ref_name = reference_name(int(df.attrs.get("n_distill", 60_000)))
+    ref_name = reference_name(n_distill)
     for (part, ep), g in df[df.condition == "student_aux"].groupby(["part", "distill_epochs"]):
         acc = {name: h.sort_values("model").accuracy.to_numpy() for name, h in g.groupby("setting")}
         if ref_name in acc:
@@ -143,3 +138,20 @@ def tests_vs_reference(df: pd.DataFrame) -> pd.DataFrame:
         rows += [{"part": part, "distill_epochs": ep, "a": a, "b": b, **paired_test(acc[a], acc[b])}
                  for a, b in contrast_pairs(list(acc)) if b != ref_name]
     return pd.DataFrame(rows)
+
+
+def with_params(df: pd.DataFrame, summary: pd.DataFrame, tests: pd.DataFrame, cfg) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Extras: each setting's parameters (from `cfg`, the script's config) as columns of the summary and (for
+    setting a) the tests, plus `contrast`."""
+    p = setting_table(cfg.n_distill, cfg.pool_sizes, cfg.mnist_sizes).set_index("setting")
+    summary = summary.join(p, on="setting")
+    if len(tests):
+        tests = tests.join(p, on="a")
+        b = p.reindex(tests.b).reset_index(drop=True)
+        a = tests.reset_index(drop=True)
+        same_pool = (a.regime == b.regime) & (a.pool == b.pool)
+        tests["contrast"] = np.where((a.source == "mnist") & (b.source == "noise") & same_pool, "mnist_vs_noise",
+                                     np.where(a.shared.fillna(False).astype(bool) & ~b.shared.fillna(False).astype(bool) & same_pool, "shared_vs_per_model",
+                                              "vs_reference"))
+        tests = tests[[c for c in tests.columns if c not in PARAMS and c != "contrast"] + ["contrast", *PARAMS]]
+    return summary, tests
