@@ -37,9 +37,10 @@ from subliminal.common import fast_bf16, get_device  # noqa: E402
 from subliminal.reporting.mechanisms import verdicts_for  # noqa: E402
 from subliminal.results import write_bench_json, write_csv  # noqa: E402
 from subliminal.stats import compare_summaries  # noqa: E402
-from subliminal.topic_a.analysis import rewrite  # noqa: E402
+from subliminal.topic_a.analysis import experiments, rewrite  # noqa: E402
 
-SCRIPTS = ("convergence", "probe", "optim", "init", "aux_width", "hidden_width")  # convergence trains the baseline teacher
+# the mechanism scripts, as they declare themselves (the first to run trains the shared baseline teacher)
+SCRIPTS = tuple(n.removeprefix("topic_a_mech_") for n, e in experiments().items() if e.group == "mechanism")
 LOAD_AT_START = round(os.getloadavg()[0], 2)  # > 0.5 means something else was running
 
 
