@@ -6,7 +6,8 @@ Rooms:
               core: errors and devices, atomic outputs (one set per run), CIs and tests, verified cache,
               offline assets checked by SHA-256, verdict records
   topic_a/    MNIST MLPs: batched engine, inputs, MNIST, run store, training and distillation,
-              experiments, noise regime, mechanisms, analysis (statistics once, from the tidy CSVs)
+              experiments (each declared once, in its script: spec.Experiment), noise regime,
+              mechanisms, analysis (statistics once, from the tidy CSVs)
   topic_b/    LLMs: loading, prompts, exact chain-rule scoring, entanglement, specificity and
               multiplicity statistics, geometry, teacher sampling, threshold defence, and
               topic_b/transfer/ (teacher numbers -> fine-tuned student -> animal preference)
