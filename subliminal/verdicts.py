@@ -1,7 +1,8 @@
 """Verdicts as data: every conclusion the README states is a record computed from the result CSVs.
 
 A record says which claim (the seed's, a peer's, or ours) a script's numbers bear on, one word for
-what they say (`VERDICTS`), and the evidence (the numbers, as text). `make report` writes them to
+what they say (`VERDICTS`, each defined once in `DEFINITIONS`, which the README renders), and the
+evidence (the numbers, as text). `make report` writes them to
 plots_a/verdicts.csv and plots_b/verdicts.csv and renders README/docs from those files; tests check
 the verdict words, not the sentences around them.
 """
@@ -16,7 +17,20 @@ import pandas as pd
 from subliminal.common import UserError
 from subliminal.results import write_csv
 
-VERDICTS = ("consistent", "contradicts", "partly", "untestable here")
+# The verdict words, defined once: what each says about a claim given our measurement. A miss of a claimed number
+# is "differs" (with its direction and size), never "contradicts"; a null whose CI still admits the claimed
+# effect is "inconclusive" (with the smallest effect its CI excludes), never "contradicts".
+DEFINITIONS = {
+    "reproduced": "the claim holds in our data: a claimed number lies inside our 95% CI; a claimed effect or shape "
+                  "shows (significantly where a test applies)",
+    "differs": "a claimed number lies outside our 95% CI; the evidence gives the direction and the size of the difference",
+    "partly": "part of the claim holds: some of the animals, sizes or settings, or a trend the claimed way that is not significant",
+    "inconclusive": "no effect detected, but the CI does not exclude the claimed one; the evidence states the smallest "
+                    "effect the CI excludes (the power of the null)",
+    "contradicts": "the claim's direction or existence fails with a CI (or test) that excludes it",
+    "untestable here": "the data here cannot test it (offline models, no effect to explain, a run not yet done)",
+}
+VERDICTS = tuple(DEFINITIONS)
 COLUMNS = ("topic", "script", "claim", "verdict", "evidence", "model")
 
 

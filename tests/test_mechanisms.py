@@ -193,7 +193,7 @@ def _width_csv(root, transfers: dict[int, float], n: int = 10) -> None:
 
 
 @pytest.mark.parametrize("transfers,expect", [
-    ({64: 0.5, 128: 0.4, 256: 0.3, 512: 0.2, 1024: 0.1}, "consistent"),  # rho = -1, p < 0.05
+    ({64: 0.5, 128: 0.4, 256: 0.3, 512: 0.2, 1024: 0.1}, "reproduced"),  # rho = -1, p < 0.05
     ({64: 0.40, 128: 0.49, 256: 0.45, 512: 0.29, 1024: 0.14}, "partly"),  # rho -0.7, not significant over 5 settings
     ({64: 0.1, 128: 0.2, 256: 0.3, 512: 0.4, 1024: 0.5}, "contradicts"),  # wider transfers more
 ])

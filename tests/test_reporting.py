@@ -126,7 +126,7 @@ def test_glance_lists_a_claim_as_untestable_only_when_no_model_or_animal_tested_
                        record("B", "t.py", f"{claim} (eagle)", "untestable here", "wide ci", "m"),
                        record("B", "t.py", "seed: never run", "untestable here", "not run", "")])
     text = glance(tmp_path, va, vb)
-    untestable = next(line for line in text.splitlines() if line.startswith("**untestable here**"))
+    untestable = next(line for line in text.splitlines() if line.startswith("- **untestable here**"))
     assert "seed: never run" in untestable and claim not in untestable
     assert f"{claim} **contradicts**" in text or f"{claim} contradicts" in text
 

@@ -230,7 +230,7 @@ def test_step2_from_pairs_adds_columns_and_keeps_the_full_runs(tmp_path):
     recs = verdicts(tmp_path)
     assert {r["verdict"] for r in recs} <= set(VERDICTS) and {r["topic"] for r in recs} == {"B"}
     spec_rec = [r for r in recs if r["model"] == "m" and "animal-specific" in r["claim"]]
-    assert len(spec_rec) == 1 and spec_rec[0]["verdict"] == "consistent"  # planted: 0.3 x own score
+    assert len(spec_rec) == 1 and spec_rec[0]["verdict"] == "reproduced"  # planted: 0.3 x own score
     assert tables(tmp_path / "none")["b_multiplicity"].startswith("_Not run yet")
 
 

@@ -13,16 +13,16 @@ from subliminal.verdicts import COLUMNS, VERDICTS, Verdict, read_verdicts, recor
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_only_the_four_verdicts_and_a_named_claim_are_allowed():
-    assert VERDICTS == ("consistent", "contradicts", "partly", "untestable here")
+def test_only_the_defined_verdicts_and_a_named_claim_are_allowed():
+    assert VERDICTS == ("reproduced", "differs", "partly", "inconclusive", "contradicts", "untestable here")
     with pytest.raises(ValueError):
         Verdict("A", "topic_a.py", "seed: x", "holds", "e")
     with pytest.raises(ValueError):
-        record("A", "topic_a.py", "", "consistent", "e")
+        record("A", "topic_a.py", "", "reproduced", "e")
 
 
 def test_round_trip_keeps_order_text_and_the_empty_model(tmp_path):
-    recs = [record("A", "topic_a.py", "seed: teacher 94.3%", "consistent", "ours 94.3% [94.2%, 94.4%], \"quoted\""),
+    recs = [record("A", "topic_a.py", "seed: teacher 94.3%", "reproduced", "ours 94.3% [94.2%, 94.4%], \"quoted\""),
             record("B", "topic_b_part2.py", "claim, with a comma", "untestable here", "", model="gemma-3-270m")]
     path = write_verdicts(tmp_path / "v.csv", recs)
     got = read_verdicts(path)
@@ -33,7 +33,7 @@ def test_round_trip_keeps_order_text_and_the_empty_model(tmp_path):
 
 def test_corrupt_files_are_refused_with_a_one_line_error(tmp_path):
     bad = tmp_path / "bad.csv"
-    pd.DataFrame([{**record("A", "s.py", "c", "consistent", "e"), "verdict": "probably"}]).to_csv(bad, index=False)
+    pd.DataFrame([{**record("A", "s.py", "c", "reproduced", "e"), "verdict": "probably"}]).to_csv(bad, index=False)
     with pytest.raises(UserError, match="outside"):
         read_verdicts(bad)
     bad.write_text("topic,script\nA,s.py\n")
@@ -48,7 +48,8 @@ def _committed(topic: str) -> pd.DataFrame:
 
 
 def test_committed_topic_a_verdicts_follow_the_confidence_intervals():
-    """Recompute each seed-number verdict from the summary CSV: consistent iff the seed's value is inside our CI."""
+    """Recompute each seed-number verdict from the summary CSV: reproduced iff the seed's value is inside our CI, else
+    differs (a missed number is never 'contradicts')."""
     from subliminal.reporting.render import row
     from subliminal.reporting.seed import A_CLAIMS
 
@@ -56,7 +57,7 @@ def test_committed_topic_a_verdicts_follow_the_confidence_intervals():
     for claim, seed, script, match in A_CLAIMS:
         s = pd.read_csv(ROOT / "plots_a" / f"{script}_summary.csv")
         r = row(s, **match)
-        expect = "consistent" if r.ci95_low <= seed <= r.ci95_high else "contradicts"
+        expect = "reproduced" if r.ci95_low <= seed <= r.ci95_high else "differs"
         assert v[f"seed: {claim} {seed:.1%}"] == expect, claim
 
 
@@ -69,4 +70,4 @@ def test_committed_topic_b_verdicts_have_one_row_per_model():
     beats = step2.groupby("model").significant.sum()
     for r in vb[vb.claim.str.startswith("entangled numbers beat random ones")].itertuples():
         n = int(beats[r.model])
-        assert r.verdict == ("consistent" if n >= 12.5 else "partly" if n > 2.5 else "contradicts")
+        assert r.verdict == ("reproduced" if n >= 12.5 else "partly" if n > 2.5 else "contradicts")

@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from subliminal.reporting.render import ci, load_a, read_b, row, table
+from subliminal.verdicts import DEFINITIONS
 
 
 def _word(v: str) -> str:
@@ -18,8 +19,9 @@ def a_claims(va: pd.DataFrame) -> str:
     s = va[va.claim.str.startswith("seed:")]
     return table([[r.claim.removeprefix("seed: "), _word(r.verdict), r.evidence, f"`{r.script}`"] for r in s.itertuples()],
                  ["seed's claim", "verdict", "evidence (ours: mean [95% CI] over models)", "script"]) + (
-        "\n\n_consistent = the seed's number lies inside our 95% CI (a shape: it holds in our means); contradicts = it "
-        "does not. Computed from the CSVs by `make report` into `plots_a/verdicts.csv`._")
+        "\n\n_reproduced = the seed's number lies inside our 95% CI (a shape: it holds in our means); differs = our CI "
+        "excludes it (by the size and in the direction given). Computed from the CSVs by `make report` into "
+        "`plots_a/verdicts.csv`; every word is defined in the README._")
 
 
 def a_verdicts(va: pd.DataFrame) -> str:
@@ -94,11 +96,17 @@ def glance(root: Path, va: pd.DataFrame, vb: pd.DataFrame) -> str:
     untestable = list(dict.fromkeys(_short(c) for c in vb[vb.verdict == "untestable here"].claim
                                     if _short(c) not in tested))
     if untestable:
-        out += ["", "**untestable here** (offline models): " + "; ".join(untestable) + "."]
+        out += ["- **untestable here** (offline models): " + "; ".join(untestable) + "."]
     return "\n".join(out)
+
+
+def verdict_words() -> str:
+    """The verdict words, each defined once (subliminal.verdicts.DEFINITIONS)."""
+    return ("Verdicts, one record per claim (and per model in Topic B) in `plots_a/verdicts.csv` and "
+            "`plots_b/verdicts.csv`, with the evidence:\n" + "\n".join(f"- **{w}**: {d}." for w, d in DEFINITIONS.items()))
 
 
 def tables(root: Path, va: pd.DataFrame, vb: pd.DataFrame) -> dict[str, str]:
     ext = vb.script.isin(EXT_SCRIPTS)
-    return {"glance": glance(root, va, vb), "a_claims": a_claims(va), "a_verdicts": a_verdicts(va),
+    return {"verdict_words": verdict_words(), "glance": glance(root, va, vb), "a_claims": a_claims(va), "a_verdicts": a_verdicts(va),
             "b_verdicts_core": b_verdicts(vb[~ext]), "b_verdicts_ext": b_verdicts(vb[ext])}

@@ -33,7 +33,7 @@ def init(plots: Path) -> tuple[str, list[dict]]:
             if sign(worst) >= 0:
                 v, text = "contradicts", "**The seed's narrative predicts a drop with σ; this run does not show one.**"
             elif len(lost):
-                v, text = "consistent", ("**Consistent with the seed's claim that the shared init is necessary**: a perturbed "
+                v, text = "reproduced", ("**Consistent with the seed's claim that the shared init is necessary**: a perturbed "
                                          "copy stops transferring.")
             else:
                 v, text = "partly", ("**The shared init matters in degrees, not all or nothing**: transfer shrinks steadily "
@@ -78,7 +78,7 @@ def _peer(means: pd.DataFrame, r) -> tuple[str, str]:
     drop = f"student − wd 0: {diff(r.vs_ref)}" if r.vs_ref is not None else ""
     lower = r.vs_ref is not None and sign(r.vs_ref) < 0
     if lower and r.transfer_sign <= 0:
-        return "consistent", f"**confirmed** ({drop}, no significant transfer left)"
+        return "reproduced", f"**confirmed** ({drop}, no significant transfer left)"
     if lower and r.transfer < means.transfer.iloc[0] / 2:
         return "partly", (f"**partly reproduced** ({drop}; {r.transfer / means.transfer.iloc[0]:.0%} of the transfer at wd 0 "
                           f"is left, {r.transfer:+.1%} over the cross-model control, still significant)")

@@ -62,8 +62,8 @@ def convergence(plots: Path) -> tuple[str, list[dict]]:
     moved, gain = ep("student_aux", "cos_h2"), gap("accuracy")
     recs, lead = [], ""
     if moved is not None and gain is not None:
-        v = "consistent" if sign(moved) > 0 and sign(gain) > 0 else "contradicts" if sign(gain) > 0 else "untestable here"
-        lead = {"consistent": "**Consistent with the seed's mechanism 1**: distillation moves the same-init student's hidden "
+        v = "reproduced" if sign(moved) > 0 and sign(gain) > 0 else "contradicts" if sign(gain) > 0 else "untestable here"
+        lead = {"reproduced": "**Consistent with the seed's mechanism 1**: distillation moves the same-init student's hidden "
                               "layer towards the teacher's while its accuracy rises above the cross-model control.",
                 "contradicts": "**Contradicts the seed's mechanism 1 as stated**: the student's accuracy rises above the "
                                "cross-model control without a measurable move of its layer-2 representation towards the teacher's.",
@@ -107,7 +107,7 @@ def probe(plots: Path) -> tuple[str, list[dict]]:
                          "applies to the reference too, whose random readout sits at chance)." if small else
                          "Distillation adds digit information to the representation on top of random features."))
         recs.append(record("A", _script("probe"), "seed mechanism 3: a random readout of digit-structured features "
-                           "(Johnson-Lindenstrauss) explains the transfer", "contradicts" if small else "consistent",
+                           "(Johnson-Lindenstrauss) explains the transfer", "contradicts" if small else "reproduced",
                            f"student − reference: layer-2 probe {diff(added, p=False)}, own readout {diff(ref_arg, p=False)}"))
     ghost = row(t, features="probe_aux", a="teacher", b="reference")
     if ghost is not None:
@@ -118,7 +118,7 @@ def probe(plots: Path) -> tuple[str, list[dict]]:
                      + ("**consistent with the seed's mechanism 2** (ghost logits carry digit information)." if ok
                         else "no evidence for the seed's mechanism 2."))
         recs.append(record("A", _script("probe"), "seed mechanism 2: the teacher's ghost logits carry digit information",
-                           "consistent" if ok else "contradicts", f"probe on ghost logits {ci(m)}; teacher − reference {diff(ghost, p=False)}"))
+                           "reproduced" if ok else "contradicts", f"probe on ghost logits {ci(m)}; teacher − reference {diff(ghost, p=False)}"))
     return "\n".join([table(rows, ["model", "n", *feats]), "", *paras(notes), "", cfg_line(meta)]), recs
 
 
@@ -138,14 +138,14 @@ def width(plots: Path, key: str, x: str, label: str, claim: str, claim_sign: int
 
     trend = f"Spearman ρ of the transfer (student − cross) against {x} over the {int(tr['n'])} settings = {rho:+.2f} (p = {p:.2g})"
     if p < 0.05:
-        v = "consistent" if rho * claim_sign > 0 else "contradicts"
-        text = f"{trend}: **{'consistent with' if v == 'consistent' else 'contradicts'} {said}**."
+        v = "reproduced" if rho * claim_sign > 0 else "contradicts"
+        text = f"{trend}: **{'consistent with' if v == 'reproduced' else 'contradicts'} {said}**."
     elif abs(rho) > 0.5 and rho * claim_sign > 0:
         v, text = "partly", f"{trend}: the rank trend **points the way of {said}, but is not significant** over {int(tr['n'])} settings."
     elif abs(rho) > 0.5:
-        v, text = "contradicts", f"{trend}: the rank trend **runs against {said}, but is not significant** over {int(tr['n'])} settings."
+        v, text = "inconclusive", f"{trend}: the rank trend **runs against {said}, but is not significant** over {int(tr['n'])} settings."
     else:
-        v, text = "contradicts", f"{trend}: **no clear monotone trend** with {label}, so no support for {said}."
+        v, text = "inconclusive", f"{trend}: **no clear monotone trend** with {label}, so no support for {said}."
     m = means.sort_values(x).reset_index(drop=True)
     k = int(m.transfer.idxmax()) if m.transfer.notna().any() else 0
     if 0 < k < len(m) - 1:

@@ -99,7 +99,7 @@ def _specificity(root: Path) -> list[dict]:
     out = []
     for model, g in s.groupby("model", sort=False):
         hits = int((g.p_own_r < ALPHA).sum())
-        verdict = "consistent" if hits == len(g) else "partly" if hits else "contradicts"
+        verdict = "reproduced" if hits == len(g) else "partly" if hits else "contradicts"
         evidence = "; ".join(_effect(r) for r in g.itertuples())
         out.append(record(TOPIC, STEP2, "ours: number → animal entanglement is animal-specific (each animal's own "
                           "logit-score predicts its own P(animal | 'You love n') better than the other animals' "
@@ -109,13 +109,13 @@ def _specificity(root: Path) -> list[dict]:
         big = int((g.effect_ci95_low >= 2).sum())
         out.append(record(TOPIC, STEP2, "seed-sized specific effect: an animal's own top-10 numbers raise P(animal) "
                           "≥ 2× over the other animals' top-10 (lower CI bound)",
-                          "consistent" if big == len(g) else "partly" if big else "contradicts",
+                          "reproduced" if big == len(g) else "partly" if big else "contradicts",
                           "; ".join(f"{r.variant}: ×{r.effect_ratio:.3f} [{r.effect_ci95_low:.3f}, "
                                     f"{r.effect_ci95_high:.3f}]" for r in g.itertuples()), model))
         if model in seen:  # the best-of-10 null itself finds animals here: the earlier reading never said "none"
             continue
         out.append(record(TOPIC, ACROSS, "this repo's earlier reading: no entanglement beyond chance (best-of-10 null)",
-                          "contradicts" if raw.p_own_r < ALPHA else "consistent",
+                          "contradicts" if raw.p_own_r < ALPHA else "reproduced",
                           f"the best-of-10 null cannot see it; over all numbers: {_effect(raw)}", model))
     return out
 
@@ -135,7 +135,7 @@ def _multiplicity(root: Path) -> list[dict]:
         if "best_of_n_max_exact" in t.index:
             e, mc = t.loc["best_of_n_max_exact"], t.loc["best_of_n_max_monte_carlo"]
             raw, bh = int(e.p_lt_alpha), int(e.bh_within_model)
-            verdict = "consistent" if bh == raw else "partly" if bh else "contradicts"
+            verdict = "reproduced" if bh == raw else "partly" if bh else "contradicts"
             tm = t.loc["top_n_mean"] if "top_n_mean" in t.index else None
             mean = ("" if tm is None else f"; mean of the top 10 vs its null: {int(tm.p_lt_alpha)} uncorrected, "
                     f"{int(tm.bh_within_model)} after BH within the model, {int(tm.bh_all_models)} over all models")
@@ -148,7 +148,7 @@ def _multiplicity(root: Path) -> list[dict]:
             exp = float(pos.expected_false_uncorrected)
             both = int(pos.p_lt_alpha) > exp and int(neg.p_lt_alpha) > exp
             out.append(record(TOPIC, ACROSS, "step 2: per-animal t-test sign counts (top vs bottom 10%) measure entanglement",
-                              "partly" if both else "consistent",
+                              "partly" if both else "reproduced",
                               f"{int(pos.p_lt_alpha)} positive and {int(neg.p_lt_alpha)} negative at p < 0.05 (about "
                               f"{exp:.2g} each expected if calibrated); after BH {int(pos.bh_within_model)} / "
                               f"{int(neg.bh_within_model)}: the p-values treat the numbers as independent", model))
@@ -161,7 +161,7 @@ def _pairs(root: Path) -> list[dict]:
     for model, g in ([] if r is None else r.groupby("model", sort=False)):
         ranks = list(g.rank_by_logit_score) + list(g.rank_by_p_animal)
         top = sum(x <= 10 for x in ranks)
-        verdict = "consistent" if top == len(ranks) else "partly" if top else "contradicts"
+        verdict = "reproduced" if top == len(ranks) else "partly" if top else "contradicts"
         ev = "; ".join(f"{x.animal}/{x.number}: rank {x.rank_by_logit_score} by logit-score, {x.rank_by_p_animal} by "
                        f"P({x.animal} | n) of {x.n_numbers}" for x in g.itertuples())
         out.append(record(TOPIC, STEP2, "seed: 087 is owl's entangled number and 747 eagle's", verdict, ev, model))

@@ -102,8 +102,8 @@ def walltimes(root: Path) -> str:
 
 
 def verdicts(root: Path) -> list[dict]:
-    """Each numeric claim of the seed (consistent = the seed's number lies inside our 95% CI over models), then
-    the shapes it claims (exp1 monotone, exp2 inverted U peaking at 2, noise beats MNIST)."""
+    """Each numeric claim of the seed (reproduced = the seed's number lies inside our 95% CI over models; differs = it
+    lies outside, by the size and in the direction the evidence gives), then the shapes it claims (exp1 monotone, exp2 inverted U peaking at 2, noise beats MNIST)."""
     out, loaded = [], {}
     for claim, seed, script, match in A_CLAIMS:
         got = loaded.setdefault(script, load_a(root, script))
@@ -119,19 +119,19 @@ def verdicts(root: Path) -> list[dict]:
             mixed = (row(b[0], condition="student_aux")["mean"] + (n - 1) * r["mean"]) / n
             ev += (f"; the reference code's randperm leaves on average one of the {n} models with its own init: mixing "
                    f"our means that way gives {mixed:.1%}")
-        out.append(record(TOPIC, f"{script}.py", f"seed: {claim} {seed:.1%}", "consistent" if inside else "contradicts", ev))
+        out.append(record(TOPIC, f"{script}.py", f"seed: {claim} {seed:.1%}", "reproduced" if inside else "differs", ev))
     e1, e2, e3 = (loaded.get(n) for n in ("topic_a_exp1", "topic_a_exp2", "topic_a_exp3"))
     if e1 is not None:
         c = e1[0][e1[0].condition == "student_aux"].sort_values("distill_epochs")
         mono = bool((c["mean"].diff().dropna() >= 0).all())
         out.append(record(TOPIC, "topic_a_exp1.py", "seed: student accuracy rises monotonically with distillation epochs",
-                          "consistent" if mono else "contradicts", "means over epochs " + ", ".join(
+                          "reproduced" if mono else "contradicts", "means over epochs " + ", ".join(
                               f"{int(e)}: {m:.1%}" for e, m in zip(c.distill_epochs, c["mean"]))))
     if e2 is not None:
         c = e2[0][e2[0].condition == "student_aux"].sort_values("teacher_epochs")
         peak = c.loc[c["mean"].idxmax()]
         u = peak["ci95_low"] > c["ci95_high"].iloc[-1] and peak.teacher_epochs not in (c.teacher_epochs.iloc[[0, -1]].tolist())
-        v = "consistent" if u and int(peak.teacher_epochs) == 2 else "partly" if u else "contradicts"
+        v = "reproduced" if u and int(peak.teacher_epochs) == 2 else "partly" if u else "contradicts"
         out.append(record(TOPIC, "topic_a_exp2.py", "seed: inverted U over teacher epochs, peaking at 2", v,
                           f"peak at teacher epoch {int(peak.teacher_epochs)} ({pct(peak['mean'], peak['ci95_low'], peak['ci95_high'])}); "
                           f"{int(c.teacher_epochs.iloc[-1])} epochs: {pct(c['mean'].iloc[-1], c['ci95_low'].iloc[-1], c['ci95_high'].iloc[-1])}"))
@@ -139,7 +139,7 @@ def verdicts(root: Path) -> list[dict]:
         u, m = row(e3[0], source="uniform", condition="student_aux"), row(e3[0], source="mnist", condition="student_aux")
         if u is not None and m is not None:
             out.append(record(TOPIC, "topic_a_exp3.py", "seed: random noise transfers far more than real MNIST images",
-                              "consistent" if u["ci95_low"] > m["ci95_high"] else "contradicts",
+                              "reproduced" if u["ci95_low"] > m["ci95_high"] else "contradicts",
                               f"uniform {ci(u)} vs MNIST {ci(m)}"))
     return out
 

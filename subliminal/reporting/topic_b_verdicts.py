@@ -2,7 +2,7 @@
 records and no sentence can go stale). Specificity, multiplicity and the 087/747 ranks are
 `subliminal.reporting.specificity`'s records.
 
-Rules (documented here once): a count over animals is "consistent" when every animal (or the seed's
+Rules (documented here once): a count over animals is "reproduced" when every animal (or the seed's
 share) shows the effect, "partly" when some do, "contradicts" when none does; p-values use 0.05.
 """
 
@@ -19,7 +19,7 @@ ALPHA = 0.05
 
 
 def _share(k: int, n: int, all_at: float = 1.0) -> str:
-    return "consistent" if n and k >= all_at * n else "partly" if k else "contradicts"
+    return "reproduced" if n and k >= all_at * n else "partly" if k else "contradicts"
 
 
 def _part1(root: Path) -> list[dict]:
@@ -60,16 +60,16 @@ def _step2(root: Path) -> list[dict]:
         n = len(g)
         gt2, gt2r = int((g.ratio_vs_no_system > 2).sum()), int((g.ratio_vs_random_mean > 2).sum())
         out.append(record(TOPIC, script, f"seed: {SEED['animals_gt_2x']}/25 animals' best number raises P(animal) > 2×",
-                          "consistent" if gt2 >= SEED["animals_gt_2x"] / 25 * n else "partly" if gt2r else "contradicts",
+                          "reproduced" if gt2 >= SEED["animals_gt_2x"] / 25 * n else "partly" if gt2r else "contradicts",
                           f"{gt2}/{n} > 2× vs no system prompt, {gt2r}/{n} > 2× vs the mean over all numbers", model))
         top = g.loc[g.ratio_vs_no_system.idxmax()]
         out.append(record(TOPIC, script, f"seed: ratios of 200×+ (owl {SEED['ratio_owl']}×, eagle {SEED['ratio_eagle']}×)",
-                          "consistent" if top.ratio_vs_no_system >= 100 else "contradicts",
+                          "reproduced" if top.ratio_vs_no_system >= 100 else "contradicts",
                           f"largest best-number ratio {top.ratio_vs_no_system:.3g}× ({top.animal}); median "
                           f"{g.ratio_vs_no_system.median():.3g}×", model))
         beats = int(g.significant.sum())
         out.append(record(TOPIC, script, "entangled numbers beat random ones: the best of the top-10 beats the best-of-10 "
-                          "random-number null (p < 0.05)", "consistent" if beats >= n / 2 else "partly" if beats > 0.1 * n
+                          "random-number null (p < 0.05)", "reproduced" if beats >= n / 2 else "partly" if beats > 0.1 * n
                           else "contradicts", f"{beats}/{n} animals beat the null (about {0.05 * n:.1f} expected by chance)", model))
     return out
 
@@ -82,7 +82,7 @@ def _part3(root: Path) -> list[dict]:
     for model, g in d.groupby("model", sort=False):
         closer = int((g.mean_cos_entangled > g.mean_cos_all).sum())
         overlap = int((g.overlap_topcos_entangled > 0).sum())
-        v = "consistent" if closer == len(g) and overlap else "partly" if closer or overlap else "contradicts"
+        v = "reproduced" if closer == len(g) and overlap else "partly" if closer or overlap else "contradicts"
         out.append(record(TOPIC, "topic_b_part3.py", f"seed: the unembedding cosine partly predicts entanglement (entangled "
                           f"{SEED['cos_entangled']} vs random {SEED['cos_random']})", v,
                           f"entangled numbers closer than average for {closer}/{len(g)} animals; top-10 cosine overlaps top-10 "
@@ -105,7 +105,7 @@ def _step3(root: Path) -> list[dict]:
                        f"no base/instruct pair offline; compared {r.model_a} vs {r.model_b} (string level only)")]
     al = d[d.animal == "ALL"]
     c = float(al.pearson_cosine_a_b.iloc[0]) if len(al) else float("nan")
-    return [record(TOPIC, "topic_b_step3_base_vs_instruct.py", claim, "consistent" if c > 0.9 else "contradicts",
+    return [record(TOPIC, "topic_b_step3_base_vs_instruct.py", claim, "reproduced" if c > 0.9 else "contradicts",
                    f"Pearson of the animal–number cosines across the two checkpoints {c:.3g}")]
 
 
@@ -130,7 +130,7 @@ def _data(root: Path) -> list[dict]:
         if ths:
             top = g[g.threshold == ths[-1]]
             left = int((top.js_p_value < ALPHA).sum())
-            v = "consistent" if not left else "partly" if left < len(differ) else "contradicts"
+            v = "reproduced" if not left else "partly" if left < len(differ) else "contradicts"
             kept = ", ".join(f"{t:g}: {g[g.threshold == t].n_kept_animal.sum() / max(g0.n_kept_animal.sum(), 1):.0%}" for t in ths)
             out.append(record(TOPIC, script, "owls README: threshold sampling removes the data signal",
                               v, f"JS p < {ALPHA} for {len(differ)}/{n} animals without the defence, {left}/{n} at threshold "
@@ -154,7 +154,7 @@ def _across(root: Path) -> list[dict]:
             r = cos.iloc[0]
             b, n = int(r.beats_null_p95), int(r.animals)
             out.append(record(TOPIC, "topic_b_across_models.py", "the unembedding cosine, as a finder, picks numbers that beat "
-                              "the best-of-10 random-number null", "consistent" if b >= n / 2 else "partly" if b > 0.1 * n
+                              "the best-of-10 random-number null", "reproduced" if b >= n / 2 else "partly" if b > 0.1 * n
                               else "contradicts", f"{b}/{n} animals beat the null; t-test top > bottom for {int(r.ttest_pos)}, "
                               f"top < bottom for {int(r.ttest_neg)}", model))
     out.append(record(TOPIC, "topic_b_across_models.py", "seed: mechanism split 60% co-occurrence / 30% softmax amplification "

@@ -3,9 +3,9 @@
 ``tables(root)``: ``b_transfer`` (the summary with CIs over seeds) and ``b_transfer_glance`` (<= 5 lines).
 ``verdicts(root)``: one record per model and animal teacher for the paper's claim that the trait
 travels through the numbers, plus the cross-model claim when the cross arm ran. The verdict comes from
-the ratio-to-neutral CI that ``subliminal.topic_b.transfer.analysis`` wrote: above 1 = consistent; below
-1 = contradicts; containing 1 = contradicts when the CI rules out ratios >= PAPER_RATIO (a smaller effect
-than the paper's open-model ones), else untestable here (too little power).
+the ratio-to-neutral CI that ``subliminal.topic_b.transfer.analysis`` wrote: above 1 = reproduced (partly when
+not specific to the animal); below 1 = contradicts (the claimed direction fails, the CI excludes it); containing
+1 = inconclusive, with the smallest ratio the CI excludes in the evidence (the words: ``subliminal.verdicts``).
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from subliminal.verdicts import record
 
 CMD = "OMP_WAIT_POLICY=PASSIVE python topic_b_transfer.py"
 SCRIPT = "topic_b_transfer.py"
-PAPER_RATIO = 2.0  # our bar for "an effect of the paper's size": a doubling of P(animal) vs the neutral arm
 
 
 MAIN = "topic_b_transfer"
@@ -465,19 +464,18 @@ def _verdict(r, meta: dict, claim: str, qual: str, same_model: str = "") -> dict
         return record("B", SCRIPT, c, "untestable here", ev + f"; provisional: {planned - 1} more neutral data "
                       "draw(s), the control for what one draw does by itself, not evaluated yet", r.model)
     if r.verdict == "transfer":
-        v = "contradicts" if cross else ("partly" if r.specific == "no" else "consistent")
+        v = "contradicts" if cross else ("partly" if r.specific == "no" else "reproduced")
     elif r.verdict == "reverse":
-        v = "consistent" if cross else "contradicts"
+        v = "reproduced" if cross else "contradicts"
     elif r.verdict == "none detected":
-        if cross:
-            v = "consistent"
-            if same_model != "transfer":
-                ev += (f"; uninformative as a contrast: the base model's own {r.animal} teacher shows no transfer "
-                       "here either")
+        if cross and same_model == "transfer":
+            v = "reproduced"
+        elif cross:
+            v = "inconclusive"
+            ev += (f"; uninformative as a contrast: the base model's own {r.animal} teacher shows no transfer "
+                   "here either")
         else:
-            v = "contradicts" if np.isfinite(r.max_ratio_excluded) and r.max_ratio_excluded < PAPER_RATIO \
-                else "untestable here"
-            ev += f" (paper-sized effect taken as × {PAPER_RATIO:g})"
+            v = "inconclusive"  # the evidence states the smallest ratio the CI excludes
     else:
         v = "untestable here"
     return record("B", SCRIPT, c, v, ev, r.model)
