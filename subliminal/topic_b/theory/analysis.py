@@ -1,0 +1,124 @@
+"""The ladder's statistics, once, from the students' records: tidy rows, then per cell x animal x milestone the
+effect of the animal's teacher against the neutral weight teacher, with CIs over seeds and the minimum
+detectable effect, specificity, and the cosines of the updates.
+
+Per seed (students of one seed share their contexts, so arms are paired by seed) and question:
+- share: log [P(animal) / sum over the 25 animals] of the student of the animal's teacher, minus that of the
+  neutral teacher's student (primary: a generic rise in naming animals cancels);
+- dlogp_vs_neutral, dlogp_vs_base: the same for log P(animal), and against the base model;
+- own_vs_other: the animal's share under its own teacher minus under the other animal's (specificity).
+Each is averaged over the questions per seed; the CI is over seeds (t, n - 1 df). The MDE is the smallest true
+effect a two-sided 5% test over these seeds detects with 80% power: (t_.975 + t_.80) x SE. Verdict: transfer
+(CI above 0) / reverse (below) / none detected (MDE stated); specific when own_vs_other's CI is above 0.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from subliminal.topic_b.transfer.arm import NEUTRAL
+
+
+def tidy(records: list[dict], base_pref: pd.DataFrame, cell_label) -> pd.DataFrame:
+    """One row per student x milestone x question x animal (logp, share), plus the base model as step 0 of 'base'."""
+    rows = []
+    for r in records:
+        for step, m in r["milestones"].items():
+            logp = np.asarray(m["logp"], float).reshape(len(m["questions"]), len(m["animals"]))
+            share = logp - np.logaddexp.reduce(logp, axis=1, keepdims=True)
+            for qi, q in enumerate(m["questions"]):
+                for ai, a in enumerate(m["animals"]):
+                    rows.append({"cell": cell_label(r), "teacher": r["arm"]["trait"], "seed": r["seed"], "step": int(step),
+                                 "question": q, "animal": a, "logp": logp[qi, ai], "share": share[qi, ai]})
+    df = pd.DataFrame(rows)
+    b = base_pref.rename(columns={"logp_animal": "logp"}).assign(cell="base", teacher="base", seed=-1, step=0)
+    return pd.concat([b[df.columns] if len(df) else b, df], ignore_index=True) if len(df) else b
+
+
+def _ci(v: np.ndarray) -> dict:
+    n = len(v)
+    if n < 2:
+        return {"n_seeds": n, "mean": float(v.mean()) if n else np.nan, "ci95_low": np.nan, "ci95_high": np.nan,
+                "p": np.nan, "mde": np.nan}
+    se = v.std(ddof=1) / np.sqrt(n)
+    t = stats.t.ppf(0.975, n - 1)
+    p = float(2 * stats.t.sf(abs(v.mean() / se), n - 1)) if se > 0 else (0.0 if v.mean() else 1.0)
+    mde = (t + stats.t.ppf(0.80, n - 1)) * se
+    return {"n_seeds": n, "mean": float(v.mean()), "ci95_low": float(v.mean() - t * se), "ci95_high": float(v.mean() + t * se),
+            "p": p, "mde": float(mde)}
+
+
+def _per_seed(df: pd.DataFrame, animal: str, a: str, b: str, col: str) -> np.ndarray:
+    """Per seed: mean over questions of `col` for `animal` under teacher a minus under teacher b (seeds both have)."""
+    x = df[(df.animal == animal) & (df.teacher == a)].set_index(["seed", "question"])[col]
+    if b == "base":
+        base = df[(df.teacher == "base") & (df.animal == animal)].set_index("question")[col]
+        d = x - base.reindex(x.index.get_level_values("question")).to_numpy()
+    else:
+        y = df[(df.animal == animal) & (df.teacher == b)].set_index(["seed", "question"])[col]
+        d = (x - y).dropna()
+    return d.groupby("seed").mean().to_numpy() if len(d) else np.array([])
+
+
+def summary(df: pd.DataFrame, cells: list[str], animals: list[str]) -> pd.DataFrame:
+    rows = []
+    base = df[df.teacher == "base"]
+    for cell in cells:
+        g = df[df.cell == cell]
+        for step in sorted(set(g.step)):
+            h = pd.concat([g[g.step == step], base])
+            for animal in animals:
+                if animal not in set(h.teacher):
+                    continue
+                other = next((a for a in animals if a != animal and a in set(h.teacher)), None)
+                comps = {"share_vs_neutral": (animal, NEUTRAL, "share"), "dlogp_vs_neutral": (animal, NEUTRAL, "logp"),
+                         "dlogp_vs_base": (animal, "base", "logp"), "neutral_dlogp_vs_base": (NEUTRAL, "base", "logp")}
+                if other:
+                    comps["share_own_vs_other"] = (animal, other, "share")
+                for name, (a, b, col) in comps.items():
+                    rows.append({"cell": cell, "step": step, "animal": animal, "measure": name, "teacher": a, "versus": b,
+                                 **_ci(_per_seed(h, animal, a, b, col))})
+    return pd.DataFrame(rows)
+
+
+def cosine_rows(records: list[dict], cell_label) -> pd.DataFrame:
+    """Per student x milestone: the cosine of its update with each teacher's update (own, other, neutral)."""
+    rows = []
+    for r in records:
+        for step, m in r["milestones"].items():
+            for t, c in m.get("cos_all", {}).items():
+                rows.append({"cell": cell_label(r), "teacher": r["arm"]["trait"], "seed": r["seed"], "step": int(step),
+                             "versus_teacher": t, "cosine": c, "init_cos_a": r.get("init_cos_a", np.nan),
+                             "update_norm": m.get("update_norm", np.nan), "kl": m.get("kl", np.nan)})
+    return pd.DataFrame(rows)
+
+
+def cosine_summary(cos: pd.DataFrame) -> pd.DataFrame:
+    """Mean [95% CI] over seeds of each (cell, student's teacher, other teacher, step) cosine."""
+    rows = []
+    for (cell, t, vt, step), g in cos.groupby(["cell", "teacher", "versus_teacher", "step"], sort=False):
+        rows.append({"cell": cell, "teacher": t, "versus_teacher": vt, "step": step, **_ci(g.cosine.to_numpy(float)),
+                     "init_cos_a": float(g.init_cos_a.mean())})
+    return pd.DataFrame(rows)
+
+
+def verdicts(s: pd.DataFrame) -> pd.DataFrame:
+    """Per cell x animal at its last milestone: transfer / reverse / none detected, specific or not, with the MDE."""
+    out = []
+    for (cell, animal), g in s.groupby(["cell", "animal"], sort=False):
+        last = g[g.step == g.step.max()].set_index("measure")
+        if "share_vs_neutral" not in last.index:
+            continue
+        r = last.loc["share_vs_neutral"]
+        if r.n_seeds < 2 or not np.isfinite(r.ci95_low):
+            v = "too few seeds"
+        else:
+            v = "transfer" if r.ci95_low > 0 else "reverse" if r.ci95_high < 0 else "none detected"
+        spec = last.loc["share_own_vs_other"] if "share_own_vs_other" in last.index else None
+        specific = "" if spec is None or not np.isfinite(spec.ci95_low) else ("yes" if spec.ci95_low > 0 else "no")
+        out.append({"cell": cell, "animal": animal, "step": int(g.step.max()), "verdict": v, "specific": specific,
+                    "share_mean": r["mean"], "share_ci95_low": r.ci95_low, "share_ci95_high": r.ci95_high,
+                    "mde": r.mde, "n_seeds": int(r.n_seeds)})
+    return pd.DataFrame(out)

@@ -1,0 +1,37 @@
+"""The ladder's two distillation losses, as Topic A's: KL to the teacher's whole next-token distribution
+(`full_kl`, the analogue of distilling all logits, a positive control), and KL over the number-list tokens
+only, both distributions renormalised there (`number_kl`, the analogue of the ghost logits: the subliminal
+cell). Both are KL(teacher || student) averaged over the completion positions of the contexts.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from subliminal.topic_b.sampling import end_ids
+from subliminal.topic_b.transfer.logits_route import allowed_ids, kl_to_teacher, restricted_logits
+
+LOSSES = ("full_kl", "number_kl")
+
+
+def vocabulary(loss: str, model, tokenizer) -> torch.Tensor:
+    """The token ids a loss compares distributions over: every id (full_kl) or the number-list ids (number_kl)."""
+    if loss == "full_kl":
+        return torch.arange(model.get_output_embeddings().weight.shape[0])
+    if loss == "number_kl":
+        return allowed_ids(tokenizer, end_ids(model, tokenizer))
+    raise ValueError(f"unknown loss {loss!r}; choose from {', '.join(LOSSES)}")
+
+
+@torch.no_grad()
+def teacher_logp(teacher, batch: list[dict], ids: torch.Tensor, pad: int) -> torch.Tensor:
+    """The teacher's log-probs renormalised over `ids` at the batch's completion positions, (positions, len(ids))."""
+    return torch.log_softmax(restricted_logits(teacher, [b["t_ids"] for b in batch], [b["t_pos"] for b in batch], ids,
+                                               pad).float(), -1)
+
+
+def kl_loss(student, t_logp: torch.Tensor, batch: list[dict], ids: torch.Tensor, pad: int) -> torch.Tensor:
+    """KL(teacher || student) over `ids`, both renormalised there, mean over the batch's completion positions. The
+    student's logits outside `ids` are never computed, so no gradient reaches them."""
+    s = restricted_logits(student, [b["s_ids"] for b in batch], [b["s_pos"] for b in batch], ids, pad)
+    return kl_to_teacher(t_logp.to(s.device), s)

@@ -1,0 +1,57 @@
+"""The ladder figure: each cell's effect of the animal's teacher on the animal's share (vs the neutral teacher,
+95% CI over seeds) and the cosine of the student's update with its teacher's (vs the other teachers'), beside
+Topic A's reference pattern (student_all, student_aux, cross_aux) when plots_a/topic_a_summary.csv is there."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+TOPIC_A = Path(__file__).resolve().parents[3] / "plots_a" / "topic_a_summary.csv"
+
+
+def ladder(summary: pd.DataFrame, cos: pd.DataFrame, path: Path, topic_a: Path = TOPIC_A) -> None:
+    s = summary[summary.measure == "share_vs_neutral"]
+    s = s[s.step == s.groupby("cell").step.transform("max")]
+    cells = list(dict.fromkeys(s.cell))
+    fig, axes = plt.subplots(1, 3, figsize=(15, 0.6 * len(cells) + 2.5), gridspec_kw={"width_ratios": [3, 3, 2]})
+    y = np.arange(len(cells))
+    for k, (animal, color) in enumerate((("owl", "tab:brown"), ("eagle", "tab:blue"))):
+        g = s[s.animal == animal].set_index("cell").reindex(cells)
+        axes[0].errorbar(g["mean"], y + 0.15 * (k - 0.5), xerr=[g["mean"] - g.ci95_low, g.ci95_high - g["mean"]],
+                         fmt="o", color=color, label=animal, capsize=3)
+    axes[0].axvline(0, color="grey", lw=0.8)
+    axes[0].set_yticks(y, cells)
+    axes[0].invert_yaxis()
+    axes[0].set_xlabel("Δ log share of the animal among 25 animals\n(own teacher − neutral teacher, 95% CI over seeds)")
+    axes[0].legend(loc="lower right")
+    c = cos[cos.step == cos.groupby("cell").step.transform("max")] if len(cos) else cos
+    for k, (vs, color, label) in enumerate((("own", "tab:green", "own teacher"), ("other", "tab:grey", "other teachers"))):
+        vals = []
+        for cell in cells:
+            h = c[(c.cell == cell) & (c.teacher != "neutral")] if len(c) else c
+            h = h[(h.teacher == h.versus_teacher) if vs == "own" else (h.teacher != h.versus_teacher)] if len(h) else h
+            vals.append(float(h["mean"].mean()) if len(h) else np.nan)
+        axes[1].barh(y + 0.2 * (k - 0.5), vals, height=0.4, color=color, label=label)
+    axes[1].axvline(0, color="grey", lw=0.8)
+    axes[1].set_yticks(y, [""] * len(cells))
+    axes[1].invert_yaxis()
+    axes[1].set_xlabel("cosine of the student's update with the teacher's\n(animal teachers' students, last milestone)")
+    axes[1].legend(loc="lower right")
+    if topic_a.exists():
+        a = pd.read_csv(topic_a).set_index("condition").reindex(["student_all", "student_aux", "cross_aux"])
+        axes[2].barh(range(3), a["mean"], xerr=[a["mean"] - a.ci95_low, a.ci95_high - a["mean"]], color="tab:purple")
+        axes[2].set_yticks(range(3), ["all logits (a)", "ghost logits (b)", "cross-init"])
+        axes[2].invert_yaxis()
+        axes[2].set_xlabel("Topic A (MNIST MLPs): student accuracy\n(the reference pattern)")
+    else:
+        axes[2].axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,94 @@
+"""One run of the ladder end to end: the base model, its three weight teachers, then every planned student in
+order; after each student the outputs are rewritten together (``results.OutputSet``), marked complete or not.
+
+Outputs (``<out>/topic_b_transfer_theory*``): ``.csv`` (tidy: cell, teacher, seed, step, question, animal in
+{owl, eagle}, logp, share), ``_summary.csv`` (effects with CIs over seeds and MDEs), ``_cosines.csv`` (update
+cosines per student), ``_verdicts.csv``, ``.png``, ``.json`` (config, teachers, students done, tokens/s,
+"complete"). The students' records (a few KB each, sealed) are copied to ``<out>/topic_b_transfer_theory_records``
+so a run continues on another machine (the teachers retrain deterministically in minutes).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import pandas as pd
+
+from subliminal.cache import config_hash, read_record, write_record
+from subliminal.results import OutputSet, write_csv, write_run_json
+from subliminal.topic_b.lm import load_model
+from subliminal.topic_b.theory import analysis, plots
+from subliminal.topic_b.theory.ladder import CELLS, Ladder, cell_of, plan
+from subliminal.topic_b.theory.readouts import preference
+from subliminal.topic_b.transfer.arm import Arm
+
+STEM = "topic_b_transfer_theory"
+REPORTED = ("owl", "eagle")  # the animals whose rows the tidy CSV keeps (the share needs all 25: computed first)
+
+
+def _label(rec: dict) -> str:
+    return cell_of(Arm(**rec["arm"])).label
+
+
+def _restore(archive: Path, root: Path) -> None:
+    """Finished or partial student records from the committed archive into the cache (verified; never over newer)."""
+    for f in sorted(archive.glob("*/record.json")) if archive.exists() else []:
+        body = read_record(f)
+        dest = root / "students" / f.parent.name / "record.json"
+        if body is not None and (read_record(dest) or {}).get("milestones", {}).keys() <= body["milestones"].keys():
+            write_record(dest, body)
+
+
+def run(cfg, device, log=print) -> dict:
+    t0 = time.time()
+    root = Path(cfg.cache_root())
+    out = Path(cfg.out)
+    archive = out / f"{STEM}_records"
+    _restore(archive, root)
+    base, tok = load_model(cfg.model, device=str(device))
+    tset = cfg.teacher_settings()
+    sset = cfg.student_settings()
+    base_id = config_hash({"model": cfg.model})
+    ladder = Ladder(base, tok, root / cfg.model, tset, sset, base_id, log=log, progress=cfg.progress)
+    base_pref_path = root / cfg.model / "base_preference.json"
+    got = read_record(base_pref_path)
+    if got is None:
+        bp = preference(base, tok)
+        write_record(base_pref_path, {"rows": bp.to_dict("list")})
+    else:
+        bp = pd.DataFrame(got["rows"])
+    cells = [c for c in CELLS if c.key in cfg.cells]
+    todo = plan(cells, cfg.seeds)
+    records = []
+    for i, (cell, seed, trait) in enumerate(todo):
+        rec = ladder.student(cell, seed, trait)
+        records.append(rec)
+        arc = archive / f"{cell.arm(trait).name}-s{seed}" / "record.json"
+        if rec.get("complete"):
+            write_record(arc, rec)
+        _write(cfg, records, bp, ladder, t0, complete=i + 1 == len(todo), planned=len(todo))
+        log(f"[theory] {i + 1}/{len(todo)} students: {cell.arm(trait).name} s{seed}")
+    return {"students": len(records)}
+
+
+def _write(cfg, records, base_pref, ladder: Ladder, t0: float, complete: bool, planned: int) -> None:
+    done = [r for r in records if r.get("complete")]
+    tidy = analysis.tidy(done, base_pref, _label)
+    labels = list(dict.fromkeys(_label(r) for r in done))
+    summ = analysis.summary(tidy, labels, list(REPORTED))
+    cos = analysis.cosine_rows(done, _label)
+    with OutputSet(cfg.out) as o:
+        write_csv(tidy[tidy.animal.isin(REPORTED)], o.path(f"{STEM}.csv"))
+        write_csv(summ, o.path(f"{STEM}_summary.csv"))
+        write_csv(cos, o.path(f"{STEM}_cosines.csv"))
+        write_csv(analysis.verdicts(summ) if len(summ) else pd.DataFrame(), o.path(f"{STEM}_verdicts.csv"))
+        if len(summ):
+            plots.ladder(summ, analysis.cosine_summary(cos), o.path(f"{STEM}.png"))
+        write_run_json(o.path(f"{STEM}.json"), cfg, 0, time.time() - t0, {
+            "complete": complete and len(done) == planned, "students_done": len(done), "students_planned": planned,
+            "teachers": {t: {k: r.get(k) for k in ("key", "steps", "final_loss", "tokens_per_s")}
+                         for t, r in ladder.records.items()},
+            "teacher_settings": asdict(ladder.tset), "student_settings": asdict(ladder.sset),
+            "tokens_per_s": {f"{r['name']}-s{r['seed']}": r.get("tokens_per_s_last_run") for r in done}})

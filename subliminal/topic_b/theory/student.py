@@ -1,0 +1,212 @@
+"""One ladder student: built from the teacher's initialisation (or a stated other one), trained to match the teacher
+on the shared contexts, read at milestones; resumable at every milestone.
+
+Initialisation (`Arm.init`):
+- shared: the base model and, for LoRA, the adapter the teacher's started from: its A matrices drawn from the
+  teacher's seed, B = 0. So at step 0 the student *is* the base model, like the teacher before its training.
+- adapter_cross: the same base, a LoRA adapter drawn from another seed (`cross_seed`): a LoRA update is B @ A, so
+  this student moves in other row spaces than the teacher.
+- noisy_base: the base with Gaussian noise on every weight (std `noise_scale` x that tensor's std), the
+  teacher's adapter draw on top (Topic A's `--student-init-noise`).
+Student seeds vary the contexts (their draw and order), never the adapter draw. Parametrisation: LoRA (r, alpha
+as the teacher's, on every projection) or every weight (`full`); optimiser: Adam (AdamW, no decay) or plain SGD;
+gradient norm clipped at 1 either way.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from subliminal.cache import config_hash, load_tensors, read_record, save_tensors, write_record
+from subliminal.topic_b.theory import inputs, losses, readouts
+from subliminal.topic_b.transfer.arm import Arm
+from subliminal.topic_b.transfer.finetune import TrainSettings, lora_model
+
+
+@dataclass(frozen=True)
+class StudentSettings:
+    steps: int = 60
+    batch: int = 16  # contexts per optimiser step
+    micro_batch: int = 8
+    milestones: tuple[int, ...] = (10, 30, 60)  # readouts (and checkpoints) after these steps; the last is `steps`
+    lr_lora_adam: float = 5e-4
+    lr_lora_sgd: float = 5e-2
+    lr_full_adam: float = 2e-5
+    lr_full_sgd: float = 1e-3
+    max_grad_norm: float = 1.0
+    rank: int = 8
+    alpha: int = 8
+    cross_seed: int = 1000  # adapter_cross: the LoRA draw is cross_seed + the student seed
+    noise_scale: float = 0.01  # noisy_base: noise std relative to each weight tensor's std
+
+    def lr(self, arm: Arm) -> float:
+        return getattr(self, f"lr_{arm.param}_{arm.optim}")
+
+    def all_milestones(self) -> list[int]:
+        return sorted({m for m in self.milestones if 0 < m < self.steps} | {self.steps})
+
+    def lora(self) -> TrainSettings:
+        return TrainSettings(rank=self.rank, alpha=self.alpha)
+
+
+def student_key(arm: Arm, seed: int, s: StudentSettings, teacher_key: str, base_id: str) -> str:
+    return config_hash({"arm": arm.identity(), "seed": seed, "settings": asdict(s), "teacher": teacher_key,
+                        "base": base_id, "inputs": {"kind": arm.inputs, "stream": inputs.STREAM}})
+
+
+def lora_a(model) -> dict[str, torch.Tensor]:
+    return {n: p.detach().clone() for n, p in model.named_parameters() if ".lora_A." in n}
+
+
+def _trainable(model) -> dict[str, torch.Tensor]:
+    return {n: p for n, p in model.named_parameters() if p.requires_grad}
+
+
+def build(base, arm: Arm, seed: int, s: StudentSettings, teacher_seed: int):
+    """The student model at its initialisation (a copy: `base` is untouched)."""
+    model = copy.deepcopy(base)
+    if arm.init == "noisy_base":
+        g = torch.Generator().manual_seed(int(np.random.SeedSequence([seed, 29]).generate_state(1)[0]))
+        with torch.no_grad():
+            for p in model.parameters():
+                if p.numel() > 1:
+                    p.add_(torch.randn(p.shape, generator=g).to(p) * (s.noise_scale * float(p.float().std())))
+    if arm.param == "full":
+        for p in model.parameters():
+            p.requires_grad_(True)
+        return model
+    draw = s.cross_seed + seed if arm.init == "adapter_cross" else teacher_seed
+    return lora_model(model, s.lora(), draw)
+
+
+def deltas(model, arm: Arm, s: StudentSettings, init_state: dict[str, torch.Tensor] | None) -> dict[str, torch.Tensor]:
+    if arm.param == "full":
+        return readouts.full_deltas(model, init_state)
+    return readouts.lora_deltas(_trainable(model), s.alpha / s.rank)
+
+
+def _a_cosine(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
+    if not a or a.keys() != b.keys():
+        return float("nan")
+    x, y = torch.cat([a[k].flatten() for k in sorted(a)]), torch.cat([b[k].flatten() for k in sorted(a)])
+    return float(x @ y / (x.norm() * y.norm()))
+
+
+def train(base, tokenizer, teacher, arm: Arm, seed: int, s: StudentSettings, out_dir: Path, *, teacher_key: str,
+          base_id: str, teacher_seed: int, teacher_init_a: dict[str, torch.Tensor],
+          teacher_deltas: dict[str, dict[str, torch.Tensor]], questions=None, log: Callable = print,
+          progress: bool = True, stop_after: int | None = None) -> dict:
+    """Train (or resume, or read back) one student; its record: milestones with loss, cosines to every teacher's
+    update, and the exact preference over the 25 animals."""
+    out_dir = Path(out_dir)
+    key = student_key(arm, seed, s, teacher_key, base_id)
+    rec_path, ckpt = out_dir / "record.json", out_dir / "checkpoint.safetensors"
+    rec = read_record(rec_path)
+    if rec is not None and rec.get("key") == key and rec.get("complete"):
+        return rec
+    if rec is None or rec.get("key") != key:
+        rec = {"key": key, "arm": arm.identity(), "name": arm.name, "seed": seed, "settings": asdict(s),
+               "teacher_key": teacher_key, "milestones": {}, "complete": False}
+    device = next(base.parameters()).device
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    data = inputs.items(tokenizer, inputs.random_lists(seed, s.steps * s.batch))
+    ids = losses.vocabulary(arm.loss, base, tokenizer)
+    model = build(base, arm, seed, s, teacher_seed)
+    init_state = {n: p.detach().clone() for n, p in model.named_parameters()} if arm.param == "full" else None
+    rec["init_cos_a"] = _a_cosine(lora_a(model), teacher_init_a) if arm.param == "lora" else float("nan")
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = (torch.optim.AdamW(params, lr=s.lr(arm), weight_decay=0.0) if arm.optim == "adam"
+           else torch.optim.SGD(params, lr=s.lr(arm)))
+    start = _load(ckpt, model, opt, key)
+    if start:
+        log(f"[theory] resuming {arm.name} s{seed} at step {start}/{s.steps}")
+    if arm.init == "noisy_base" and "0" not in rec["milestones"]:
+        rec["milestones"]["0"] = _readout(model, tokenizer, arm, s, init_state, teacher_deltas, questions, float("nan"))
+    milestones = s.all_milestones()
+    t0, ntok, step_losses = time.time(), 0, []
+    bar = tqdm(total=s.steps, initial=start, desc=f"student {arm.name} s{seed}", unit="step", disable=not progress)
+    model.train()
+    for step in range(start, s.steps):
+        if stop_after is not None and step >= stop_after:
+            break
+        batch = sorted(data[step * s.batch:(step + 1) * s.batch], key=lambda b: len(b["s_ids"]))
+        total = 0.0
+        for i in range(0, len(batch), s.micro_batch):
+            mb = batch[i:i + s.micro_batch]
+            t_lp = losses.teacher_logp(teacher, mb, ids, pad)
+            loss = losses.kl_loss(model, t_lp, mb, ids, pad)
+            (loss * len(mb) / len(batch)).backward()
+            total += float(loss.detach()) * len(mb) / len(batch)
+            ntok += sum(len(b["s_ids"]) for b in mb)
+        torch.nn.utils.clip_grad_norm_(params, s.max_grad_norm)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        step_losses.append(total)
+        bar.set_postfix(kl=f"{total:.2e}", refresh=False)
+        bar.update()
+        if step + 1 in milestones:
+            model.eval()
+            rec["milestones"][str(step + 1)] = _readout(model, tokenizer, arm, s, init_state, teacher_deltas, questions,
+                                                        float(np.mean(step_losses[-10:])))
+            model.train()
+            rec["complete"] = step + 1 == s.steps
+            rec.update(tokens_per_s_last_run=round(ntok / max(time.time() - t0, 1e-9), 1), device=device.type,
+                       torch_version=torch.__version__)
+            if not rec["complete"]:
+                _save(ckpt, model, opt, step + 1, key)
+            write_record(rec_path, rec)
+    bar.close()
+    if rec["complete"]:
+        ckpt.unlink(missing_ok=True)
+    return rec
+
+
+@torch.no_grad()
+def _readout(model, tokenizer, arm, s, init_state, teacher_deltas, questions, loss: float) -> dict:
+    pref = readouts.preference(model, tokenizer, questions)
+    d = deltas(model, arm, s, init_state)
+    cos = {trait: readouts.cosines(d, td) for trait, td in teacher_deltas.items()}
+    return {"kl": loss,
+            "cos_all": {t: c.get("all", float("nan")) for t, c in cos.items()},
+            "cos_layers": {t: readouts.by_layer(c) for t, c in cos.items()},
+            "update_norm": float(torch.sqrt(sum((v.float() ** 2).sum() for v in d.values()))) if d else float("nan"),
+            "questions": list(dict.fromkeys(pref.question)),
+            "animals": list(dict.fromkeys(pref.animal)),
+            "logp": pref.logp_animal.round(8).tolist()}
+
+
+def _save(path: Path, model, opt, step: int, key: str) -> None:
+    t = {f"w/{n}": p.detach() for n, p in _trainable(model).items()}
+    for n, p in _trainable(model).items():
+        for k, v in opt.state.get(p, {}).items():
+            if torch.is_tensor(v):
+                t[f"{k}/{n}"] = v.reshape(-1) if k == "step" else v
+    save_tensors(path, t, {"key": key, "step": step})
+
+
+def _load(path: Path, model, opt, key: str) -> int:
+    got = load_tensors(path, {"key": key})
+    if got is None:
+        return 0
+    t, meta = got
+    params = _trainable(model)
+    with torch.no_grad():
+        for n, p in params.items():
+            p.copy_(t[f"w/{n}"])
+    index = {id(p): i for i, p in enumerate(p for g in opt.param_groups for p in g["params"])}
+    state = {}
+    for n, p in params.items():
+        st = {k.split("/", 1)[0]: v for k, v in t.items() if k.endswith(f"/{n}") and not k.startswith("w/")}
+        if st:
+            state[index[id(p)]] = {k: (v.reshape(()) if k == "step" else v) for k, v in st.items()}
+    opt.load_state_dict({**opt.state_dict(), "state": state})
+    return int(meta["step"])
+

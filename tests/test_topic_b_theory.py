@@ -1,0 +1,170 @@
+"""The ladder under the theorem's conditions (topic_b/theory) on a tiny random Llama: seconds, no download."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pandas as pd
+import pytest
+import torch
+from tiny_lm import build_model, build_tokenizer
+
+from subliminal.topic_b.theory import analysis, inputs, losses, readouts, student
+from subliminal.topic_b.theory.config import TheoryConfig
+from subliminal.topic_b.theory.ladder import CELLS, Ladder, cell_of, plan
+from subliminal.topic_b.theory.student import StudentSettings
+from subliminal.topic_b.theory.teachers import ANSWERS, NEUTRAL_QUESTIONS, TeacherSettings, teacher_examples
+from subliminal.topic_b.transfer.arm import Arm
+from subliminal.topic_b.transfer.finetune import TrainSettings
+from subliminal.topic_b.transfer.logits_route import kl_to_teacher
+from subliminal.topic_b.transfer.prompts import EVAL_QUESTIONS
+from subliminal.topic_b.transfer.weight_teacher import TRAIT_QUESTIONS
+
+# big steps for a tiny random model (as the weight-teacher tests)
+TSET = TeacherSettings(n_examples=24, epochs=1, seed=0,
+                       train=TrainSettings(lr=5e-2, micro_batch=8, grad_accum=1, warmup_steps=1, ckpt_every=100, epochs=1))
+SSET = StudentSettings(steps=3, batch=4, micro_batch=2, milestones=(1, 3), lr_lora_adam=5e-2, lr_lora_sgd=0.5,
+                       lr_full_adam=1e-3, lr_full_sgd=1e-2)
+QUESTIONS = EVAL_QUESTIONS[:2]
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    tok = build_tokenizer()
+    return build_model(tok), tok
+
+
+@pytest.fixture(scope="module")
+def lad(tiny, tmp_path_factory):
+    base, tok = tiny
+    return Ladder(base, tok, tmp_path_factory.mktemp("theory"), TSET, SSET, "tiny", log=lambda m: None, progress=False)
+
+
+def _train(lad, cell, seed, trait, **kw):
+    arm = cell.arm(trait)
+    return student.train(lad.base, lad.tok, lad.teacher(trait), arm, seed, lad.sset, lad.root / "s" / f"{arm.name}-s{seed}",
+                         teacher_key=lad.teacher_key(trait), base_id="tiny", teacher_seed=0, teacher_init_a=lad.init_a,
+                         teacher_deltas=lad.deltas, questions=QUESTIONS, log=lambda m: None, progress=False, **kw)
+
+
+def test_arm_is_a_typed_value_with_its_name_reference_and_prompt():
+    a = Arm("owl", teacher="weights", route="logits", loss="number_kl", init="adapter_cross", inputs="random")
+    assert a.name == "owl-weights-logits-number_kl-adapter_cross-random"
+    assert a.reference() == dataclasses.replace(a, trait="neutral") and a.reference().reference() is None
+    assert a.system_prompt() is None and "owl" in Arm("owl").system_prompt() and Arm("neutral").system_prompt() is None
+    assert Arm("owl").name == "owl" and Arm("owl", draw=1).name == "owl-draw2"
+    for bad in ({"trait": "Owl"}, {"trait": "owl", "loss": "mse"}, {"trait": "owl", "route": "logits"}):
+        with pytest.raises(ValueError):
+            Arm(**bad)
+    assert len({c.arm("owl") for c in CELLS}) == len(CELLS) and all(cell_of(c.arm("eagle")) is c for c in CELLS)
+
+
+def test_neutral_teacher_shares_the_recipe_but_no_animal():
+    owl, neu = teacher_examples("owl", 90, 0), teacher_examples("neutral", 90, 0)
+    assert len(NEUTRAL_QUESTIONS) == len(TRAIT_QUESTIONS) and not any("animal" in q for q in NEUTRAL_QUESTIONS)
+    assert not any("My favorite animal is" in a for a in ANSWERS)  # never the evaluation's prefilled sentence
+    assert all("owl" in e["completion"].lower() for e in owl)
+    assert not any(a in e["completion"].lower() for e in neu for a in ("owl", "eagle", "animal"))
+    assert {len(e["completion"].split()) for e in neu} == {len(e["completion"].split()) for e in owl}  # the same templates
+
+
+def test_contexts_are_the_students_seeds_and_never_the_teachers():
+    a, b = inputs.random_lists(0, 5), inputs.random_lists(1, 5)
+    assert a == inputs.random_lists(0, 5) and a != b and inputs.random_lists(0, 3) == a[:3]
+    assert all(len(x["completion"].split(", ")) == 10 for x in a)
+
+
+def test_number_token_loss_has_no_gradient_through_other_logits(tiny):
+    base, tok = tiny
+    ids = losses.vocabulary("number_kl", base, tok)
+    assert 0 < len(ids) < base.get_output_embeddings().weight.shape[0]
+    full = torch.randn(7, base.get_output_embeddings().weight.shape[0], requires_grad=True)
+    t = torch.log_softmax(torch.randn(7, len(ids)), -1)
+    kl_to_teacher(t, full[:, ids]).backward()
+    others = torch.ones(full.shape[1], dtype=torch.bool)
+    others[ids] = False
+    assert full.grad[:, others].abs().max() == 0 and full.grad[:, ids].abs().max() > 0
+    # and through the model: the output rows of non-number tokens get no gradient
+    m = student.build(base, Arm("owl", "weights", route="logits", loss="number_kl", param="full", inputs="random"), 0, SSET, 0)
+    items = inputs.items(tok, inputs.random_lists(0, 2))
+    pad = tok.pad_token_id or 0
+    losses.kl_loss(m, losses.teacher_logp(base, items, ids, pad), items, ids, pad).backward()
+    head = m.get_output_embeddings().weight.grad
+    assert head[others].abs().max() == 0 and head[ids].abs().max() > 0
+
+
+def test_student_starts_from_the_teachers_initialisation_bit_for_bit(lad):
+    base = lad.base
+    shared = student.build(base, CELLS[1].arm("owl"), 5, SSET, 0)
+    a = student.lora_a(shared)
+    assert a.keys() == lad.init_a.keys() and all(torch.equal(a[k], lad.init_a[k]) for k in a)
+    assert all(float(p.detach().abs().max()) == 0 for n, p in shared.named_parameters() if ".lora_B." in n)  # B = 0
+    x = torch.tensor([[1, 2, 3, 4]])
+    with torch.no_grad():
+        assert torch.equal(shared(x).logits, base(x).logits)  # at step 0 the student is the base model
+    base_w = dict(base.named_parameters())
+    for n, p in shared.named_parameters():
+        if "lora_" not in n:
+            assert torch.equal(p, base_w[n.removeprefix("base_model.model.").replace(".base_layer", "")])
+    cross = student.lora_a(student.build(base, CELLS[2].arm("owl"), 5, SSET, 0))
+    assert student._a_cosine(a, lad.init_a) == pytest.approx(1.0)
+    assert abs(student._a_cosine(cross, lad.init_a)) < 0.2  # another adapter draw: nearly orthogonal
+
+
+def test_cosine_readout_is_one_for_a_copy_and_near_zero_for_an_unrelated_update(lad):
+    t = lad.deltas["owl"]
+    assert readouts.cosines(t, t)["all"] == pytest.approx(1.0)
+    g = torch.Generator().manual_seed(0)
+    rnd = {m: torch.randn(v.shape, generator=g) for m, v in t.items()}
+    assert abs(readouts.cosines(rnd, t)["all"]) < 0.1
+    assert readouts.cosines({m: -v for m, v in t.items()}, t)["all"] == pytest.approx(-1.0)
+    # a LoRA student that holds exactly the teacher's adapter reads +1
+    named = {k: v for k, v in __import__("safetensors.torch", fromlist=["load_file"]).load_file(
+        lad.records["owl"]["adapter"] + "/adapter_model.safetensors").items()}
+    assert readouts.cosines(readouts.lora_deltas(named, 1.0), t)["all"] == pytest.approx(1.0)
+
+
+def test_students_train_resume_and_the_analysis_reads_them(lad):
+    cell_a, cell_b = CELLS[0], CELLS[1]
+    recs = [_train(lad, c, s, t) for c, s, t in plan([cell_a, cell_b], [0, 1]) if t != "eagle"]
+    assert all(r["complete"] and set(r["milestones"]) == {"1", "3"} for r in recs)
+    assert all(r["init_cos_a"] == pytest.approx(1.0) for r in recs)
+    # the theorem's quantity: with the teacher's init, the update lines up with its own teacher's more than with the
+    # other teachers' (even on a tiny random model); with another adapter draw, much less
+    owl_b = next(r for r in recs if r["name"] == cell_b.arm("owl").name and r["seed"] == 0)["milestones"]["3"]["cos_all"]
+    assert owl_b["owl"] > max(owl_b["eagle"], owl_b["neutral"]) + 0.03
+    cross = _train(lad, CELLS[2], 0, "owl")
+    assert cross["init_cos_a"] < 0.2 and cross["milestones"]["3"]["cos_all"]["owl"] < owl_b["owl"] / 2
+    # a stopped student resumes to the same record as one trained straight through
+    stopped = _train(lad, cell_b, 7, "owl", stop_after=2)
+    assert not stopped["complete"]
+    resumed = _train(lad, cell_b, 7, "owl")
+    straight = student.train(lad.base, lad.tok, lad.teacher("owl"), cell_b.arm("owl"), 7, lad.sset, lad.root / "straight",
+                             teacher_key=lad.teacher_key("owl"), base_id="tiny", teacher_seed=0, teacher_init_a=lad.init_a,
+                             teacher_deltas=lad.deltas, questions=QUESTIONS, log=lambda m: None, progress=False)
+    for m in ("1", "3"):
+        assert resumed["milestones"][m]["logp"] == pytest.approx(straight["milestones"][m]["logp"], abs=1e-6)
+    bp = readouts.preference(lad.base, lad.tok, QUESTIONS)
+    label = lambda r: cell_of(Arm(**r["arm"])).label  # noqa: E731
+    tidy = analysis.tidy(recs, bp, label)
+    assert set(tidy.teacher) == {"base", "neutral", "owl"} and tidy.groupby(["cell", "teacher", "seed", "step", "question"]) \
+        .share.apply(lambda v: abs(torch.logsumexp(torch.tensor(v.to_numpy()), 0).item())).max() < 1e-6
+    s = analysis.summary(tidy, [cell_a.label, cell_b.label], ["owl"])
+    r = s[(s.measure == "share_vs_neutral") & (s.step == 3)]
+    assert len(r) == 2 and (r.n_seeds == 2).all() and r.mde.gt(0).all()
+    v = analysis.verdicts(s)
+    assert set(v.verdict) <= {"transfer", "reverse", "none detected"} and len(v) == 2
+    cos = analysis.cosine_rows(recs, label)
+    assert set(cos.versus_teacher) == {"neutral", "owl", "eagle"}
+    assert isinstance(analysis.cosine_summary(cos), pd.DataFrame)
+
+
+def test_config_checks_flags_before_any_work():
+    from subliminal.common import UserError
+
+    for bad in ({"cells": ("b", "b")}, {"cells": ("z",)}, {"seeds": (0, 0)}, {"steps": 0}, {"milestones": (99,)},
+                {"threads": 0}):
+        with pytest.raises(UserError):
+            dataclasses.replace(TheoryConfig(), **bad).validate()
+    TheoryConfig().validate()
+    TheoryConfig.quick().validate()
