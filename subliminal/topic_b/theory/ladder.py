@@ -3,8 +3,9 @@
 A cell is everything of an `Arm` but its trait (loss, parametrisation, optimiser, initialisation, inputs); each
 cell runs the owl, eagle and neutral teachers (or owl and neutral only, where `CELLS` says so), every seed. The
 order puts the positive control (a: full KL) and the subliminal cell (b: number-token KL, LoRA, Adam) first, then
-adapter cross-init, full fine-tuning, SGD and the noisy-base control. Within a cell, seed 0's students of every
-teacher come before seed 1's, so a stopped run leaves whole comparisons.
+adapter cross-init, full fine-tuning, SGD and the noisy-base control. Within each of the two groups (a and b; the
+rest), the cells take turns seed by seed, and a seed's students of every teacher come together, so a stopped run
+leaves whole comparisons in every cell it reached.
 """
 
 from __future__ import annotations
@@ -60,8 +61,13 @@ def cell_of(arm: Arm) -> Cell:
     raise KeyError(arm.name)
 
 
+FIRST = ("a", "b")  # the positive control and the subliminal cell finish first
+
+
 def plan(cells, seeds) -> list[tuple[Cell, int, str]]:
-    return [(c, s, t) for c in cells for s in seeds for t in c.traits()]
+    """(cell, seed, trait) in run order: cells a and b seed by seed, then the others seed by seed."""
+    groups = [[c for c in cells if c.key in FIRST], [c for c in cells if c.key not in FIRST]]
+    return [(c, s, t) for g in groups for s in seeds for c in g for t in c.traits()]
 
 
 def adapter_deltas(adapter_dir: Path, scaling: float) -> dict[str, torch.Tensor]:
