@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import errno
 import random
+import re
 import sys
 import typing
 from collections.abc import Callable, Sequence
@@ -30,16 +31,21 @@ def seed_everything(seed: int) -> torch.Generator:
 
 
 def get_device(name: str = "auto") -> torch.device:
-    """'auto' → cuda when available else cpu; 'cpu'; 'cuda' (error if absent)."""
+    """'auto' → cuda when available else cpu; 'cpu'; 'cuda' or 'cuda:N' (an error unless that GPU exists).
+    Anything else ('cudafoo', 'cuda:x', 'tpu') is a one-line UserError."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cpu":
         return torch.device("cpu")
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise UserError(f"--device {name} was asked for but no CUDA GPU is available; use --device cpu or auto")
-        return torch.device(name)
-    raise UserError(f"unknown device {name!r}; use auto, cpu or cuda")
+    m = re.fullmatch(r"cuda(?::(\d+))?", name)
+    if m is None:
+        raise UserError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N")
+    if not torch.cuda.is_available():
+        raise UserError(f"--device {name} was asked for but no CUDA GPU is available; use --device cpu or auto")
+    n = torch.cuda.device_count()
+    if m.group(1) is not None and int(m.group(1)) >= n:
+        raise UserError(f"--device {name}: this machine has {n} CUDA GPU(s), cuda:0 to cuda:{n - 1}; pick one of them")
+    return torch.device(name)
 
 
 def fast_bf16(device: torch.device) -> bool:

@@ -174,3 +174,110 @@ def test_part2_search_and_redraw_replace_figures_together(model_dir, tmp_path):
     assert redraw_all(out) == [png]
     assert png.read_bytes()[:4] == b"\x89PNG"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+# ---- the transfer experiment (topic_b_transfer.py): flags, caches, temporary folders
+
+def _transfer_exit2(capsys, argv):
+    from subliminal.topic_b.transfer.config import TransferConfig
+
+    def must_not_run(_cfg):
+        raise AssertionError("main ran although the arguments are bad")
+
+    with pytest.raises(SystemExit) as e:
+        cli_main(must_not_run, TransferConfig, argv)
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.count("\n") == 1 and err.startswith("error: "), err
+    return err
+
+
+@pytest.mark.parametrize("argv,says", [
+    (["--seeds", "0", "0"], "--seeds lists a seed twice"),
+    (["--seeds", "0", "1", "0"], "--seeds lists a seed twice"),
+    (["--animals", "owl", "eagle", "owl"], "--animals lists an animal twice"),
+    (["--seed", "99999999999999999999999"], "--seed must be between 0 and 4294967295"),
+    (["--seed", "-1"], "--seed must be between"),
+    (["--seeds", "0", "4294967296"], "--seeds must be between"),
+    (["--threads", "0"], "--threads must be between 1"),
+    (["--batch-size", "0"], "--batch-size must be between 1"),
+    (["--eval-samples", "0"], "--eval-samples must be between 1"),
+    (["--n-samples", "100000000000"], "--n-samples must be between"),
+    (["--batch-size", "99999"], "memory"),  # ~1 TiB of logits for one batch
+    (["--device", "cudafoo"], "unknown device"),
+    (["--device", "cuda:x"], "unknown device"),
+    (["--cross-model", "nosuch"], "--cross-model: unknown model"),
+    (["--model", "missing.gguf"], "does not exist"),
+])
+def test_transfer_refuses_bad_flags_before_any_work(capsys, argv, says):
+    assert says in _transfer_exit2(capsys, argv)
+
+
+def test_part2_seed_has_a_range(capsys):
+    assert "--seed must be between 0 and 4294967295" in _exit2(capsys, topic_b_part2, ["--seed", "99999999999999999999999"])
+
+
+def test_an_unreachable_hub_id_fails_in_one_line_within_seconds(tmp_path, monkeypatch, capsys):
+    import time
+
+    import subliminal.topic_b.lm as lm
+
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # an empty local Hugging Face cache
+    monkeypatch.setattr(lm, "_hub_reachable", lambda timeout=3.0: False)
+    assert "--cross-model nosuch/model: not in the local Hugging Face cache" in \
+        _transfer_exit2(capsys, ["--cross-model", "nosuch/model"])
+    t0 = time.time()
+    with pytest.raises(UserError, match="cannot be loaded offline"):
+        lm.load_model("nosuch/model")
+    assert time.time() - t0 < 10  # no half minute of "Retrying..."
+
+
+@pytest.fixture
+def tiny_transfer(tmp_path, monkeypatch):
+    """cfg for a whole transfer run on a tiny random Llama in seconds (1 owl seed, 6 samples, 1 question)."""
+    import copy
+
+    import subliminal.topic_b.lm as lm
+    import subliminal.topic_b.transfer.evaluate as ev
+    from subliminal.topic_b.transfer.config import TransferConfig
+    from subliminal.topic_b.transfer.prompts import EVAL_QUESTIONS
+
+    tok = build_tokenizer("split")
+    base = build_model(tok)
+    monkeypatch.setattr(lm, "load_model", lambda spec, device="cpu": (copy.deepcopy(base), tok))
+    monkeypatch.setattr(ev, "EVAL_QUESTIONS", EVAL_QUESTIONS[:1])
+    return TransferConfig(model="tiny", animals=("owl",), seeds=(0,), n_samples=6, epochs=1, batch_size=6,
+                          eval_samples=1, neutral_draws=1, out=str(tmp_path / "o"), cache=str(tmp_path / "c"))
+
+
+def test_a_tampered_eval_cache_is_recomputed_and_never_archived(tiny_transfer, tmp_path):
+    """One edited number in an evaluation cache once turned a verdict around and was copied into the
+    checksummed archive: now it is recomputed (one line) and the archive keeps the true table."""
+    import torch
+
+    from subliminal.topic_b.transfer.run import run
+
+    run(tiny_transfer, torch.device("cpu"), log=lambda m: None)
+    out, arc = tmp_path / "o", tmp_path / "o" / "topic_b_transfer_cache"
+    before = {f: (out / f).read_bytes() for f in ("topic_b_transfer.csv", "topic_b_transfer_summary.csv")}
+    manifest = (arc / "MANIFEST.json").read_bytes()
+    rows = pd.read_csv(out / "topic_b_transfer.csv")
+    owl = rows[(rows.arm == "owl") & (rows.animal == "owl")].p_animal.iloc[0]
+    edited = []
+    for f in sorted((tmp_path / "c" / "eval").glob("*.csv")):
+        text = f.read_text()
+        if f"{owl:.6g}" in text and not edited:
+            f.write_text(text.replace(f"{owl:.6g}", "0.9", 1))
+            edited.append(f)
+    assert edited
+    logs = []
+    run(tiny_transfer, torch.device("cpu"), log=logs.append)
+    assert {f: (out / f).read_bytes() for f in before} == before  # the verdict is the true one
+    assert sum("[cache]" in m and edited[0].name in m for m in logs) == 1, logs
+    assert (arc / "MANIFEST.json").read_bytes() == manifest
+    assert "0.9," not in (arc / "eval" / edited[0].name).read_text()
+
+
+def test_duplicated_seeds_never_reach_a_run(capsys):
+    """`--seeds 0 0` once evaluated every student twice on a rerun and quadrupled the paired test's n."""
+    err = _transfer_exit2(capsys, ["--quick", "--seeds", "0", "0"])
+    assert "twice" in err

@@ -139,3 +139,20 @@ def test_a_kill_between_a_file_and_its_seal_leaves_it_unverified(tmp_path, monke
         sealed.write_sealed(p, b"a\n2\n")
     assert p.read_bytes() == b"a\n2\n" and sealed.read_sealed(p, log=lambda m: None) is None
     assert Path(str(p) + sealed.SUFFIX).exists() is False
+
+
+def test_an_unwritable_cache_is_refused_before_any_work(tmp_path, monkeypatch):
+    import subliminal.topic_b.lm as lm
+    from subliminal.common import UserError
+    from subliminal.topic_b.transfer.config import TransferConfig
+    from subliminal.topic_b.transfer.run import run
+
+    def must_not_load(*a, **k):
+        raise AssertionError("the model was loaded although the cache cannot be written")
+
+    monkeypatch.setattr(lm, "load_model", must_not_load)
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    cfg = TransferConfig(model="tiny", out=str(tmp_path / "o"), cache=str(blocker / "cache"), archive="")
+    with pytest.raises(UserError, match="cache folder .* is not writable"):
+        run(cfg, torch.device("cpu"), log=lambda m: None)

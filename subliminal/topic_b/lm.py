@@ -24,6 +24,7 @@ import shutil
 import struct
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -58,6 +59,64 @@ def _hub_reachable(timeout: float = 3.0) -> bool:
         return True
     except OSError:
         return False
+
+
+@contextmanager
+def _hub_offline(on: bool = True):
+    """huggingface_hub's offline mode for the duration: `local_files_only` alone still sends HEAD requests (an
+    adapter_config.json probe) and retries them for half a minute when there is no network."""
+    from huggingface_hub import constants
+
+    old = constants.HF_HUB_OFFLINE
+    constants.HF_HUB_OFFLINE = old or on
+    try:
+        yield
+    finally:
+        constants.HF_HUB_OFFLINE = old
+
+
+def _is_hub_id(spec: str) -> bool:
+    return spec.count("/") == 1 and not Path(spec).expanduser().exists() and not spec.endswith(".gguf")
+
+
+def _hub_cached(spec: str) -> bool:
+    """Whether the local Hugging Face cache holds `spec`'s config (no network)."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        return isinstance(try_to_load_from_cache(spec, "config.json"), str)
+    except (ImportError, ValueError, OSError):
+        return False
+
+
+def check_spec(spec: str, flag: str = "--model") -> None:
+    """The one-line UserError `load_model(spec)` would end in, raised before anything is loaded: an asset
+    name, an existing .gguf file, a saved-model folder, or a Hugging Face id that is cached locally or whose
+    hub answers within seconds."""
+    if not spec.strip():
+        raise UserError(f"{flag} is empty; give an asset name ({', '.join(offline_specs())}), a .gguf file, "
+                        "a model folder or a Hugging Face id")
+    if spec in ASSETS:
+        if ASSETS[spec].kind != "gguf":
+            raise UserError(f"{flag} {spec!r} is a dataset, not a language model; offline models: "
+                            f"{', '.join(offline_specs())}")
+        return
+    path = Path(spec).expanduser()
+    if spec.endswith(".gguf"):
+        if not path.is_file():
+            raise UserError(f"{flag}: GGUF file {spec} does not exist")
+        return
+    if path.is_dir():
+        if not (path / "config.json").exists():
+            raise UserError(f"{flag}: directory {spec} has no config.json; not a saved model")
+        return
+    if _is_hub_id(spec):
+        if not _hub_cached(spec) and not _hub_reachable():
+            raise UserError(f"{flag} {spec}: not in the local Hugging Face cache and the hub is unreachable; "
+                            f"offline models: {', '.join(offline_specs())}")
+        return
+    raise UserError(f"{flag}: unknown model {spec!r}: give an asset name ({', '.join(offline_specs())}), "
+                    "a .gguf file, a model directory or a Hugging Face id")
 
 
 def offline_specs() -> list[str]:
@@ -180,13 +239,14 @@ def load_model(spec: str = DEFAULT_MODEL, device: str = "cpu"):
         if not (path / "config.json").exists():
             raise UserError(f"directory {spec} has no config.json; not a saved model")
         return _load_dir(path, spec, device)
-    if spec.count("/") == 1 and not path.exists():
+    if _is_hub_id(spec):
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         def hf(local_only: bool):
             kw = {"trust_remote_code": False, "local_files_only": local_only}
-            return (AutoModelForCausalLM.from_pretrained(spec, dtype=torch.float32, **kw),
-                    AutoTokenizer.from_pretrained(spec, **kw))
+            with _hub_offline(local_only):
+                return (AutoModelForCausalLM.from_pretrained(spec, dtype=torch.float32, **kw),
+                        AutoTokenizer.from_pretrained(spec, **kw))
 
         try:  # the local Hugging Face cache first: no network, no retries
             model, tok = hf(True)

@@ -93,6 +93,7 @@ class AnimalSweepConfig(LMConfig):
         check_animals(self.animals)
         check_range(self.top_k, 1, n_numbers, "--top-k")
         check_range(self.n_random, 0, n_numbers, "--n-random")
+        check_range(self.seed, 0, 2**32 - 1, "--seed")  # numpy's seed range
 
 
 def load(cfg, animals=()):

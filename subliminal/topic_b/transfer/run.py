@@ -282,6 +282,7 @@ def run(cfg: TransferConfig, device, log=print) -> dict:
     from subliminal.topic_b.lm import load_model
 
     t0 = time.time()
+    sealed.check_writable(_root(cfg))
     if cfg.archive_dir:
         log(f"[archive] {archive.restore(cfg.archive_dir, _root(cfg), log)} files restored from {cfg.archive_dir}")
     base, tok = load_model(cfg.model, device=str(device))

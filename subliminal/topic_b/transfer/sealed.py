@@ -16,9 +16,24 @@ from pathlib import Path
 
 from subliminal.assets import sha256_file
 from subliminal.cache import read_record, write_record
+from subliminal.common import UserError
 from subliminal.results import atomic_write_bytes
 
 SUFFIX = ".sha256"
+
+
+def check_writable(root: Path) -> None:
+    """A one-line UserError before any work when the cache folder cannot be created or written (read-only,
+    no permission), instead of a failed write after hours of sampling or training."""
+    import tempfile
+
+    try:
+        Path(root).mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=root, prefix=".write-test-", suffix=".tmp"):
+            pass
+    except OSError as e:
+        raise UserError(f"cache folder {root} is not writable ({e.strerror or e}); give --cache (or "
+                        "$SUBLIMINAL_CACHE) a folder you can write") from None
 
 
 def seal_path(path: Path) -> Path:
