@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import errno
+import os
 import random
 import re
 import sys
@@ -46,6 +47,20 @@ def get_device(name: str = "auto") -> torch.device:
     if m.group(1) is not None and int(m.group(1)) >= n:
         raise UserError(f"--device {name}: this machine has {n} CUDA GPU(s), cuda:0 to cuda:{n - 1}; pick one of them")
     return torch.device(name)
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process `pid` exists (on this machine): how a temporary folder named after its writer's PID
+    tells a run still going from one that was killed."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except PermissionError:
+        return True  # another user's process
+    except (OSError, OverflowError, ValueError):
+        return False
+    return True
 
 
 def fast_bf16(device: torch.device) -> bool:

@@ -3,6 +3,7 @@ numbers as written; a run's files are replaced together. Tiny random Llama, no d
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -281,3 +282,80 @@ def test_duplicated_seeds_never_reach_a_run(capsys):
     """`--seeds 0 0` once evaluated every student twice on a rerun and quadrupled the paired test's n."""
     err = _transfer_exit2(capsys, ["--quick", "--seeds", "0", "0"])
     assert "twice" in err
+
+
+def _tiny_dequant(monkeypatch, lm, fail_tokenizer_save=None):
+    tok = build_tokenizer("split")
+    model = build_model(tok)
+    if fail_tokenizer_save is not None:
+        def boom(*a, **k):
+            raise fail_tokenizer_save
+        monkeypatch.setattr(tok, "save_pretrained", boom)
+    monkeypatch.setattr(lm, "_dequantise", lambda gguf: (model, tok))
+
+
+def test_a_stopped_dequantisation_leaves_no_folder_and_a_killed_ones_are_cleaned(scratch_cache, tmp_path, monkeypatch):
+    import subliminal.topic_b.lm as lm
+
+    sha, dq = "ab" * 32, scratch_cache / "dequant"
+    _tiny_dequant(monkeypatch, lm, KeyboardInterrupt())  # Ctrl-C after the weights were written
+    with pytest.raises(KeyboardInterrupt):
+        lm._load_gguf(tmp_path / "m.gguf", "m", "cpu", sha=sha)
+    assert list(dq.iterdir()) == []
+    # kill -9 leaves its folder (this layout and the one before it); the next start removes it
+    for stale in (dq / f".{sha}.999999999.tmp", dq / f"{sha}.tmp999999999"):
+        stale.mkdir()
+        (stale / "model.safetensors").write_bytes(b"\0" * 1000)
+    alive = dq / f".{sha}.{os.getppid()}.tmp"  # a rebuild still running (its process alive) is left alone
+    alive.mkdir()
+    _tiny_dequant(monkeypatch, lm)
+    model, tok = lm._load_gguf(tmp_path / "m.gguf", "m", "cpu", sha=sha)
+    assert sorted(p.name for p in dq.iterdir()) == sorted([sha, alive.name])
+    assert lm._cache_problem(dq / sha, sha) is None and model.name_or_spec == "m"
+
+
+def test_a_full_disk_during_dequantisation_is_one_line_naming_the_folder(scratch_cache, tmp_path, monkeypatch):
+    import collections
+
+    import subliminal.topic_b.lm as lm
+
+    _tiny_dequant(monkeypatch, lm)
+    usage, real = collections.namedtuple("usage", "total used free"), lm.shutil.disk_usage
+    monkeypatch.setattr(lm.shutil, "disk_usage", lambda p: usage(10**9, 10**9 - 10**5, 10**5))
+    with pytest.raises(UserError) as e:
+        lm._load_gguf(tmp_path / "m.gguf", "m", "cpu", sha="cd" * 32)
+    msg = str(e.value)
+    assert "\n" not in msg and str(scratch_cache / "dequant") in msg and "MiB" in msg and "free" in msg
+    assert list((scratch_cache / "dequant").iterdir()) == []
+    monkeypatch.setattr(lm.shutil, "disk_usage", real)  # the space is there, but the write fails (another writer)
+    _tiny_dequant(monkeypatch, lm, OSError(28, "No space left on device"))
+    with pytest.raises(UserError, match="No space left on device") as e:
+        lm._load_gguf(tmp_path / "m.gguf", "m", "cpu", sha="cd" * 32)
+    assert str(scratch_cache / "dequant") in str(e.value) and list((scratch_cache / "dequant").iterdir()) == []
+
+
+def test_a_killed_runs_staging_folder_is_ignored_by_git_and_removed_at_the_next_start(tmp_path):
+    import time
+
+    from subliminal.results import OutputSet, write_csv
+
+    out = tmp_path / "out"
+    with OutputSet(out) as o:
+        staging = o.staging
+        write_csv(pd.DataFrame({"a": [1]}), o.path("a.csv"))
+        assert staging.parent == tmp_path and staging.name.endswith(".tmp")
+        ignored = subprocess.run(["git", "check-ignore", "-q", f"plots_b/{staging.name}/a.csv"], cwd=ROOT)
+        assert ignored.returncode == 0  # a kill here leaves nothing `git status` shows
+    # what kill -9 leaves: a staging folder of a dead process, and one from before they carried a PID
+    dead = tmp_path / ".out.staging-999999999-abcd1234.tmp"
+    old = tmp_path / ".out.staging-k2j3h4g5"
+    alive = tmp_path / f".out.staging-{os.getppid()}-zzzz1234.tmp"  # another run, still going
+    other = tmp_path / ".other.staging-999999999-abcd1234.tmp"  # another output folder's
+    for d in (dead, old, alive, other):
+        (d / "x.csv").parent.mkdir(parents=True)
+        (d / "x.csv").write_text("half")
+    os.utime(old, (time.time() - 7200, time.time() - 7200))
+    with OutputSet(out) as o:
+        write_csv(pd.DataFrame({"a": [2]}), o.path("a.csv"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["out", alive.name, other.name])
+    assert (out / "a.csv").read_text() == "a\n2\n"

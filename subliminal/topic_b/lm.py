@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import struct
 import sys
@@ -30,7 +31,7 @@ from pathlib import Path
 import torch
 
 from subliminal.assets import ASSETS, cache_dir, fetch, sha256_file
-from subliminal.common import UserError
+from subliminal.common import UserError, pid_alive
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
 
@@ -196,9 +197,43 @@ def _dequantise(gguf: Path):
     return model, tok
 
 
+def _why(e: BaseException) -> str:
+    text = getattr(e, "strerror", None) or (str(e).strip().splitlines() or [type(e).__name__])[0]
+    return text[:160]
+
+
+_TMP = (re.compile(r"\.[0-9a-f]{64}\.(\d+)\.tmp"), re.compile(r"[0-9a-f]{64}\.tmp(\d+)"))  # now, and before
+
+
+def clean_stale(folder: Path) -> list[Path]:
+    """Remove the temporary folders of dequantised rebuilds whose process is gone (a kill -9, a power cut);
+    returns them. A rebuild still running (its PID alive) is left alone."""
+    gone = []
+    for p in Path(folder).glob("*tmp*") if Path(folder).is_dir() else []:
+        m = next((r.fullmatch(p.name) for r in _TMP if r.fullmatch(p.name)), None)
+        if m is not None and p.is_dir() and not pid_alive(int(m.group(1))):
+            shutil.rmtree(p, ignore_errors=True)
+            gone.append(p)
+    return gone
+
+
+def _check_space(folder: Path, model) -> None:
+    """One line before writing when `folder`'s disk cannot take the fp32 weights (plus tokenizer files)."""
+    need = sum(t.numel() * t.element_size() for t in model.state_dict().values()) + 64 * 2**20
+    free = shutil.disk_usage(folder).free
+    if free < need:
+        raise UserError(f"not enough disk space to cache the dequantised model in {folder}: it needs about "
+                        f"{need / 2**20:.0f} MiB and {free / 2**20:.0f} MiB is free; free some space or set "
+                        "SUBLIMINAL_CACHE to another disk")
+
+
 def _load_gguf(gguf: Path, name: str, device: str, sha: str | None = None):
+    from safetensors import SafetensorError
+
     sha = sha or sha256_file(gguf)
     out = cache_dir() / "dequant" / sha
+    for p in clean_stale(out.parent):
+        print(f"[lm] removed {p}, left by a dequantisation that was stopped", file=sys.stderr)
     problem = _cache_problem(out, sha)
     if problem is None:
         return _load_dir(out, name, device)
@@ -206,15 +241,24 @@ def _load_gguf(gguf: Path, name: str, device: str, sha: str | None = None):
         print(f"[lm] dequantised cache {out} is not used ({problem}); rebuilding it from {gguf.name}", file=sys.stderr)
     t0 = time.time()
     model, tok = _finish(*_dequantise(gguf), name, device)  # the saved folder gets the chat template too
-    tmp = out.with_name(out.name + f".tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    tok.save_pretrained(tmp)
-    info = {"gguf_sha256": sha, "gguf": str(gguf), "files": _dir_hashes(tmp),
-            "dequantise_seconds": round(time.time() - t0, 1)}
-    (tmp / "source.json").write_text(json.dumps(info, indent=1))
-    shutil.rmtree(out, ignore_errors=True)
-    os.replace(tmp, out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    _check_space(out.parent, model)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")  # hidden, and covered by .gitignore's .*.tmp
+    try:
+        shutil.rmtree(tmp, ignore_errors=True)
+        model.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        info = {"gguf_sha256": sha, "gguf": str(gguf), "files": _dir_hashes(tmp),
+                "dequantise_seconds": round(time.time() - t0, 1)}
+        (tmp / "source.json").write_text(json.dumps(info, indent=1))
+        shutil.rmtree(out, ignore_errors=True)
+        os.replace(tmp, out)
+    except BaseException as e:  # Ctrl-C, a full disk, anything: no half-written folder stays behind
+        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(e, (OSError, SafetensorError)):
+            raise UserError(f"cannot write the dequantised model into {out.parent} ({_why(e)}); free some space "
+                            "there or set SUBLIMINAL_CACHE to another disk") from None
+        raise
     # Reload from the saved folder rather than returning the freshly dequantised model: its tensors sit at
     # other memory alignments, which changes float rounding in the 6th-7th significant digit, so a first run
     # (empty cache) and every later run would disagree. One load path, the same numbers on every run.
