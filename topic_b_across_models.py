@@ -26,6 +26,10 @@ specificity and multiplicity CSVs and topic_b_specificity__all.json).
 
 from __future__ import annotations
 
+from subliminal.interrupt import quiet_ctrl_c
+
+quiet_ctrl_c(__name__)  # Ctrl-C during the imports below: the one-line message, not a traceback
+
 import time
 from dataclasses import dataclass, field
 from pathlib import Path

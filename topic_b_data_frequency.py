@@ -27,6 +27,10 @@ Writes plots_b/topic_b_data_frequency.csv (model x animal x threshold), topic_b_
 
 from __future__ import annotations
 
+from subliminal.interrupt import quiet_ctrl_c
+
+quiet_ctrl_c(__name__)  # Ctrl-C during the imports below: the one-line message, not a traceback
+
 import time
 from dataclasses import dataclass, field
 from pathlib import Path

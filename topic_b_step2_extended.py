@@ -24,6 +24,10 @@ topic_b_specificity_numbers.csv (ranks of 087 for owl and 747 for eagle), a PNG 
 
 from __future__ import annotations
 
+from subliminal.interrupt import quiet_ctrl_c
+
+quiet_ctrl_c(__name__)  # Ctrl-C during the imports below: the one-line message, not a traceback
+
 import time
 from dataclasses import dataclass, field
 

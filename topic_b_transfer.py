@@ -22,6 +22,10 @@ $SUBLIMINAL_CACHE/transfer; rerun the same command to continue.
 
 from __future__ import annotations
 
+from subliminal.interrupt import quiet_ctrl_c
+
+quiet_ctrl_c(__name__)  # Ctrl-C during the imports below: the one-line message, not a traceback
+
 import torch
 
 from subliminal.common import cli_main, get_device, seed_everything

@@ -149,6 +149,9 @@ def cli_main(main_fn: Callable[[T], Any], config_cls: type[T], argv: Sequence[st
     """Parse the config, run `main_fn(cfg)`, and turn a UserError (bad flag, bad or missing data, an
     unreadable model file) or an OSError (disk full, read-only, permission) into one line on stderr
     and exit 2."""
+    from subliminal.interrupt import MESSAGE, restore_ctrl_c
+
+    restore_ctrl_c()  # a script's import-time Ctrl-C handler (interrupt.quiet_ctrl_c) hands over to the one below
     doc = sys.modules.get(getattr(main_fn, "__module__", ""), None)
     description = (doc.__doc__ or "").strip() if doc is not None and doc.__doc__ else None
     try:
@@ -161,6 +164,6 @@ def cli_main(main_fn: Callable[[T], Any], config_cls: type[T], argv: Sequence[st
         print(f"error: {os_error_message(e)}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
-        print("interrupted: finished parts are saved; rerun the same command to continue", file=sys.stderr)
+        print(MESSAGE, file=sys.stderr)
         sys.exit(130)
 

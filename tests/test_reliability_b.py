@@ -359,3 +359,18 @@ def test_a_killed_runs_staging_folder_is_ignored_by_git_and_removed_at_the_next_
         write_csv(pd.DataFrame({"a": [2]}), o.path("a.csv"))
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["out", alive.name, other.name])
     assert (out / "a.csv").read_text() == "a\n2\n"
+
+
+@pytest.mark.parametrize("script", ["topic_b_transfer.py", "topic_b_part2.py"])
+def test_ctrl_c_during_the_imports_is_the_one_line_message(tmp_path, script):
+    import signal
+    import time
+
+    env = {**os.environ, "SUBLIMINAL_CACHE": str(tmp_path / "cache")}
+    for delay in (0.2, 0.7):  # torch, transformers and pandas take a second or two to import
+        p = subprocess.Popen([sys.executable, script, "--out", str(tmp_path / "out")], cwd=ROOT, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(delay)
+        p.send_signal(signal.SIGINT)
+        _, err = p.communicate(timeout=120)
+        assert p.returncode == 130 and err.startswith("interrupted: ") and err.count("\n") == 1, (delay, err)
