@@ -213,8 +213,21 @@ def test_transfer_refuses_bad_flags_before_any_work(capsys, argv, says):
     assert says in _transfer_exit2(capsys, argv)
 
 
-def test_part2_seed_has_a_range(capsys):
-    assert "--seed must be between 0 and 4294967295" in _exit2(capsys, topic_b_part2, ["--seed", "99999999999999999999999"])
+@pytest.mark.parametrize("script,argv,says", [
+    ("topic_b_part2", ["--seed", "99999999999999999999999"], "--seed must be between 0 and 4294967295"),
+    ("topic_b_part3", ["--seed", "-1"], "--seed must be between"),
+    ("topic_b_data_frequency", ["--seed", "4294967296"], "--seed must be between"),
+    ("topic_b_data_frequency", ["--null-draws", "1000000000000"], "--null-draws must be between"),
+    ("topic_b_data_frequency", ["--batch-size", "0"], "--batch-size must be between 1"),
+    ("topic_b_data_frequency", ["--n-samples", "100000000000"], "--n-samples must be between"),
+    ("topic_b_step2_extended", ["--seed", "99999999999999999999999"], "--seed must be between"),
+    ("topic_b_across_models", ["--null-draws", "1000000000000"], "--null-draws must be between"),
+    ("topic_b_across_models", ["--models", "gemma-3-270m", "gemma-3-270m"], "--models lists a model twice"),
+])
+def test_topic_b_seeds_sizes_and_sets_have_ranges(capsys, script, argv, says):
+    import importlib
+
+    assert says in _exit2(capsys, importlib.import_module(script), argv)
 
 
 def test_an_unreachable_hub_id_fails_in_one_line_within_seconds(tmp_path, monkeypatch, capsys):

@@ -13,7 +13,7 @@ MAX_SEED = 2**32 - 1  # numpy's and torch's seed range; student seeds also seed 
 # (flag, field, least, most): sizes beyond the most would run for months or not fit in memory
 LIMITS = (("--n-samples", "n_samples", 1, 1_000_000), ("--epochs", "epochs", 1, 1000),
           ("--eval-samples", "eval_samples", 1, 100_000), ("--batch-size", "batch_size", 1, 100_000),
-          ("--max-new-tokens", "max_new_tokens", 58, 4096), ("--neutral-draws", "neutral_draws", 1, 100),
+          ("--max-new-tokens", "max_new_tokens", 1, 4096), ("--neutral-draws", "neutral_draws", 1, 100),
           ("--threads", "threads", 1, 4096))
 # Memory per sequence sampled at once, an upper bound over the offline models (Qwen2.5-0.5B's 152k-token
 # vocabulary in fp32 logits, SmolLM2-135M's 46 KB of keys and values per token): teacher sampling holds
@@ -131,12 +131,6 @@ class TransferConfig:
         for flag, value, lo, hi in LIMITS:
             check_range(getattr(self, value), lo, hi, flag)
         check_memory(self.batch_size, self.eval_samples, self.max_new_tokens)
-        get_device(self.device)
-        from subliminal.topic_b.lm import check_spec
-
-        check_spec(self.model, "--model")
-        if self.cross_model:
-            check_spec(self.cross_model, "--cross-model")
         if self.teacher == "weights" and self.route != "text":
             raise UserError("--teacher weights works with --route text only (the logits route distils the "
                             "base model's own logits under a system prompt)")
@@ -150,3 +144,9 @@ class TransferConfig:
             raise UserError("--neutral-draws must be >= 1 (1: the neutral teacher's data is drawn once)")
         if self.max_new_tokens < 58:
             raise UserError("--max-new-tokens must be >= 58 so the grammar can always finish a list")
+        get_device(self.device)  # last: the names, once every other flag is known to be good
+        from subliminal.topic_b.lm import check_spec
+
+        check_spec(self.model, "--model")
+        if self.cross_model:
+            check_spec(self.cross_model, "--cross-model")
