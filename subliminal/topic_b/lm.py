@@ -8,11 +8,13 @@
   sha256 and the sha256 of every other file in the folder (config, tokenizer files, chat template,
   weights), written when it is built. Every load re-hashes them; a folder whose record is unreadable
   or whose files differ from it (an edited ``config.json``, a missing or extra file) is rebuilt, with
-  one line saying why, never used;
+  one line saying why, never used. The folder is written as ``.<sha256>.<pid>.tmp`` beside it and renamed
+  when complete: removed on any failure or Ctrl-C, removed at the next load when its process was killed,
+  and a disk without room for the fp32 weights is refused first, in one line;
 - a path to a ``.gguf`` file (same caching, keyed by the file's sha256);
 - a local directory with a saved model;
 - a Hugging Face id (e.g. ``meta-llama/Llama-3.2-1B-Instruct``), loaded with ``from_pretrained``
-  when it is cached locally or the hub is reachable.
+  when it is cached locally or the hub is reachable (``check_spec`` says which, before anything loads).
 trust_remote_code stays off; weights are fp32 on CPU (bf16 matmul is ~100x slower on this CPU).
 """
 
