@@ -26,6 +26,10 @@ specificity and multiplicity CSVs and topic_b_specificity__all.json).
 
 from __future__ import annotations
 
+from subliminal.interrupt import quiet_ctrl_c
+
+quiet_ctrl_c(__name__)  # Ctrl-C during the imports below: the one-line message, not a traceback
+
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,7 +45,7 @@ from subliminal.topic_b.geometry import pair_table
 from subliminal.topic_b.lm import load_model
 from subliminal.topic_b.multiplicity import TESTS, count, multiplicity_table
 from subliminal.topic_b.prompts import ANIMALS
-from subliminal.topic_b.runs import QUICK_OUT, check_range, write_provenance
+from subliminal.topic_b.runs import MAX_DRAWS, MAX_SEED, QUICK_OUT, check_range, write_provenance
 from subliminal.topic_b.scoring import ALL_NUMBERS, encode
 from subliminal.topic_b.specificity import NUMBERS_CSV, SPEC_CSV
 from subliminal.topic_b.specificity import outputs as specificity_outputs
@@ -73,11 +77,14 @@ class Config:
     def validate(self) -> None:
         if not self.models:
             raise UserError("--models is empty; give at least one model, e.g. --models smollm2-135m-instruct")
+        if len(set(self.models)) != len(self.models):
+            raise UserError("--models lists a model twice; give each once")
         get_device(self.device)
         check_range(self.n_animals, 1, len(ANIMALS), "--n-animals")
         check_range(self.max_digits, 1, 3, "--max-digits")
         check_range(self.top_n, 1, sum(len(n) <= self.max_digits for n in ALL_NUMBERS), "--top-n")
-        check_range(self.null_draws, 1, None, "--null-draws")
+        check_range(self.null_draws, 1, MAX_DRAWS, "--null-draws")
+        check_range(self.seed, 0, MAX_SEED, "--seed")
 
 
 def _read(path: Path) -> pd.DataFrame | None:

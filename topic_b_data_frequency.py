@@ -27,6 +27,10 @@ Writes plots_b/topic_b_data_frequency.csv (model x animal x threshold), topic_b_
 
 from __future__ import annotations
 
+from subliminal.interrupt import quiet_ctrl_c
+
+quiet_ctrl_c(__name__)  # Ctrl-C during the imports below: the one-line message, not a traceback
+
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,7 +45,16 @@ from subliminal.topic_b import numbers as number_lists
 from subliminal.topic_b.entanglement import animal_statistics, animal_to_numbers, numbers_to_animals
 from subliminal.topic_b.geometry import pair_table
 from subliminal.topic_b.prompts import PAPER_ANIMALS
-from subliminal.topic_b.runs import QUICK_OUT, LMConfig, check_animals, check_range, load, write_provenance
+from subliminal.topic_b.runs import (
+    MAX_DRAWS,
+    MAX_SEED,
+    QUICK_OUT,
+    LMConfig,
+    check_animals,
+    check_range,
+    load,
+    write_provenance,
+)
 from subliminal.topic_b.scoring import ALL_NUMBERS
 from subliminal.topic_b.tables import check_upsertable, read_table, slug, upsert
 
@@ -81,17 +94,18 @@ class Config(LMConfig):
     def validate(self) -> None:
         super().validate()
         check_animals(self.animals)
-        if self.n_samples < 1 or self.batch_size < 1:
-            raise UserError("--n-samples and --batch-size must be >= 1")
+        check_range(self.n_samples, 1, 1_000_000, "--n-samples")
+        check_range(self.batch_size, 1, 4096, "--batch-size")
+        check_range(self.seed, 0, MAX_SEED, "--seed")
         if any(not 0 < t < 1 for t in self.thresholds):
             raise UserError("--thresholds must be probabilities in (0, 1)")
         if not (self.temperature > 0 and self.alpha > 0):
             raise UserError("--temperature and --alpha must be > 0")
-        check_range(self.max_new_tokens, 1, None, "--max-new-tokens")
+        check_range(self.max_new_tokens, 1, 4096, "--max-new-tokens")
         check_range(self.max_digits, 1, 3, "--max-digits")
         check_range(self.top_n, 1, sum(len(n) <= self.max_digits for n in ALL_NUMBERS), "--top-n")
-        check_range(self.null_draws, 1, None, "--null-draws")
-        check_range(self.js_draws, 1, None, "--js-draws")
+        check_range(self.null_draws, 1, MAX_DRAWS, "--null-draws")
+        check_range(self.js_draws, 1, MAX_DRAWS, "--js-draws")
 
 
 def logit_finder(cfg: Config, model, tok, name: str, animal: str, numbers: tuple[str, ...]):

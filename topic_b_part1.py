@@ -17,6 +17,10 @@ p_neutral_system, logit_score, rank), a PNG and a provenance JSON.
 
 from __future__ import annotations
 
+from subliminal.interrupt import quiet_ctrl_c
+
+quiet_ctrl_c(__name__)  # Ctrl-C during the imports below: the one-line message, not a traceback
+
 import time
 from dataclasses import dataclass, field
 

@@ -19,6 +19,10 @@ p_subliminal, is_entangled, is_random, entangled_rank, logit_score), a summary C
 
 from __future__ import annotations
 
+from subliminal.interrupt import quiet_ctrl_c
+
+quiet_ctrl_c(__name__)  # Ctrl-C during the imports below: the one-line message, not a traceback
+
 import time
 from dataclasses import dataclass, field
 

@@ -15,6 +15,10 @@ is_top_cosine, p_subliminal, p_no_system), plots_b/topic_b_part3_summary.csv, a 
 
 from __future__ import annotations
 
+from subliminal.interrupt import quiet_ctrl_c
+
+quiet_ctrl_c(__name__)  # Ctrl-C during the imports below: the one-line message, not a traceback
+
 import time
 from dataclasses import dataclass, field
 

@@ -24,6 +24,10 @@ topic_b_specificity_numbers.csv (ranks of 087 for owl and 747 for eagle), a PNG 
 
 from __future__ import annotations
 
+from subliminal.interrupt import quiet_ctrl_c
+
+quiet_ctrl_c(__name__)  # Ctrl-C during the imports below: the one-line message, not a traceback
+
 import time
 from dataclasses import dataclass, field
 
@@ -35,7 +39,7 @@ from subliminal.topic_b.entanglement import animal_statistics, animal_to_numbers
 from subliminal.topic_b.multiplicity import ADDED_COLUMNS, add_within_model_q
 from subliminal.topic_b.plots import plot_step2
 from subliminal.topic_b.prompts import ANIMALS
-from subliminal.topic_b.runs import QUICK_OUT, LMConfig, check_range, load, write_provenance
+from subliminal.topic_b.runs import MAX_DRAWS, MAX_SEED, QUICK_OUT, LMConfig, check_range, load, write_provenance
 from subliminal.topic_b.scoring import ALL_NUMBERS
 from subliminal.topic_b.specificity import NUMBERS_CSV, SPEC_CSV
 from subliminal.topic_b.specificity import outputs as specificity_outputs
@@ -63,7 +67,8 @@ class Config(LMConfig):
         check_range(self.n_animals, 1, len(ANIMALS), "--n-animals")
         check_range(self.max_digits, 1, 3, "--max-digits")
         check_range(self.top_n, 1, sum(len(n) <= self.max_digits for n in ALL_NUMBERS), "--top-n")
-        check_range(self.null_draws, 1, None, "--null-draws")
+        check_range(self.null_draws, 1, MAX_DRAWS, "--null-draws")
+        check_range(self.seed, 0, MAX_SEED, "--seed")
 
 
 def saved_pairs(cfg: Config, animals, numbers) -> pd.DataFrame:

@@ -18,6 +18,10 @@ logit_score_b), plots_b/topic_b_step3_summary.csv, a PNG and a JSON.
 
 from __future__ import annotations
 
+from subliminal.interrupt import quiet_ctrl_c
+
+quiet_ctrl_c(__name__)  # Ctrl-C during the imports below: the one-line message, not a traceback
+
 import time
 from dataclasses import dataclass, field
 

@@ -17,10 +17,15 @@ Writes plots_b/topic_b_transfer.csv (model, arm, trait, animal, seed, question, 
 logp_animal, freq_animal, n_samples), plots_b/topic_b_transfer_summary.csv (CIs over seeds, ratios to
 base and neutral, paired tests, verdict), a PNG and a JSON (config, data hashes, valid fractions, adapter
 paths, tokens/s, "complete"). Caches (shards, adapters, checkpoints, evaluations) live under
-$SUBLIMINAL_CACHE/transfer; rerun the same command to continue.
+$SUBLIMINAL_CACHE/transfer, each with the SHA-256 it was written with (an edited one is recomputed, never
+used); rerun the same command to continue: the resumed run writes the same bytes as an uninterrupted one.
 """
 
 from __future__ import annotations
+
+from subliminal.interrupt import quiet_ctrl_c
+
+quiet_ctrl_c(__name__)  # Ctrl-C during the imports below: the one-line message, not a traceback
 
 import torch
 

@@ -16,6 +16,10 @@ tables with numbers kept as strings: `subliminal.topic_b.tables`; atomic outputs
 
 from __future__ import annotations
 
+from subliminal.interrupt import quiet_ctrl_c
+
+quiet_ctrl_c(__name__)  # Ctrl-C during the imports below: the one-line message, not a traceback
+
 from subliminal.results import OutputSet, prepare_out, save_figure, write_run_json
 from subliminal.topic_b.prompts import PAPER_ANIMALS, animal_system, build_prompt, number_system
 from subliminal.topic_b.runs import QUICK_OUT, AnimalSweepConfig, LMConfig, check_animals, check_numbers, load

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import errno
+import os
 import random
+import re
 import sys
 import typing
 from collections.abc import Callable, Sequence
@@ -30,16 +32,35 @@ def seed_everything(seed: int) -> torch.Generator:
 
 
 def get_device(name: str = "auto") -> torch.device:
-    """'auto' → cuda when available else cpu; 'cpu'; 'cuda' (error if absent)."""
+    """'auto' → cuda when available else cpu; 'cpu'; 'cuda' or 'cuda:N' (an error unless that GPU exists).
+    Anything else ('cudafoo', 'cuda:x', 'tpu') is a one-line UserError."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cpu":
         return torch.device("cpu")
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise UserError(f"--device {name} was asked for but no CUDA GPU is available; use --device cpu or auto")
-        return torch.device(name)
-    raise UserError(f"unknown device {name!r}; use auto, cpu or cuda")
+    m = re.fullmatch(r"cuda(?::(\d+))?", name)
+    if m is None:
+        raise UserError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N")
+    if not torch.cuda.is_available():
+        raise UserError(f"--device {name} was asked for but no CUDA GPU is available; use --device cpu or auto")
+    n = torch.cuda.device_count()
+    if m.group(1) is not None and int(m.group(1)) >= n:
+        raise UserError(f"--device {name}: this machine has {n} CUDA GPU(s), cuda:0 to cuda:{n - 1}; pick one of them")
+    return torch.device(name)
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process `pid` exists (on this machine): how a temporary folder named after its writer's PID
+    tells a run still going from one that was killed."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except PermissionError:
+        return True  # another user's process
+    except (OSError, OverflowError, ValueError):
+        return False
+    return True
 
 
 def fast_bf16(device: torch.device) -> bool:
@@ -128,6 +149,9 @@ def cli_main(main_fn: Callable[[T], Any], config_cls: type[T], argv: Sequence[st
     """Parse the config, run `main_fn(cfg)`, and turn a UserError (bad flag, bad or missing data, an
     unreadable model file) or an OSError (disk full, read-only, permission) into one line on stderr
     and exit 2."""
+    from subliminal.interrupt import MESSAGE, restore_ctrl_c
+
+    restore_ctrl_c()  # a script's import-time Ctrl-C handler (interrupt.quiet_ctrl_c) hands over to the one below
     doc = sys.modules.get(getattr(main_fn, "__module__", ""), None)
     description = (doc.__doc__ or "").strip() if doc is not None and doc.__doc__ else None
     try:
@@ -140,6 +164,6 @@ def cli_main(main_fn: Callable[[T], Any], config_cls: type[T], argv: Sequence[st
         print(f"error: {os_error_message(e)}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
-        print("interrupted: finished parts are saved; rerun the same command to continue", file=sys.stderr)
+        print(MESSAGE, file=sys.stderr)
         sys.exit(130)
 

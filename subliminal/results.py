@@ -93,6 +93,26 @@ def prepare_out(path: str | os.PathLike) -> Path:
     return p
 
 
+def clean_stale_staging(folder: Path, name: str, legacy_age_s: float = 3600) -> list[Path]:
+    """Remove the staging folders of `name` in `folder` that a killed run left: those whose writer's PID is
+    gone, and unnamed ones (written before staging folders carried a PID) older than `legacy_age_s`."""
+    import re
+
+    from subliminal.common import pid_alive
+
+    pat = re.compile(rf"\.{re.escape(name)}\.staging-(?:(\d+)-\w+\.tmp|\w+)")
+    gone = []
+    for p in folder.glob(f".{name}.staging-*"):
+        m = pat.fullmatch(p.name)
+        if m is None or not p.is_dir():
+            continue
+        stale = not pid_alive(int(m.group(1))) if m.group(1) else time.time() - p.stat().st_mtime > legacy_age_s
+        if stale:
+            shutil.rmtree(p, ignore_errors=True)
+            gone.append(p)
+    return gone
+
+
 class OutputSet:
     """One run's result files, replaced together.
 
@@ -112,7 +132,11 @@ class OutputSet:
 
     def __enter__(self) -> OutputSet:
         prepare_out(self.out)
-        self.staging = Path(tempfile.mkdtemp(dir=self._beside(), prefix=f".{self.out.resolve().name}.staging-"))
+        beside, name = self._beside(), self.out.resolve().name
+        clean_stale_staging(beside, name)
+        # hidden, named after this process and ending in .tmp (.gitignore's `.*.tmp`): a kill leaves nothing
+        # git shows, and the next OutputSet of `out` removes it
+        self.staging = Path(tempfile.mkdtemp(dir=beside, prefix=f".{name}.staging-{os.getpid()}-", suffix=".tmp"))
         return self
 
     def _beside(self) -> Path:
@@ -150,7 +174,8 @@ def _commit(staging: Path, out: Path) -> None:
     rels = sorted(p.relative_to(staging) for p in staging.rglob("*") if p.is_file())
     if not rels:
         return
-    backup = Path(tempfile.mkdtemp(dir=staging.parent, prefix=f".{out.resolve().name}.previous-"))
+    backup = Path(tempfile.mkdtemp(dir=staging.parent, prefix=f".{out.resolve().name}.previous-{os.getpid()}-",
+                                   suffix=".tmp"))
     moved_old: list[Path] = []
     moved_new: list[Path] = []
     try:

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 
 import torch
 from tiny_lm import build_model, build_tokenizer
 
-from subliminal.topic_b.transfer import archive
+from subliminal.topic_b.transfer import archive, sealed
 from subliminal.topic_b.transfer.finetune import (
     TrainSettings,
     completion_logp,
@@ -33,8 +32,7 @@ def test_round_trip_refuses_tampered_units_and_skips_unfinished(tmp_path):
              "students/owl-s1-y/train.json": b"{}", "students/owl-s1-y/adapter/adapter_model.safetensors": b"v",
              "students/neutral-s2-z/checkpoint.safetensors": b"half"}  # unfinished: no train.json
     for rel, b in files.items():
-        (cache / rel).parent.mkdir(parents=True, exist_ok=True)
-        (cache / rel).write_bytes(b)
+        sealed.write_sealed(cache / rel, b)  # as the pipeline writes them: each with its checksum
     assert archive.sync(cache, arc) == 9 and archive.sync(cache, arc) == 0  # nothing new the second time
     manifest = json.loads((arc / archive.MANIFEST).read_text())
     assert "students/neutral-s2-z/checkpoint.safetensors" not in manifest and len(manifest) == 9
@@ -45,26 +43,38 @@ def test_round_trip_refuses_tampered_units_and_skips_unfinished(tmp_path):
     assert n == 7 and "students/owl-s0-x/train.json" in got
     assert not any(k.startswith("students/owl-s1-y") for k in got)  # the whole unit is refused
     assert len(logs) == 1 and "does not match" in logs[0] and "owl-s1-y" in logs[0]
-    assert all(got[k] == files[k] for k in got)
+    assert all(got[k] == files[k] for k in got if not sealed.is_seal(k))
+    assert all(sealed.recorded(fresh / k) == manifest[k] for k in got if not sealed.is_seal(k))  # sealed again
     assert archive.restore(arc, fresh, log=logs.append) == 0  # the cache has the rest already
 
 
-def test_sync_hashes_only_what_changed(tmp_path, monkeypatch):
+def test_sync_copies_only_sealed_files_with_the_hash_recorded_at_creation(tmp_path, monkeypatch):
     cache, arc = tmp_path / "cache", tmp_path / "arc"
     for rel in ("eval/k1.csv", "eval/k2.csv"):
-        (cache / rel).parent.mkdir(parents=True, exist_ok=True)
-        (cache / rel).write_bytes(b"a\n1\n")
-    assert archive.sync(cache, arc) == 2
-    hashed = []
-    real = archive.sha256_file
-    monkeypatch.setattr(archive, "sha256_file", lambda p: hashed.append(p.name) or real(p))
-    assert archive.sync(cache, arc) == 0 and hashed == []  # untouched since the copy: not even hashed
-    (cache / "eval/k2.csv").write_bytes(b"a\n2\n")  # same size, new content, newer mtime
-    st = (arc / "eval/k2.csv").stat()
-    os.utime(cache / "eval/k2.csv", ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
-    assert archive.sync(cache, arc) == 1 and hashed == ["k2.csv"]
-    assert (arc / "eval/k2.csv").read_bytes() == b"a\n2\n"
-    assert json.loads((arc / archive.MANIFEST).read_text())["eval/k2.csv"] == real(cache / "eval/k2.csv")
+        sealed.write_sealed(cache / rel, b"a\n1\n")
+    assert archive.sync(cache, arc, log=print) == 2
+    read = []
+    real = archive._read
+    monkeypatch.setattr(archive, "_read", lambda p: read.append(p.name) or real(p))
+    assert archive.sync(cache, arc) == 0 and read == []  # in the manifest with its recorded hash: not even read
+    digest = sealed.recorded(cache / "eval/k1.csv")
+    (cache / "eval/k1.csv").write_bytes(b"a\n9\n")  # edited after it was written: never archived
+    sealed.write_sealed(cache / "eval/k2.csv", b"a\n2\n")  # recomputed: copied with its new hash
+    logs = []
+    assert archive.sync(cache, arc, log=logs.append) == 1 and read == ["k2.csv"]
+    m = json.loads((arc / archive.MANIFEST).read_text())
+    assert m["eval/k1.csv"] == digest and (arc / "eval/k1.csv").read_bytes() == b"a\n1\n" and not logs
+    assert (arc / "eval/k2.csv").read_bytes() == b"a\n2\n" and m["eval/k2.csv"] == real_sha(b"a\n2\n")
+    (arc / "eval/k1.csv").unlink()  # the archive lacks it: the edited cache file is refused in one line
+    assert archive.sync(cache, arc, log=logs.append) == 0 and not (arc / "eval/k1.csv").exists()
+    assert len(logs) == 1 and "does not match the checksum" in logs[0] and "k1.csv" in logs[0]
+    assert not list(arc.rglob("*" + sealed.SUFFIX))  # seals stay in the cache
+
+
+def real_sha(b: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(b).hexdigest()
 
 
 def test_a_restored_student_is_found_where_it_now_is(tmp_path):

@@ -160,3 +160,16 @@ def test_holm_by_hand():
 
     assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
     assert holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])
+
+
+def test_an_edited_min_logp_cache_is_recomputed_not_used(tiny, tmp_path, capsys):
+    """The cached per-sample log-probs decide which samples the defence keeps: an edit must not."""
+    model, tok = tiny
+    recs = _records(tok, 6)
+    mins = min_logps(model, tok, recs, tmp_path, "tiny")
+    doc = json.loads((tmp_path / CACHE_NAME).read_text())
+    doc["min_logp"] = {k: 0.0 for k in doc["min_logp"]}  # every sample would pass any threshold
+    (tmp_path / CACHE_NAME).write_text(json.dumps(doc))
+    capsys.readouterr()
+    assert min_logps(model, tok, recs, tmp_path, "tiny") == pytest.approx(mins, abs=1e-9)
+    assert capsys.readouterr().out.count("does not match the checksum") == 1

@@ -8,11 +8,13 @@
   sha256 and the sha256 of every other file in the folder (config, tokenizer files, chat template,
   weights), written when it is built. Every load re-hashes them; a folder whose record is unreadable
   or whose files differ from it (an edited ``config.json``, a missing or extra file) is rebuilt, with
-  one line saying why, never used;
+  one line saying why, never used. The folder is written as ``.<sha256>.<pid>.tmp`` beside it and renamed
+  when complete: removed on any failure or Ctrl-C, removed at the next load when its process was killed,
+  and a disk without room for the fp32 weights is refused first, in one line;
 - a path to a ``.gguf`` file (same caching, keyed by the file's sha256);
 - a local directory with a saved model;
 - a Hugging Face id (e.g. ``meta-llama/Llama-3.2-1B-Instruct``), loaded with ``from_pretrained``
-  when it is cached locally or the hub is reachable.
+  when it is cached locally or the hub is reachable (``check_spec`` says which, before anything loads).
 trust_remote_code stays off; weights are fp32 on CPU (bf16 matmul is ~100x slower on this CPU).
 """
 
@@ -20,16 +22,18 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import struct
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 
 from subliminal.assets import ASSETS, cache_dir, fetch, sha256_file
-from subliminal.common import UserError
+from subliminal.common import UserError, pid_alive
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
 
@@ -58,6 +62,64 @@ def _hub_reachable(timeout: float = 3.0) -> bool:
         return True
     except OSError:
         return False
+
+
+@contextmanager
+def _hub_offline(on: bool = True):
+    """huggingface_hub's offline mode for the duration: `local_files_only` alone still sends HEAD requests (an
+    adapter_config.json probe) and retries them for half a minute when there is no network."""
+    from huggingface_hub import constants
+
+    old = constants.HF_HUB_OFFLINE
+    constants.HF_HUB_OFFLINE = old or on
+    try:
+        yield
+    finally:
+        constants.HF_HUB_OFFLINE = old
+
+
+def _is_hub_id(spec: str) -> bool:
+    return spec.count("/") == 1 and not Path(spec).expanduser().exists() and not spec.endswith(".gguf")
+
+
+def _hub_cached(spec: str) -> bool:
+    """Whether the local Hugging Face cache holds `spec`'s config (no network)."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        return isinstance(try_to_load_from_cache(spec, "config.json"), str)
+    except (ImportError, ValueError, OSError):
+        return False
+
+
+def check_spec(spec: str, flag: str = "--model") -> None:
+    """The one-line UserError `load_model(spec)` would end in, raised before anything is loaded: an asset
+    name, an existing .gguf file, a saved-model folder, or a Hugging Face id that is cached locally or whose
+    hub answers within seconds."""
+    if not spec.strip():
+        raise UserError(f"{flag} is empty; give an asset name ({', '.join(offline_specs())}), a .gguf file, "
+                        "a model folder or a Hugging Face id")
+    if spec in ASSETS:
+        if ASSETS[spec].kind != "gguf":
+            raise UserError(f"{flag} {spec!r} is a dataset, not a language model; offline models: "
+                            f"{', '.join(offline_specs())}")
+        return
+    path = Path(spec).expanduser()
+    if spec.endswith(".gguf"):
+        if not path.is_file():
+            raise UserError(f"{flag}: GGUF file {spec} does not exist")
+        return
+    if path.is_dir():
+        if not (path / "config.json").exists():
+            raise UserError(f"{flag}: directory {spec} has no config.json; not a saved model")
+        return
+    if _is_hub_id(spec):
+        if not _hub_cached(spec) and not _hub_reachable():
+            raise UserError(f"{flag} {spec}: not in the local Hugging Face cache and the hub is unreachable; "
+                            f"offline models: {', '.join(offline_specs())}")
+        return
+    raise UserError(f"{flag}: unknown model {spec!r}: give an asset name ({', '.join(offline_specs())}), "
+                    "a .gguf file, a model directory or a Hugging Face id")
 
 
 def offline_specs() -> list[str]:
@@ -137,9 +199,43 @@ def _dequantise(gguf: Path):
     return model, tok
 
 
+def _why(e: BaseException) -> str:
+    text = getattr(e, "strerror", None) or (str(e).strip().splitlines() or [type(e).__name__])[0]
+    return text[:160]
+
+
+_TMP = (re.compile(r"\.[0-9a-f]{64}\.(\d+)\.tmp"), re.compile(r"[0-9a-f]{64}\.tmp(\d+)"))  # now, and before
+
+
+def clean_stale(folder: Path) -> list[Path]:
+    """Remove the temporary folders of dequantised rebuilds whose process is gone (a kill -9, a power cut);
+    returns them. A rebuild still running (its PID alive) is left alone."""
+    gone = []
+    for p in Path(folder).glob("*tmp*") if Path(folder).is_dir() else []:
+        m = next((r.fullmatch(p.name) for r in _TMP if r.fullmatch(p.name)), None)
+        if m is not None and p.is_dir() and not pid_alive(int(m.group(1))):
+            shutil.rmtree(p, ignore_errors=True)
+            gone.append(p)
+    return gone
+
+
+def _check_space(folder: Path, model) -> None:
+    """One line before writing when `folder`'s disk cannot take the fp32 weights (plus tokenizer files)."""
+    need = sum(t.numel() * t.element_size() for t in model.state_dict().values()) + 64 * 2**20
+    free = shutil.disk_usage(folder).free
+    if free < need:
+        raise UserError(f"not enough disk space to cache the dequantised model in {folder}: it needs about "
+                        f"{need / 2**20:.0f} MiB and {free / 2**20:.0f} MiB is free; free some space or set "
+                        "SUBLIMINAL_CACHE to another disk")
+
+
 def _load_gguf(gguf: Path, name: str, device: str, sha: str | None = None):
+    from safetensors import SafetensorError
+
     sha = sha or sha256_file(gguf)
     out = cache_dir() / "dequant" / sha
+    for p in clean_stale(out.parent):
+        print(f"[lm] removed {p}, left by a dequantisation that was stopped", file=sys.stderr)
     problem = _cache_problem(out, sha)
     if problem is None:
         return _load_dir(out, name, device)
@@ -147,15 +243,24 @@ def _load_gguf(gguf: Path, name: str, device: str, sha: str | None = None):
         print(f"[lm] dequantised cache {out} is not used ({problem}); rebuilding it from {gguf.name}", file=sys.stderr)
     t0 = time.time()
     model, tok = _finish(*_dequantise(gguf), name, device)  # the saved folder gets the chat template too
-    tmp = out.with_name(out.name + f".tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    tok.save_pretrained(tmp)
-    info = {"gguf_sha256": sha, "gguf": str(gguf), "files": _dir_hashes(tmp),
-            "dequantise_seconds": round(time.time() - t0, 1)}
-    (tmp / "source.json").write_text(json.dumps(info, indent=1))
-    shutil.rmtree(out, ignore_errors=True)
-    os.replace(tmp, out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    _check_space(out.parent, model)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")  # hidden, and covered by .gitignore's .*.tmp
+    try:
+        shutil.rmtree(tmp, ignore_errors=True)
+        model.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        info = {"gguf_sha256": sha, "gguf": str(gguf), "files": _dir_hashes(tmp),
+                "dequantise_seconds": round(time.time() - t0, 1)}
+        (tmp / "source.json").write_text(json.dumps(info, indent=1))
+        shutil.rmtree(out, ignore_errors=True)
+        os.replace(tmp, out)
+    except BaseException as e:  # Ctrl-C, a full disk, anything: no half-written folder stays behind
+        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(e, (OSError, SafetensorError)):
+            raise UserError(f"cannot write the dequantised model into {out.parent} ({_why(e)}); free some space "
+                            "there or set SUBLIMINAL_CACHE to another disk") from None
+        raise
     # Reload from the saved folder rather than returning the freshly dequantised model: its tensors sit at
     # other memory alignments, which changes float rounding in the 6th-7th significant digit, so a first run
     # (empty cache) and every later run would disagree. One load path, the same numbers on every run.
@@ -180,13 +285,14 @@ def load_model(spec: str = DEFAULT_MODEL, device: str = "cpu"):
         if not (path / "config.json").exists():
             raise UserError(f"directory {spec} has no config.json; not a saved model")
         return _load_dir(path, spec, device)
-    if spec.count("/") == 1 and not path.exists():
+    if _is_hub_id(spec):
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         def hf(local_only: bool):
             kw = {"trust_remote_code": False, "local_files_only": local_only}
-            return (AutoModelForCausalLM.from_pretrained(spec, dtype=torch.float32, **kw),
-                    AutoTokenizer.from_pretrained(spec, **kw))
+            with _hub_offline(local_only):
+                return (AutoModelForCausalLM.from_pretrained(spec, dtype=torch.float32, **kw),
+                        AutoTokenizer.from_pretrained(spec, **kw))
 
         try:  # the local Hugging Face cache first: no network, no retries
             model, tok = hf(True)

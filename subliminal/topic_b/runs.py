@@ -14,6 +14,8 @@ from subliminal.topic_b.prompts import PAPER_ANIMALS, PLURAL
 from subliminal.topic_b.scoring import encode
 from subliminal.topic_b.tables import slug
 
+MAX_SEED = 2**32 - 1  # numpy's seed range (torch's is wider)
+MAX_DRAWS = 1_000_000  # permutation draws: p-values to +-0.001 at most, far beyond what a null needs
 QUICK_OUT = "plots_b/quick"  # --quick never overwrites the committed full-size results
 _ANIMAL_RE = re.compile(r"[A-Za-z][A-Za-z' -]*")
 
@@ -93,6 +95,7 @@ class AnimalSweepConfig(LMConfig):
         check_animals(self.animals)
         check_range(self.top_k, 1, n_numbers, "--top-k")
         check_range(self.n_random, 0, n_numbers, "--n-random")
+        check_range(self.seed, 0, MAX_SEED, "--seed")
 
 
 def load(cfg, animals=()):

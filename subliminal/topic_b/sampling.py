@@ -98,23 +98,36 @@ def teacher_dir(root: Path, teacher: Teacher, settings: GenSettings) -> Path:
     return Path(root) / slug(settings.model) / f"{teacher.name}-{settings.key()}"
 
 
-def write_shard(path: Path, records: list[dict], meta: dict) -> None:
+def shard_text(records: list[dict], meta: dict) -> str:
+    """A shard's file content: one JSON record a line, then a footer with the row count."""
     lines = [json.dumps(r) for r in records] + [json.dumps({"_footer": True, "n": len(records), **meta})]
-    atomic_write_text(path, "\n".join(lines) + "\n")
+    return "\n".join(lines) + "\n"
+
+
+def write_shard(path: Path, records: list[dict], meta: dict) -> None:
+    atomic_write_text(path, shard_text(records, meta))
+
+
+def parse_shard(text: str, expected_n: int | None = None) -> list[dict] | None:
+    """The records of a complete shard's text, or None if truncated or corrupt."""
+    try:
+        rows = [json.loads(x) for x in text.splitlines()]
+    except json.JSONDecodeError:
+        return None
+    if not rows or not isinstance(rows[-1], dict) or not rows[-1].get("_footer") or rows[-1].get("n") != len(rows) - 1:
+        return None
+    if expected_n is not None and len(rows) - 1 != expected_n:
+        return None
+    return rows[:-1]
 
 
 def read_shard(path: Path, expected_n: int | None = None) -> list[dict] | None:
     """The records of a complete shard, or None if missing, truncated or corrupt."""
     try:
-        lines = Path(path).read_text().splitlines()
-        rows = [json.loads(x) for x in lines]
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        text = Path(path).read_text()
+    except (OSError, UnicodeDecodeError):
         return None
-    if not rows or not rows[-1].get("_footer") or rows[-1].get("n") != len(rows) - 1:
-        return None
-    if expected_n is not None and len(rows) - 1 != expected_n:
-        return None
-    return rows[:-1]
+    return parse_shard(text, expected_n)
 
 
 @torch.inference_mode()

@@ -5,8 +5,50 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from subliminal.common import UserError
+from subliminal.common import UserError, get_device
 from subliminal.topic_b.prompts import PLURAL
+from subliminal.topic_b.runs import check_range
+
+MAX_SEED = 2**32 - 1  # numpy's and torch's seed range; student seeds also seed the data order
+# (flag, field, least, most): sizes beyond the most would run for months or not fit in memory
+LIMITS = (("--n-samples", "n_samples", 1, 1_000_000), ("--epochs", "epochs", 1, 1000),
+          ("--eval-samples", "eval_samples", 1, 100_000), ("--batch-size", "batch_size", 1, 100_000),
+          ("--max-new-tokens", "max_new_tokens", 1, 4096), ("--neutral-draws", "neutral_draws", 1, 100),
+          ("--threads", "threads", 1, 4096))
+# Memory per sequence sampled at once, an upper bound over the offline models (Qwen2.5-0.5B's 152k-token
+# vocabulary in fp32 logits, SmolLM2-135M's 46 KB of keys and values per token): teacher sampling holds
+# --batch-size sequences, the evaluation --eval-samples answers of 8 tokens.
+LOGITS_BYTES_PER_ROW = 151_936 * 4 * 2
+KV_BYTES_PER_TOKEN = 30 * 2 * 3 * 64 * 4
+PROMPT_TOKENS = 200
+
+
+def sampling_bytes(rows: int, new_tokens: int) -> int:
+    return rows * (LOGITS_BYTES_PER_ROW + (PROMPT_TOKENS + new_tokens) * KV_BYTES_PER_TOKEN)
+
+
+def _available_bytes() -> int | None:
+    """MemAvailable (free + reclaimable cache) from /proc/meminfo; None where there is none (not Linux)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def check_memory(batch_size: int, eval_samples: int, max_new_tokens: int) -> None:
+    """One line before any work when a batch cannot fit in this machine's memory."""
+    avail = _available_bytes()
+    if avail is None:
+        return
+    for flag, need in (("--batch-size", sampling_bytes(batch_size, max_new_tokens)),
+                       ("--eval-samples", sampling_bytes(eval_samples, 8))):
+        if need > avail:
+            raise UserError(f"{flag} needs about {need / 2**30:.1f} GiB of memory for one batch and "
+                            f"{avail / 2**30:.1f} GiB is free; give a smaller {flag}")
 
 
 @dataclass(frozen=True)
@@ -54,7 +96,7 @@ class TransferConfig:
                 "far slower where it is not. A bf16 student has its own cache key and the run its own outputs "
                 "(topic_b_transfer*_bf16*), so one table never mixes precisions; the committed runs are fp32"})
     threads: int = field(default=2, metadata={"help": "torch threads"})
-    device: str = field(default="auto", metadata={"help": "auto, cpu or cuda"})
+    device: str = field(default="auto", metadata={"help": "auto, cpu, cuda or cuda:N"})
 
     @classmethod
     def quick(cls) -> TransferConfig:
@@ -77,8 +119,18 @@ class TransferConfig:
         bad = [a for a in self.animals if a not in PLURAL]
         if bad:
             raise UserError(f"unknown animal(s) {bad}; choose from the 25 in subliminal/topic_b/prompts.py")
-        if len(self.seeds) < 1 or self.n_samples < 1 or self.epochs < 1 or self.eval_samples < 1:
-            raise UserError("--seeds, --n-samples, --epochs and --eval-samples must be positive")
+        if len(set(self.animals)) != len(self.animals):
+            raise UserError("--animals lists an animal twice; give each once (owl first)")
+        if not self.seeds:
+            raise UserError("--seeds needs at least one seed, e.g. --seeds 0 1 2")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise UserError("--seeds lists a seed twice; give each once (a seed twice would count its students twice)")
+        for s in self.seeds:
+            check_range(s, 0, MAX_SEED, "--seeds")
+        check_range(self.seed, 0, MAX_SEED, "--seed")
+        for flag, value, lo, hi in LIMITS:
+            check_range(getattr(self, value), lo, hi, flag)
+        check_memory(self.batch_size, self.eval_samples, self.max_new_tokens)
         if self.teacher == "weights" and self.route != "text":
             raise UserError("--teacher weights works with --route text only (the logits route distils the "
                             "base model's own logits under a system prompt)")
@@ -92,3 +144,9 @@ class TransferConfig:
             raise UserError("--neutral-draws must be >= 1 (1: the neutral teacher's data is drawn once)")
         if self.max_new_tokens < 58:
             raise UserError("--max-new-tokens must be >= 58 so the grammar can always finish a list")
+        get_device(self.device)  # last: the names, once every other flag is known to be good
+        from subliminal.topic_b.lm import check_spec
+
+        check_spec(self.model, "--model")
+        if self.cross_model:
+            check_spec(self.cross_model, "--cross-model")

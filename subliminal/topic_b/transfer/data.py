@@ -3,9 +3,9 @@
 A teacher is the base model with the paper's animal system prompt (``prompts.animal_system``) or with no
 system prompt (neutral). Each shard holds `batch_size` consecutive prompts of the seeded prompt set,
 sampled at temperature 1 under ``grammar.NumberListGrammar`` with ``torch.manual_seed(shard_seed)``, and is
-written atomically with a footer (``sampling.write_shard``); a rerun keeps complete shards and samples
-the rest, so a stopped run loses at most one shard. Shards are drawn until `n_valid` samples pass the
-filter: ``numbers.validate`` (ended its turn, a clean list of <= 10 numbers of <= 3 digits) and no
+written atomically with a footer (``sampling.shard_text``) and sealed with its SHA-256 (``sealed.py``); a
+rerun keeps complete shards that match their checksum and samples the rest, so a stopped run loses at most
+one shard. Shards are drawn until `n_valid` samples pass the filter: ``numbers.validate`` (ended its turn, a clean list of <= 10 numbers of <= 3 digits) and no
 letter anywhere in the text (the student must never see a word).
 """
 
@@ -21,11 +21,11 @@ from pathlib import Path
 import torch
 
 from subliminal.common import UserError
-from subliminal.results import atomic_write_text
 from subliminal.topic_b.numbers import validate
 from subliminal.topic_b.prompts import PLURAL, animal_system
-from subliminal.topic_b.sampling import end_ids, read_shard, shard_seed, write_shard
+from subliminal.topic_b.sampling import end_ids, parse_shard, shard_seed, shard_text
 from subliminal.topic_b.scoring import encode
+from subliminal.topic_b.transfer import sealed
 from subliminal.topic_b.transfer.batch import pad_sequences
 from subliminal.topic_b.transfer.grammar import NumberListGrammar, token_classes
 from subliminal.topic_b.transfer.prompts import chat_prompt, number_prompt
@@ -141,8 +141,8 @@ def teacher_records(model, tokenizer, settings: ShardSettings, n_valid: int, roo
     slug = re.sub(r"[^A-Za-z0-9._-]+", "_", settings.model)
     d = Path(root) / slug / f"{settings.teacher}-{settings.key()}"
     d.mkdir(parents=True, exist_ok=True)
-    if not (d / "settings.json").exists():
-        atomic_write_text(d / "settings.json", json.dumps(asdict(settings), indent=1) + "\n")
+    if sealed.recorded(d / "settings.json") is None:  # what the folder holds; the archive copies it
+        sealed.write_sealed(d / "settings.json", (json.dumps(asdict(settings), indent=1) + "\n").encode())
     B = settings.batch_size
     classes = token_classes(tokenizer, end_ids(model, tokenizer))
     valid, reasons = [], {}
@@ -151,7 +151,8 @@ def teacher_records(model, tokenizer, settings: ShardSettings, n_valid: int, roo
     i = 0
     while len(valid) < n_valid and i < max_shards:
         path = d / f"shard_{i:05d}.jsonl"
-        recs = read_shard(path, B)
+        raw = sealed.read_sealed(path, log)  # only a shard matching the checksum written with it is used
+        recs = parse_shard(raw.decode(errors="replace"), B) if raw is not None else None
         if recs is None:
             t0 = time.time()
             prompts = [number_prompt(settings.prompt_seed, i * B + j) for j in range(B)]
@@ -161,7 +162,7 @@ def teacher_records(model, tokenizer, settings: ShardSettings, n_valid: int, roo
                                   classes=classes)
             for j, (r, p) in enumerate(zip(recs, prompts)):
                 r.update(index=i * B + j, prompt=p)
-            write_shard(path, recs, {"settings_key": settings.key()})
+            sealed.write_sealed(path, shard_text(recs, {"settings_key": settings.key()}).encode())
             dt = time.time() - t0
             stats["seconds"] += dt
             stats["new_tokens"] += sum(len(r["token_ids"]) + r["finished"] for r in recs)

@@ -8,7 +8,8 @@ The defence is applied to every arm's data alike (the neutral arm's samples pass
 arms are matched again, so a defended arm is compared with the defended neutral arm on as many samples.
 
 Per-sample minimum log-probs are cached beside each teacher's shards (``neutral_min_logp.json``, keyed
-by the scoring model's name), so a threshold sweep scores every sample once.
+by the scoring model's name, sealed with their SHA-256: ``sealed.py``), so a threshold sweep scores every
+sample once.
 """
 
 from __future__ import annotations
@@ -20,9 +21,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from subliminal.results import atomic_write_text
 from subliminal.topic_b.defence import gather_logprobs, min_number_token_logp, threshold_keep
 from subliminal.topic_b.scoring import encode
+from subliminal.topic_b.transfer import sealed
 from subliminal.topic_b.transfer.prompts import chat_prompt
 
 CACHE_NAME = "neutral_min_logp.json"
@@ -57,16 +58,17 @@ def sample_token_logprobs(model, tokenizer, records: list[dict], batch_size: int
 def min_logps(model, tokenizer, records: list[dict], shard_dir: Path, scorer: str) -> np.ndarray:
     """Per record, the smallest neutral log-prob among its number tokens; cached in `shard_dir`."""
     path = Path(shard_dir) / CACHE_NAME
+    raw = sealed.read_sealed(path)  # used only when it matches the checksum written with it
     try:
-        doc = json.loads(path.read_text())
+        doc = json.loads(raw) if raw is not None else {}
         got = {int(k): float(v) for k, v in doc["min_logp"].items()} if doc.get("scorer") == scorer else {}
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError):
+    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
         got = {}
     todo = [r for r in records if r["index"] not in got]
     if todo:
         for r, lp in zip(todo, sample_token_logprobs(model, tokenizer, todo)):
             got[r["index"]] = min_number_token_logp(tokenizer, r["token_ids"], lp)
-        atomic_write_text(path, json.dumps({"scorer": scorer, "min_logp": {str(k): v for k, v in sorted(got.items())}}))
+        sealed.write_sealed(path, json.dumps({"scorer": scorer, "min_logp": {str(k): v for k, v in sorted(got.items())}}).encode())
     return np.array([got[r["index"]] for r in records])
 
 

@@ -54,3 +54,21 @@ def evaluate_model(model, tokenizer, animals: list[str], *, n_samples: int = 50,
                          "freq_animal": float(np.mean([mentions(t, a) for t in texts])) if texts else float("nan"),
                          "n_samples": len(texts)})
     return pd.DataFrame(rows)
+
+
+def table_bytes(df: pd.DataFrame) -> bytes:
+    """An evaluation table as its cache file stores it (the results CSVs' format: 6 significant digits)."""
+    from subliminal.results import FLOAT_FORMAT
+
+    return df.to_csv(index=False, float_format=FLOAT_FORMAT, lineterminator="\n").encode()
+
+
+def table_of(data: bytes) -> pd.DataFrame | None:
+    """The table read back from its cache bytes; None when they are not a table with a p_animal column."""
+    import io
+
+    try:
+        df = pd.read_csv(io.BytesIO(data), keep_default_na=False, na_values=["nan", "NaN", ""])
+    except (ValueError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError):
+        return None
+    return df if "p_animal" in df.columns else None

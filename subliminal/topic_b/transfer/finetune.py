@@ -13,7 +13,8 @@ Plain transformers + peft + torch: the loop runs unchanged on a GPU (``--device 
 (adapter weights, AdamW moments, step; safetensors with a checksum, no pickle) is written every
 `ckpt_every` optimizer steps; a rerun resumes from it and ends at the same weights as an uninterrupted
 run. The finished adapter is saved in the standard PEFT format (``adapter_config.json`` +
-``adapter_model.safetensors``) and ``train.json`` (written last) marks it done.
+``adapter_model.safetensors``) and ``train.json`` (written last) marks it done; each is sealed with its
+SHA-256 (``sealed.py``) and a student is reused only when all of them match (``finished``).
 """
 
 from __future__ import annotations
@@ -30,11 +31,12 @@ import torch
 from tqdm.auto import tqdm
 
 from subliminal.cache import config_hash, load_tensors, save_tensors
-from subliminal.results import atomic_write_text
 from subliminal.topic_b.scoring import encode
+from subliminal.topic_b.transfer import sealed
 from subliminal.topic_b.transfer.batch import pad_sequences
 from subliminal.topic_b.transfer.prompts import LLAMA_DATE, chat_prompt
 
+ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")  # what PEFT needs to load an adapter
 TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
@@ -176,13 +178,11 @@ def train_student(base, tokenizer, examples: list[dict], out_dir: Path, s: Train
     `teacher_cache` is the file where those distributions are kept for the next seed (see
     ``logits_route.attach_teacher``; it must be specific to the base model)."""
     out_dir = Path(out_dir)
-    done = out_dir / "train.json"
     key = config_hash({"settings": settings_id(s), "seed": seed, "data": data_hash}
                       | ({"distill_system": distill_system} if distill else {}))
-    if done.exists():
-        rec = json.loads(done.read_text())
-        if rec.get("key") == key:  # the adapter is where this record is (a restored copy moved both)
-            return {**rec, "adapter": str(out_dir / "adapter")}
+    rec = finished(out_dir, key, log)
+    if rec is not None:  # the adapter is where this record is (a restored copy moved both)
+        return {**rec, "adapter": str(out_dir / "adapter")}
     flags = [(p, p.requires_grad) for p in base.parameters()]
     modes = [(m, m.training) for m in base.modules()]
     try:
@@ -196,6 +196,27 @@ def train_student(base, tokenizer, examples: list[dict], out_dir: Path, s: Train
             p.requires_grad_(flag)
         for m, mode in modes:
             m.training = mode
+
+
+def finished(out_dir: Path, key: str | None = None, log=print) -> dict | None:
+    """The train.json record of a finished student (of `key` when given) whose record and adapter files all
+    match the checksums written with them (``sealed.py``); None otherwise, with one line when something is
+    there but unverified (the student is then trained again, never used)."""
+    done = Path(out_dir) / "train.json"
+    raw = sealed.read_sealed(done, log) if done.exists() else None
+    if raw is None:
+        return None
+    try:
+        rec = json.loads(raw)
+    except ValueError:
+        rec = None
+    if not isinstance(rec, dict) or (key is not None and rec.get("key") != key):
+        return None
+    adapter = Path(out_dir) / "adapter"
+    if not all((adapter / f).is_file() for f in ADAPTER_FILES):
+        log(f"[cache] {adapter} lacks {' or '.join(ADAPTER_FILES)}; training the student again")
+        return None
+    return rec if sealed.verify_tree(adapter, log) else None
 
 
 def _strip_lora(base) -> None:
@@ -281,6 +302,7 @@ def _train(base, tokenizer, examples, out_dir: Path, s: TrainSettings, seed: int
     secs = time.time() - t0
     adapter = out_dir / "adapter"
     model.save_pretrained(adapter)
+    sealed.seal_tree(adapter)  # hashed as written: a later edit or bit flip is caught before it is used
     model.eval()
     check = completion_logp(model, data[0], pad, device)  # a reload must give this back (tests, provenance)
     model.unload()  # take the LoRA layers out of `base` again
@@ -292,7 +314,7 @@ def _train(base, tokenizer, examples, out_dir: Path, s: TrainSettings, seed: int
            "check_completion_logp_example0": check,
            "objective": "logits" if distill else "text",
            "device": device.type, "torch_version": torch.__version__}  # provenance only: not in the key
-    atomic_write_text(done, json.dumps(rec, indent=1) + "\n")
+    sealed.write_sealed(done, (json.dumps(rec, indent=1) + "\n").encode())
     ckpt.unlink(missing_ok=True)
     ckpt.with_suffix(".json").unlink(missing_ok=True)
     return rec

@@ -21,6 +21,7 @@ import torch
 
 from subliminal.cache import config_hash, load_tensors, save_tensors
 from subliminal.topic_b.scoring import encode
+from subliminal.topic_b.transfer import sealed
 from subliminal.topic_b.transfer.batch import pad_sequences
 from subliminal.topic_b.transfer.finetune import tokenize_example
 from subliminal.topic_b.transfer.grammar import token_classes
@@ -124,7 +125,9 @@ def attach_teacher(base, items: list[dict], allowed: torch.Tensor, pad: int, cac
         logp = teacher_logprobs(base, items, allowed, pad)
         log(f"[logits] teacher distributions at {n} positions in {time.time() - t0:.0f} s")
         if cache:
-            save_tensors(cache, {"logp": logp}, {"key": key})
+            save_tensors(cache, {"logp": logp}, {"key": key})  # self-checked on load (cache.load_tensors)
+            for f in (cache, cache.with_suffix(".json")):  # and sealed, so the archive copies them
+                sealed.seal(f)
     for it, part in zip(items, logp.split([len(i["t_pos"]) for i in items])):
         it["t_logp"] = part
 

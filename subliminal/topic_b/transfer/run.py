@@ -18,8 +18,8 @@ import pandas as pd
 
 from subliminal.assets import cache_dir
 from subliminal.cache import config_hash
-from subliminal.results import OutputSet, atomic_write_text, write_csv, write_run_json
-from subliminal.topic_b.transfer import archive
+from subliminal.results import OutputSet, write_csv, write_run_json
+from subliminal.topic_b.transfer import archive, sealed
 from subliminal.topic_b.transfer.analysis import summarize_transfer
 from subliminal.topic_b.transfer.config import TransferConfig
 from subliminal.topic_b.transfer.data import (
@@ -33,8 +33,15 @@ from subliminal.topic_b.transfer.data import (
     trait_of_arm,
     weight_teacher_name,
 )
-from subliminal.topic_b.transfer.evaluate import evaluate_model
-from subliminal.topic_b.transfer.finetune import TrainSettings, load_student, loss_tokens, settings_id, train_student
+from subliminal.topic_b.transfer.evaluate import evaluate_model, table_bytes, table_of
+from subliminal.topic_b.transfer.finetune import (
+    TrainSettings,
+    finished,
+    load_student,
+    loss_tokens,
+    settings_id,
+    train_student,
+)
 from subliminal.topic_b.transfer.weight_teacher import (
     TraitSettings,
     load_weight_teacher,
@@ -68,23 +75,30 @@ def teacher_data(cfg: TransferConfig, model, tok, teachers: list[str], model_nam
 
 
 def _eval_cached(cfg, key: str, model, tok, animals, log=print, times: dict | None = None) -> pd.DataFrame:
-    """The evaluation table of one model, computed once (``<cache>/eval/<key>.csv``); its wall time goes to
-    ``<key>.json`` beside it and into `times` (None where an older cache has no record)."""
+    """The evaluation table of one model, computed once (``<cache>/eval/<key>.csv``, sealed: ``sealed.py``); its
+    wall time goes to ``<key>.json`` beside it and into `times` (None where an older cache has no record). A
+    cached table is used only when it matches the checksum written with it; a fresh one is returned as read
+    back from the bytes just written, so a resumed run computes from exactly what an uninterrupted one did."""
     path = _root(cfg) / "eval" / f"{key}.csv"
     side = path.with_suffix(".json")
-    if path.exists():
+    data = sealed.read_sealed(path, log)
+    df = table_of(data) if data is not None else None
+    if data is not None and df is None:
+        log(f"[cache] {path} is not an evaluation table; recomputing it")
+    if df is not None:
         if times is not None:
-            times[key] = json.loads(side.read_text()).get("seconds") if side.exists() else None
-        return pd.read_csv(path, keep_default_na=False, na_values=["nan", "NaN", ""])
+            s = sealed.read_sealed(side, log) if side.exists() else None
+            times[key] = json.loads(s).get("seconds") if s is not None else None
+        return df
     t0 = time.time()
-    df = evaluate_model(model, tok, list(animals), n_samples=cfg.eval_samples, seed=cfg.seed)
+    data = table_bytes(evaluate_model(model, tok, list(animals), n_samples=cfg.eval_samples, seed=cfg.seed))
     secs = round(time.time() - t0, 1)
-    write_csv(df, path)
-    atomic_write_text(side, json.dumps({"seconds": secs}) + "\n")
+    sealed.write_sealed(path, data)
+    sealed.write_sealed(side, (json.dumps({"seconds": secs}) + "\n").encode())
     if times is not None:
         times[key] = secs
     log(f"[eval] {key}: {secs:.0f} s")
-    return df
+    return table_of(data)
 
 
 def _stem(cfg: TransferConfig) -> str:
@@ -171,7 +185,7 @@ def animal_data(cfg, base, tok, animal: str, extra: dict, rows: list, log=print,
 
 def _sync(cfg: TransferConfig, log=print) -> None:
     if cfg.archive_dir:
-        n = archive.sync(_root(cfg), cfg.archive_dir)
+        n = archive.sync(_root(cfg), cfg.archive_dir, log)
         if n:
             log(f"[archive] {n} new files in {cfg.archive_dir}")
 
@@ -212,8 +226,8 @@ def _student(cfg, base, tok, arm, seed, examples, settings, extra, rows, animals
     """Train (or reuse) one student, evaluate it, append its rows."""
     h = extra["teachers"][arm]["data_hash"]
     sdir = _student_dir(cfg, arm, seed, settings, extra)
-    if cfg.stage == "eval" and not (sdir / "train.json").exists():
-        return  # listed in not_trained by write_outputs
+    if cfg.stage == "eval" and finished(sdir, log=log) is None:
+        return  # not trained (or not verified): listed in not_trained by write_outputs, never trained here
     logits = cfg.route == "logits"
     if logits:  # every arm distils on the neutral teacher's sequences: only the teacher's logits differ
         examples, h = neutral, extra["teachers"]["neutral"]["data_hash"]
@@ -268,6 +282,7 @@ def run(cfg: TransferConfig, device, log=print) -> dict:
     from subliminal.topic_b.lm import load_model
 
     t0 = time.time()
+    sealed.check_writable(_root(cfg))
     if cfg.archive_dir:
         log(f"[archive] {archive.restore(cfg.archive_dir, _root(cfg), log)} files restored from {cfg.archive_dir}")
     base, tok = load_model(cfg.model, device=str(device))
