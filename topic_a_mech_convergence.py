@@ -17,6 +17,10 @@ correlations with accuracy and the paired student − cross-model differences.
 
 from __future__ import annotations
 
+from subliminal.interrupt import quiet_ctrl_c
+
+quiet_ctrl_c(__name__)  # Ctrl-C during the imports below: the one-line message, not a traceback
+
 from dataclasses import dataclass, field
 
 from subliminal.common import UserError, cli_main

@@ -16,6 +16,10 @@ Writes plots_a/topic_a_mech_probe.{csv,_summary.csv,_tests.csv,png,json}.
 
 from __future__ import annotations
 
+from subliminal.interrupt import quiet_ctrl_c
+
+quiet_ctrl_c(__name__)  # Ctrl-C during the imports below: the one-line message, not a traceback
+
 from dataclasses import dataclass, field
 
 from subliminal.common import UserError, cli_main

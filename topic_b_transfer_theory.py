@@ -19,6 +19,10 @@ students' records in plots_b/topic_b_transfer_theory_records/ (rerun the same co
 
 from __future__ import annotations
 
+from subliminal.interrupt import quiet_ctrl_c
+
+quiet_ctrl_c(__name__)  # Ctrl-C during the imports below: the one-line message, not a traceback
+
 import torch
 
 from subliminal.common import cli_main, get_device, seed_everything

@@ -130,3 +130,26 @@ def test_a_small_data_set_is_refused_and_a_small_test_set_is_warned(tmp_path, ca
     TopicA(TopicAConfig(n_models=2, n_train=100, n_distill=100, device="cpu"), load_idx_root(root), progress=False)
     err = capsys.readouterr().err
     assert "WARNING" in err and "10 test images" in err
+
+
+def test_ctrl_c_during_the_imports_is_the_one_line_message(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import time
+
+    for delay in (0.2, 0.7):  # torch and pandas take a second or two to import
+        p = subprocess.Popen([sys.executable, "topic_a_exp1.py", "--out", str(tmp_path / "out"), "--cache-dir",
+                              str(tmp_path / "c")], cwd=ROOT, env=os.environ.copy(), stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+        time.sleep(delay)
+        p.send_signal(signal.SIGINT)
+        _, err = p.communicate(timeout=120)
+        assert p.returncode == 130 and err.startswith("interrupted: ") and err.count("\n") == 1, (delay, err)
+
+
+def test_every_script_says_ctrl_c_in_one_line_from_its_first_import():
+    for script in sorted(ROOT.glob("topic_*.py")):
+        lines = [ln for ln in script.read_text().splitlines() if ln.startswith(("import ", "from "))]
+        assert lines[:2] == ["from __future__ import annotations", "from subliminal.interrupt import quiet_ctrl_c"], script.name
+        assert "quiet_ctrl_c(__name__)" in script.read_text(), script.name

@@ -20,7 +20,7 @@ class TheoryConfig:
                 "b = number-token KL (subliminal), then b's adapter cross-init, full fine-tuning, SGD, noisy base"})
     seeds: tuple[int, ...] = field(default=(0, 1, 2), metadata={"help": "student seeds (their contexts; never the adapter draw)"})
     steps: int = field(default=60, metadata={"help": "optimiser steps per student"})
-    batch: int = field(default=16, metadata={"help": "contexts (random 10-number lists) per step"})
+    batch: int = field(default=8, metadata={"help": "contexts (random 10-number lists) per step"})
     milestones: tuple[int, ...] = field(default=(10, 30, 60), metadata={"help": "steps after which students are read"})
     teacher_examples: int = field(default=300, metadata={"help": "training answers per teacher"})
     teacher_epochs: int = field(default=2, metadata={"help": "teacher training epochs"})

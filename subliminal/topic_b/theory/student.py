@@ -34,7 +34,7 @@ from subliminal.topic_b.transfer.finetune import TrainSettings, lora_model
 @dataclass(frozen=True)
 class StudentSettings:
     steps: int = 60
-    batch: int = 16  # contexts per optimiser step
+    batch: int = 8  # contexts per optimiser step
     micro_batch: int = 8
     milestones: tuple[int, ...] = (10, 30, 60)  # readouts (and checkpoints) after these steps; the last is `steps`
     lr_lora_adam: float = 5e-4
