@@ -9,6 +9,7 @@ import pytest
 import torch
 from tiny_lm import build_model, build_tokenizer
 
+from subliminal.reporting import theory as theory_report
 from subliminal.topic_b.theory import analysis, inputs, losses, readouts, student
 from subliminal.topic_b.theory.config import TheoryConfig
 from subliminal.topic_b.theory.ladder import CELLS, Ladder, cell_of, plan
@@ -157,6 +158,17 @@ def test_students_train_resume_and_the_analysis_reads_them(lad):
     cos = analysis.cosine_rows(recs, label)
     assert set(cos.versus_teacher) == {"neutral", "owl", "eagle"}
     assert isinstance(analysis.cosine_summary(cos), pd.DataFrame)
+    # the report reads what the analysis wrote: a table row and a verdict record per cell and animal
+    plots = lad.root / "report" / "plots_b"
+    plots.mkdir(parents=True)
+    for name, frame in (("_summary", s), ("_verdicts", v), ("_cosines", cos)):
+        frame.to_csv(plots / f"topic_b_transfer_theory{name}.csv", index=False)
+    (plots / "topic_b_transfer_theory.json").write_text('{"complete": false, "students_done": 8, "students_planned": 12}')
+    md = theory_report.b_theory(plots.parent)
+    assert "partial: 8 of 12 students" in md and md.count("| owl |") == 4  # the table and the curve
+    recs_v = theory_report.verdicts(plots.parent)
+    assert len(recs_v) == 2 and all("(owl)" in r["claim"] and "(partial run)" in r["evidence"] for r in recs_v)
+    assert {r["verdict"] for r in recs_v} <= {"reproduced", "partly", "inconclusive", "contradicts"}
 
 
 def test_config_checks_flags_before_any_work():

@@ -1,0 +1,154 @@
+"""The ladder under the theorem's conditions (``topic_b_transfer_theory.py``), read from plots_b only.
+
+``tables(root)``: ``b_theory`` (per cell and animal at the last milestone: the effect of the animal's teacher on
+the animal's share among 25 animals vs the neutral teacher, its MDE, specificity, log P vs the base model, and the
+cosine of the student's update with its own teacher's vs the other teachers'; then the effect over milestones).
+``verdicts(root)``: one record per cell and animal, in the words of ``subliminal.verdicts``: transfer that is
+specific = reproduced, transfer that is not = partly, none detected = inconclusive (the MDE in the evidence),
+reverse = contradicts, fewer than 2 seeds = untestable here.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from subliminal.reporting.render import table
+from subliminal.verdicts import record
+
+STEM = "topic_b_transfer_theory"
+SCRIPT = "topic_b_transfer_theory.py"
+CLAIM = ("theorem: a student that starts from the teacher's initialisation and imitates its outputs on numbers "
+         "takes on the teacher's animal")
+WORD = {"transfer": "transfer", "none detected": "none detected", "reverse": "reverse", "too few seeds": "no verdict yet"}
+
+
+def _detail(label: str) -> str:
+    """A cell's label without parentheses, for a claim's parenthesised detail."""
+    return label.replace(" (", ", ").replace(")", "")
+
+
+def prerun_mde(root: Path) -> str:
+    """The MDE stated before the ladder ran: from the seed-to-seed spread of the logits route's students (the same
+    base model, a number-token KL, LoRA and Adam, 3 seeds; plots_b/topic_b_transfer_logits_summary.csv)."""
+    p = Path(root) / "plots_b" / "topic_b_transfer_logits_summary.csv"
+    if not p.exists():
+        return ""
+    s = pd.read_csv(p)
+    out = []
+    for r in s[(s.arm == s.animal) & s.ratio_to_neutral_ci_low.notna()].itertuples():
+        n = int(r.n_seeds)
+        t = stats.t.ppf(0.975, n - 1)
+        se = (np.log(r.ratio_to_neutral_ci_high) - np.log(r.ratio_to_neutral_ci_low)) / (2 * t)
+        out.append(f"{r.animal} ×{np.exp((t + stats.t.ppf(0.80, n - 1)) * se):.3g}")
+    return ("_Minimum detectable effect stated before the runs (80% power, 3 seeds), from the seed-to-seed spread of "
+            "the logits route's students (same base model, number-token KL, LoRA, Adam): P(animal) " + ", ".join(out) +
+            " against the neutral arm; the issue's aim is ≤ ×1.3._") if out else ""
+
+
+def _load(root: Path):
+    p = Path(root) / "plots_b"
+    files = {k: p / f"{STEM}{k}.csv" for k in ("_summary", "_verdicts", "_cosines")}
+    if not files["_summary"].exists() or files["_summary"].stat().st_size < 2:
+        return None
+    meta = json.loads((p / f"{STEM}.json").read_text()) if (p / f"{STEM}.json").exists() else {}
+    read = {k: (pd.read_csv(f) if f.exists() and f.stat().st_size > 1 else pd.DataFrame()) for k, f in files.items()}
+    return read["_summary"], read["_verdicts"], read["_cosines"], meta
+
+
+def _x(v: float) -> str:
+    return "—" if not np.isfinite(v) else f"×{np.exp(v):.3g}"
+
+
+def _ci(r) -> str:
+    if r is None or not np.isfinite(r["ci95_low"]):
+        return "—" if r is None else f"{_x(r['mean'])} (1 seed)"
+    return f"{_x(r['mean'])} [{np.exp(r['ci95_low']):.3g}, {np.exp(r['ci95_high']):.3g}]"
+
+
+def _row(s: pd.DataFrame, **kw):
+    m = np.ones(len(s), bool)
+    for k, v in kw.items():
+        m &= (s[k] == v).to_numpy()
+    return s[m].iloc[0] if m.any() else None
+
+
+def _cos(cos: pd.DataFrame, cell: str, animal: str, step: int) -> str:
+    g = cos[(cos.cell == cell) & (cos.teacher == animal) & (cos.step == step)] if len(cos) else cos
+    if not len(g):
+        return "—"
+    own = g[g.versus_teacher == animal].cosine
+    other = g[(g.versus_teacher != animal)].cosine
+    return f"{own.mean():+.3f} vs {other.mean():+.3f}"
+
+
+def b_theory(root: Path) -> str:
+    got = _load(root)
+    pre = prerun_mde(root)
+    if got is None:
+        return "\n\n".join(x for x in (f"_Not run yet: `OMP_WAIT_POLICY=PASSIVE python {SCRIPT}`._", pre) if x)
+    s, v, cos, meta = got
+    rows = []
+    for r in v.itertuples():
+        last = s[(s.cell == r.cell) & (s.animal == r.animal) & (s.step == r.step)]
+        rows.append([r.cell, r.animal, r.n_seeds, _ci(_row(last, measure="share_vs_neutral")),
+                     _x(r.mde) if np.isfinite(r.mde) else "—", _ci(_row(last, measure="share_own_vs_other")),
+                     _ci(_row(last, measure="dlogp_vs_base")), _ci(_row(last, measure="neutral_dlogp_vs_base")),
+                     _cos(cos, r.cell, r.animal, r.step), WORD.get(r.verdict, r.verdict) + (
+                         f", specific: {r.specific}" if isinstance(r.specific, str) and r.specific else "")])
+    head = ["cell", "animal", "seeds", "share of the animal: own teacher / neutral teacher [95% CI]",
+            "MDE (80% power)", "own teacher / other animal's teacher", "P(animal) vs base: own teacher",
+            "P(animal) vs base: neutral teacher", "update cosine: own teacher vs the others", "verdict"]
+    done, planned = meta.get("students_done"), meta.get("students_planned")
+    state = ("complete" if meta.get("complete") else f"partial: {done} of {planned} students") if meta else ""
+    curve = []
+    sv = s[s.measure == "share_vs_neutral"]
+    for (cell, animal), g in sv.groupby(["cell", "animal"], sort=False):
+        curve.append([cell, animal, ", ".join(f"{int(x.step)}: {_x(x['mean'])}" for _, x in g.sort_values("step").iterrows())])
+    tps = [t for t in (meta.get("tokens_per_s") or {}).values() if t]
+    return "\n".join([
+        f"_Run: {state}; students of {meta.get('student_settings', {}).get('steps', '?')} steps × "
+        f"{meta.get('student_settings', {}).get('batch', '?')} random number lists; training "
+        f"{np.median(tps):.0f} tokens/s (median over students)._" if tps else f"_Run: {state}._", "",
+        *([pre, ""] if pre else []),
+        table(rows, head), "",
+        "The share effect over training (steps: own teacher / neutral teacher):", "",
+        table(curve, ["cell", "animal", "by milestone"]), "",
+        "_Ratios are exp of mean differences in log share (or log P) over the 26 questions, per seed; CIs over seeds "
+        "(t); the MDE is the smallest ratio a 5% test over these seeds finds with 80% power. Cosines: the student's "
+        "merged LoRA update (or W − W0) against each teacher's, all adapted matrices together, mean over seeds._"])
+
+
+def verdicts(root: Path) -> list[dict]:
+    got = _load(root)
+    if got is None:
+        return []
+    s, v, _, meta = got
+    model = (meta.get("config") or {}).get("model", "smollm2-135m-instruct")
+    out = []
+    for r in v.itertuples():
+        last = s[(s.cell == r.cell) & (s.animal == r.animal) & (s.step == r.step)]
+        sv = _row(last, measure="share_vs_neutral")
+        ev = f"share {_ci(sv)} vs the neutral weight teacher, {r.n_seeds} seeds, step {r.step}"
+        if r.verdict == "too few seeds":
+            word, ev = "untestable here", ev + "; no verdict before 2 seeds"
+        elif r.verdict == "transfer":
+            word = "reproduced" if r.specific == "yes" else "partly"
+            ev += "" if r.specific == "yes" else "; not specific to the animal (the other animal's teacher moves it as much)"
+        elif r.verdict == "reverse":
+            word = "contradicts"
+        else:
+            word = "inconclusive"
+            ev += f"; rules out ≥ {_x(sv['ci95_high'])}, MDE {_x(r.mde)}"
+        if not meta.get("complete", False):
+            ev += " (partial run)"
+        out.append(record("B", SCRIPT, f"{CLAIM} ({_detail(r.cell)}) ({r.animal})", word, ev, model))
+    return out
+
+
+def tables(root: Path) -> dict[str, str]:
+    return {"b_theory": b_theory(Path(root))}
