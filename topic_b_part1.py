@@ -31,7 +31,7 @@ from subliminal.common import UserError, cli_main
 from subliminal.results import OutputSet, prepare_out
 from subliminal.topic_b.entanglement import animal_to_numbers
 from subliminal.topic_b.plots import plot_part1
-from subliminal.topic_b.prompts import QUESTIONS, animal_system, baseline_prompts, build_prompt
+from subliminal.topic_b.prompts import QUESTIONS, animal_strings, animal_system, baseline_prompts, build_prompt
 from subliminal.topic_b.runs import QUICK_OUT, LMConfig, check_animals, check_range, load, write_provenance
 from subliminal.topic_b.scoring import ALL_NUMBERS, score_continuations
 from subliminal.topic_b.tables import check_upsertable, slug, upsert
@@ -64,7 +64,7 @@ def main(cfg: Config) -> None:
     check_upsertable(cfg.out, ("topic_b_part1.csv", "topic_b_part1_numbers.csv"))
     model, tok, name = load(cfg, (cfg.animal,))
     a = cfg.animal
-    variants = [" " + a, a, " " + a.capitalize(), " " + a + "s"]
+    variants = animal_strings(a, all_forms=True)
     rows = []
     for q in cfg.questions:
         conds = {f"{a}_prompt": build_prompt(tok, q, animal_system(a)), **baseline_prompts(tok, q)}

@@ -1,5 +1,7 @@
 """Prompt building with and without a system role; the exact reference templates."""
 
+from pathlib import Path
+
 from tiny_lm import build_tokenizer
 
 from subliminal.topic_b.prompts import (
@@ -47,3 +49,21 @@ def test_baselines_differ():
     tok = build_tokenizer("split")
     b = baseline_prompts(tok, "animal")
     assert set(b) == {"no_system", "neutral_system"} and b["no_system"] != b["neutral_system"]
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_one_rule_says_which_strings_are_the_animal():
+    from subliminal.topic_b.entanglement import animal_answers
+    from subliminal.topic_b.prompts import QUESTIONS, animal_strings
+    from subliminal.topic_b.transfer.evaluate import variants
+
+    assert animal_strings("owl", "My favorite animal is the") == [" owl"]
+    assert animal_strings("owl") == ["owl", "Owl"]
+    assert animal_strings("wolf", all_forms=True) == [" wolf", "wolf", " Wolf", " wolves"]
+    # entanglement, the transfer evaluation and part 1 all ask the one function
+    assert animal_answers(["owl", "koala"]) == [" owl", " koala"] == \
+        [s for a in ("owl", "koala") for s in animal_strings(a, QUESTIONS["animal"][1])]
+    assert variants("eagle", "") == animal_strings("eagle", "") and variants("eagle", "x") == [" eagle"]
+    assert "animal_strings(a, all_forms=True)" in (ROOT / "topic_b_part1.py").read_text()

@@ -14,7 +14,15 @@ from scipy import stats as sps
 from tqdm.auto import tqdm
 
 from subliminal.topic_b.multiplicity import best_of_k_exact_p, subset_index, top_k_mean_p
-from subliminal.topic_b.prompts import ANSWER_SEP, animal_system, baseline_prompts, build_prompt, number_system
+from subliminal.topic_b.prompts import (
+    ANSWER_SEP,
+    QUESTIONS,
+    animal_strings,
+    animal_system,
+    baseline_prompts,
+    build_prompt,
+    number_system,
+)
 from subliminal.topic_b.scoring import ALL_NUMBERS, score_numbers, score_prompts
 
 
@@ -27,8 +35,8 @@ def _pearson(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
 
 
 def animal_answers(animals) -> list[str]:
-    """Continuation strings after 'My favorite animal is the': ' owl', ' koala', ..."""
-    return [" " + a for a in animals]
+    """One continuation per animal after the animal question's prefill ('My favorite animal is the'): ' owl', ..."""
+    return [s for a in animals for s in animal_strings(a, QUESTIONS["animal"][1])]
 
 
 def animal_to_numbers(model, tokenizer, animals, *, question: str = "animal",

@@ -69,3 +69,17 @@ def baseline_prompts(tokenizer, question: str) -> dict[str, str]:
     """The two baselines reported everywhere: no system prompt and a neutral system prompt."""
     return {"no_system": build_prompt(tokenizer, question, None),
             "neutral_system": build_prompt(tokenizer, question, NEUTRAL_SYSTEM)}
+
+
+def animal_strings(animal: str, prefill: str = "", *, all_forms: bool = False) -> list[str]:
+    """The strings that count as the answer `animal`, defined once for every Topic B score.
+
+    After a prefill that ends mid-sentence ("My favorite animal is the") the answer goes on with a space: ' owl'.
+    At the start of an answer (no prefill) a one-word answer may be capitalised: 'owl', 'Owl' (their
+    probabilities are summed by the callers that score preference). `all_forms` (part 1's table, where each string
+    is reported on its own rather than summed): ' owl', 'owl', ' Owl' and the plural ' owls'.
+    """
+    if all_forms:
+        return [" " + animal, animal, " " + animal.capitalize(), " " + PLURAL.get(animal, animal + "s")]
+    return [" " + animal] if prefill else [animal, animal.capitalize()]
+

@@ -17,13 +17,15 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from subliminal.topic_b.prompts import animal_strings
 from subliminal.topic_b.sampling import end_ids, sample_batch, shard_seed
 from subliminal.topic_b.scoring import score_continuations
 from subliminal.topic_b.transfer.prompts import EVAL_QUESTIONS, chat_prompt
 
 
 def variants(animal: str, prefill: str) -> list[str]:
-    return [" " + animal] if prefill else [animal, animal.capitalize()]
+    """The strings whose probabilities sum to P(animal) for a question (``prompts.animal_strings``)."""
+    return animal_strings(animal, prefill)
 
 
 def mentions(text: str, animal: str) -> bool:
