@@ -37,7 +37,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-import topic_b_step2_extended as step2
 from subliminal.common import UserError, cli_main, get_device, seed_everything
 from subliminal.results import OutputSet, prepare_out, save_figure, write_csv
 from subliminal.topic_b.entanglement import animal_statistics
@@ -49,6 +48,7 @@ from subliminal.topic_b.runs import MAX_DRAWS, MAX_SEED, QUICK_OUT, check_range,
 from subliminal.topic_b.scoring import ALL_NUMBERS, encode
 from subliminal.topic_b.specificity import NUMBERS_CSV, SPEC_CSV
 from subliminal.topic_b.specificity import outputs as specificity_outputs
+from subliminal.topic_b.step2 import Step2Config, run_step2
 from subliminal.topic_b.tables import check_upsertable, read_table, upsert
 
 DEFAULT_MODELS = ("smollm2-135m-instruct", "qwen2.5-coder-0.5b-instruct", "gemma-3-270m")
@@ -99,8 +99,8 @@ def step2_rows(cfg: Config, model: str, animals: list[str]) -> tuple[pd.DataFram
         return s[(s["model"] == model) & s["animal"].isin(animals)].reset_index(drop=True), "read"
     if not cfg.run_missing:
         return None, "missing"
-    step2.main(step2.Config(model=model, device=cfg.device, out=cfg.out, n_animals=cfg.n_animals,
-                            max_digits=cfg.max_digits, top_n=cfg.top_n, null_draws=cfg.null_draws, seed=cfg.seed))
+    run_step2(Step2Config(model=model, device=cfg.device, out=cfg.out, n_animals=cfg.n_animals,
+                          max_digits=cfg.max_digits, top_n=cfg.top_n, null_draws=cfg.null_draws, seed=cfg.seed))
     s = _read(d / "topic_b_step2_extended.csv")
     return s[(s["model"] == model) & s["animal"].isin(animals)].reset_index(drop=True), "run"
 

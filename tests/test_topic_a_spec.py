@@ -62,3 +62,14 @@ def test_a_script_without_an_experiment_is_an_error(tmp_path):
     (root / "topic_a_new_sweep.py").write_text('"""A new sweep that forgot to declare itself."""\n')
     with pytest.raises(UserError, match="topic_a_new_sweep.py declares no EXPERIMENT"):
         analysis.experiments(root)
+
+
+def test_scripts_never_import_scripts():
+    import ast
+
+    scripts = {p.stem for p in ROOT.glob("topic_*.py")}
+    for p in ROOT.glob("topic_*.py"):
+        tree = ast.parse(p.read_text())
+        names = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        names |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+        assert not names & scripts, (p.name, names & scripts)
