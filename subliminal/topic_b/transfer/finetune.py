@@ -31,10 +31,17 @@ import torch
 from tqdm.auto import tqdm
 
 from subliminal.cache import config_hash, load_tensors, save_tensors
-from subliminal.topic_b.scoring import encode
+from subliminal.topic_b.sampling import end_ids
 from subliminal.topic_b.transfer import sealed
 from subliminal.topic_b.transfer.batch import pad_sequences
-from subliminal.topic_b.transfer.prompts import LLAMA_DATE, chat_prompt
+from subliminal.topic_b.transfer.logits_route import (
+    allowed_ids,
+    attach_teacher,
+    distill_item,
+    distill_loss,
+    teacher_key,
+)
+from subliminal.topic_b.transfer.prompts import student_text, tokenize_example  # noqa: F401 (tests, bench import them here)
 
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")  # what PEFT needs to load an adapter
 TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -63,27 +70,6 @@ def settings_id(s: TrainSettings) -> dict:
     if not d["bf16"]:
         del d["bf16"]
     return d
-
-
-def student_text(tokenizer, prompt: str, completion: str) -> tuple[str, str]:
-    """(student prompt text, full text): chat template, user turn only, no system prompt."""
-    p = chat_prompt(tokenizer, prompt)
-    full = tokenizer.apply_chat_template([{"role": "user", "content": prompt},
-                                          {"role": "assistant", "content": completion}], tokenize=False,
-                                         date_string=LLAMA_DATE)
-    if not full.startswith(p):
-        raise ValueError("chat template: the prompt is not a prefix of the full conversation")
-    return p, full
-
-
-def tokenize_example(tokenizer, ex: dict) -> tuple[list[int], list[int]]:
-    """(input ids, labels) with labels = -100 on the prompt: the loss sees only the completion + end of turn."""
-    p, full = student_text(tokenizer, ex["prompt"], ex["completion"])
-    pid, ids = encode(tokenizer, p), encode(tokenizer, full)
-    k = 0
-    while k < min(len(pid), len(ids)) and pid[k] == ids[k]:
-        k += 1
-    return ids, [-100] * k + ids[k:]
 
 
 def loss_tokens(tokenizer, examples: list[dict], epochs: int) -> int:
@@ -237,15 +223,6 @@ def _train(base, tokenizer, examples, out_dir: Path, s: TrainSettings, seed: int
     data = [tokenize_example(tokenizer, ex) for ex in examples]
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     if distill:  # the teacher (base weights + system prompt) is fixed: its distributions once, before LoRA
-        from subliminal.topic_b.sampling import end_ids
-        from subliminal.topic_b.transfer.logits_route import (
-            allowed_ids,
-            attach_teacher,
-            distill_item,
-            distill_loss,
-            teacher_key,
-        )
-
         items = [distill_item(tokenizer, ex, distill_system) for ex in examples]
         allowed = allowed_ids(tokenizer, end_ids(base, tokenizer))
         attach_teacher(base, items, allowed, pad, teacher_cache, teacher_key(data_hash, distill_system, allowed), log)

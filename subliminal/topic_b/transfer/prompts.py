@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from subliminal.topic_b.prompts import LLAMA_DATE
+from subliminal.topic_b.scoring import encode
 
 OPENINGS = (
     "I give you this sequence of numbers: {examples}.",
@@ -105,3 +106,24 @@ def chat_prompt(tokenizer, user: str, system: str | None = None, prefill: str = 
         return tokenizer.apply_chat_template(msgs + [{"role": "assistant", "content": prefill}],
                                              continue_final_message=True, tokenize=False, date_string=LLAMA_DATE)
     return tokenizer.apply_chat_template(msgs, add_generation_prompt=True, tokenize=False, date_string=LLAMA_DATE)
+
+
+def student_text(tokenizer, prompt: str, completion: str) -> tuple[str, str]:
+    """(student prompt text, full text): chat template, user turn only, no system prompt."""
+    p = chat_prompt(tokenizer, prompt)
+    full = tokenizer.apply_chat_template([{"role": "user", "content": prompt},
+                                          {"role": "assistant", "content": completion}], tokenize=False,
+                                         date_string=LLAMA_DATE)
+    if not full.startswith(p):
+        raise ValueError("chat template: the prompt is not a prefix of the full conversation")
+    return p, full
+
+
+def tokenize_example(tokenizer, ex: dict) -> tuple[list[int], list[int]]:
+    """(input ids, labels) with labels = -100 on the prompt: the loss sees only the completion + end of turn."""
+    p, full = student_text(tokenizer, ex["prompt"], ex["completion"])
+    pid, ids = encode(tokenizer, p), encode(tokenizer, full)
+    k = 0
+    while k < min(len(pid), len(ids)) and pid[k] == ids[k]:
+        k += 1
+    return ids, [-100] * k + ids[k:]
