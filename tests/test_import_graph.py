@@ -55,3 +55,9 @@ def test_no_import_circles_in_the_package():
 
 def test_the_check_sees_a_circle():
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == [["a", "b", "c", "a"]]
+
+
+def test_no_module_over_400_lines():
+    long = {str(p.relative_to(ROOT)): n for p in (ROOT / "subliminal").rglob("*.py")
+            if (n := len(p.read_text().splitlines())) > 400}
+    assert long == {}

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from subliminal.reporting.render import table
 from subliminal.verdicts import record
@@ -32,22 +31,15 @@ def _detail(label: str) -> str:
     return label.replace(" (", ", ").replace(")", "")
 
 
-def prerun_mde(root: Path) -> str:
-    """The MDE stated before the ladder ran: from the seed-to-seed spread of the logits route's students (the same
-    base model, a number-token KL, LoRA and Adam, 3 seeds; plots_b/topic_b_transfer_logits_summary.csv)."""
-    p = Path(root) / "plots_b" / "topic_b_transfer_logits_summary.csv"
-    if not p.exists():
+def prerun_mde(meta: dict) -> str:
+    """The MDE stated before the ladder ran (the run's JSON: ``theory.analysis.prerun_mde``)."""
+    m = meta.get("mde_stated_before_the_runs") or {}
+    if not m:
         return ""
-    s = pd.read_csv(p)
-    out = []
-    for r in s[(s.arm == s.animal) & s.ratio_to_neutral_ci_low.notna()].itertuples():
-        n = int(r.n_seeds)
-        t = stats.t.ppf(0.975, n - 1)
-        se = (np.log(r.ratio_to_neutral_ci_high) - np.log(r.ratio_to_neutral_ci_low)) / (2 * t)
-        out.append(f"{r.animal} ×{np.exp((t + stats.t.ppf(0.80, n - 1)) * se):.3g}")
-    return ("_Minimum detectable effect stated before the runs (80% power, 3 seeds), from the seed-to-seed spread of "
-            "the logits route's students (same base model, number-token KL, LoRA, Adam): P(animal) " + ", ".join(out) +
-            " against the neutral arm; the issue's aim is ≤ ×1.3._") if out else ""
+    return ("_Minimum detectable effect stated before the runs (80% power, " + f"{m['n_seeds']} seeds), from the "
+            "seed-to-seed spread of the logits route's students (same base model, number-token KL, LoRA, Adam): P(animal) "
+            + ", ".join(f"{a} ×{v:.3g}" for a, v in m["ratio"].items()) + " against the neutral arm; the issue's aim is "
+            "≤ ×1.3._")
 
 
 def _load(root: Path):
@@ -88,10 +80,10 @@ def _cos(cos: pd.DataFrame, cell: str, animal: str, step: int) -> str:
 
 def b_theory(root: Path) -> str:
     got = _load(root)
-    pre = prerun_mde(root)
     if got is None:
-        return "\n\n".join(x for x in (f"_Not run yet: `OMP_WAIT_POLICY=PASSIVE python {SCRIPT}`._", pre) if x)
+        return f"_Not run yet: `OMP_WAIT_POLICY=PASSIVE python {SCRIPT}`._"
     s, v, cos, meta = got
+    pre = prerun_mde(meta)
     rows = []
     for r in v.itertuples():
         last = s[(s.cell == r.cell) & (s.animal == r.animal) & (s.step == r.step)]

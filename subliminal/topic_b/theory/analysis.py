@@ -122,3 +122,16 @@ def verdicts(s: pd.DataFrame) -> pd.DataFrame:
                     "share_mean": r["mean"], "share_ci95_low": r.ci95_low, "share_ci95_high": r.ci95_high,
                     "mde": r.mde, "n_seeds": int(r.n_seeds)})
     return pd.DataFrame(out)
+
+
+def prerun_mde(logits_summary: pd.DataFrame) -> dict:
+    """The MDE stated before the ladder ran: (t_.975 + t_.80) x the seed SE of log P(animal) vs the neutral arm of
+    the logits route's students (the same base model, a number-token KL, LoRA, Adam), from its summary CSV."""
+    s = logits_summary[(logits_summary.arm == logits_summary.animal) & logits_summary.ratio_to_neutral_ci_low.notna()]
+    out = {}
+    for r in s.itertuples():
+        n = int(r.n_seeds)
+        t = stats.t.ppf(0.975, n - 1)
+        se = (np.log(r.ratio_to_neutral_ci_high) - np.log(r.ratio_to_neutral_ci_low)) / (2 * t)
+        out[r.animal] = float(np.exp((t + stats.t.ppf(0.80, n - 1)) * se))
+    return {"ratio": out, "n_seeds": int(s.n_seeds.max()), "source": "plots_b/topic_b_transfer_logits_summary.csv"} if out else {}

@@ -73,6 +73,11 @@ def run(cfg, device, log=print) -> dict:
     return {"students": len(records)}
 
 
+def _prerun(cfg) -> dict:
+    p = Path(cfg.out) / "topic_b_transfer_logits_summary.csv"
+    return analysis.prerun_mde(pd.read_csv(p)) if p.exists() else {}
+
+
 def _write(cfg, records, base_pref, ladder: Ladder, t0: float, complete: bool, planned: int) -> None:
     done = [r for r in records if r.get("complete")]
     tidy = analysis.tidy(done, base_pref, _label)
@@ -91,4 +96,5 @@ def _write(cfg, records, base_pref, ladder: Ladder, t0: float, complete: bool, p
             "teachers": {t: {k: r.get(k) for k in ("key", "steps", "final_loss", "tokens_per_s")}
                          for t, r in ladder.records.items()},
             "teacher_settings": asdict(ladder.tset), "student_settings": asdict(ladder.sset),
-            "tokens_per_s": {f"{r['name']}-s{r['seed']}": r.get("tokens_per_s_last_run") for r in done}})
+            "tokens_per_s": {f"{r['name']}-s{r['seed']}": r.get("tokens_per_s_last_run") for r in done},
+            "mde_stated_before_the_runs": _prerun(cfg)})
