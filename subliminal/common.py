@@ -63,6 +63,18 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+def available_memory() -> int | None:
+    """Bytes of memory available now (MemAvailable: free + reclaimable cache, /proc/meminfo); None where unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
 def fast_bf16(device: torch.device) -> bool:
     """Whether bf16 matmuls are native on `device`: any CUDA GPU here, or a CPU with AVX512-BF16/AMX (oneDNN)."""
     if device.type == "cuda":

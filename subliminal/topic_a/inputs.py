@@ -23,23 +23,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from subliminal.common import available_memory
+
 NOISE_KINDS = ("uniform", "gaussian")
 STREAM_IDS = {"uniform": 11, "gaussian": 12}
 
 
 def _epoch_order(n: int, seed: int, epoch: int, stream: int) -> np.ndarray:
     return np.random.default_rng([seed, stream, 7919, epoch]).permutation(n)
-
-
-def available_cpu_bytes() -> int:
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return 0
 
 
 def pool_budget(device: torch.device | str) -> int:
@@ -55,7 +46,7 @@ def pool_budget(device: torch.device | str) -> int:
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
         return free // 2
-    return int(available_cpu_bytes() * 0.4) if device.type == "cpu" else 0
+    return int((available_memory() or 0) * 0.4) if device.type == "cpu" else 0
 
 
 # The one kept noise set of this process: (identity, {chunk index: tensor on its device}). One at a time,

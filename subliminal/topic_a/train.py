@@ -21,10 +21,10 @@ import torch
 from tqdm.auto import tqdm
 
 from subliminal.cache import log
-from subliminal.common import UserError, fast_bf16, get_device
+from subliminal.common import UserError, available_memory, fast_bf16, get_device
 from subliminal.topic_a import engine
 from subliminal.topic_a.engine import MLPShape, ParallelMLP, derangement, make_adam, teacher_loss, train_step_flops
-from subliminal.topic_a.inputs import ImageSource, NoiseSource, available_cpu_bytes, pixel_permutation
+from subliminal.topic_a.inputs import ImageSource, NoiseSource, pixel_permutation
 from subliminal.topic_a.mnist import MNIST_TEST_SIZE, ImageSet, load_fashion_mnist, load_mnist
 from subliminal.topic_a.store import RunStore, fingerprint
 
@@ -124,7 +124,7 @@ def _memory_available(device: str) -> tuple[int, str]:
         if torch.cuda.is_available():
             return torch.cuda.get_device_properties(torch.device(device if device != "auto" else "cuda")).total_memory, "GPU"
         return 0, "GPU"
-    return available_cpu_bytes(), "CPU"
+    return available_memory() or 0, "CPU"
 
 
 def device_name(device: torch.device) -> str:

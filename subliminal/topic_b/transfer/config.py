@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from subliminal.common import UserError, get_device
+from subliminal.common import UserError, available_memory, get_device
 from subliminal.topic_b.prompts import PLURAL
 from subliminal.topic_b.runs import check_range
 
@@ -27,21 +27,9 @@ def sampling_bytes(rows: int, new_tokens: int) -> int:
     return rows * (LOGITS_BYTES_PER_ROW + (PROMPT_TOKENS + new_tokens) * KV_BYTES_PER_TOKEN)
 
 
-def _available_bytes() -> int | None:
-    """MemAvailable (free + reclaimable cache) from /proc/meminfo; None where there is none (not Linux)."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
-
-
 def check_memory(batch_size: int, eval_samples: int, max_new_tokens: int) -> None:
     """One line before any work when a batch cannot fit in this machine's memory."""
-    avail = _available_bytes()
+    avail = available_memory()
     if avail is None:
         return
     for flag, need in (("--batch-size", sampling_bytes(batch_size, max_new_tokens)),
