@@ -54,8 +54,9 @@ def full_deltas(model, base_state: dict[str, torch.Tensor]) -> dict[str, torch.T
 
 
 def _cos(x: torch.Tensor, y: torch.Tensor) -> float:
+    x, y = x.double().flatten(), y.double().flatten()
     nx, ny = float(x.norm()), float(y.norm())
-    return float((x.flatten() @ y.flatten()) / (nx * ny)) if nx > 0 and ny > 0 else float("nan")
+    return float(x @ y / (nx * ny)) if nx > 0 and ny > 0 else float("nan")
 
 
 @torch.no_grad()

@@ -96,7 +96,7 @@ def deltas(model, arm: Arm, s: StudentSettings, init_state: dict[str, torch.Tens
 def _a_cosine(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
     if not a or a.keys() != b.keys():
         return float("nan")
-    x, y = torch.cat([a[k].flatten() for k in sorted(a)]), torch.cat([b[k].flatten() for k in sorted(a)])
+    x, y = (torch.cat([d[k].double().flatten() for k in sorted(a)]) for d in (a, b))
     return float(x @ y / (x.norm() * y.norm()))
 
 
