@@ -180,3 +180,24 @@ def test_config_checks_flags_before_any_work():
             dataclasses.replace(TheoryConfig(), **bad).validate()
     TheoryConfig().validate()
     TheoryConfig.quick().validate()
+
+
+def test_committed_records_continue_a_run_on_another_machine(tmp_path):
+    from subliminal.cache import read_record, write_record
+    from subliminal.topic_b.theory.run import _restore
+
+    arc, root = tmp_path / "arc", tmp_path / "cache"
+    full = {"key": "k", "milestones": {"10": {}, "30": {}}, "complete": True}
+    write_record(arc / "owl-x-s0" / "record.json", full)
+    write_record(root / "students" / "eagle-x-s0" / "record.json", {"key": "e", "milestones": {}, "complete": False})
+    _restore(arc, root)
+    assert read_record(root / "students" / "owl-x-s0" / "record.json") == full
+    # a cache that is further along keeps its own record; an edited archive record is not used
+    ahead = {**full, "milestones": {"10": {}, "30": {}, "60": {}}}
+    write_record(root / "students" / "owl-x-s0" / "record.json", ahead)
+    _restore(arc, root)
+    assert read_record(root / "students" / "owl-x-s0" / "record.json") == ahead
+    (arc / "owl-x-s0" / "record.json").write_text((arc / "owl-x-s0" / "record.json").read_text().replace('"k"', '"z"'))
+    (root / "students" / "owl-x-s0" / "record.json").unlink()
+    _restore(arc, root)
+    assert not (root / "students" / "owl-x-s0" / "record.json").exists()
