@@ -102,10 +102,14 @@ def b_theory(root: Path) -> str:
     for (cell, animal), g in sv.groupby(["cell", "animal"], sort=False):
         curve.append([cell, animal, ", ".join(f"{int(x.step)}: {_x(x['mean'])}" for _, x in g.sort_values("step").iterrows())])
     tps = [t for t in (meta.get("tokens_per_s") or {}).values() if t]
+    mins = [m for m in (meta.get("minutes_per_student") or {}).values() if m]
+    cost = (f"; {np.median(mins):.1f} min per student (wall, training and readouts), so "
+            f"{np.median(mins) * 3 * len((meta.get('config') or {}).get('seeds', [0, 1, 2])) / 60:.1f} h per cell of three "
+            "teachers" if mins else "")
     return "\n".join([
         f"_Run: {state}; students of {meta.get('student_settings', {}).get('steps', '?')} steps × "
         f"{meta.get('student_settings', {}).get('batch', '?')} random number lists; training "
-        f"{np.median(tps):.0f} tokens/s (median over students)._" if tps else f"_Run: {state}._", "",
+        f"{np.median(tps):.0f} tokens/s (median over students){cost}._" if tps else f"_Run: {state}._", "",
         *([pre, ""] if pre else []),
         table(rows, head), "",
         "The share effect over training (steps: own teacher / neutral teacher):", "",

@@ -97,4 +97,5 @@ def _write(cfg, records, base_pref, ladder: Ladder, t0: float, complete: bool, p
                          for t, r in ladder.records.items()},
             "teacher_settings": asdict(ladder.tset), "student_settings": asdict(ladder.sset),
             "tokens_per_s": {f"{r['name']}-s{r['seed']}": r.get("tokens_per_s_last_run") for r in done},
+            "minutes_per_student": {f"{r['name']}-s{r['seed']}": round(r["seconds"] / 60, 1) for r in done if r.get("seconds")},
             "mde_stated_before_the_runs": _prerun(cfg)})

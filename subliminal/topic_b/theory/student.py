@@ -132,6 +132,7 @@ def train(base, tokenizer, teacher, arm: Arm, seed: int, s: StudentSettings, out
         rec["milestones"]["0"] = _readout(model, tokenizer, arm, s, init_state, teacher_deltas, questions, float("nan"))
     milestones = s.all_milestones()
     t0, ntok, step_losses = time.time(), 0, []
+    t_mark = t0  # wall time (training and readouts) is summed into the record at each milestone
     bar = tqdm(total=s.steps, initial=start, desc=f"student {arm.name} s{seed}", unit="step", disable=not progress)
     model.train()
     for step in range(start, s.steps):
@@ -158,8 +159,10 @@ def train(base, tokenizer, teacher, arm: Arm, seed: int, s: StudentSettings, out
                                                         float(np.mean(step_losses[-10:])))
             model.train()
             rec["complete"] = step + 1 == s.steps
-            rec.update(tokens_per_s_last_run=round(ntok / max(time.time() - t0, 1e-9), 1), device=device.type,
-                       torch_version=torch.__version__)
+            now = time.time()
+            rec.update(tokens_per_s_last_run=round(ntok / max(now - t0, 1e-9), 1), device=device.type,
+                       torch_version=torch.__version__, seconds=round(rec.get("seconds", 0.0) + now - t_mark, 1))
+            t_mark = now
             if not rec["complete"]:
                 _save(ckpt, model, opt, step + 1, key)
             write_record(rec_path, rec)
