@@ -140,6 +140,7 @@ def test_students_train_resume_and_the_analysis_reads_them(lad):
     stopped = _train(lad, cell_b, 7, "owl", stop_after=2)
     assert not stopped["complete"]
     resumed = _train(lad, cell_b, 7, "owl")
+    assert not list((lad.root / "s" / f"{cell_b.arm('owl').name}-s7").glob("checkpoint*"))  # a finished student keeps none
     straight = student.train(lad.base, lad.tok, lad.teacher("owl"), cell_b.arm("owl"), 7, lad.sset, lad.root / "straight",
                              teacher_key=lad.teacher_key("owl"), base_id="tiny", teacher_seed=0, teacher_init_a=lad.init_a,
                              teacher_deltas=lad.deltas, questions=QUESTIONS, log=lambda m: None, progress=False)

@@ -169,6 +169,7 @@ def train(base, tokenizer, teacher, arm: Arm, seed: int, s: StudentSettings, out
     bar.close()
     if rec["complete"]:
         ckpt.unlink(missing_ok=True)
+        ckpt.with_suffix(".json").unlink(missing_ok=True)
     return rec
 
 
