@@ -20,15 +20,16 @@ def ladder(summary: pd.DataFrame, cos: pd.DataFrame, path: Path, topic_a: Path =
     s = summary[summary.measure == "share_vs_neutral"]
     s = s[s.step == s.groupby("cell").step.transform("max")]
     cells = list(dict.fromkeys(s.cell))
-    fig, axes = plt.subplots(1, 3, figsize=(15, 0.6 * len(cells) + 2.5), gridspec_kw={"width_ratios": [3, 3, 2]})
+    fig, axes = plt.subplots(1, 3, figsize=(16, 0.7 * len(cells) + 3), gridspec_kw={"width_ratios": [3, 3, 2]})
     y = np.arange(len(cells))
     for k, (animal, color) in enumerate((("owl", "tab:brown"), ("eagle", "tab:blue"))):
         g = s[s.animal == animal].set_index("cell").reindex(cells)
-        axes[0].errorbar(g["mean"], y + 0.15 * (k - 0.5), xerr=[g["mean"] - g.ci95_low, g.ci95_high - g["mean"]],
+        axes[0].errorbar(g["mean"], y + 0.3 * (k - 0.5), xerr=[g["mean"] - g.ci95_low, g.ci95_high - g["mean"]],
                          fmt="o", color=color, label=animal, capsize=3)
     axes[0].axvline(0, color="grey", lw=0.8)
+    for ax in axes[:2]:
+        ax.set_ylim(len(cells) - 0.5, -0.5)
     axes[0].set_yticks(y, cells)
-    axes[0].invert_yaxis()
     axes[0].set_xlabel("Δ log share of the animal among 25 animals\n(own teacher − neutral teacher, 95% CI over seeds)")
     axes[0].legend(loc="lower right")
     c = cos[cos.step == cos.groupby("cell").step.transform("max")] if len(cos) else cos
@@ -41,7 +42,6 @@ def ladder(summary: pd.DataFrame, cos: pd.DataFrame, path: Path, topic_a: Path =
         axes[1].barh(y + 0.2 * (k - 0.5), vals, height=0.4, color=color, label=label)
     axes[1].axvline(0, color="grey", lw=0.8)
     axes[1].set_yticks(y, [""] * len(cells))
-    axes[1].invert_yaxis()
     axes[1].set_xlabel("cosine of the student's update with the teacher's\n(animal teachers' students, last milestone)")
     axes[1].legend(loc="lower right")
     if topic_a.exists():
