@@ -58,4 +58,4 @@ def test_arms_the_room_cannot_name():
     for arm in (Arm("owl", param="full"), Arm("owl", draw=1), Arm("owl", teacher="weights", teacher_model="x"),
                 Arm("owl", route="logits", loss="full_kl")):
         with pytest.raises(ValueError):
-            arm.label
+            _ = arm.label
