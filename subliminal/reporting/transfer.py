@@ -10,6 +10,7 @@ not specific to the animal); below 1 = contradicts (the claimed direction fails,
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from subliminal.reporting.transfer_runs import (
     speed,
     status_line,
 )
+from subliminal.topic_b.transfer.arm import Arm, row_kind
 from subliminal.verdicts import record
 
 CMD = "OMP_WAIT_POLICY=PASSIVE python topic_b_transfer.py"
@@ -254,7 +256,7 @@ def _brief(r) -> str:
           f"; vs the other animal teacher's data × {r.ratio_vs_other_teachers:.3g}")
     spec = {"yes": "; specific to the animal", "no": "; not specific to the animal"}.get(
         r.specific if r.verdict == "transfer" else "", "")
-    if r.arm.startswith("cross_") and r.verdict_basis != "cross-model neutral teacher":
+    if row_kind(r.arm) == "cross" and r.verdict_basis != "cross-model neutral teacher":
         head = "provisional (no control for the cross model's own numbers yet), " + head
     return f"{head}: P({r.animal}) × {rn} ({vs}{power}){ot}{spec}"
 
@@ -306,7 +308,7 @@ def verdicts(root: Path) -> list[dict]:
         s, meta = got
         for r in s.itertuples():
             if r.trait and r.trait == r.animal:
-                same = s[(s.model == r.model) & (s.arm == r.arm.removeprefix("cross_")) & (s.animal == r.animal)]
+                same = s[(s.model == r.model) & (s.arm == dataclasses.replace(Arm.from_label(r.arm), teacher_model="").label) & (s.animal == r.animal)]
                 out.append(_verdict(r, meta, claim, qual, same.verdict.iloc[0] if len(same) else ""))
     if not out:
         return [record("B", SCRIPT, claim, "untestable here",
@@ -317,7 +319,7 @@ def verdicts(root: Path) -> list[dict]:
 def _verdict(r, meta: dict, claim: str, qual: str, same_model: str = "") -> dict:
     """One verdict record; `same_model`: for a cross arm, the verdict of the same animal's teacher of the base
     model itself (the contrast the cross-model claim is about)."""
-    cross = r.arm.startswith("cross_")
+    cross = row_kind(r.arm) == "cross"
     c = ("paper: numbers from a teacher of a *different* base model do not transfer" if cross
          else claim + f" ({r.animal})") + qual
     ev = _sentence(r) + _partial(r, meta)

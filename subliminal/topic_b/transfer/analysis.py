@@ -48,7 +48,12 @@ import pandas as pd
 from scipy import stats as sps
 
 from subliminal.stats import mean_ci, paired_test
+from subliminal.topic_b.transfer.arm import NEUTRAL, OTHER_MODEL, Arm, row_kind
 from subliminal.topic_b.transfer.data import is_neutral
+
+# the order of a run's rows: per model, base, the neutral draws, the animal teachers (and teachers evaluated like
+# students) in run order, the cross model's arms
+_RANK = {"base": 0, "neutral": 1, "animal": 2, "teacher": 2, "cross": 3}
 
 
 def _seed_means(df: pd.DataFrame) -> pd.DataFrame:
@@ -88,7 +93,7 @@ def summarize_transfer(rows: pd.DataFrame) -> pd.DataFrame:
             if len(j) >= 2:
                 t = paired_test(j["logp_animal"], j["logp_animal_n"])
                 r.update(paired_n=t["n"], paired_t_p=t["t_p"], paired_wilcoxon_p=t["wilcoxon_p"])
-            if trait == animal and arm.startswith("cross_"):
+            if trait == animal and row_kind(arm) == "cross":
                 r.update(_versus_cross_neutral(sm, model, arm, animal))
             if trait == animal:
                 r.update(_specificity(sm, model, arm, animal))
@@ -119,7 +124,7 @@ def summarize_transfer(rows: pd.DataFrame) -> pd.DataFrame:
     # one order whatever order the students were trained or reported in: per model, base, the neutral
     # draws, the animal teachers (run order), the cross model's arms
     rank = [(list(df.model.unique()).index(r.model),
-             0 if r.arm == "base" else 1 if is_neutral(r.arm) else 3 if r.arm.startswith("cross_") else 2)
+             _RANK[row_kind(r.arm)])
             for r in df.itertuples()]
     return df.iloc[sorted(range(len(df)), key=lambda i: rank[i])].reset_index(drop=True)
 
@@ -182,9 +187,9 @@ def _specific(r) -> str:
 def _versus_other_teachers(sm: pd.DataFrame, model: str, arm: str, animal: str) -> dict:
     """P(own animal) under this teacher's data vs under the run's other animal teachers' data, paired by seed."""
     m = sm[(sm.model == model) & (sm.animal == animal)]
-    cross = arm.startswith("cross_")
+    cross = row_kind(arm) == "cross"
     traits = m.groupby("arm", sort=False)["trait"].first().fillna("")
-    others = [b for b, t in traits.items() if b != arm and b.startswith("cross_") == cross and t not in ("", animal)]
+    others = [b for b, t in traits.items() if b != arm and (row_kind(b) == "cross") == cross and t not in ("", animal)]
     if not others:
         return {}
     table = m.pivot_table(index="seed", columns="arm", values="logp")
@@ -208,7 +213,8 @@ def _specificity(sm: pd.DataFrame, model: str, arm: str, animal: str) -> dict:
     model's own neutral teacher once it has students, as the other model's numbers move animals unevenly),
     paired by seed."""
     m = sm[sm.model == model]
-    ref = "cross_neutral" if arm.startswith("cross_") and (m.arm == "cross_neutral").any() else "neutral"
+    cross_neutral = Arm(NEUTRAL, teacher_model=OTHER_MODEL).label
+    ref = cross_neutral if row_kind(arm) == "cross" and (m.arm == cross_neutral).any() else NEUTRAL
     d = (m[m.arm == arm].set_index(["seed", "animal"])["logp"]
          - m[m.arm == ref].set_index(["seed", "animal"])["logp"]).dropna().unstack("animal")
     others = [a for a in d.columns if a != animal]

@@ -22,19 +22,17 @@ import torch
 
 from subliminal.common import UserError
 from subliminal.topic_b.numbers import validate
-from subliminal.topic_b.prompts import PLURAL, animal_system
+from subliminal.topic_b.prompts import PLURAL
 from subliminal.topic_b.sampling import end_ids, parse_shard, shard_seed, shard_text
 from subliminal.topic_b.scoring import encode
 from subliminal.topic_b.transfer import sealed
+from subliminal.topic_b.transfer.arm import NEUTRAL, Arm
 from subliminal.topic_b.transfer.batch import pad_sequences
 from subliminal.topic_b.transfer.grammar import NumberListGrammar, token_classes
 from subliminal.topic_b.transfer.prompts import chat_prompt, number_prompt
 
 GRAMMAR_VERSION = "numlist-v1"
 _LETTER = re.compile(r"[A-Za-z]")
-
-
-WEIGHT_SUFFIX = "_w"  # 'owl_w': the teacher whose weights love owls (``weight_teacher``), sampled with no system prompt
 
 
 def check_animal(animal: str) -> None:
@@ -45,39 +43,44 @@ def check_animal(animal: str) -> None:
 def weight_teacher_name(animal: str) -> str:
     """'owl' -> 'owl_w': the arm name of the weight teacher (the prompted teacher keeps the plain name)."""
     check_animal(animal)
-    return animal + WEIGHT_SUFFIX
+    return Arm(animal, teacher="weights").label
+
+
+def _arm(name: str) -> Arm | None:
+    try:
+        return Arm.from_label(name)
+    except ValueError:
+        return None
 
 
 def weight_trait(name: str) -> str | None:
     """'owl_w' -> 'owl'; None for a name that is not a weight teacher's ('owl', 'neutral')."""
-    animal = name.removesuffix(WEIGHT_SUFFIX)
-    return animal if name.endswith(WEIGHT_SUFFIX) and animal in PLURAL else None
+    arm = _arm(name)
+    return arm.trait if arm is not None and arm.teacher == "weights" and arm.trait in PLURAL else None
 
 
 def trait_of_arm(arm: str) -> str:
     """The animal an arm's teacher loves: 'owl', 'cross_owl', 'owl_w' -> 'owl'; 'neutral', 'neutral_2' -> ''."""
-    a = arm.removeprefix("cross_")
-    return weight_trait(a) or ("" if is_neutral(a) else a)
+    a = Arm.from_label(arm)
+    return "" if a.neutral else a.trait
 
 
 def neutral_name(draw: int) -> str:
     """Draw 1 of the neutral teacher's data is 'neutral'; further independent draws (same prompts, other
     sampling seeds, since the teacher's name seeds the sampler) are 'neutral_2', 'neutral_3', ..."""
-    return "neutral" if draw == 1 else f"neutral_{draw}"
+    return Arm(NEUTRAL, draw=draw - 1).label
 
 
 def is_neutral(name: str) -> bool:
-    """'neutral' or a further neutral draw ('neutral_2', ...)."""
-    m = re.fullmatch(r"neutral_([1-9]\d*)", name)
-    return name == "neutral" or (m is not None and int(m.group(1)) >= 2)
+    """'neutral' or a further neutral draw ('neutral_2', ...) of the base model's own neutral teacher."""
+    arm = _arm(name)
+    return arm is not None and arm.neutral and not arm.cross and arm.teacher == "prompt"
 
 
 def teacher_system(teacher: str) -> str | None:
     """The system prompt a teacher samples under: the paper's animal prompt for 'owl'; None for 'neutral'
     (and its further draws 'neutral_2', ...) and for a weight teacher ('owl_w'), whose trait is in its weights, not its context."""
-    if is_neutral(teacher) or weight_trait(teacher) is not None:
-        return None
-    return animal_system(teacher)
+    return Arm.from_label(teacher).system_prompt()
 
 
 def is_valid(record: dict) -> tuple[bool, str]:

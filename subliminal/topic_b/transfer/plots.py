@@ -8,15 +8,12 @@ import numpy as np
 import pandas as pd
 
 from subliminal.results import save_figure
+from subliminal.topic_b.transfer.arm import Arm, row_kind, teacher_row
 
 
 def _order(arm: str) -> tuple[int, str]:
     """base, the neutral draws, the students of animal teachers, cross arms, then the teachers themselves."""
-    from subliminal.topic_b.transfer.data import is_neutral
-
-    rank = 0 if arm == "base" else 1 if is_neutral(arm) else 3 if arm.startswith("cross_") else \
-        4 if arm.startswith("teacher_") else 2
-    return rank, arm
+    return {"base": 0, "neutral": 1, "animal": 2, "cross": 3, "teacher": 4}[row_kind(arm)], arm
 
 
 def plot_transfer(summary: pd.DataFrame, path: Path) -> Path:
@@ -40,9 +37,10 @@ def plot_transfer(summary: pd.DataFrame, path: Path) -> Path:
         err = np.vstack([np.clip(m - lo, 0, None), np.clip(hi - m, 0, None)])
         trait = [t if isinstance(t, str) else "" for t in g["trait"]]
         for i, (arm, t) in enumerate(zip(g["arm"], trait)):
-            c = "#888888" if not t and not arm.startswith("teacher_") else (
-                "#d62728" if t == a or arm == f"teacher_{a}_w" or arm == f"teacher_{a}" else "#1f77b4")
-            teacher = arm.startswith("teacher_")
+            teacher = row_kind(arm) == "teacher"
+            c = "#888888" if not t and not teacher else (
+                "#d62728" if t == a or arm in (teacher_row(Arm(a, teacher="weights")), teacher_row(Arm(a)))
+                else "#1f77b4")
             ax.errorbar(x[i], m[i], yerr=err[:, i:i + 1], fmt="o", color=c, capsize=4,
                         mfc="white" if teacher else c, ms=6)
         ax.set_yscale("log")

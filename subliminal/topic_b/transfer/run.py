@@ -21,6 +21,7 @@ from subliminal.cache import config_hash
 from subliminal.results import OutputSet, write_csv, write_run_json
 from subliminal.topic_b.transfer import archive, sealed
 from subliminal.topic_b.transfer.analysis import summarize_transfer
+from subliminal.topic_b.transfer.arm import NEUTRAL, Arm, teacher_row
 from subliminal.topic_b.transfer.config import TransferConfig
 from subliminal.topic_b.transfer.data import (
     ShardSettings,
@@ -162,7 +163,7 @@ def animal_teacher(cfg: TransferConfig, base, tok, animal: str, extra: dict, row
     if cfg.stage not in ("data", "train"):
         ev = _eval_cached(cfg, config_hash([rec["key"], "teacher", cfg.eval_samples, cfg.seed, list(cfg.animals)]),
                           teacher, tok, list(cfg.animals), log, extra["eval_seconds"])
-        rows.append(ev.assign(model=cfg.model, arm=f"teacher_{name}", trait="", seed=-1))
+        rows.append(ev.assign(model=cfg.model, arm=teacher_row(Arm.from_label(name)), trait="", seed=-1))
     return teacher, name, f"{cfg.model}+{name}-{rec['key']}"
 
 
@@ -219,7 +220,7 @@ def _student_dir(cfg: TransferConfig, arm: str, seed: int, settings: TrainSettin
     """Where the student of (arm, seed) lives: keyed by the arm's data hash, the settings and the seed."""
     h = extra["teachers"][arm]["data_hash"]
     sdir = _root(cfg) / "students" / f"{arm}-s{seed}-{config_hash([cfg.model, h, settings_id(settings), seed])}"
-    return sdir.with_name("logits-" + sdir.name) if cfg.route == "logits" else sdir
+    return sdir.with_name(Arm.from_label(arm, route=cfg.route).student_prefix + sdir.name)
 
 
 def _student(cfg, base, tok, arm, seed, examples, settings, extra, rows, animals, log, neutral) -> None:
@@ -231,7 +232,7 @@ def _student(cfg, base, tok, arm, seed, examples, settings, extra, rows, animals
     logits = cfg.route == "logits"
     if logits:  # every arm distils on the neutral teacher's sequences: only the teacher's logits differ
         examples, h = neutral, extra["teachers"]["neutral"]["data_hash"]
-    system = teacher_system(arm.removeprefix("cross_"))
+    system = Arm.from_label(arm).system_prompt()
     tcache = _teacher_file(cfg, h, system) if logits else None
     rec = train_student(base, tok, examples, sdir, settings, seed, data_hash=h, log=log,
                         distill=logits, distill_system=system, teacher_cache=tcache)
@@ -259,7 +260,7 @@ def _kl_columns(cfg, base, tok, data_hash: str, system: str | None, rec: dict) -
     from subliminal.topic_b.transfer.logits_route import allowed_ids, stored_kl, teacher_key
 
     allowed = allowed_ids(tok, end_ids(base, tok))
-    neutral = teacher_system("neutral")
+    neutral = Arm(NEUTRAL).system_prompt()
     start = stored_kl(_teacher_file(cfg, data_hash, system), teacher_key(data_hash, system, allowed),
                       _teacher_file(cfg, data_hash, neutral), teacher_key(data_hash, neutral, allowed))
     return {"kl_start": start, "kl_end": rec.get("mean_loss_last_10", float("nan"))}
@@ -267,7 +268,7 @@ def _kl_columns(cfg, base, tok, data_hash: str, system: str | None, rec: dict) -
 
 def _trained(cfg: TransferConfig, arm: str) -> bool:
     """Whether any student of `arm` has finished (any seed, this route)."""
-    prefix = ("logits-" if cfg.route == "logits" else "") + f"{arm}-s"
+    prefix = Arm.from_label(arm, route=cfg.route).student_prefix + f"{arm}-s"
     return any((_root(cfg) / "students").glob(f"{prefix}*/train.json"))
 
 
@@ -312,14 +313,15 @@ def run(cfg: TransferConfig, device, log=print) -> dict:
         # on them can move P(animal) by itself; cross_<animal> is compared with cross_neutral, not neutral
         cross, cstats = teacher_data(cfg, tm, ttok, [animals[0], "neutral"], cfg.cross_model, log)
         del tm
-        for t in (animals[0], "neutral"):
-            data[f"cross_{t}"], stats[f"cross_{t}"] = cross[t], cstats[t]
+        for t in (animals[0], NEUTRAL):
+            name = Arm(t, teacher_model=cfg.cross_model).label
+            data[name], stats[name] = cross[t], cstats[t]
     data = _defend(cfg, base, tok, data, stats, extra)
     matched = match_arms({k: examples_of(v) for k, v in data.items()}, cfg.n_samples)
     n_train = extra["n_train_per_arm"] = len(next(iter(matched.values())))
     _record_data(extra, stats, matched)
     if cfg.route == "logits":
-        for k in [k for k in matched if k.startswith("cross_")]:
+        for k in [k for k in matched if Arm.from_label(k).cross]:
             matched.pop(k)  # a teacher of another model has other logits: text only
     if cfg.stage == "data":
         for a in animals[1:]:
