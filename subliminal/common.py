@@ -16,6 +16,8 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 
+from subliminal.interrupt import MESSAGE, restore_ctrl_c
+
 T = TypeVar("T")
 
 
@@ -161,8 +163,6 @@ def cli_main(main_fn: Callable[[T], Any], config_cls: type[T], argv: Sequence[st
     """Parse the config, run `main_fn(cfg)`, and turn a UserError (bad flag, bad or missing data, an
     unreadable model file) or an OSError (disk full, read-only, permission) into one line on stderr
     and exit 2."""
-    from subliminal.interrupt import MESSAGE, restore_ctrl_c
-
     restore_ctrl_c()  # a script's import-time Ctrl-C handler (interrupt.quiet_ctrl_c) hands over to the one below
     doc = sys.modules.get(getattr(main_fn, "__module__", ""), None)
     description = (doc.__doc__ or "").strip() if doc is not None and doc.__doc__ else None

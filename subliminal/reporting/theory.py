@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from subliminal.reporting.render import table
+from subliminal.reporting.render import row, table
 from subliminal.verdicts import record
 
 STEM = "topic_b_transfer_theory"
@@ -62,13 +62,6 @@ def _ci(r) -> str:
     return f"{_x(r['mean'])} [{np.exp(r['ci95_low']):.3g}, {np.exp(r['ci95_high']):.3g}]"
 
 
-def _row(s: pd.DataFrame, **kw):
-    m = np.ones(len(s), bool)
-    for k, v in kw.items():
-        m &= (s[k] == v).to_numpy()
-    return s[m].iloc[0] if m.any() else None
-
-
 def _cos(cos: pd.DataFrame, cell: str, animal: str, step: int) -> str:
     g = cos[(cos.cell == cell) & (cos.teacher == animal) & (cos.step == step)] if len(cos) else cos
     if not len(g):
@@ -87,9 +80,9 @@ def b_theory(root: Path) -> str:
     rows = []
     for r in v.itertuples():
         last = s[(s.cell == r.cell) & (s.animal == r.animal) & (s.step == r.step)]
-        rows.append([r.cell, r.animal, r.n_seeds, _ci(_row(last, measure="share_vs_neutral")),
-                     _x(r.mde) if np.isfinite(r.mde) else "—", _ci(_row(last, measure="share_own_vs_other")),
-                     _ci(_row(last, measure="dlogp_vs_base")), _ci(_row(last, measure="neutral_dlogp_vs_base")),
+        rows.append([r.cell, r.animal, r.n_seeds, _ci(row(last, measure="share_vs_neutral")),
+                     _x(r.mde) if np.isfinite(r.mde) else "—", _ci(row(last, measure="share_own_vs_other")),
+                     _ci(row(last, measure="dlogp_vs_base")), _ci(row(last, measure="neutral_dlogp_vs_base")),
                      _cos(cos, r.cell, r.animal, r.step), WORD.get(r.verdict, r.verdict) + (
                          f", specific: {r.specific}" if isinstance(r.specific, str) and r.specific else "")])
     head = ["cell", "animal", "seeds", "share of the animal: own teacher / neutral teacher [95% CI]",
@@ -128,7 +121,7 @@ def verdicts(root: Path) -> list[dict]:
     out = []
     for r in v.itertuples():
         last = s[(s.cell == r.cell) & (s.animal == r.animal) & (s.step == r.step)]
-        sv = _row(last, measure="share_vs_neutral")
+        sv = row(last, measure="share_vs_neutral")
         ev = f"share {_ci(sv)} vs the neutral weight teacher, {r.n_seeds} seeds, step {r.step}"
         if r.verdict == "too few seeds":
             word, ev = "untestable here", ev + "; no verdict before 2 seeds"

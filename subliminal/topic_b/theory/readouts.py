@@ -53,7 +53,8 @@ def full_deltas(model, base_state: dict[str, torch.Tensor]) -> dict[str, torch.T
     return out
 
 
-def _cos(x: torch.Tensor, y: torch.Tensor) -> float:
+def cosine(x: torch.Tensor, y: torch.Tensor) -> float:
+    """Cosine of two tensors taken as flat vectors (float64); NaN when either is zero."""
     x, y = x.double().flatten(), y.double().flatten()
     nx, ny = float(x.norm()), float(y.norm())
     return float(x @ y / (nx * ny)) if nx > 0 and ny > 0 else float("nan")
@@ -63,9 +64,9 @@ def _cos(x: torch.Tensor, y: torch.Tensor) -> float:
 def cosines(student: dict[str, torch.Tensor], teacher: dict[str, torch.Tensor]) -> dict[str, float]:
     """Cosine of the two updates per module present in both, and 'all' over those modules together."""
     common = [m for m in teacher if m in student]
-    out = {m: _cos(student[m], teacher[m]) for m in common}
+    out = {m: cosine(student[m], teacher[m]) for m in common}
     if common:
-        out["all"] = _cos(torch.cat([student[m].flatten() for m in common]), torch.cat([teacher[m].flatten() for m in common]))
+        out["all"] = cosine(torch.cat([student[m].flatten() for m in common]), torch.cat([teacher[m].flatten() for m in common]))
     return out
 
 

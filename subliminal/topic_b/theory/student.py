@@ -25,10 +25,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from subliminal.cache import config_hash, load_tensors, read_record, save_tensors, write_record
+from subliminal.cache import config_hash, read_record, write_record
 from subliminal.topic_b.theory import inputs, losses, readouts
 from subliminal.topic_b.transfer.arm import Arm
-from subliminal.topic_b.transfer.finetune import TrainSettings, lora_model
+from subliminal.topic_b.transfer.finetune import TrainSettings, load_checkpoint, lora_model, save_checkpoint
 
 
 @dataclass(frozen=True)
@@ -96,8 +96,7 @@ def deltas(model, arm: Arm, s: StudentSettings, init_state: dict[str, torch.Tens
 def _a_cosine(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
     if not a or a.keys() != b.keys():
         return float("nan")
-    x, y = (torch.cat([d[k].double().flatten() for k in sorted(a)]) for d in (a, b))
-    return float(x @ y / (x.norm() * y.norm()))
+    return readouts.cosine(*(torch.cat([d[k].flatten() for k in sorted(a)]) for d in (a, b)))
 
 
 def train(base, tokenizer, teacher, arm: Arm, seed: int, s: StudentSettings, out_dir: Path, *, teacher_key: str,
@@ -125,7 +124,7 @@ def train(base, tokenizer, teacher, arm: Arm, seed: int, s: StudentSettings, out
     params = [p for p in model.parameters() if p.requires_grad]
     opt = (torch.optim.AdamW(params, lr=s.lr(arm), weight_decay=0.0) if arm.optim == "adam"
            else torch.optim.SGD(params, lr=s.lr(arm)))
-    start = _load(ckpt, model, opt, key)
+    start = load_checkpoint(ckpt, model, opt, key)
     if start:
         log(f"[theory] resuming {arm.name} s{seed} at step {start}/{s.steps}")
     if arm.init == "noisy_base" and "0" not in rec["milestones"]:
@@ -164,7 +163,7 @@ def train(base, tokenizer, teacher, arm: Arm, seed: int, s: StudentSettings, out
                        torch_version=torch.__version__, seconds=round(rec.get("seconds", 0.0) + now - t_mark, 1))
             t_mark = now
             if not rec["complete"]:
-                _save(ckpt, model, opt, step + 1, key)
+                save_checkpoint(ckpt, model, opt, step + 1, key)
             write_record(rec_path, rec)
     bar.close()
     if rec["complete"]:
@@ -185,32 +184,3 @@ def _readout(model, tokenizer, arm, s, init_state, teacher_deltas, questions, lo
             "questions": list(dict.fromkeys(pref.question)),
             "animals": list(dict.fromkeys(pref.animal)),
             "logp": pref.logp_animal.round(8).tolist()}
-
-
-def _save(path: Path, model, opt, step: int, key: str) -> None:
-    t = {f"w/{n}": p.detach() for n, p in _trainable(model).items()}
-    for n, p in _trainable(model).items():
-        for k, v in opt.state.get(p, {}).items():
-            if torch.is_tensor(v):
-                t[f"{k}/{n}"] = v.reshape(-1) if k == "step" else v
-    save_tensors(path, t, {"key": key, "step": step})
-
-
-def _load(path: Path, model, opt, key: str) -> int:
-    got = load_tensors(path, {"key": key})
-    if got is None:
-        return 0
-    t, meta = got
-    params = _trainable(model)
-    with torch.no_grad():
-        for n, p in params.items():
-            p.copy_(t[f"w/{n}"])
-    index = {id(p): i for i, p in enumerate(p for g in opt.param_groups for p in g["params"])}
-    state = {}
-    for n, p in params.items():
-        st = {k.split("/", 1)[0]: v for k, v in t.items() if k.endswith(f"/{n}") and not k.startswith("w/")}
-        if st:
-            state[index[id(p)]] = {k: (v.reshape(()) if k == "step" else v) for k, v in st.items()}
-    opt.load_state_dict({**opt.state_dict(), "state": state})
-    return int(meta["step"])
-

@@ -127,7 +127,8 @@ def _trainable(model) -> dict[str, torch.Tensor]:
     return {n: p for n, p in model.named_parameters() if p.requires_grad}
 
 
-def _save_ckpt(path: Path, model, opt, step: int, key: str) -> None:
+def save_checkpoint(path: Path, model, opt, step: int, key: str) -> None:
+    """The trainable weights and the optimizer's moments and step (checksummed safetensors, no pickle)."""
     params = _trainable(model)
     t = {f"w/{n}": p.detach() for n, p in params.items()}
     for n, p in params.items():
@@ -140,17 +141,23 @@ def _save_ckpt(path: Path, model, opt, step: int, key: str) -> None:
     save_tensors(path, t, {"key": key, "step": step})
 
 
-def _load_ckpt(path: Path, model, opt, key: str) -> int:
+def load_checkpoint(path: Path, model, opt, key: str) -> int:
+    """Restore `save_checkpoint`'s file into model and opt; its step (0: none usable). The optimizer state goes
+    through the optimizer's own `load_state_dict`, so each tensor lands where that optimizer keeps it (the
+    moments on the parameter's device; `step` on the CPU, or on the device for a fused or capturable one)."""
     got = load_tensors(path, {"key": key})
     if got is None:
         return 0
     t, meta = got
+    params = _trainable(model)
     with torch.no_grad():
-        for n, p in _trainable(model).items():
+        for n, p in params.items():
             p.copy_(t[f"w/{n}"])
-            if f"exp_avg/{n}" in t:
-                opt.state[p] = {"step": t[f"step/{n}"].reshape(()).clone(), "exp_avg": t[f"exp_avg/{n}"].clone(),
-                                "exp_avg_sq": t[f"exp_avg_sq/{n}"].clone()}
+    index = {id(p): i for i, p in enumerate(p for g in opt.param_groups for p in g["params"])}
+    state = {index[id(p)]: {"step": t[f"step/{n}"].reshape(()).clone(), "exp_avg": t[f"exp_avg/{n}"],
+                            "exp_avg_sq": t[f"exp_avg_sq/{n}"]}
+             for n, p in params.items() if f"exp_avg/{n}" in t}
+    opt.load_state_dict({**opt.state_dict(), "state": state})
     return int(meta["step"])
 
 
@@ -238,7 +245,7 @@ def _train(base, tokenizer, examples, out_dir: Path, s: TrainSettings, seed: int
         return max(0.0, (total - step) / max(1, total - s.warmup_steps))
 
     ckpt = out_dir / "checkpoint.safetensors"
-    start = _load_ckpt(ckpt, model, opt, key)
+    start = load_checkpoint(ckpt, model, opt, key)
     if start:
         log(f"[train] resuming {out_dir.name} at step {start}/{total}")
     ntok, t0, losses = 0, time.time(), []
@@ -246,7 +253,7 @@ def _train(base, tokenizer, examples, out_dir: Path, s: TrainSettings, seed: int
     for step in range(start, total):
         if stop_after is not None and step >= stop_after:
             bar.close()
-            _save_ckpt(ckpt, model, opt, step, key)
+            save_checkpoint(ckpt, model, opt, step, key)
             return {"stopped_at": step}
         for g in opt.param_groups:
             g["lr"] = s.lr * lr_at(step)
@@ -271,7 +278,7 @@ def _train(base, tokenizer, examples, out_dir: Path, s: TrainSettings, seed: int
         bar.set_postfix(loss=f"{step_loss:.4f}", tok_s=f"{ntok / max(time.time() - t0, 1e-9):.0f}", refresh=False)
         bar.update()
         if (step + 1) % s.ckpt_every == 0 and step + 1 < total:
-            _save_ckpt(ckpt, model, opt, step + 1, key)
+            save_checkpoint(ckpt, model, opt, step + 1, key)
         if (step + 1) % 10 == 0 or step + 1 == total:
             log(f"[train] {out_dir.name}: step {step + 1}/{total} loss {step_loss:.4f} "
                 f"{ntok / max(time.time() - t0, 1e-9):.0f} tokens/s")
