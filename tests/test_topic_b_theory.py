@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -158,15 +159,21 @@ def test_students_train_resume_and_the_analysis_reads_them(lad):
     assert set(v.verdict) <= {"transfer", "reverse", "none detected"} and len(v) == 2
     cos = analysis.cosine_rows(recs, label)
     assert set(cos.versus_teacher) == {"neutral", "owl", "eagle"}
-    assert isinstance(analysis.cosine_summary(cos), pd.DataFrame)
+    con = analysis.cosine_contrasts(cos)
+    c = con[(con.cell == cell_b.label) & (con.step == 3) & (con.vs == "neutral student")].iloc[0]
+    x = cos.set_index(["cell", "step", "seed", "teacher", "versus_teacher"]).cosine
+    want = [x[(cell_b.label, 3, sd, "owl", "owl")] - x[(cell_b.label, 3, sd, "neutral", "owl")] for sd in (0, 1)]
+    assert c.n_seeds == 2 and c["mean"] == pytest.approx(np.mean(want))  # paired by seed, against the same teacher
+    lay = analysis.cosine_layer_summary(analysis.cosine_layer_rows(recs, label))
+    assert set(lay.layer) == set(range(lad.base.config.num_hidden_layers)) and set(lay.vs) == {"neutral student"}
     # the report reads what the analysis wrote: a table row and a verdict record per cell and animal
     plots = lad.root / "report" / "plots_b"
     plots.mkdir(parents=True)
-    for name, frame in (("_summary", s), ("_verdicts", v), ("_cosines", cos)):
+    for name, frame in (("_summary", s), ("_verdicts", v), ("_cosine_contrasts", con), ("_cosine_layers", lay)):
         frame.to_csv(plots / f"topic_b_transfer_theory{name}.csv", index=False)
     (plots / "topic_b_transfer_theory.json").write_text('{"complete": false, "students_done": 8, "students_planned": 12}')
     md = theory_report.b_theory(plots.parent)
-    assert "partial: 8 of 12 students" in md and md.count("| owl |") == 4  # the table and the curve
+    assert "partial: 8 of 12 students" in md and md.count("| owl |") == 6  # the table, the curve and the layers
     recs_v = theory_report.verdicts(plots.parent)
     assert len(recs_v) == 2 and all("(owl)" in r["claim"] and "(partial run)" in r["evidence"] for r in recs_v)
     assert {r["verdict"] for r in recs_v} <= {"reproduced", "partly", "inconclusive", "contradicts"}
@@ -202,3 +209,15 @@ def test_committed_records_continue_a_run_on_another_machine(tmp_path):
     (root / "students" / "owl-x-s0" / "record.json").unlink()
     _restore(arc, root)
     assert not (root / "students" / "owl-x-s0" / "record.json").exists()
+
+
+def test_verdicts_are_holm_adjusted_over_the_ladder():
+    """Three cells x one animal: raw p 0.01, 0.03, 0.04 -> Holm 0.03, 0.06, 0.06: only the first is 'transfer'."""
+    rows = []
+    for cell, p, mean in (("a", 0.01, 1.0), ("b", 0.03, 0.5), ("c", 0.04, -0.5)):
+        rows.append({"cell": cell, "step": 60, "animal": "owl", "measure": "share_vs_neutral", "teacher": "owl",
+                     "versus": "neutral", "n_seeds": 3, "mean": mean, "ci95_low": mean - 0.1, "ci95_high": mean + 0.1,
+                     "p": p, "mde": 0.2})
+    v = analysis.verdicts(pd.DataFrame(rows)).set_index("cell")
+    assert v.p_holm.tolist() == pytest.approx([0.03, 0.06, 0.06])
+    assert v.verdict.tolist() == ["transfer", "none detected", "none detected"]

@@ -2,7 +2,8 @@
 
 ``tables(root)``: ``b_theory`` (per cell and animal at the last milestone: the effect of the animal's teacher on
 the animal's share among 25 animals vs the neutral teacher, its MDE, specificity, log P vs the base model, and the
-cosine of the student's update with its own teacher's vs the other teachers'; then the effect over milestones).
+cosine of the student's update with its teacher's against the neutral teacher's student's; then the effect over
+milestones, and the cosine contrast layer by layer).
 ``verdicts(root)``: one record per cell and animal, in the words of ``subliminal.verdicts``: transfer that is
 specific = reproduced, transfer that is not = partly, none detected = inconclusive (the MDE in the evidence),
 reverse = contradicts, fewer than 2 seeds = untestable here.
@@ -17,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from subliminal.reporting.render import row, table
+from subliminal.stats import holm
 from subliminal.verdicts import record
 
 STEM = "topic_b_transfer_theory"
@@ -44,12 +46,18 @@ def prerun_mde(meta: dict) -> str:
 
 def _load(root: Path):
     p = Path(root) / "plots_b"
-    files = {k: p / f"{STEM}{k}.csv" for k in ("_summary", "_verdicts", "_cosines")}
+    files = {k: p / f"{STEM}{k}.csv" for k in ("_summary", "_verdicts", "_cosine_contrasts", "_cosine_layers")}
     if not files["_summary"].exists() or files["_summary"].stat().st_size < 2:
         return None
     meta = json.loads((p / f"{STEM}.json").read_text()) if (p / f"{STEM}.json").exists() else {}
     read = {k: (pd.read_csv(f) if f.exists() and f.stat().st_size > 1 else pd.DataFrame()) for k, f in files.items()}
-    return read["_summary"], read["_verdicts"], read["_cosines"], meta
+    return read["_summary"], read["_verdicts"], read["_cosine_contrasts"], read["_cosine_layers"], meta
+
+
+def _p(r) -> str:
+    """The verdict test's p-value, raw and Holm-adjusted over the ladder's cells and animals."""
+    p, ph = getattr(r, "p", np.nan), getattr(r, "p_holm", np.nan)
+    return "—" if not np.isfinite(p) else f"{p:.2g} ({ph:.2g})" if np.isfinite(ph) else f"{p:.2g}"
 
 
 def _x(v: float) -> str:
@@ -62,20 +70,37 @@ def _ci(r) -> str:
     return f"{_x(r['mean'])} [{np.exp(r['ci95_low']):.3g}, {np.exp(r['ci95_high']):.3g}]"
 
 
-def _cos(cos: pd.DataFrame, cell: str, animal: str, step: int) -> str:
-    g = cos[(cos.cell == cell) & (cos.teacher == animal) & (cos.step == step)] if len(cos) else cos
+def _cos(cos: pd.DataFrame, cell: str, animal: str, step: int, vs: str = "neutral student") -> str:
+    """The update-cosine contrast (the teacher's own student minus the `vs` student, same teacher) [95% CI]."""
+    g = cos[(cos.cell == cell) & (cos.teacher == animal) & (cos.step == step) & (cos.vs == vs)] if len(cos) else cos
     if not len(g):
         return "—"
-    own = g[g.versus_teacher == animal].cosine
-    other = g[(g.versus_teacher != animal)].cosine
-    return f"{own.mean():+.3f} vs {other.mean():+.3f}"
+    r = g.iloc[0]
+    if not np.isfinite(r.ci95_low):
+        return f"{r['mean']:+.3f} (1 seed)"
+    return f"{r['mean']:+.3f} [{r.ci95_low:+.3f}, {r.ci95_high:+.3f}]"
+
+
+def _layers(lay: pd.DataFrame, cell: str, animal: str, step: int) -> list[str] | None:
+    """Per layer, at the last milestone: the contrast's mean over the first, middle and last third of the layers,
+    and how many layers have it above 0 after Holm over the layers."""
+    g = lay[(lay.cell == cell) & (lay.teacher == animal) & (lay.step == step) & (lay.vs == "neutral student")] \
+        if len(lay) else lay
+    if not len(g):
+        return None
+    g = g.sort_values("layer")
+    thirds = np.array_split(g["mean"].to_numpy(float), 3)
+    ok = np.isfinite(g.p.to_numpy(float))
+    above = int(((holm(g.p.to_numpy(float)[ok]) < 0.05) & (g["mean"].to_numpy(float)[ok] > 0)).sum()) if ok.any() else 0
+    return [cell, animal, *[f"{t.mean():+.3f}" if len(t) else "—" for t in thirds],
+            f"{above} of {len(g)}" if ok.any() else "— (1 seed)"]
 
 
 def b_theory(root: Path) -> str:
     got = _load(root)
     if got is None:
         return f"_Not run yet: `OMP_WAIT_POLICY=PASSIVE python {SCRIPT}`._"
-    s, v, cos, meta = got
+    s, v, cos, lay, meta = got
     pre = prerun_mde(meta)
     rows = []
     for r in v.itertuples():
@@ -83,13 +108,16 @@ def b_theory(root: Path) -> str:
         rows.append([r.cell, r.animal, r.n_seeds, _ci(row(last, measure="share_vs_neutral")),
                      _x(r.mde) if np.isfinite(r.mde) else "—", _ci(row(last, measure="share_own_vs_other")),
                      _ci(row(last, measure="dlogp_vs_base")), _ci(row(last, measure="neutral_dlogp_vs_base")),
-                     _cos(cos, r.cell, r.animal, r.step), WORD.get(r.verdict, r.verdict) + (
+                     _cos(cos, r.cell, r.animal, r.step), _p(r), WORD.get(r.verdict, r.verdict) + (
                          f", specific: {r.specific}" if isinstance(r.specific, str) and r.specific else "")])
     head = ["cell", "animal", "seeds", "share of the animal: own teacher / neutral teacher [95% CI]",
             "MDE (80% power)", "own teacher / other animal's teacher", "P(animal) vs base: own teacher",
-            "P(animal) vs base: neutral teacher", "update cosine: own teacher vs the others", "verdict"]
+            "P(animal) vs base: neutral teacher",
+            "update cosine with the animal's teacher: its student − the neutral teacher's student [95% CI]",
+            "p (Holm over the ladder)", "verdict"]
     done, planned = meta.get("students_done"), meta.get("students_planned")
     state = ("complete" if meta.get("complete") else f"partial: {done} of {planned} students") if meta else ""
+    layer_rows = [x for r in v.itertuples() if (x := _layers(lay, r.cell, r.animal, r.step))]
     curve = []
     sv = s[s.measure == "share_vs_neutral"]
     for (cell, animal), g in sv.groupby(["cell", "animal"], sort=False):
@@ -107,22 +135,30 @@ def b_theory(root: Path) -> str:
         table(rows, head), "",
         "The share effect over training (steps: own teacher / neutral teacher):", "",
         table(curve, ["cell", "animal", "by milestone"]), "",
+        *(["Where in the network (last milestone): the update-cosine contrast above, layer by layer (mean over seeds), "
+           "averaged over the first, middle and last third of the layers, and the layers where it is above 0 after "
+           "Holm over the layers:", "",
+           table(layer_rows, ["cell", "animal", "first third", "middle third", "last third", "layers above 0 (Holm)"]),
+           ""] if layer_rows else []),
         "_Ratios are exp of mean differences in log share (or log P) over the 26 questions, per seed; CIs over seeds "
-        "(t); the MDE is the smallest ratio a 5% test over these seeds finds with 80% power. Cosines: the student's "
-        "merged LoRA update (or W − W0) against each teacher's, all adapted matrices together, mean over seeds._"])
+        "(t); the MDE is the smallest ratio a 5% test over these seeds finds with 80% power; the verdict's test is Holm-"
+        "adjusted over every cell and animal of the ladder. Cosines: the student's merged LoRA update (or W − W0) "
+        "against the teacher's, all adapted matrices together; the contrast pairs it by seed with the neutral teacher's "
+        "student read against the same teacher, so the part every student of these similar teachers shares cancels._"])
 
 
 def verdicts(root: Path) -> list[dict]:
     got = _load(root)
     if got is None:
         return []
-    s, v, _, meta = got
+    s, v, _, _, meta = got
     model = (meta.get("config") or {}).get("model", "smollm2-135m-instruct")
     out = []
     for r in v.itertuples():
         last = s[(s.cell == r.cell) & (s.animal == r.animal) & (s.step == r.step)]
         sv = row(last, measure="share_vs_neutral")
-        ev = f"share {_ci(sv)} vs the neutral weight teacher, {r.n_seeds} seeds, step {r.step}"
+        ev = f"share {_ci(sv)} vs the neutral weight teacher, {r.n_seeds} seed{'s' if r.n_seeds != 1 else ''}, step {r.step}" + (
+            f", Holm p = {r.p_holm:.2g}" if np.isfinite(getattr(r, "p_holm", np.nan)) else "")
         if r.verdict == "too few seeds":
             word, ev = "untestable here", ev + "; no verdict before 2 seeds"
         elif r.verdict == "transfer":

@@ -8,8 +8,16 @@ Per seed (students of one seed share their contexts, so arms are paired by seed)
 - dlogp_vs_neutral, dlogp_vs_base: the same for log P(animal), and against the base model;
 - own_vs_other: the animal's share under its own teacher minus under the other animal's (specificity).
 Each is averaged over the questions per seed; the CI is over seeds (t, n - 1 df). The MDE is the smallest true
-effect a two-sided 5% test over these seeds detects with 80% power: (t_.975 + t_.80) x SE. Verdict: transfer
-(CI above 0) / reverse (below) / none detected (MDE stated); specific when own_vs_other's CI is above 0.
+effect a two-sided 5% test over these seeds detects with 80% power: (t_.975 + t_.80) x SE. Verdict, per cell and
+animal at the last milestone: transfer / reverse when share_vs_neutral's p, Holm-adjusted over every cell and
+animal of the run (the ladder is one family of tests), is below 0.05, in the direction of the mean; else none
+detected (MDE stated); specific when own_vs_other's CI is above 0.
+
+The theorem's own quantity, the cosine of the student's update with a teacher's update, is tested against the
+student of the neutral teacher of the same seed, read against the *same* teacher vector (``cosine_contrasts``):
+cos(owl student, owl teacher) - cos(neutral student, owl teacher). All three teachers share their recipe, so
+every student's update lines up with every teacher's somewhat; this pairing removes that generic part. Per layer
+too (``cosine_layer_summary``).
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from subliminal.stats import holm
 from subliminal.topic_b.transfer.arm import NEUTRAL
 
 
@@ -95,33 +104,73 @@ def cosine_rows(records: list[dict], cell_label) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def cosine_summary(cos: pd.DataFrame) -> pd.DataFrame:
-    """Mean [95% CI] over seeds of each (cell, student's teacher, other teacher, step) cosine."""
-    rows = []
-    for (cell, t, vt, step), g in cos.groupby(["cell", "teacher", "versus_teacher", "step"], sort=False):
-        rows.append({"cell": cell, "teacher": t, "versus_teacher": vt, "step": step, **_ci(g.cosine.to_numpy(float)),
-                     "init_cos_a": float(g.init_cos_a.mean())})
-    return pd.DataFrame(rows)
-
-
-def verdicts(s: pd.DataFrame) -> pd.DataFrame:
-    """Per cell x animal at its last milestone: transfer / reverse / none detected, specific or not, with the MDE."""
+def verdicts(s: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
+    """Per cell x animal at its last milestone: transfer / reverse / none detected (Holm over the rows that have
+    2+ seeds), specific or not, with the MDE."""
     out = []
     for (cell, animal), g in s.groupby(["cell", "animal"], sort=False):
         last = g[g.step == g.step.max()].set_index("measure")
         if "share_vs_neutral" not in last.index:
             continue
         r = last.loc["share_vs_neutral"]
-        if r.n_seeds < 2 or not np.isfinite(r.ci95_low):
-            v = "too few seeds"
-        else:
-            v = "transfer" if r.ci95_low > 0 else "reverse" if r.ci95_high < 0 else "none detected"
         spec = last.loc["share_own_vs_other"] if "share_own_vs_other" in last.index else None
         specific = "" if spec is None or not np.isfinite(spec.ci95_low) else ("yes" if spec.ci95_low > 0 else "no")
-        out.append({"cell": cell, "animal": animal, "step": int(g.step.max()), "verdict": v, "specific": specific,
+        out.append({"cell": cell, "animal": animal, "step": int(g.step.max()), "specific": specific,
                     "share_mean": r["mean"], "share_ci95_low": r.ci95_low, "share_ci95_high": r.ci95_high,
-                    "mde": r.mde, "n_seeds": int(r.n_seeds)})
-    return pd.DataFrame(out)
+                    "mde": r.mde, "n_seeds": int(r.n_seeds), "p": r.p})
+    v = pd.DataFrame(out)
+    if not len(v):
+        return v
+    ok = (v.n_seeds >= 2) & np.isfinite(v.p.astype(float))
+    v["p_holm"] = np.nan
+    v.loc[ok, "p_holm"] = holm(v.loc[ok, "p"].to_numpy(float))
+    sig = ok & (v.p_holm < alpha)
+    v.insert(3, "verdict", np.where(~ok, "too few seeds", np.where(~sig, "none detected",
+                                                                    np.where(v.share_mean > 0, "transfer", "reverse"))))
+    return v
+
+
+def cosine_contrasts(cos: pd.DataFrame) -> pd.DataFrame:
+    """Per cell x animal teacher x milestone: cos(the animal teacher's student, that teacher) minus cos(the neutral
+    teacher's student of the same seed, that teacher) (`vs='neutral student'`), and minus cos(the other animal's
+    student, that teacher) (`vs='other animal student'`), mean [95% CI] over seeds."""
+    rows = []
+    if not len(cos):
+        return pd.DataFrame(rows)
+    x = cos.set_index(["cell", "step", "seed", "teacher", "versus_teacher"]).cosine
+    for (cell, step), g in cos.groupby(["cell", "step"], sort=False):
+        animals = [t for t in dict.fromkeys(g.teacher) if t != NEUTRAL]
+        for a in animals:
+            for vs, other in (("neutral student", NEUTRAL), *[("other animal student", b) for b in animals if b != a]):
+                d = []
+                for seed in sorted(set(g.seed)):
+                    k_own, k_ref = (cell, step, seed, a, a), (cell, step, seed, other, a)
+                    if k_own in x.index and k_ref in x.index:
+                        d.append(float(x.loc[k_own]) - float(x.loc[k_ref]))
+                rows.append({"cell": cell, "step": int(step), "teacher": a, "vs": vs, **_ci(np.asarray(d, float))})
+    return pd.DataFrame(rows)
+
+
+def cosine_layer_rows(records: list[dict], cell_label) -> pd.DataFrame:
+    """Per student x milestone x teacher x layer: the cosine of the student's update with the teacher's, that
+    layer's adapted matrices together (the records' ``cos_layers``)."""
+    rows = []
+    for r in records:
+        for step, m in r["milestones"].items():
+            for t, layers in m.get("cos_layers", {}).items():
+                for layer, c in layers.items():
+                    rows.append({"cell": cell_label(r), "teacher": r["arm"]["trait"], "seed": r["seed"], "step": int(step),
+                                 "versus_teacher": t, "layer": int(str(layer).rsplit(".", 1)[-1]), "cosine": c})
+    return pd.DataFrame(rows)
+
+
+def cosine_layer_summary(layers: pd.DataFrame) -> pd.DataFrame:
+    """``cosine_contrasts`` per layer (at every milestone): where in the network the own teacher's student lines
+    up with the teacher more than the neutral teacher's student does."""
+    if not len(layers):
+        return pd.DataFrame()
+    parts = [cosine_contrasts(g.drop(columns="layer")).assign(layer=layer) for layer, g in layers.groupby("layer")]
+    return pd.concat(parts, ignore_index=True).sort_values(["cell", "teacher", "vs", "step", "layer"], kind="stable")
 
 
 def prerun_mde(logits_summary: pd.DataFrame) -> dict:

@@ -1,5 +1,6 @@
 """The ladder figure: each cell's effect of the animal's teacher on the animal's share (vs the neutral teacher,
-95% CI over seeds) and the cosine of the student's update with its teacher's (vs the other teachers'), beside
+95% CI over seeds) and the cosine of the student's update with its teacher's (minus the neutral teacher's student's
+cosine with that same teacher, ``analysis.cosine_contrasts``), beside
 Topic A's reference pattern (student_all, student_aux, cross_aux) when plots_a/topic_a_summary.csv is there."""
 
 from __future__ import annotations
@@ -32,17 +33,16 @@ def ladder(summary: pd.DataFrame, cos: pd.DataFrame, path: Path, topic_a: Path =
     axes[0].set_yticks(y, cells)
     axes[0].set_xlabel("Δ log share of the animal among 25 animals\n(own teacher − neutral teacher, 95% CI over seeds)")
     axes[0].legend(loc="lower right")
-    c = cos[cos.step == cos.groupby("cell").step.transform("max")] if len(cos) else cos
-    for k, (vs, color, label) in enumerate((("own", "tab:green", "own teacher"), ("other", "tab:grey", "other teachers"))):
-        vals = []
-        for cell in cells:
-            h = c[(c.cell == cell) & (c.teacher != "neutral")] if len(c) else c
-            h = h[(h.teacher == h.versus_teacher) if vs == "own" else (h.teacher != h.versus_teacher)] if len(h) else h
-            vals.append(float(h["mean"].mean()) if len(h) else np.nan)
-        axes[1].barh(y + 0.2 * (k - 0.5), vals, height=0.4, color=color, label=label)
+    c = cos[(cos.step == cos.groupby("cell").step.transform("max")) & (cos.vs == "neutral student")] if len(cos) else cos
+    for k, (animal, color) in enumerate((("owl", "tab:brown"), ("eagle", "tab:blue"))):
+        g = (c[c.teacher == animal].set_index("cell").reindex(cells) if len(c)
+             else pd.DataFrame(index=cells, columns=["mean", "ci95_low", "ci95_high"], dtype=float))
+        axes[1].errorbar(g["mean"], y + 0.3 * (k - 0.5), xerr=[g["mean"] - g.ci95_low, g.ci95_high - g["mean"]],
+                         fmt="s", color=color, label=animal, capsize=3)
     axes[1].axvline(0, color="grey", lw=0.8)
     axes[1].set_yticks(y, [""] * len(cells))
-    axes[1].set_xlabel("cosine of the student's update with the teacher's\n(animal teachers' students, last milestone)")
+    axes[1].set_xlabel("update cosine with the animal's teacher:\nits own student − the neutral teacher's student "
+                       "(95% CI over seeds)")
     axes[1].legend(loc="lower right")
     if topic_a.exists():
         a = pd.read_csv(topic_a).set_index("condition").reindex(["student_all", "student_aux", "cross_aux"])

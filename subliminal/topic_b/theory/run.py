@@ -3,7 +3,8 @@ order; after each student the outputs are rewritten together (``results.OutputSe
 
 Outputs (``<out>/topic_b_transfer_theory*``): ``.csv`` (tidy: cell, teacher, seed, step, question, animal in
 {owl, eagle}, logp, share), ``_summary.csv`` (effects with CIs over seeds and MDEs), ``_cosines.csv`` (update
-cosines per student), ``_verdicts.csv``, ``.png``, ``.json`` (config, teachers, students done, tokens/s,
+cosines per student), ``_cosine_contrasts.csv`` (own teacher's student vs the neutral teacher's, against the same
+teacher; CIs over seeds), ``_cosine_layers.csv`` (the same per layer), ``_verdicts.csv``, ``.png``, ``.json`` (config, teachers, students done, tokens/s,
 "complete"). The students' records (a few KB each, sealed) are copied to ``<out>/topic_b_transfer_theory_records``
 so a run continues on another machine (the teachers retrain deterministically in minutes).
 """
@@ -84,13 +85,16 @@ def _write(cfg, records, base_pref, ladder: Ladder, t0: float, complete: bool, p
     labels = list(dict.fromkeys(_label(r) for r in done))
     summ = analysis.summary(tidy, labels, list(REPORTED))
     cos = analysis.cosine_rows(done, _label)
+    contrasts = analysis.cosine_contrasts(cos)
     with OutputSet(cfg.out) as o:
         write_csv(tidy[tidy.animal.isin(REPORTED)], o.path(f"{STEM}.csv"))
         write_csv(summ, o.path(f"{STEM}_summary.csv"))
         write_csv(cos, o.path(f"{STEM}_cosines.csv"))
+        write_csv(contrasts, o.path(f"{STEM}_cosine_contrasts.csv"))
+        write_csv(analysis.cosine_layer_summary(analysis.cosine_layer_rows(done, _label)), o.path(f"{STEM}_cosine_layers.csv"))
         write_csv(analysis.verdicts(summ) if len(summ) else pd.DataFrame(), o.path(f"{STEM}_verdicts.csv"))
         if len(summ):
-            plots.ladder(summ, analysis.cosine_summary(cos), o.path(f"{STEM}.png"))
+            plots.ladder(summ, contrasts, o.path(f"{STEM}.png"))
         write_run_json(o.path(f"{STEM}.json"), cfg, 0, time.time() - t0, {
             "complete": complete and len(done) == planned, "students_done": len(done), "students_planned": planned,
             "teachers": {t: {k: r.get(k) for k in ("key", "steps", "final_loss", "tokens_per_s")}
