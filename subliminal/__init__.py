@@ -2,9 +2,9 @@
 Token Entanglement in Subliminal Learning (Zur et al. 2025).
 
 Rooms:
-  common, results, stats, cache, assets, verdicts
-              core: errors and devices, atomic outputs (one set per run), CIs and tests, verified cache,
-              offline assets checked by SHA-256, verdict records
+  cli, devices, results, stats, cache, assets, verdicts
+              core: command line and one-line errors, devices and seeding, atomic outputs (one set
+              per run), CIs and tests, verified cache, offline assets checked by SHA-256, verdict records
   topic_a/    MNIST MLPs: batched engine, inputs, MNIST, run store, training and distillation,
               experiments (each declared once, in its script: spec.Experiment), noise regime,
               mechanisms, analysis (statistics once, from the tidy CSVs)

@@ -33,7 +33,8 @@ from pathlib import Path
 import torch
 
 from subliminal.assets import ASSETS, cache_dir, fetch, sha256_file
-from subliminal.common import UserError, pid_alive
+from subliminal.cli import UserError
+from subliminal.devices import pid_alive
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
 

@@ -1,4 +1,4 @@
-"""The typed configuration of ``topic_b_transfer_theory.py`` (parsed by ``common.parse_config``)."""
+"""The typed configuration of ``topic_b_transfer_theory.py`` (parsed by ``cli.parse_config``)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from subliminal.common import UserError
+from subliminal.cli import UserError
 from subliminal.topic_b.theory.ladder import CELL_KEYS
 from subliminal.topic_b.theory.student import StudentSettings
 from subliminal.topic_b.theory.teachers import TeacherSettings

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from subliminal.common import UserError
+from subliminal.cli import UserError
 
 RECORD_FIELDS = ("final_loss", "mean_loss_last_10", "check_completion_logp_example0")
 
@@ -142,6 +142,6 @@ def run(cfg: DeviceCheckConfig) -> pd.DataFrame:
 
 
 if __name__ == "__main__":
-    from subliminal.common import cli_main
+    from subliminal.cli import cli_main
 
     cli_main(run, DeviceCheckConfig)

@@ -33,7 +33,6 @@ from tqdm.auto import tqdm
 from subliminal.cache import config_hash, load_tensors, save_tensors
 from subliminal.topic_b.sampling import end_ids
 from subliminal.topic_b.transfer import sealed
-from subliminal.topic_b.transfer.batch import pad_sequences
 from subliminal.topic_b.transfer.logits_route import (
     allowed_ids,
     attach_teacher,
@@ -41,6 +40,7 @@ from subliminal.topic_b.transfer.logits_route import (
     distill_loss,
     teacher_key,
 )
+from subliminal.topic_b.transfer.padding import pad_sequences
 from subliminal.topic_b.transfer.prompts import student_text, tokenize_example  # noqa: F401 (tests, bench import them here)
 
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")  # what PEFT needs to load an adapter
