@@ -8,7 +8,7 @@ Rooms:
   topic_a/    MNIST MLPs: batched engine, inputs, MNIST, run store, training and distillation,
               experiments (each declared once, in its script: spec.Experiment), noise regime,
               mechanisms, analysis (statistics once, from the tidy CSVs)
-  topic_b/    LLMs: loading, prompts, exact chain-rule scoring, entanglement, specificity and
+  topic_b/    LLMs: the model table, loading, prompts, exact chain-rule scoring, entanglement, specificity and
               multiplicity statistics, geometry, teacher sampling, threshold defence, and
               topic_b/transfer/ (teacher numbers -> fine-tuned student -> animal preference)
   reporting/  README.md, docs/*.md and the verdict CSVs, generated from the result CSVs only

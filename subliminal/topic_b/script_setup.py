@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from subliminal.cli import UserError
 from subliminal.devices import get_device
 from subliminal.results import OutputSet, write_run_json
+from subliminal.topic_b.models import DEFAULT_MODEL
 from subliminal.topic_b.prompts import PAPER_ANIMALS, PLURAL
 from subliminal.topic_b.scoring import encode
 from subliminal.topic_b.tables import slug
@@ -72,7 +73,7 @@ def animal_notes(tokenizer, animals) -> list[str]:
 class LMConfig:
     """The flags every single-model Topic B script shares."""
 
-    model: str = field(default="smollm2-135m-instruct", metadata={"help": "asset name, HF id, dir or .gguf"})
+    model: str = field(default=DEFAULT_MODEL, metadata={"help": "asset name, HF id, dir or .gguf"})
     device: str = field(default="auto", metadata={"help": "auto (cuda when available), cpu or cuda"})
     out: str = field(default="plots_b", metadata={"help": "output directory"})
 

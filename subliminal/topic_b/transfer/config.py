@@ -7,6 +7,7 @@ from typing import Literal
 
 from subliminal.cli import UserError
 from subliminal.devices import available_memory, get_device
+from subliminal.topic_b.models import DEFAULT_MODEL
 from subliminal.topic_b.prompts import PLURAL
 from subliminal.topic_b.script_setup import check_range
 
@@ -42,7 +43,7 @@ def check_memory(batch_size: int, eval_samples: int, max_new_tokens: int) -> Non
 
 @dataclass(frozen=True)
 class TransferConfig:
-    model: str = field(default="smollm2-135m-instruct", metadata={"help": "base model = teachers = students"})
+    model: str = field(default=DEFAULT_MODEL, metadata={"help": "base model = teachers = students"})
     animals: tuple[str, ...] = field(default=("owl", "eagle"), metadata={
         "help": "animal teachers, in run order (owl first; eagle was chosen before any result)"})
     seeds: tuple[int, ...] = field(default=(0, 1, 2), metadata={"help": "student seeds (LoRA init, data order)"})
