@@ -19,7 +19,7 @@ quiet_ctrl_c(__name__)  # Ctrl-C during the imports below: the one-line message,
 
 from dataclasses import dataclass
 
-from subliminal.common import cli_main
+from subliminal.cli import cli_main
 from subliminal.topic_a import plots as plot_a
 from subliminal.topic_a.experiments import baseline, run_and_write
 from subliminal.topic_a.spec import Experiment, paired

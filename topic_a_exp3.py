@@ -18,7 +18,7 @@ quiet_ctrl_c(__name__)  # Ctrl-C during the imports below: the one-line message,
 
 from dataclasses import dataclass, field
 
-from subliminal.common import UserError, cli_main
+from subliminal.cli import UserError, cli_main
 from subliminal.topic_a import plots as plot_a
 from subliminal.topic_a.experiments import run_and_write, source_sweep
 from subliminal.topic_a.mnist import load_fashion_mnist

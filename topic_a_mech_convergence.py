@@ -23,7 +23,7 @@ quiet_ctrl_c(__name__)  # Ctrl-C during the imports below: the one-line message,
 
 from dataclasses import dataclass, field
 
-from subliminal.common import UserError, cli_main
+from subliminal.cli import UserError, cli_main
 from subliminal.topic_a import plots_mech as plot_mech
 from subliminal.topic_a.experiments import run_and_write
 from subliminal.topic_a.mech_runs import convergence, convergence_epochs, convergence_tests

@@ -27,7 +27,7 @@ quiet_ctrl_c(__name__)  # Ctrl-C during the imports below: the one-line message,
 import math
 from dataclasses import dataclass, field
 
-from subliminal.common import UserError, cli_main
+from subliminal.cli import UserError, cli_main
 from subliminal.topic_a import plots as plot_a
 from subliminal.topic_a.mech_runs import run_sweep, sweep_experiment
 from subliminal.topic_a.train import TopicAConfig

@@ -20,7 +20,7 @@ quiet_ctrl_c(__name__)  # Ctrl-C during the imports below: the one-line message,
 
 from dataclasses import dataclass, field
 
-from subliminal.common import cli_main
+from subliminal.cli import cli_main
 from subliminal.topic_a import noise_regime
 from subliminal.topic_a import plots as plot_a
 from subliminal.topic_a.experiments import run_and_write

@@ -37,15 +37,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from subliminal.common import UserError, cli_main, get_device, seed_everything
+from subliminal.cli import UserError, cli_main
+from subliminal.devices import get_device, seed_everything
 from subliminal.results import OutputSet, prepare_out, save_figure, write_csv
 from subliminal.topic_b.entanglement import animal_statistics
 from subliminal.topic_b.geometry import pair_table
 from subliminal.topic_b.lm import load_model
 from subliminal.topic_b.multiplicity import TESTS, count, multiplicity_table
 from subliminal.topic_b.prompts import ANIMALS
-from subliminal.topic_b.runs import MAX_DRAWS, MAX_SEED, QUICK_OUT, check_range, write_provenance
 from subliminal.topic_b.scoring import ALL_NUMBERS, encode
+from subliminal.topic_b.script_setup import MAX_DRAWS, MAX_SEED, QUICK_OUT, check_range, write_provenance
 from subliminal.topic_b.specificity import NUMBERS_CSV, SPEC_CSV
 from subliminal.topic_b.specificity import outputs as specificity_outputs
 from subliminal.topic_b.step2 import Step2Config, run_step2

@@ -38,14 +38,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from subliminal.common import UserError, cli_main, seed_everything
+from subliminal.cli import UserError, cli_main
+from subliminal.devices import seed_everything
 from subliminal.results import OutputSet, prepare_out, save_figure
-from subliminal.topic_b import defence, sampling
 from subliminal.topic_b import numbers as number_lists
+from subliminal.topic_b import sampling, threshold_defence
 from subliminal.topic_b.entanglement import animal_statistics, animal_to_numbers, numbers_to_animals
 from subliminal.topic_b.geometry import pair_table
 from subliminal.topic_b.prompts import PAPER_ANIMALS
-from subliminal.topic_b.runs import (
+from subliminal.topic_b.scoring import ALL_NUMBERS
+from subliminal.topic_b.script_setup import (
     MAX_DRAWS,
     MAX_SEED,
     QUICK_OUT,
@@ -55,7 +57,6 @@ from subliminal.topic_b.runs import (
     load,
     write_provenance,
 )
-from subliminal.topic_b.scoring import ALL_NUMBERS
 from subliminal.topic_b.tables import check_upsertable, read_table, slug, upsert
 
 PAIRS_COLUMNS = ("model", "animal", "number", "logit_score", "p_no_system", "p_neutral_system", "p_subliminal")
@@ -194,12 +195,12 @@ def main(cfg: Config) -> pd.DataFrame:
         for k in ("new_tokens", "n_new_shards", "n_reused_shards"):
             timing[k] += st[k]
         timing["sampling_seconds"] += st["seconds"]
-        table = defence.records_table(recs)
+        table = threshold_defence.records_table(recs)
         valid = table["valid"].to_numpy()
         minlp = np.full(len(recs), np.inf)
         vrecs = [r for r, v in zip(recs, valid) if v]
         if vrecs:  # the defence only ever looks at valid samples
-            minlp[valid] = defence.neutral_min_logps(model, tok, vrecs, neutral_prompt, batch_size=cfg.batch_size,
+            minlp[valid] = threshold_defence.neutral_min_logps(model, tok, vrecs, neutral_prompt, batch_size=cfg.batch_size,
                                                 cache_dir=Path(st["dir"]))
         return table, minlp
 
@@ -211,8 +212,8 @@ def main(cfg: Config) -> pd.DataFrame:
         a2n, n2a, source = logit_finder(cfg, model, tok, name, animal, numbers)
         cos = pair_table(model, tok, [animal], numbers).set_index("number").loc[list(numbers), "cosine"].to_numpy()
         for thr in (0.0, *cfg.thresholds):
-            keep_a = table["valid"].to_numpy() & defence.threshold_keep(minlp, thr)
-            keep_n = neutral_table["valid"].to_numpy() & defence.threshold_keep(neutral_minlp, thr)
+            keep_a = table["valid"].to_numpy() & threshold_defence.threshold_keep(minlp, thr)
+            keep_n = neutral_table["valid"].to_numpy() & threshold_defence.threshold_keep(neutral_minlp, thr)
             ca = number_lists.count_numbers(table["numbers"][keep_a])
             cn = number_lists.count_numbers(neutral_table["numbers"][keep_n])
             row = {"model": name, "animal": animal, "threshold": thr, "n_samples_animal": len(table),

@@ -27,13 +27,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from subliminal.common import UserError, cli_main
+from subliminal.cli import UserError, cli_main
 from subliminal.results import OutputSet, prepare_out
 from subliminal.topic_b.entanglement import animal_to_numbers
 from subliminal.topic_b.plots import plot_part1
 from subliminal.topic_b.prompts import QUESTIONS, animal_strings, animal_system, baseline_prompts, build_prompt
-from subliminal.topic_b.runs import QUICK_OUT, LMConfig, check_animals, check_range, load, write_provenance
 from subliminal.topic_b.scoring import ALL_NUMBERS, score_continuations
+from subliminal.topic_b.script_setup import QUICK_OUT, LMConfig, check_animals, check_range, load, write_provenance
 from subliminal.topic_b.tables import check_upsertable, slug, upsert
 
 

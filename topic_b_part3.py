@@ -25,13 +25,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from subliminal.common import cli_main, seed_everything
+from subliminal.cli import cli_main
+from subliminal.devices import seed_everything
 from subliminal.results import OutputSet, prepare_out
 from subliminal.topic_b.entanglement import animal_to_numbers, numbers_to_animals, top_entangled
 from subliminal.topic_b.geometry import pair_table
 from subliminal.topic_b.plots import plot_part3
-from subliminal.topic_b.runs import QUICK_OUT, AnimalSweepConfig, check_range, load, write_provenance
 from subliminal.topic_b.scoring import ALL_NUMBERS
+from subliminal.topic_b.script_setup import QUICK_OUT, AnimalSweepConfig, check_range, load, write_provenance
 from subliminal.topic_b.tables import check_upsertable, slug, upsert
 
 

@@ -30,7 +30,7 @@ quiet_ctrl_c(__name__)  # Ctrl-C during the imports below: the one-line message,
 
 from dataclasses import dataclass
 
-from subliminal.common import cli_main
+from subliminal.cli import cli_main
 from subliminal.topic_b.step2 import Step2Config, run_step2
 
 

@@ -28,15 +28,16 @@ from dataclasses import dataclass, field
 import pandas as pd
 from scipy import stats as sps
 
-from subliminal.common import UserError, cli_main, get_device
+from subliminal.cli import UserError, cli_main
+from subliminal.devices import get_device
 from subliminal.results import OutputSet, prepare_out, write_csv
 from subliminal.topic_b.entanglement import animal_to_numbers, top_entangled
 from subliminal.topic_b.geometry import pair_table
 from subliminal.topic_b.lm import load_model
 from subliminal.topic_b.plots import plot_step3
 from subliminal.topic_b.prompts import ANIMALS, PAPER_ANIMALS
-from subliminal.topic_b.runs import QUICK_OUT, check_animals, check_range, write_provenance
 from subliminal.topic_b.scoring import ALL_NUMBERS
+from subliminal.topic_b.script_setup import QUICK_OUT, check_animals, check_range, write_provenance
 
 
 @dataclass

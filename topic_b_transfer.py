@@ -29,7 +29,8 @@ quiet_ctrl_c(__name__)  # Ctrl-C during the imports below: the one-line message,
 
 import torch
 
-from subliminal.common import cli_main, get_device, seed_everything
+from subliminal.cli import cli_main
+from subliminal.devices import get_device, seed_everything
 from subliminal.results import prepare_out
 from subliminal.topic_b.transfer.config import TransferConfig
 from subliminal.topic_b.transfer.run import run

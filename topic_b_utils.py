@@ -9,7 +9,7 @@ pieces a researcher needs to write the next one, e.g.
     model, tok, name = load(cfg, ["owl"])
     prompt = build_prompt(tok, "animal", animal_system("owl"))
 
-Everything here lives in `subliminal/` (model loading and input checks: `subliminal.topic_b.runs`;
+Everything here lives in `subliminal/` (model loading and input checks: `subliminal.topic_b.script_setup`;
 tables with numbers kept as strings: `subliminal.topic_b.tables`; atomic outputs that land as one set:
 `subliminal.results`). `python topic_b_utils.py` lists the offline models and the 25 animals.
 """
@@ -22,8 +22,8 @@ quiet_ctrl_c(__name__)  # Ctrl-C during the imports below: the one-line message,
 
 from subliminal.results import OutputSet, prepare_out, save_figure, write_run_json
 from subliminal.topic_b.prompts import PAPER_ANIMALS, animal_system, build_prompt, number_system
-from subliminal.topic_b.runs import QUICK_OUT, AnimalSweepConfig, LMConfig, check_animals, check_numbers, load
 from subliminal.topic_b.scoring import ALL_NUMBERS, score_numbers, score_prompts
+from subliminal.topic_b.script_setup import QUICK_OUT, AnimalSweepConfig, LMConfig, check_animals, check_numbers, load
 from subliminal.topic_b.tables import read_table, slug, upsert
 
 __all__ = ["ALL_NUMBERS", "PAPER_ANIMALS", "QUICK_OUT", "AnimalSweepConfig", "LMConfig", "OutputSet", "animal_system",

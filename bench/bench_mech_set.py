@@ -33,7 +33,7 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from subliminal.common import fast_bf16, get_device  # noqa: E402
+from subliminal.devices import fast_bf16, get_device  # noqa: E402
 from subliminal.reporting.mechanisms import verdicts_for  # noqa: E402
 from subliminal.results import write_bench_json, write_csv  # noqa: E402
 from subliminal.stats import compare_summaries  # noqa: E402

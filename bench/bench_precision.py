@@ -26,7 +26,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from subliminal.common import fast_bf16  # noqa: E402
+from subliminal.devices import fast_bf16  # noqa: E402
 from subliminal.results import write_bench_json, write_csv  # noqa: E402
 from subliminal.topic_a.engine import MLPShape, ParallelMLP, distill_loss, logit_index, make_adam  # noqa: E402
 from subliminal.topic_a.train import TopicAConfig  # noqa: E402

@@ -2,7 +2,7 @@
 
 - sampling: grammar-constrained teacher samples (owl teacher, varied prompts, left-padded batch);
 - training: LoRA r8 student steps (micro-batch 22) on those samples, fp32 and, where the CPU has native
-  bf16 (``common.fast_bf16``), under bf16 autocast.
+  bf16 (``devices.fast_bf16``), under bf16 autocast.
 Each rate is also given as a fraction of the measured matmul ceiling (a 2048^3 matmul), counting
 2 x parameters FLOPs per sampled token (the tied embedding is the output head) and, per trained token,
 4 x the non-embedding parameters (forward + activation gradients; frozen weights get no weight
@@ -29,7 +29,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from subliminal.common import fast_bf16  # noqa: E402
+from subliminal.devices import fast_bf16  # noqa: E402
 from subliminal.results import write_bench_json  # noqa: E402
 from subliminal.topic_b.lm import load_model  # noqa: E402
 from subliminal.topic_b.transfer.data import examples_of, is_valid, sample_prompts, teacher_system  # noqa: E402

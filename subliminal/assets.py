@@ -21,7 +21,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from subliminal.common import UserError
+from subliminal.cli import UserError
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from subliminal.assets import sha256_file
-from subliminal.common import UserError
+from subliminal.cli import UserError
 from subliminal.results import atomic_write_text
 
 

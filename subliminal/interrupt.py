@@ -1,4 +1,4 @@
-"""Ctrl-C before ``common.cli_main`` runs (while a script imports torch, transformers, pandas: the first
+"""Ctrl-C before ``cli.cli_main`` runs (while a script imports torch, transformers, pandas: the first
 seconds) gives the same one line as Ctrl-C during the work, not a traceback. Standard library only, so it
 can be the first thing a script does:
 

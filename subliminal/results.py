@@ -19,7 +19,7 @@ from typing import Any
 
 import pandas as pd
 
-from subliminal.common import UserError
+from subliminal.cli import UserError
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -98,7 +98,7 @@ def clean_stale_staging(folder: Path, name: str, legacy_age_s: float = 3600) -> 
     gone, and unnamed ones (written before staging folders carried a PID) older than `legacy_age_s`."""
     import re
 
-    from subliminal.common import pid_alive
+    from subliminal.devices import pid_alive
 
     pat = re.compile(rf"\.{re.escape(name)}\.staging-(?:(\d+)-\w+\.tmp|\w+)")
     gone = []

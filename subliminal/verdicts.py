@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from subliminal.common import UserError
+from subliminal.cli import UserError
 from subliminal.results import write_csv
 
 # The verdict words, defined once: what each says about a claim given our measurement. A miss of a claimed number

@@ -10,7 +10,7 @@ import zipfile
 import pytest
 
 from subliminal import assets
-from subliminal.common import UserError
+from subliminal.cli import UserError
 
 
 def _wheel(path, member: str, data: bytes):

@@ -13,7 +13,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from subliminal.common import UserError, get_device, parse_config
+from subliminal.cli import UserError, parse_config
+from subliminal.devices import get_device
 from subliminal.results import write_csv, write_run_json
 from subliminal.stats import compare_summaries, mean_ci, summarize
 
@@ -109,7 +110,7 @@ def test_readme_tables_match_the_committed_csvs():
     (OSError(30, "Read-only file system", "/ro/x.csv"), "Read-only file system (/ro/x.csv)"),
 ])
 def test_cli_main_turns_os_errors_into_one_line(capsys, exc, says):
-    from subliminal.common import cli_main
+    from subliminal.cli import cli_main
 
     def main(_cfg):
         raise exc

@@ -7,7 +7,7 @@ import pytest
 import torch
 from llama3_fixture import llama3_tokenizer, tiny_llama
 
-from subliminal.common import UserError
+from subliminal.cli import UserError
 from subliminal.topic_b.entanglement import animal_statistics, animal_to_numbers, numbers_to_animals
 from subliminal.topic_b.prompts import animal_system, build_prompt, number_system
 from subliminal.topic_b.scoring import ALL_NUMBERS, brute_force_logp, encode, score_continuations, score_numbers

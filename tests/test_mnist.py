@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from subliminal.common import UserError
+from subliminal.cli import UserError
 from subliminal.topic_a.mnist import MNIST_TEST_LABEL_COUNTS, load_idx_root, read_idx, restricted_loads
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from subliminal.common import UserError, cli_main
+from subliminal.cli import UserError, cli_main
 from subliminal.topic_a import experiments
 from subliminal.topic_a.distill import distill
 from subliminal.topic_a.mnist import IDX_FILES, load_idx_root

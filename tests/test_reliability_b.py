@@ -17,8 +17,8 @@ import topic_b_part1
 import topic_b_part2
 import topic_b_part3
 import topic_b_step3_base_vs_instruct
-from subliminal.common import UserError, cli_main
-from subliminal.topic_b.runs import animal_notes, check_numbers
+from subliminal.cli import UserError, cli_main
+from subliminal.topic_b.script_setup import animal_notes, check_numbers
 from subliminal.topic_b.tables import read_table, upsert
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from subliminal import results
-from subliminal.common import UserError, os_error_message
+from subliminal.cli import UserError, os_error_message
 from subliminal.results import OutputSet, prepare_out, read_csv_checked, read_json, save_figure, write_csv
 
 

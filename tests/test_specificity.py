@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from subliminal.common import UserError
+from subliminal.cli import UserError
 from subliminal.topic_b import multiplicity as mult
 from subliminal.topic_b import specificity as spec
 from subliminal.topic_b.tables import set_columns
@@ -190,7 +190,7 @@ def _pairs_csv(path, model="m", n_animals=4, seed=0):
 def test_step2_from_pairs_adds_columns_and_keeps_the_full_runs(tmp_path):
     import topic_b_across_models as across
     import topic_b_step2_extended as step2
-    from subliminal.common import parse_config
+    from subliminal.cli import parse_config
 
     out = tmp_path / "plots_b"
     out.mkdir()
@@ -236,7 +236,7 @@ def test_step2_from_pairs_adds_columns_and_keeps_the_full_runs(tmp_path):
 
 def test_from_pairs_refuses_missing_or_partial_pairs(tmp_path):
     import topic_b_step2_extended as step2
-    from subliminal.common import parse_config
+    from subliminal.cli import parse_config
 
     argv = ["--model", "m", "--n-animals", "4", "--from-pairs", "--out", str(tmp_path)]
     with pytest.raises(UserError, match="no saved pairs"):

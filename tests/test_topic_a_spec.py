@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from subliminal.common import UserError
+from subliminal.cli import UserError
 from subliminal.reporting.topic_a import walltimes
 from subliminal.topic_a import analysis
 from subliminal.topic_a.spec import Experiment

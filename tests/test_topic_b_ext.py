@@ -9,7 +9,7 @@ import pytest
 import torch
 from tiny_lm import build_model, build_tokenizer
 
-from subliminal.topic_b import defence, numbers, sampling
+from subliminal.topic_b import numbers, sampling, threshold_defence
 from subliminal.topic_b.multiplicity import count
 from subliminal.topic_b.scoring import ALL_NUMBERS, encode
 
@@ -104,14 +104,14 @@ def test_token_logprobs_match_one_forward_per_sample(lm):
     model, tok = lm
     prompt = sampling.teacher_prompt(tok, sampling.Teacher("neutral", None))
     comps = [encode(tok, "12;345"), encode(tok, "7"), encode(tok, "98;7;6")]
-    got = defence.token_logprobs(model, tok, prompt, comps, batch_size=3)  # right-padded batch
+    got = threshold_defence.token_logprobs(model, tok, prompt, comps, batch_size=3)  # right-padded batch
     p = encode(tok, prompt)
     for c, g in zip(comps, got):
         with torch.no_grad():
             lp = torch.log_softmax(model(input_ids=torch.tensor([p + c])).logits[0].float(), -1)
         ref = [float(lp[len(p) - 1 + i, t]) for i, t in enumerate(c)]
         np.testing.assert_allclose(g, ref, atol=1e-4)
-    assert list(defence.number_token_mask(tok, encode(tok, "12;3"))) == [True, True, False, True]
+    assert list(threshold_defence.number_token_mask(tok, encode(tok, "12;3"))) == [True, True, False, True]
 
 
 def test_threshold_defence_drops_low_probability_numbers(lm):
@@ -119,15 +119,15 @@ def test_threshold_defence_drops_low_probability_numbers(lm):
     neutral = sampling.teacher_prompt(tok, sampling.Teacher("neutral", None))
     texts = ["1;2;3", "9;0;5", "4;4", "3;8;1;7"]
     recs = [{"token_ids": encode(tok, t), "teacher": "owl", "shard": None, "index": i} for i, t in enumerate(texts)]
-    minlp = defence.neutral_min_logps(model, tok, recs, neutral)
+    minlp = threshold_defence.neutral_min_logps(model, tok, recs, neutral)
     assert np.all(np.isfinite(minlp)) and len(set(np.round(minlp, 6))) == len(texts)
     lo, hi = np.sort(minlp)[:2]
     thr = float(np.exp((lo + hi) / 2))  # between the two least likely samples' weakest number tokens
-    keep = defence.threshold_keep(minlp, thr)
+    keep = threshold_defence.threshold_keep(minlp, thr)
     assert keep.sum() == len(texts) - 1 and not keep[np.argmin(minlp)]
-    assert defence.threshold_keep(minlp, 1e-12).all() and not defence.threshold_keep(minlp, 0.999).any()
+    assert threshold_defence.threshold_keep(minlp, 1e-12).all() and not threshold_defence.threshold_keep(minlp, 0.999).any()
     # the check is on the sample's *number* tokens only: a sample without digits is never dropped
-    assert defence.min_number_token_logp(tok, encode(tok, ";"), np.array([-50.0])) == np.inf
+    assert threshold_defence.min_number_token_logp(tok, encode(tok, ";"), np.array([-50.0])) == np.inf
 
 
 def test_shards_resume_and_redo_half_written(lm, tmp_path):
@@ -147,9 +147,9 @@ def test_shards_resume_and_redo_half_written(lm, tmp_path):
     assert st4["n_new_shards"] == 1 and st4["n_reused_shards"] == 2
     # neutral log-probs are cached beside the shards
     d = shard.parent
-    m1 = defence.neutral_min_logps(model, tok, recs1, "x" + sampling.teacher_prompt(tok, sampling.Teacher("n", None)), cache_dir=d)
+    m1 = threshold_defence.neutral_min_logps(model, tok, recs1, "x" + sampling.teacher_prompt(tok, sampling.Teacher("n", None)), cache_dir=d)
     assert len(list(d.glob("*.neutral.json"))) == 2
-    m2 = defence.neutral_min_logps(None, tok, recs1, "x" + sampling.teacher_prompt(tok, sampling.Teacher("n", None)), cache_dir=d)
+    m2 = threshold_defence.neutral_min_logps(None, tok, recs1, "x" + sampling.teacher_prompt(tok, sampling.Teacher("n", None)), cache_dir=d)
     np.testing.assert_array_equal(m1, m2)  # second call: no model needed
 
 
@@ -185,7 +185,7 @@ def test_constrained_sampling_gives_lists(lm):
 
 def test_data_frequency_script_tiny(model_dir, tmp_path):
     import topic_b_data_frequency as script
-    from subliminal.common import parse_config
+    from subliminal.cli import parse_config
     from subliminal.reporting.topic_b_ext import tables
 
     out = tmp_path / "plots_b"
@@ -204,7 +204,7 @@ def test_data_frequency_script_tiny(model_dir, tmp_path):
 
 def test_across_models_script_tiny(model_dir, tmp_path):
     import topic_b_across_models as script
-    from subliminal.common import parse_config
+    from subliminal.cli import parse_config
     from subliminal.reporting.topic_b_ext import tables
 
     out = tmp_path / "plots_b"

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from subliminal.common import UserError
+from subliminal.cli import UserError
 from subliminal.topic_b import lm
 from subliminal.topic_b.lm import load_model
 

@@ -7,7 +7,7 @@ import pytest
 @pytest.mark.slow
 def test_part2_smollm2_two_numbers(tmp_path):
     import topic_b_part2
-    from subliminal.common import parse_config
+    from subliminal.cli import parse_config
 
     cfg = parse_config(topic_b_part2.Config, ["--numbers", "087", "747", "--animals", "owl", "eagle",
                                               "--out", str(tmp_path)])

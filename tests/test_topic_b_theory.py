@@ -180,7 +180,7 @@ def test_students_train_resume_and_the_analysis_reads_them(lad):
 
 
 def test_config_checks_flags_before_any_work():
-    from subliminal.common import UserError
+    from subliminal.cli import UserError
 
     for bad in ({"cells": ("b", "b")}, {"cells": ("z",)}, {"seeds": (0, 0)}, {"steps": 0}, {"milestones": (99,)},
                 {"threads": 0}):

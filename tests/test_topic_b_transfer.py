@@ -776,7 +776,7 @@ def test_sampling_progress_never_replaces_the_json_of_an_existing_table(tiny_cfg
 
 
 def test_precision_flag_keys_the_outputs(capsys):
-    from subliminal.common import parse_config
+    from subliminal.cli import parse_config
     from subliminal.topic_b.transfer.config import TransferConfig
     from subliminal.topic_b.transfer.run import _stem
 

@@ -143,7 +143,7 @@ def test_a_kill_between_a_file_and_its_seal_leaves_it_unverified(tmp_path, monke
 
 def test_an_unwritable_cache_is_refused_before_any_work(tmp_path, monkeypatch):
     import subliminal.topic_b.lm as lm
-    from subliminal.common import UserError
+    from subliminal.cli import UserError
     from subliminal.topic_b.transfer.config import TransferConfig
     from subliminal.topic_b.transfer.run import run
 

@@ -11,9 +11,9 @@ import pytest
 import torch
 from tiny_lm import build_model, build_tokenizer
 
-from subliminal.common import UserError
-from subliminal.topic_b.defence import number_token_mask
+from subliminal.cli import UserError
 from subliminal.topic_b.scoring import encode
+from subliminal.topic_b.threshold_defence import number_token_mask
 from subliminal.topic_b.transfer.defended import CACHE_NAME, defend, min_logps, sample_token_logprobs
 from subliminal.topic_b.transfer.prompts import chat_prompt, number_prompt
 

@@ -12,7 +12,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from tiny_lm import build_model, build_tokenizer
 
-from subliminal.common import UserError
+from subliminal.cli import UserError
 from subliminal.reporting.transfer_runs import _devices, device_check
 from subliminal.topic_b.transfer.device_check import DeviceCheckConfig, compare_students
 from subliminal.topic_b.transfer.finetune import TrainSettings, train_student

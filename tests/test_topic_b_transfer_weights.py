@@ -11,7 +11,7 @@ import pytest
 import torch
 from tiny_lm import build_model, build_tokenizer
 
-from subliminal.common import UserError
+from subliminal.cli import UserError
 from subliminal.topic_b.prompts import PLURAL, animal_system
 from subliminal.topic_b.transfer.data import teacher_system, weight_teacher_name, weight_trait
 from subliminal.topic_b.transfer.evaluate import evaluate_model

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from subliminal.common import fast_bf16
+from subliminal.devices import fast_bf16
 from subliminal.stats import paired_test
 from subliminal.topic_a.distill import distill
 from subliminal.topic_a.inputs import NoiseSource

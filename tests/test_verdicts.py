@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from subliminal.common import UserError
+from subliminal.cli import UserError
 from subliminal.verdicts import COLUMNS, VERDICTS, Verdict, read_verdicts, record, write_verdicts
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,7 +51,7 @@ def test_committed_topic_a_verdicts_follow_the_confidence_intervals():
     """Recompute each seed-number verdict from the summary CSV: reproduced iff the seed's value is inside our CI, else
     differs (a missed number is never 'contradicts')."""
     from subliminal.reporting.render import row
-    from subliminal.reporting.seed import A_CLAIMS
+    from subliminal.reporting.seed_claims import A_CLAIMS
 
     v = _committed("A").set_index("claim").verdict
     for claim, seed, script, match in A_CLAIMS:

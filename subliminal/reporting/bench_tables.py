@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from subliminal.reporting.render import table
-from subliminal.reporting.seed import A_RTX3090_MINUTES
+from subliminal.reporting.seed_claims import A_RTX3090_MINUTES
 
 
 def speed(root: Path) -> str:

@@ -16,7 +16,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from subliminal.common import UserError
+from subliminal.cli import UserError
 from subliminal.reporting import glance
 from subliminal.results import atomic_write_text
 from subliminal.verdicts import read_verdicts, write_verdicts

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from subliminal.reporting.render import ci, diff, load_a, not_run, pct, row, table
-from subliminal.reporting.seed import A_CLAIMS, a_seed
+from subliminal.reporting.seed_claims import A_CLAIMS, a_seed
 from subliminal.topic_a.analysis import experiments
 from subliminal.verdicts import record
 

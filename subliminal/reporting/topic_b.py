@@ -12,7 +12,7 @@ import numpy as np
 
 from subliminal.reporting.render import read_b
 from subliminal.reporting.render import table as _md
-from subliminal.reporting.seed import B as SEED
+from subliminal.reporting.seed_claims import B as SEED
 
 
 def _missing(script: str) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from subliminal.reporting.render import read_b
-from subliminal.reporting.seed import B as SEED
+from subliminal.reporting.seed_claims import B as SEED
 from subliminal.verdicts import record
 
 TOPIC = "B"

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from subliminal.common import UserError
+from subliminal.cli import UserError
 from subliminal.results import atomic_write_text
 from subliminal.stats import summarize
 from subliminal.topic_a.spec import Experiment

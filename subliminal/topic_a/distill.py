@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from subliminal.common import UserError
+from subliminal.cli import UserError
 from subliminal.topic_a.engine import ParallelMLP, distill_loss, forward_flops, logit_index, make_adam, train_step_flops
 from subliminal.topic_a.store import StudentRun
 from subliminal.topic_a.train import CONDITIONS, TopicA, student_init

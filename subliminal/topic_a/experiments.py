@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from subliminal.common import UserError
+from subliminal.cli import UserError
 from subliminal.results import OutputSet, prepare_out, read_json, to_jsonable, write_csv, write_run_json
 from subliminal.topic_a.analysis import analyse
 from subliminal.topic_a.distill import distill

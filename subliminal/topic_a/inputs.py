@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from subliminal.common import available_memory
+from subliminal.devices import available_memory
 
 NOISE_KINDS = ("uniform", "gaussian")
 STREAM_IDS = {"uniform": 11, "gaussian": 12}

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from subliminal import assets
-from subliminal.common import UserError
+from subliminal.cli import UserError
 from subliminal.results import atomic_write_bytes, atomic_write_text
 
 IDX_FILES = {

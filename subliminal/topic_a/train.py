@@ -21,7 +21,8 @@ import torch
 from tqdm.auto import tqdm
 
 from subliminal.cache import log
-from subliminal.common import UserError, available_memory, fast_bf16, get_device
+from subliminal.cli import UserError
+from subliminal.devices import available_memory, fast_bf16, get_device
 from subliminal.topic_a import engine
 from subliminal.topic_a.engine import MLPShape, ParallelMLP, derangement, make_adam, teacher_loss, train_step_flops
 from subliminal.topic_a.inputs import ImageSource, NoiseSource, pixel_permutation

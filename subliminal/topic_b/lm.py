@@ -1,16 +1,17 @@
 """Language-model loading: offline GGUF assets, local directories, Hugging Face ids.
 
 ``load_model(spec)`` accepts
-- an asset name (``smollm2-135m-instruct`` default, ``qwen2.5-coder-0.5b-instruct``, ``gemma-3-270m``):
-  the verified GGUF from ``subliminal.assets.fetch``, dequantised to fp32 by transformers
-  (``gguf_file=``) once and cached with ``save_pretrained`` under ``cache_dir()/dequant/<sha256>``,
-  so later loads take ~2 s instead of 20-60 s. The cache carries ``source.json`` with the GGUF's
-  sha256 and the sha256 of every other file in the folder (config, tokenizer files, chat template,
-  weights), written when it is built. Every load re-hashes them; a folder whose record is unreadable
-  or whose files differ from it (an edited ``config.json``, a missing or extra file) is rebuilt, with
-  one line saying why, never used. The folder is written as ``.<sha256>.<pid>.tmp`` beside it and renamed
-  when complete: removed on any failure or Ctrl-C, removed at the next load when its process was killed,
-  and a disk without room for the fp32 weights is refused first, in one line;
+- an offline model of the model table (``subliminal.topic_b.models``: ``smollm2-135m-instruct`` default,
+  ``qwen2.5-coder-0.5b-instruct``, ``gemma-3-270m``): the verified GGUF of its asset from
+  ``subliminal.assets.fetch``, dequantised to fp32 by transformers (``gguf_file=``) once and cached with
+  ``save_pretrained`` under ``cache_dir()/dequant/<sha256>``, so later loads take ~2 s instead of 20-60 s.
+  The cache carries ``source.json`` with the GGUF's sha256 and the sha256 of every other file in the folder
+  (config, tokenizer files, chat template, weights), written when it is built. Every load re-hashes them; a
+  folder whose record is unreadable or whose files differ from it (an edited ``config.json``, a missing or
+  extra file) is rebuilt, with one line saying why, never used. The folder is written as
+  ``.<sha256>.<pid>.tmp`` beside it and renamed when complete: removed on any failure or Ctrl-C, removed at
+  the next load when its process was killed, and a disk without room for the fp32 weights is refused first,
+  in one line;
 - a path to a ``.gguf`` file (same caching, keyed by the file's sha256);
 - a local directory with a saved model;
 - a Hugging Face id (e.g. ``meta-llama/Llama-3.2-1B-Instruct``), loaded with ``from_pretrained``
@@ -33,22 +34,9 @@ from pathlib import Path
 import torch
 
 from subliminal.assets import ASSETS, cache_dir, fetch, sha256_file
-from subliminal.common import UserError, pid_alive
-
-DEFAULT_MODEL = "smollm2-135m-instruct"
-
-# Gemma has no system role: fold the system text into the top of the first user turn (as the owls
-# code does for gemma-2), and open the model turn for the prefill.
-GEMMA_CHAT_TEMPLATE = (
-    "{{ bos_token }}{% set ns = namespace(sys='', first=true) %}"
-    "{% for m in messages %}{% if m['role'] == 'system' %}{% set ns.sys = m['content'] + '\n\n' %}"
-    "{% endif %}{% endfor %}"
-    "{% for m in messages if m['role'] != 'system' %}"
-    "<start_of_turn>{{ 'model' if m['role'] == 'assistant' else 'user' }}\n"
-    "{% if m['role'] == 'user' and ns.first %}{{ ns.sys }}{% set ns.first = false %}{% endif %}"
-    "{{ m['content'] | trim }}<end_of_turn>\n{% endfor %}"
-    "{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}"
-)
+from subliminal.cli import UserError
+from subliminal.devices import pid_alive
+from subliminal.topic_b.models import DEFAULT_MODEL, MODELS, get_model, offline_models, spec_for
 
 
 def _hub_reachable(timeout: float = 3.0) -> bool:
@@ -99,11 +87,11 @@ def check_spec(spec: str, flag: str = "--model") -> None:
     if not spec.strip():
         raise UserError(f"{flag} is empty; give an asset name ({', '.join(offline_specs())}), a .gguf file, "
                         "a model folder or a Hugging Face id")
-    if spec in ASSETS:
-        if ASSETS[spec].kind != "gguf":
-            raise UserError(f"{flag} {spec!r} is a dataset, not a language model; offline models: "
-                            f"{', '.join(offline_specs())}")
+    if spec in MODELS and MODELS[spec].offline:
         return
+    if spec in ASSETS:
+        raise UserError(f"{flag} {spec!r} is a dataset, not a language model; offline models: "
+                        f"{', '.join(offline_specs())}")
     path = Path(spec).expanduser()
     if spec.endswith(".gguf"):
         if not path.is_file():
@@ -123,7 +111,8 @@ def check_spec(spec: str, flag: str = "--model") -> None:
 
 
 def offline_specs() -> list[str]:
-    return [n for n, a in ASSETS.items() if a.kind == "gguf"]
+    """The model table's offline rows (``models.offline_models``)."""
+    return offline_models()
 
 
 def _dir_hashes(d: Path) -> dict[str, str]:
@@ -160,9 +149,9 @@ def _finish(model, tokenizer, name: str, device: str):
     model = model.to(dtype=torch.float32, device=device).eval()
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    arch = getattr(model.config, "model_type", "")
-    if arch.startswith("gemma") and not tokenizer.chat_template:
-        tokenizer.chat_template = GEMMA_CHAT_TEMPLATE
+    row = spec_for(name, getattr(model.config, "model_type", "") or "")  # its own row, else its family's
+    if row is not None and row.chat_template and not tokenizer.chat_template:
+        tokenizer.chat_template = row.chat_template  # e.g. Gemma: no system role, folded into the user turn
     model.name_or_spec = name  # what the results tables call this model
     return model, tokenizer
 
@@ -271,11 +260,12 @@ def _load_gguf(gguf: Path, name: str, device: str, sha: str | None = None):
 def load_model(spec: str = DEFAULT_MODEL, device: str = "cpu"):
     """(model, tokenizer) for an asset name, a .gguf path, a local directory or a HF id."""
     device = str(device)
+    if spec in MODELS and MODELS[spec].offline:
+        asset = get_model(spec).weights  # the model table says which offline asset holds the weights
+        return _load_gguf(fetch(asset), spec, device, sha=ASSETS[asset].sha256)
     if spec in ASSETS:
-        if ASSETS[spec].kind != "gguf":
-            raise UserError(f"{spec!r} is a dataset, not a language model; offline models: "
-                            f"{', '.join(offline_specs())}")
-        return _load_gguf(fetch(spec), spec, device, sha=ASSETS[spec].sha256)
+        raise UserError(f"{spec!r} is a dataset, not a language model; offline models: "
+                        f"{', '.join(offline_specs())}")
     path = Path(spec).expanduser()
     if spec.endswith(".gguf"):
         if not path.is_file():

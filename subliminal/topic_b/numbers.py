@@ -16,7 +16,6 @@ from subliminal.topic_b.scoring import ALL_NUMBERS
 NUMBER_INDEX = {n: i for i, n in enumerate(ALL_NUMBERS)}
 MAX_COUNT = 10
 MAX_DIGITS = 3
-_END_TOKENS = ("<|im_end|>", "<end_of_turn>", "<|eot_id|>", "<|endoftext|>", "<|end_of_text|>")
 
 
 # ----------------------------------------------------------------------------- filter, counting

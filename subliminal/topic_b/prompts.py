@@ -3,7 +3,7 @@
 Every prompt is built with the tokenizer's chat template and ``continue_final_message=True``, so the
 text ends inside the assistant turn right after the prefill and the next token is the answer.
 Models without a system role (Gemma) get the system text folded into the top of the user turn by
-their chat template (see ``subliminal.topic_b.lm``), exactly as the owls code does for gemma-2.
+their chat template (the model table, ``subliminal.topic_b.models``), exactly as the owls code does for gemma-2.
 """
 
 from __future__ import annotations

@@ -37,7 +37,7 @@ import torch
 from tqdm.auto import tqdm
 
 from subliminal.results import atomic_write_text
-from subliminal.topic_b.numbers import _END_TOKENS
+from subliminal.topic_b.models import END_TOKENS
 from subliminal.topic_b.prompts import animal_system, build_prompt
 from subliminal.topic_b.scoring import encode
 from subliminal.topic_b.tables import slug
@@ -60,14 +60,15 @@ def teacher_prompt(tokenizer, teacher: Teacher) -> str:
 
 
 def end_ids(model, tokenizer) -> list[int]:
-    """Token ids that end the assistant turn (eos of the tokenizer and generation config, chat ends)."""
+    """Token ids that end the assistant turn (eos of the tokenizer and generation config, and every end-of-turn
+    token of the model table, `models.END_TOKENS`, that the vocabulary holds)."""
     ids = set()
     g = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
     ids.update([g] if isinstance(g, int) else (g or []))
     if tokenizer.eos_token_id is not None:
         ids.add(tokenizer.eos_token_id)
     vocab = tokenizer.get_vocab()
-    ids.update(vocab[t] for t in _END_TOKENS if t in vocab)
+    ids.update(vocab[t] for t in END_TOKENS if t in vocab)  # every model-table row's end of turn
     return sorted(ids)
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from subliminal.common import UserError
+from subliminal.cli import UserError
 
 VARIANTS = ("raw", "generic_removed")
 MIN_ANIMALS = 3

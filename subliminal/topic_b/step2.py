@@ -8,14 +8,23 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from subliminal.common import UserError, seed_everything
+from subliminal.cli import UserError
+from subliminal.devices import seed_everything
 from subliminal.results import OutputSet, prepare_out
 from subliminal.topic_b.entanglement import animal_statistics, animal_to_numbers, numbers_to_animals
 from subliminal.topic_b.multiplicity import ADDED_COLUMNS, add_within_model_q
 from subliminal.topic_b.plots import plot_step2
 from subliminal.topic_b.prompts import ANIMALS
-from subliminal.topic_b.runs import MAX_DRAWS, MAX_SEED, QUICK_OUT, LMConfig, check_range, load, write_provenance
 from subliminal.topic_b.scoring import ALL_NUMBERS
+from subliminal.topic_b.script_setup import (
+    MAX_DRAWS,
+    MAX_SEED,
+    QUICK_OUT,
+    LMConfig,
+    check_range,
+    load,
+    write_provenance,
+)
 from subliminal.topic_b.specificity import NUMBERS_CSV, SPEC_CSV
 from subliminal.topic_b.specificity import outputs as specificity_outputs
 from subliminal.topic_b.tables import check_upsertable, read_table, set_columns, slug, upsert

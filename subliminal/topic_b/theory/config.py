@@ -1,4 +1,4 @@
-"""The typed configuration of ``topic_b_transfer_theory.py`` (parsed by ``common.parse_config``)."""
+"""The typed configuration of ``topic_b_transfer_theory.py`` (parsed by ``cli.parse_config``)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from subliminal.common import UserError
+from subliminal.cli import UserError
+from subliminal.topic_b.models import DEFAULT_MODEL
 from subliminal.topic_b.theory.ladder import CELL_KEYS
 from subliminal.topic_b.theory.student import StudentSettings
 from subliminal.topic_b.theory.teachers import TeacherSettings
@@ -14,7 +15,7 @@ from subliminal.topic_b.theory.teachers import TeacherSettings
 
 @dataclass(frozen=True)
 class TheoryConfig:
-    model: str = field(default="smollm2-135m-instruct", metadata={"help": "base model = teachers = students"})
+    model: str = field(default=DEFAULT_MODEL, metadata={"help": "base model = teachers = students"})
     cells: tuple[str, ...] = field(default=CELL_KEYS, metadata={
         "help": f"cells of the ladder, run in this order ({', '.join(CELL_KEYS)}): a = full KL (positive control), "
                 "b = number-token KL (subliminal), then b's adapter cross-init, full fine-tuning, SGD, noisy base"})

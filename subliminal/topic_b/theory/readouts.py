@@ -15,9 +15,9 @@ import numpy as np
 import pandas as pd
 import torch
 
+from subliminal.topic_b.models import lora_targets
 from subliminal.topic_b.prompts import ANIMALS
 from subliminal.topic_b.transfer.evaluate import evaluate_model
-from subliminal.topic_b.transfer.finetune import TARGETS
 
 ALL_ANIMALS = tuple(a for a, _ in ANIMALS)
 
@@ -46,9 +46,9 @@ def lora_deltas(named: dict[str, torch.Tensor], scaling: float) -> dict[str, tor
 @torch.no_grad()
 def full_deltas(model, base_state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Each adapted module's update W - W0 for a fully fine-tuned student (the LoRA target projections)."""
-    out = {}
+    out, targets = {}, lora_targets(model)
     for n, p in model.named_parameters():
-        if n.endswith(".weight") and n.split(".")[-2] in TARGETS:
+        if n.endswith(".weight") and n.split(".")[-2] in targets:
             out[n.removesuffix(".weight")] = (p.detach().float() - base_state[n].float())
     return out
 

@@ -1,13 +1,15 @@
-"""The typed configuration of ``topic_b_transfer.py`` (one dataclass, parsed by ``common.parse_config``)."""
+"""The typed configuration of ``topic_b_transfer.py`` (one dataclass, parsed by ``cli.parse_config``)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Literal
 
-from subliminal.common import UserError, available_memory, get_device
+from subliminal.cli import UserError
+from subliminal.devices import available_memory, get_device
+from subliminal.topic_b.models import DEFAULT_MODEL
 from subliminal.topic_b.prompts import PLURAL
-from subliminal.topic_b.runs import check_range
+from subliminal.topic_b.script_setup import check_range
 
 MAX_SEED = 2**32 - 1  # numpy's and torch's seed range; student seeds also seed the data order
 # (flag, field, least, most): sizes beyond the most would run for months or not fit in memory
@@ -41,7 +43,7 @@ def check_memory(batch_size: int, eval_samples: int, max_new_tokens: int) -> Non
 
 @dataclass(frozen=True)
 class TransferConfig:
-    model: str = field(default="smollm2-135m-instruct", metadata={"help": "base model = teachers = students"})
+    model: str = field(default=DEFAULT_MODEL, metadata={"help": "base model = teachers = students"})
     animals: tuple[str, ...] = field(default=("owl", "eagle"), metadata={
         "help": "animal teachers, in run order (owl first; eagle was chosen before any result)"})
     seeds: tuple[int, ...] = field(default=(0, 1, 2), metadata={"help": "student seeds (LoRA init, data order)"})
@@ -88,7 +90,7 @@ class TransferConfig:
 
     @classmethod
     def quick(cls) -> TransferConfig:
-        from subliminal.topic_b.runs import QUICK_OUT
+        from subliminal.topic_b.script_setup import QUICK_OUT
 
         return cls(animals=("owl",), seeds=(0, 1), n_samples=12, epochs=1, eval_samples=2, batch_size=12,
                    out=QUICK_OUT)

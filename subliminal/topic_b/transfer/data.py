@@ -20,15 +20,15 @@ from pathlib import Path
 
 import torch
 
-from subliminal.common import UserError
+from subliminal.cli import UserError
 from subliminal.topic_b.numbers import validate
 from subliminal.topic_b.prompts import PLURAL
 from subliminal.topic_b.sampling import end_ids, parse_shard, shard_seed, shard_text
 from subliminal.topic_b.scoring import encode
 from subliminal.topic_b.transfer import sealed
 from subliminal.topic_b.transfer.arm import NEUTRAL, Arm
-from subliminal.topic_b.transfer.batch import pad_sequences
 from subliminal.topic_b.transfer.grammar import NumberListGrammar, token_classes
+from subliminal.topic_b.transfer.padding import pad_sequences
 from subliminal.topic_b.transfer.prompts import chat_prompt, number_prompt
 
 GRAMMAR_VERSION = "numlist-v1"

@@ -21,8 +21,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from subliminal.topic_b.defence import gather_logprobs, min_number_token_logp, threshold_keep
 from subliminal.topic_b.scoring import encode
+from subliminal.topic_b.threshold_defence import gather_logprobs, min_number_token_logp, threshold_keep
 from subliminal.topic_b.transfer import sealed
 from subliminal.topic_b.transfer.prompts import chat_prompt
 

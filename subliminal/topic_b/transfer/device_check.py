@@ -30,7 +30,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from subliminal.common import UserError
+from subliminal.cli import UserError
+from subliminal.topic_b.models import DEFAULT_MODEL
 
 RECORD_FIELDS = ("final_loss", "mean_loss_last_10", "check_completion_logp_example0")
 
@@ -111,7 +112,7 @@ def _outcome_rows(base, tok, a_dir: Path, b_dir: Path, animals: list[str]) -> li
 class DeviceCheckConfig:
     student_a: str = field(default="", metadata={"help": "finished student folder (e.g. the GPU copy)"})
     student_b: str = field(default="", metadata={"help": "student folder with the same key (e.g. the CPU original)"})
-    model: str = field(default="smollm2-135m-instruct", metadata={"help": "base model, for the P(animal) comparison"})
+    model: str = field(default=DEFAULT_MODEL, metadata={"help": "base model, for the P(animal) comparison"})
     animals: tuple[str, ...] = field(default=("owl",), metadata={"help": "animals whose exact P(animal) is compared"})
     eval: bool = field(default=True, metadata={"help": "compare exact P(animal) too (loads the base model)"})
     out: str = field(default="plots_b/topic_b_transfer_device_check.csv", metadata={"help": "output CSV"})
@@ -142,6 +143,6 @@ def run(cfg: DeviceCheckConfig) -> pd.DataFrame:
 
 
 if __name__ == "__main__":
-    from subliminal.common import cli_main
+    from subliminal.cli import cli_main
 
     cli_main(run, DeviceCheckConfig)

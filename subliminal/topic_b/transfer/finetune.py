@@ -4,8 +4,9 @@ The student sees the chat template with the user prompt and *no* system prompt (
 does without one, exactly what the neutral teacher saw), followed by the teacher's completion and the
 template's end of turn. Labels are -100 on every prompt token. Defaults follow the official open-model
 config (MinhxLe/subliminal-learning ``cfgs/preference_numbers/open_model_cfgs.py``): LoRA r=8, alpha=8 on
-q,k,v,o,gate,up,down; AdamW lr 2e-4, linear decay after 5 warm-up steps; effective batch 66 (the official
-22 x 3, here 6 x 11 accumulation to fit CPU memory); max grad norm 1; 3 epochs. The seed sets the LoRA init and the data order.
+q,k,v,o,gate,up,down (the model table's ``lora_targets``, ``topic_b/models.py``); AdamW lr 2e-4, linear decay
+after 5 warm-up steps; effective batch 66 (the official 22 x 3, here 6 x 11 accumulation to fit CPU memory); max
+grad norm 1; 3 epochs. The seed sets the LoRA init and the data order.
 
 Plain transformers + peft + torch: the loop runs unchanged on a GPU (``--device cuda``); with
 ``TrainSettings.bf16`` the forward passes run under bf16 autocast (weights and optimizer stay fp32; the run's
@@ -31,9 +32,9 @@ import torch
 from tqdm.auto import tqdm
 
 from subliminal.cache import config_hash, load_tensors, save_tensors
+from subliminal.topic_b.models import lora_targets
 from subliminal.topic_b.sampling import end_ids
 from subliminal.topic_b.transfer import sealed
-from subliminal.topic_b.transfer.batch import pad_sequences
 from subliminal.topic_b.transfer.logits_route import (
     allowed_ids,
     attach_teacher,
@@ -41,10 +42,10 @@ from subliminal.topic_b.transfer.logits_route import (
     distill_loss,
     teacher_key,
 )
+from subliminal.topic_b.transfer.padding import pad_sequences
 from subliminal.topic_b.transfer.prompts import student_text, tokenize_example  # noqa: F401 (tests, bench import them here)
 
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")  # what PEFT needs to load an adapter
-TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
 @dataclass(frozen=True)
@@ -117,7 +118,7 @@ def lora_model(base, s: TrainSettings, seed: int):
     from peft import LoraConfig, get_peft_model
 
     torch.manual_seed(seed)
-    cfg = LoraConfig(r=s.rank, lora_alpha=s.alpha, target_modules=list(TARGETS), lora_dropout=0.0,
+    cfg = LoraConfig(r=s.rank, lora_alpha=s.alpha, target_modules=list(lora_targets(base)), lora_dropout=0.0,
                      bias="none", task_type="CAUSAL_LM")
     with _quiet_peft():
         return get_peft_model(base, cfg)

@@ -22,8 +22,8 @@ import torch
 from subliminal.cache import config_hash, load_tensors, save_tensors
 from subliminal.topic_b.scoring import encode
 from subliminal.topic_b.transfer import sealed
-from subliminal.topic_b.transfer.batch import pad_sequences
 from subliminal.topic_b.transfer.grammar import token_classes
+from subliminal.topic_b.transfer.padding import pad_sequences
 from subliminal.topic_b.transfer.prompts import chat_prompt, tokenize_example
 
 

@@ -279,7 +279,7 @@ def _record_data(extra: dict, stats: dict, matched: dict) -> None:
 
 
 def run(cfg: TransferConfig, device, log=print) -> dict:
-    from subliminal.common import fast_bf16
+    from subliminal.devices import fast_bf16
     from subliminal.topic_b.lm import load_model
 
     t0 = time.time()

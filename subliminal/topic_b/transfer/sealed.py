@@ -16,7 +16,7 @@ from pathlib import Path
 
 from subliminal.assets import sha256_file
 from subliminal.cache import read_record, write_record
-from subliminal.common import UserError
+from subliminal.cli import UserError
 from subliminal.results import atomic_write_bytes
 
 SUFFIX = ".sha256"

@@ -1,5 +1,5 @@
 """What every Topic B script shares: its common flags, input checks made before any work, model
-loading on ``common.get_device``, and the provenance JSON written into the run's OutputSet."""
+loading on ``devices.get_device``, and the provenance JSON written into the run's OutputSet."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ import re
 import time
 from dataclasses import dataclass, field
 
-from subliminal.common import UserError, get_device
+from subliminal.cli import UserError
+from subliminal.devices import get_device
 from subliminal.results import OutputSet, write_run_json
+from subliminal.topic_b.models import DEFAULT_MODEL
 from subliminal.topic_b.prompts import PAPER_ANIMALS, PLURAL
 from subliminal.topic_b.scoring import encode
 from subliminal.topic_b.tables import slug
@@ -71,7 +73,7 @@ def animal_notes(tokenizer, animals) -> list[str]:
 class LMConfig:
     """The flags every single-model Topic B script shares."""
 
-    model: str = field(default="smollm2-135m-instruct", metadata={"help": "asset name, HF id, dir or .gguf"})
+    model: str = field(default=DEFAULT_MODEL, metadata={"help": "asset name, HF id, dir or .gguf"})
     device: str = field(default="auto", metadata={"help": "auto (cuda when available), cpu or cuda"})
     out: str = field(default="plots_b", metadata={"help": "output directory"})
 
@@ -99,7 +101,7 @@ class AnimalSweepConfig(LMConfig):
 
 
 def load(cfg, animals=()):
-    """(model, tokenizer, model_name) for cfg.model on common.get_device(cfg.device), fp32; prints the
+    """(model, tokenizer, model_name) for cfg.model on devices.get_device(cfg.device), fp32; prints the
     tokenizer notes for `animals`."""
     from subliminal.topic_b.lm import load_model
 
