@@ -166,3 +166,33 @@ def test_the_committed_student_rescored_gives_its_committed_numbers(tmp_path):
     m = got.merge(ref, on=["question", "prefill", "animal"], suffixes=("", "_csv"), validate="1:1")
     assert len(m) == 12
     assert (m["logp_animal"] - m["logp_animal_csv"]).abs().max() < 2e-4
+
+
+def test_a_run_continues_from_a_compact_archive_on_a_fresh_cache(tmp_path, monkeypatch):
+    """``--archive FILE.tar``: the run keeps its archive compact, outside the results, and continues from it."""
+    import copy
+
+    from tiny_lm import build_model, build_tokenizer
+
+    import subliminal.topic_b.lm as lm
+    import subliminal.topic_b.transfer.evaluate as ev
+    from subliminal.topic_b.transfer.config import TransferConfig
+    from subliminal.topic_b.transfer.prompts import EVAL_QUESTIONS
+    from subliminal.topic_b.transfer.run import run
+
+    tok = build_tokenizer()
+    base = build_model(tok)
+    monkeypatch.setattr(lm, "load_model", lambda spec, device="cpu": (copy.deepcopy(base), tok))
+    monkeypatch.setattr(ev, "EVAL_QUESTIONS", EVAL_QUESTIONS[:2])
+    tar = tmp_path / "elsewhere" / "transfer.tar"
+    cfg = TransferConfig(model="tiny", animals=("owl",), seeds=(0,), neutral_draws=1, n_samples=6, epochs=1, batch_size=6,
+                         eval_samples=2, out=str(tmp_path / "plots_b"), cache=str(tmp_path / "cache"), archive=str(tar))
+    run(cfg, torch.device("cpu"), log=lambda m: None)
+    first = (tmp_path / "plots_b" / "topic_b_transfer.csv").read_bytes()
+    assert compact.verify(tar) and not (tmp_path / "plots_b" / "topic_b_transfer_cache").exists()
+    assert any(e["encoding"] == "fp16" for e in compact.Compact(tar).files.values())
+    shutil.rmtree(tmp_path / "cache")
+    logs = []
+    run(cfg, torch.device("cpu"), log=logs.append)
+    assert not [m for m in logs if m.startswith(("[train]", "[eval]")) or "shard" in m], logs
+    assert (tmp_path / "plots_b" / "topic_b_transfer.csv").read_bytes() == first
