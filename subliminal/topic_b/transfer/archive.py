@@ -275,6 +275,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"restore: {restore(a.archive, a.cache)} files")
     elif a.action == "pack":
         src, dest = a.src or "plots_b/topic_b_transfer_cache", compact.Compact(a.dest or compact_default)
+        if not Path(src).exists():
+            p.error(f"{src} does not exist; give --from an archive or a transfer cache folder")
         is_archive = (Path(src) / MANIFEST).is_file() or compact.is_compact(src)
         n = convert(src, dest, only=a.only) if is_archive else sync(src, dest)
         if a.record:

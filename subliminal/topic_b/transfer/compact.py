@@ -130,8 +130,8 @@ class _Folder:
 class _Tar:
     """A tar with plain members (its files are compressed already); rewritten atomically on commit."""
 
-    def __init__(self, path: Path):
-        self.path = path
+    def __init__(self, path: Path, log=print):
+        self.path, self.log = path, log
         self._members: dict[str, tarfile.TarInfo] | None = None
         self._tar: tarfile.TarFile | None = None
 
@@ -142,7 +142,8 @@ class _Tar:
                 try:
                     self._tar = tarfile.open(self.path, "r:")
                     self._members = {m.name: m for m in self._tar.getmembers() if m.isreg()}
-                except (OSError, tarfile.TarError):
+                except (OSError, tarfile.TarError) as e:
+                    self.log(f"[archive] {self.path} is not a readable tar ({e}); treated as empty")
                     self._tar = None
         return self._members
 
@@ -198,7 +199,7 @@ class Compact:
 
     def __init__(self, path: str | Path, log=print):
         self.path = Path(path)
-        self.store = _Tar(self.path) if self.path.suffix == ".tar" else _Folder(self.path)
+        self.store = _Tar(self.path, log) if self.path.suffix == ".tar" else _Folder(self.path)
         self.log = log
         self.files = self._read_manifest()
         self.pending: dict[str, bytes] = {}
