@@ -21,6 +21,7 @@ LIMITS = (("--n-samples", "n_samples", 1, 1_000_000), ("--epochs", "epochs", 1, 
 LOGITS_BYTES_PER_ROW = 151_936 * 4 * 2
 KV_BYTES_PER_TOKEN = 30 * 2 * 3 * 64 * 4
 PROMPT_TOKENS = 200
+DEFAULT_MODEL = "smollm2-135m-instruct"  # its outputs keep the committed file names (``outputs.model_stem``)
 
 
 def sampling_bytes(rows: int, new_tokens: int) -> int:
@@ -41,7 +42,7 @@ def check_memory(batch_size: int, eval_samples: int, max_new_tokens: int) -> Non
 
 @dataclass(frozen=True)
 class TransferConfig:
-    model: str = field(default="smollm2-135m-instruct", metadata={"help": "base model = teachers = students"})
+    model: str = field(default=DEFAULT_MODEL, metadata={"help": "base model = teachers = students"})
     animals: tuple[str, ...] = field(default=("owl", "eagle"), metadata={
         "help": "animal teachers, in run order (owl first; eagle was chosen before any result)"})
     seeds: tuple[int, ...] = field(default=(0, 1, 2), metadata={"help": "student seeds (LoRA init, data order)"})
