@@ -61,7 +61,10 @@ def with_other_models(new: pd.DataFrame, previous: Path, model: str) -> pd.DataF
 def has_table(cfg: TransferConfig) -> bool:
     """Whether an earlier run left a summary table with this model's rows."""
     p = Path(cfg.out) / f"{stem(cfg)}_summary.csv"
-    return p.exists() and (pd.read_csv(p, usecols=["model"]).model.astype(str) == cfg.model).any()
+    if not p.exists():
+        return False
+    s = pd.read_csv(p)
+    return "model" not in s or bool((s.model.astype(str) == cfg.model).any())  # no model column: one model's
 
 
 def sync(cfg: TransferConfig, log=print) -> None:
