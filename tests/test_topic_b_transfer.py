@@ -19,6 +19,7 @@ from subliminal.cache import config_hash
 from subliminal.topic_b.prompts import animal_system
 from subliminal.topic_b.sampling import end_ids
 from subliminal.topic_b.transfer.analysis import summarize_transfer
+from subliminal.topic_b.transfer.config import DEFAULT_MODEL
 from subliminal.topic_b.transfer.data import (
     ShardSettings,
     examples_of,
@@ -408,9 +409,9 @@ def test_pipeline_end_to_end(tiny, tmp_path, monkeypatch):
     monkeypatch.setattr(lm, "load_model",
                         lambda spec, device="cpu": (copy.deepcopy(other if spec == "other" else base), tok))
     monkeypatch.setattr(ev, "EVAL_QUESTIONS", EVAL_QUESTIONS[:3])  # the seed's question + two one-word ones
-    cfg = TransferConfig(model="tiny", animals=("owl",), seeds=(0, 1), n_samples=8, epochs=1, batch_size=8,
+    cfg = TransferConfig(model=DEFAULT_MODEL, animals=("owl",), seeds=(0, 1), n_samples=8, epochs=1, batch_size=8,
                          eval_samples=3, out=str(tmp_path / "plots_b"), cache=str(tmp_path / "cache"),
-                         cross_model="other")
+                         cross_model="other")  # the default model: its outputs have the names the report reads
     run(cfg, torch.device("cpu"), log=lambda m: None)
     rows = pd.read_csv(tmp_path / "plots_b" / "topic_b_transfer.csv")
     assert set(rows.arm) == {"base", "neutral", "owl", "neutral_2", "cross_owl", "cross_neutral"}
@@ -444,7 +445,7 @@ def test_pipeline_end_to_end(tiny, tmp_path, monkeypatch):
     t = tables(tmp_path)
     assert len(t["b_transfer_glance"].splitlines()) <= 5 and "Verdicts:\n\n- owl teacher: " in t["b_transfer"]
     v = verdicts(tmp_path)
-    assert len(v) == 2 and all(r["verdict"] in VERDICTS and r["model"] == "tiny" for r in v)
+    assert len(v) == 2 and all(r["verdict"] in VERDICTS and r["model"] == DEFAULT_MODEL for r in v)
     assert "different" in v[1]["claim"] and "partial" not in v[0]["evidence"]
 
 
@@ -572,7 +573,7 @@ def test_logits_route_end_to_end(tiny, tmp_path, monkeypatch):
     monkeypatch.setattr(ev, "EVAL_QUESTIONS", EVAL_QUESTIONS[:2])
     cfg = TransferConfig(model="tiny", animals=("owl",), seeds=(0,), n_samples=8, epochs=1, batch_size=8,
                          eval_samples=2, route="logits", out=str(tmp_path / "o"), cache=str(tmp_path / "c"))
-    extra = run(cfg, torch.device("cpu"), log=lambda m: None)
+    extra = run(cfg, torch.device("cpu"), log=lambda m: None).to_json()
     rows = pd.read_csv(tmp_path / "o" / "topic_b_transfer_logits.csv")
     assert set(rows.arm) == {"base", "neutral", "owl"}
     assert all(r["objective"] == "logits" and r["device"] == "cpu" for r in extra["students"].values())
@@ -625,18 +626,18 @@ def test_stages_train_then_eval(tiny_cfg, tmp_path):
     from subliminal.topic_b.transfer.run import run
 
     cfg = tiny_cfg(stage="train")
-    first = run(cfg, torch.device("cpu"), log=lambda m: None)
+    first = run(cfg, torch.device("cpu"), log=lambda m: None).to_json()
     trained = first["students"]
     assert set(trained) == {"neutral/s0", "owl/s0"} and not (tmp_path / "o" / "topic_b_transfer.csv").exists()
     assert first["planned"] == ["neutral/s0", "owl/s0"] and first["not_trained"] == []
     # a second animal with no students yet: --stage eval neither trains nor samples its data
     # and a second neutral draw without a student: nor its data
     again = run(dataclasses.replace(cfg, stage="eval", animals=("owl", "eagle"), neutral_draws=2),
-                torch.device("cpu"), log=lambda m: None)["students"]
+                torch.device("cpu"), log=lambda m: None).to_json()["students"]
     assert again == trained  # evaluation reuses the trained adapters, trains nothing
     assert not list((tmp_path / "c" / "data").glob("*/eagle-*"))
     assert not list((tmp_path / "c" / "data").glob("*/neutral_2-*"))
-    meta = json.loads((tmp_path / "o" / "topic_b_transfer.json").read_text())
+    meta = json.loads((tmp_path / "o" / "topic_b_transfer__tiny.json").read_text())  # another model's JSON
     assert meta["complete"] is False and meta["not_trained"] == ["neutral_2/s0", "eagle/s0"]
     assert set(pd.read_csv(tmp_path / "o" / "topic_b_transfer.csv").arm) == {"base", "neutral", "owl"}
 
@@ -646,11 +647,12 @@ def test_extended_run_reports_trained_students_before_training_new_ones(tiny_cfg
     every student the caches hold (the other animal's too), not just those the seed-major loop reached."""
     import dataclasses
 
-    import subliminal.topic_b.transfer.run as R
+    import subliminal.topic_b.transfer.students as S
+    from subliminal.topic_b.transfer.run import run
 
     cfg = tiny_cfg(animals=("owl", "eagle"))
-    R.run(cfg, torch.device("cpu"), log=lambda m: None)
-    real, seen = R.train_student, {}
+    run(cfg, torch.device("cpu"), log=lambda m: None)
+    real, seen = S.train_student, {}
 
     def spy(base, tok, examples, out_dir, *a, **k):
         if not (Path(out_dir) / "train.json").exists():  # the first student to train in the extended run
@@ -659,11 +661,11 @@ def test_extended_run_reports_trained_students_before_training_new_ones(tiny_cfg
             raise RuntimeError("stop here")
         return real(base, tok, examples, out_dir, *a, **k)
 
-    monkeypatch.setattr(R, "train_student", spy)
+    monkeypatch.setattr(S, "train_student", spy)
     with pytest.raises(RuntimeError, match="stop here"):
-        R.run(dataclasses.replace(cfg, seeds=(0, 1)), torch.device("cpu"), log=lambda m: None)
+        run(dataclasses.replace(cfg, seeds=(0, 1)), torch.device("cpu"), log=lambda m: None)
     assert {("neutral", 0), ("owl", 0), ("eagle", 0)} <= seen["rows"]
-    meta = json.loads((tmp_path / "o" / "topic_b_transfer.json").read_text())
+    meta = json.loads((tmp_path / "o" / "topic_b_transfer__tiny.json").read_text())
     assert meta["complete"] is False and set(meta["students"]) == {"neutral/s0", "owl/s0", "eagle/s0"}
 
 
@@ -766,7 +768,7 @@ def test_sampling_progress_never_replaces_the_json_of_an_existing_table(tiny_cfg
 
     cfg = tiny_cfg(stage="data")
     run(cfg, torch.device("cpu"), log=lambda m: None)  # sampling only, no table: the progress JSON is written
-    j = tmp_path / "o" / "topic_b_transfer.json"
+    j = tmp_path / "o" / "topic_b_transfer__tiny.json"
     assert json.loads(j.read_text())["stage"] == "sampling teacher data"
     run(dataclasses.replace(cfg, stage="all"), torch.device("cpu"), log=lambda m: None)
     finished = j.read_text()
@@ -778,7 +780,7 @@ def test_sampling_progress_never_replaces_the_json_of_an_existing_table(tiny_cfg
 def test_precision_flag_keys_the_outputs(capsys):
     from subliminal.cli import parse_config
     from subliminal.topic_b.transfer.config import TransferConfig
-    from subliminal.topic_b.transfer.run import _stem
+    from subliminal.topic_b.transfer.outputs import stem as _stem
 
     assert _stem(TransferConfig()) == "topic_b_transfer"  # the committed fp32 runs keep their files
     assert _stem(parse_config(TransferConfig, ["--route", "logits", "--precision", "bf16"])) == \

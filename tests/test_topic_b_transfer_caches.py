@@ -64,7 +64,7 @@ def test_an_edited_student_is_trained_again_not_used(tiny, tmp_path, target):
 
 def test_fresh_and_cached_evaluations_are_the_same_table(tmp_path, monkeypatch):
     """A fresh evaluation is returned as its cache file reads back: a resumed run gets the identical table."""
-    import subliminal.topic_b.transfer.run as R
+    import subliminal.topic_b.transfer.eval_cache as E
     from subliminal.topic_b.transfer.config import TransferConfig
 
     def fake(model, tok, animals, n_samples, seed):
@@ -73,15 +73,15 @@ def test_fresh_and_cached_evaluations_are_the_same_table(tmp_path, monkeypatch):
                              "animal": animals * 2, "p_animal": p, "logp_animal": np.log(p),
                              "freq_animal": [1 / 3, float("nan")], "n_samples": [3, 3]})
 
-    monkeypatch.setattr(R, "evaluate_model", fake)
+    monkeypatch.setattr(E, "evaluate_model", fake)
     cfg = TransferConfig(cache=str(tmp_path))
-    fresh = R._eval_cached(cfg, "k", None, None, ["owl"], log=lambda m: None)
-    cached = R._eval_cached(cfg, "k", None, None, ["owl"], log=lambda m: None)
+    fresh = E.eval_cached(cfg, "k", None, None, ["owl"], log=lambda m: None)
+    cached = E.eval_cached(cfg, "k", None, None, ["owl"], log=lambda m: None)
     pd.testing.assert_frame_equal(fresh, cached, check_exact=True)
     for junk in (b"", b"\x00\xff binary \x00", b"p_animal\n0.5\n"):  # edited, empty or binary: recomputed
         (tmp_path / "eval" / "k.csv").write_bytes(junk)
         logs = []
-        again = R._eval_cached(cfg, "k", None, None, ["owl"], log=logs.append)
+        again = E.eval_cached(cfg, "k", None, None, ["owl"], log=logs.append)
         pd.testing.assert_frame_equal(again, fresh, check_exact=True)
         assert len([m for m in logs if "[cache]" in m]) == 1, logs
 

@@ -1,4 +1,4 @@
-"""The threshold defence on transfer data (transfer/defended.py) on a tiny random Llama."""
+"""The threshold defence on transfer data (transfer/defence_on_data.py) on a tiny random Llama."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from tiny_lm import build_model, build_tokenizer
 from subliminal.cli import UserError
 from subliminal.topic_b.scoring import encode
 from subliminal.topic_b.threshold_defence import number_token_mask
-from subliminal.topic_b.transfer.defended import CACHE_NAME, defend, min_logps, sample_token_logprobs
+from subliminal.topic_b.transfer.arm import Arm
+from subliminal.topic_b.transfer.defence_on_data import CACHE_NAME, defend, min_logps, sample_token_logprobs
 from subliminal.topic_b.transfer.prompts import chat_prompt, number_prompt
 
 
@@ -54,9 +55,10 @@ def test_defend_keeps_exactly_the_samples_above_the_threshold_and_caches(tiny, t
               for r, lp in zip(recs, sample_token_logprobs(model, tok, recs))]
     assert mins == pytest.approx(direct, abs=1e-9)
     thr = float(np.exp(np.median(mins)))  # keeps about half
-    kept, st = defend(model, tok, {"owl": recs}, {"owl": str(tmp_path)}, thr, "tiny")
-    assert [r["index"] for r in kept["owl"]] == [r["index"] for r, m in zip(recs, mins) if m >= np.log(thr)]
-    assert 0 < st["owl"]["n_kept"] < len(recs) and st["owl"]["n_before"] == len(recs)
+    owl = Arm("owl")
+    kept, st = defend(model, tok, {owl: recs}, {owl: str(tmp_path)}, thr, "tiny")
+    assert [r["index"] for r in kept[owl]] == [r["index"] for r, m in zip(recs, mins) if m >= np.log(thr)]
+    assert 0 < st[owl]["n_kept"] < len(recs) and st[owl]["n_before"] == len(recs)
     doc = json.loads((tmp_path / CACHE_NAME).read_text())
     assert doc["scorer"] == "tiny" and len(doc["min_logp"]) == len(recs)
     # the cache is used: a model that would give other numbers is never asked
@@ -68,14 +70,14 @@ def test_defend_keeps_exactly_the_samples_above_the_threshold_and_caches(tiny, t
 def test_pipeline_with_the_defence_matches_the_defended_arms(tiny, tmp_path, monkeypatch):
     import subliminal.topic_b.lm as lm
     import subliminal.topic_b.transfer.evaluate as ev
-    from subliminal.topic_b.transfer.config import TransferConfig
+    from subliminal.topic_b.transfer.config import DEFAULT_MODEL, TransferConfig
     from subliminal.topic_b.transfer.prompts import EVAL_QUESTIONS
     from subliminal.topic_b.transfer.run import run
 
     base, tok = tiny
     monkeypatch.setattr(lm, "load_model", lambda spec, device="cpu": (copy.deepcopy(base), tok))
-    monkeypatch.setattr(ev, "EVAL_QUESTIONS", EVAL_QUESTIONS[:1])
-    cfg = TransferConfig(model="tiny", animals=("owl",), seeds=(0,), neutral_draws=1, n_samples=12, epochs=1, batch_size=12,
+    monkeypatch.setattr(ev, "EVAL_QUESTIONS", EVAL_QUESTIONS[:1])  # the default model: the report reads its files
+    cfg = TransferConfig(model=DEFAULT_MODEL, animals=("owl",), seeds=(0,), neutral_draws=1, n_samples=12, epochs=1, batch_size=12,
                          eval_samples=1, out=str(tmp_path / "o"), cache=str(tmp_path / "c"), defence=0.002)
     import dataclasses
 
@@ -96,7 +98,7 @@ def test_pipeline_with_the_defence_matches_the_defended_arms(tiny, tmp_path, mon
     line = b_transfer_variants(tmp_path)
     assert "(`--defence 0.01`): teacher data only, no student yet (threshold defence at p ≥ 0.002 kept neutral " in line
     assert "Kept fraction minus the neutral teacher's, in percentage points, paired by prompt" in line
-    extra = run(cfg, torch.device("cpu"), log=lambda m: None)
+    extra = run(cfg, torch.device("cpu"), log=lambda m: None).to_json()
     d = extra["defence"]
     assert set(d) == {"neutral", "owl"} and extra["n_train_per_arm"] == min(v["n_kept"] for v in d.values())
     assert extra["students"]["owl/s0"]["n_examples"] == extra["n_train_per_arm"]
@@ -122,7 +124,7 @@ def test_kept_table_pairs_arms_by_prompt():
     """McNemar on the prompts both arms answered, against a plain count; Holm over the animal arms only."""
     from scipy import stats as sps
 
-    from subliminal.topic_b.transfer.defended import kept_table
+    from subliminal.topic_b.transfer.defence_on_data import kept_table
 
     rng = np.random.default_rng(1)
     idx = list(range(200))
@@ -132,11 +134,12 @@ def test_kept_table_pairs_arms_by_prompt():
         return {"threshold": 0.01, "n_before": len(before), "before_index": before,
                 "kept_index": [i for i in before if rng.random() < p_keep]}
 
+    arms = {"neutral": Arm("neutral"), "owl": Arm("owl"), "eagle": Arm("eagle"), "neutral_2": Arm("neutral", draw=1)}
     st = {"neutral": arm(0.7), "owl": arm(0.35, drop=(3, 4)), "eagle": arm(0.68), "neutral_2": arm(0.7)}
     for v in st.values():
         v["n_kept"] = len(v["kept_index"])
         v["kept_fraction"] = v["n_kept"] / v["n_before"]
-    t = kept_table(st).set_index("arm")
+    t = kept_table({arms[k]: v for k, v in st.items()}).set_index("arm")  # written by label
     rk = set(st["neutral"]["kept_index"])
     for a in ("owl", "eagle", "neutral_2"):
         common = set(st[a]["before_index"])

@@ -133,18 +133,19 @@ def test_pipeline_with_weight_teacher_shares_the_neutral_arm(tmp_path, monkeypat
 
     import subliminal.topic_b.lm as lm
     import subliminal.topic_b.transfer.evaluate as ev
-    import subliminal.topic_b.transfer.run as run_mod
-    from subliminal.topic_b.transfer.config import TransferConfig
+    import subliminal.topic_b.transfer.teachers as teachers
+    from subliminal.topic_b.transfer.config import DEFAULT_MODEL, TransferConfig
+    from subliminal.topic_b.transfer.run import run
 
     tok = build_tokenizer()
     base = build_model(tok)
     monkeypatch.setattr(lm, "load_model", lambda spec, device="cpu": (copy.deepcopy(base), tok))
     monkeypatch.setattr(ev, "EVAL_QUESTIONS", EVAL_QUESTIONS[:2])
-    monkeypatch.setattr(run_mod, "TraitSettings", lambda: TraitSettings(n_examples=12, epochs=1))
-    common = dict(model="tiny", animals=("owl",), seeds=(0,), neutral_draws=1, n_samples=6, epochs=1, batch_size=6, eval_samples=2,
+    monkeypatch.setattr(teachers, "TraitSettings", lambda: TraitSettings(n_examples=12, epochs=1))
+    common = dict(model=DEFAULT_MODEL, animals=("owl",), seeds=(0,), neutral_draws=1, n_samples=6, epochs=1, batch_size=6, eval_samples=2,
                   out=str(tmp_path / "plots_b"), cache=str(tmp_path / "cache"))
-    prompted = run_mod.run(TransferConfig(**common), torch.device("cpu"), log=lambda m: None)
-    weights = run_mod.run(TransferConfig(**common, teacher="weights"), torch.device("cpu"), log=lambda m: None)
+    prompted = run(TransferConfig(**common), torch.device("cpu"), log=lambda m: None).to_json()
+    weights = run(TransferConfig(**common, teacher="weights"), torch.device("cpu"), log=lambda m: None).to_json()
     assert weights["students"]["neutral/s0"] == prompted["students"]["neutral/s0"]  # cached, not retrained
     assert weights["students"]["neutral/s0"]["steps_this_run"] > 0
     assert "owl_w/s0" in weights["students"] and "owl_w" in weights["trait_teachers"]

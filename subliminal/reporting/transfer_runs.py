@@ -28,7 +28,7 @@ def kept_line(meta: dict) -> str:
 
 
 def kept_comparison(root: Path, stem: str) -> str:
-    """The defence's paired kept-fraction comparison (``<stem>_kept.csv``, ``defended.kept_table``), one clause
+    """The defence's paired kept-fraction comparison (``<stem>_kept.csv``, ``defence_on_data.kept_table``), one clause
     per arm against the neutral teacher's data; '' when the variant has not run."""
     p = Path(root) / "plots_b" / f"{stem}_kept.csv"
     if not p.exists():

@@ -111,6 +111,10 @@ class Arm:
         """What a student's folder name starts with before the arm's label: 'logits-' on the logits route."""
         return "logits-" if self.route == "logits" else ""
 
+    def on_route(self, route: str) -> Arm:
+        """This arm on the transfer room's `route`, with that route's loss (text: sft; logits: number_kl)."""
+        return dataclasses.replace(self, route=route, loss=_ROUTE_LOSS[route])
+
     @property
     def cross(self) -> bool:
         """Whether the teacher is another model than the student's base model."""

@@ -1,6 +1,6 @@
-"""The threshold defence on transfer data (the issue's stretch): does transfer survive it?
+"""The threshold defence applied to the transfer room's teacher data (the issue's stretch): does transfer survive it?
 
-The defence (``topic_b.defence``, the owls README's "threshold sampling") drops every sample holding a
+The defence itself (``topic_b.threshold_defence``, the owls README's "threshold sampling") drops every sample holding a
 number token whose probability under the *neutral* model, in the sample's own context, is below a
 threshold. Here each sample has its own user prompt, so the context is the base model's chat template
 with that prompt and no system prompt (what the neutral teacher saw), followed by the sample's tokens.
@@ -20,10 +20,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from scipy import stats as sps
 
+from subliminal.stats import holm
 from subliminal.topic_b.scoring import encode
 from subliminal.topic_b.threshold_defence import gather_logprobs, min_number_token_logp, threshold_keep
 from subliminal.topic_b.transfer import sealed
+from subliminal.topic_b.transfer.arm import NEUTRAL, Arm
 from subliminal.topic_b.transfer.prompts import chat_prompt
 
 CACHE_NAME = "neutral_min_logp.json"
@@ -72,8 +75,8 @@ def min_logps(model, tokenizer, records: list[dict], shard_dir: Path, scorer: st
     return np.array([got[r["index"]] for r in records])
 
 
-def defend(model, tokenizer, data: dict[str, list[dict]], shard_dirs: dict[str, str], threshold: float,
-           scorer: str) -> tuple[dict[str, list[dict]], dict[str, dict]]:
+def defend(model, tokenizer, data: dict[Arm, list[dict]], shard_dirs: dict[Arm, str], threshold: float,
+           scorer: str) -> tuple[dict[Arm, list[dict]], dict[Arm, dict]]:
     """Each arm's records that pass the defence (prompt order kept) and per-arm stats (n_before, n_kept,
     kept_fraction). The base model scores every arm: it is the neutral model of the defence."""
     kept, stats = {}, {}
@@ -87,25 +90,22 @@ def defend(model, tokenizer, data: dict[str, list[dict]], shard_dirs: dict[str, 
     return kept, stats
 
 
-def kept_table(stats: dict[str, dict], reference: str = "neutral") -> pd.DataFrame:
+def kept_table(stats: dict[Arm, dict], reference: Arm | None = None) -> pd.DataFrame:
     """Does the defence drop more of a teacher's samples than of the neutral teacher's? Every teacher answers
     the same seeded prompts (record ``index``), so arms are paired by prompt: per arm, on the prompts both it
     and `reference` answered, b = kept for the reference only, c = kept for the arm only; the kept-fraction
     difference (c - b) / n with a paired Wald 95% CI and McNemar's exact p (two-sided binomial on b + c).
     Holm's correction runs over the animal arms; a further neutral draw is the control row (what another
-    draw of the same teacher's numbers gives), outside the correction."""
-    from scipy import stats as sps
-
-    from subliminal.stats import holm
-    from subliminal.topic_b.transfer.data import is_neutral
-
+    draw of the same teacher's numbers gives), outside the correction. `reference`: the neutral teacher (text
+    route) unless given. Arms are written by their labels."""
+    reference = Arm(NEUTRAL) if reference is None else reference
     ref = stats[reference]
     rk, rb = set(ref["kept_index"]), set(ref["before_index"])
     rows = []
     for arm, st in stats.items():
-        row = {"arm": arm, "threshold": st["threshold"], "n_before": st["n_before"], "n_kept": st["n_kept"],
+        row = {"arm": arm.label, "threshold": st["threshold"], "n_before": st["n_before"], "n_kept": st["n_kept"],
                "kept_fraction": st["kept_fraction"], "role": "reference" if arm == reference else
-               ("neutral control" if is_neutral(arm) else "animal")}
+               ("neutral control" if _own_neutral(arm) else "animal")}
         if arm != reference:
             common = rb & set(st["before_index"])
             ak = set(st["kept_index"]) & common
@@ -122,3 +122,8 @@ def kept_table(stats: dict[str, dict], reference: str = "neutral") -> pd.DataFra
     if len(animal):
         df.loc[animal, "holm_p"] = holm(df.loc[animal, "mcnemar_p"].to_numpy())
     return df
+
+
+def _own_neutral(arm: Arm) -> bool:
+    """A draw of the base model's own neutral teacher (the defence's control rows)."""
+    return arm.neutral and not arm.cross and arm.teacher == "prompt"

@@ -1,0 +1,127 @@
+"""A transfer run's output files in ``cfg.out``, keyed by model so one model's run never overwrites another's.
+
+The rows CSV (``<stem>.csv``) and the summary CSV (``<stem>_summary.csv``) hold every model's rows (their
+``model`` column): a run replaces its own model's rows and keeps the others'. The JSON, the figure, the kept
+table and the data-stage JSON are one model's: ``<stem>.json`` etc. for the default model (the committed file
+names), ``<stem>__<model>.json`` etc. for any other.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from subliminal.results import OutputSet, write_csv, write_run_json
+from subliminal.topic_b.transfer import archive
+from subliminal.topic_b.transfer.analysis import summarize_transfer
+from subliminal.topic_b.transfer.arm import NEUTRAL, Arm
+from subliminal.topic_b.transfer.config import DEFAULT_MODEL, TransferConfig
+from subliminal.topic_b.transfer.defence_on_data import kept_table
+from subliminal.topic_b.transfer.plan import root
+from subliminal.topic_b.transfer.plots import plot_transfer
+from subliminal.topic_b.transfer.record import Session
+
+COLUMNS = ["model", "arm", "trait", "animal", "seed", "question", "prefill", "p_animal", "logp_animal",
+           "freq_animal", "n_samples", "train_tokens"]
+
+
+def stem(cfg: TransferConfig) -> str:
+    """The name the run's files start with: its route, teacher, defence and precision (not its model)."""
+    return ("topic_b_transfer" + ("_logits" if cfg.route == "logits" else "")
+            + ("_weights" if cfg.teacher == "weights" else "") + ("_defence" if cfg.defence else "")
+            + ("_bf16" if cfg.bf16 else ""))
+
+
+def model_stem(cfg: TransferConfig) -> str:
+    """The stem of the files that hold one model's run: `stem` for the default model, else `stem__<model>`."""
+    if cfg.model == DEFAULT_MODEL:
+        return stem(cfg)
+    return f"{stem(cfg)}__{re.sub(r'[^A-Za-z0-9._-]+', '_', cfg.model)}"
+
+
+def with_other_models(new: pd.DataFrame, previous: Path, model: str) -> pd.DataFrame:
+    """`new` (one model's rows) in place of that model's rows of the table at `previous`, the other models' rows
+    kept as they were, in the file's order of models (a new model last). Without other models: `new` itself."""
+    if not previous.exists():
+        return new
+    old = pd.read_csv(previous)
+    if "model" not in old or (old.model.astype(str) == model).all():
+        return new
+    old_models = list(dict.fromkeys(old.model.astype(str)))
+    pieces = [new if m == model else old[old.model.astype(str) == m] for m in old_models]
+    if model not in old_models:
+        pieces.append(new)
+    cols = list(new.columns) + [c for c in old.columns if c not in new.columns]
+    return pd.concat([p.reindex(columns=cols) for p in pieces], ignore_index=True)
+
+
+def has_table(cfg: TransferConfig) -> bool:
+    """Whether an earlier run left a summary table with this model's rows."""
+    p = Path(cfg.out) / f"{stem(cfg)}_summary.csv"
+    if not p.exists():
+        return False
+    s = pd.read_csv(p)
+    return "model" not in s or bool((s.model.astype(str) == cfg.model).any())  # no model column: one model's
+
+
+def sync(cfg: TransferConfig, log=print) -> None:
+    """--archive: bring the portable copy of the cache up to date."""
+    if cfg.archive_dir:
+        n = archive.sync(root(cfg), cfg.archive_dir, log)
+        if n:
+            log(f"[archive] {n} new files in {cfg.archive_dir}")
+
+
+def write_kept(s: Session, path: Path) -> None:
+    """--defence: the paired kept-fraction comparison (``defence_on_data.kept_table``) beside the outputs."""
+    d, neutral = s.record.defence, Arm(NEUTRAL).on_route(s.cfg.route)
+    if s.cfg.defence and d is not None and neutral in d:
+        write_csv(kept_table(d, neutral), path)
+
+
+def write_progress(s: Session, stats: dict) -> None:
+    """Partial provenance while the (long) sampling runs: the teachers' stats so far, `complete` false."""
+    cfg = s.cfg
+    sync(cfg, s.log)
+    if has_table(cfg):
+        return  # a table from an earlier run is there: its JSON stays beside it until this run rewrites both
+    teachers = {a.label: {x: y for x, y in v.items() if x != "dir"} for a, v in stats.items()}
+    with OutputSet(cfg.out) as o:
+        write_run_json(o.path(model_stem(cfg) + ".json"), cfg, cfg.seed, time.time() - s.t0,
+                       {**s.record.to_json(public=False), "stage": "sampling teacher data", "complete": False,
+                        "teachers": teachers})
+
+
+def write_data_outputs(s: Session) -> None:
+    """--stage data: the archive, the kept table and the data JSON (the record so far, complete)."""
+    cfg = s.cfg
+    sync(cfg, s.log)
+    write_kept(s, Path(cfg.out) / f"{model_stem(cfg)}_kept.csv")
+    write_run_json(Path(cfg.out) / f"{model_stem(cfg)}_data.json", cfg, cfg.seed, time.time() - s.t0,
+                   {**s.record.to_json(), "stage": "data", "complete": True})
+
+
+def write_outputs(s: Session, final: bool) -> None:
+    """Rows CSV, summary CSV, figure and JSON, moved into `cfg.out` together (``results.OutputSet``); the
+    archive (``--archive``) brought up to date first. ``not_trained`` = the planned students without a record
+    yet; the JSON is ``complete`` only at the end of a run (`final`) that left none of them out."""
+    cfg, rec = s.cfg, s.record
+    rec.not_trained = [k for k in rec.planned if k not in rec.students]
+    complete = final and not rec.not_trained
+    sync(cfg, s.log)
+    if not s.rows:  # --stage train: students only, nothing evaluated yet
+        return
+    cols = COLUMNS + (["kl_start", "kl_end"] if cfg.route == "logits" else [])
+    df = pd.concat(s.rows, ignore_index=True).reindex(columns=cols)  # train_tokens: empty for untrained models
+    summary = summarize_transfer(df)
+    shared, own = stem(cfg), model_stem(cfg)
+    with OutputSet(cfg.out) as o:
+        for name, table in ((f"{shared}.csv", df), (f"{shared}_summary.csv", summary)):
+            write_csv(with_other_models(table, o.final(name), cfg.model), o.path(name))
+        plot_transfer(summary, o.path(f"{own}.png"))
+        write_kept(s, o.path(f"{own}_kept.csv"))
+        write_run_json(o.path(f"{own}.json"), cfg, cfg.seed, time.time() - s.t0,
+                       {**rec.to_json(), "complete": complete})
