@@ -221,3 +221,25 @@ def test_verdicts_are_holm_adjusted_over_the_ladder():
     v = analysis.verdicts(pd.DataFrame(rows)).set_index("cell")
     assert v.p_holm.tolist() == pytest.approx([0.03, 0.06, 0.06])
     assert v.verdict.tolist() == ["transfer", "none detected", "none detected"]
+
+
+def test_the_script_continues_from_the_committed_records_with_a_fresh_cache(tiny, tmp_path, monkeypatch):
+    """End to end through ``theory.run.run``: the records a run archives beside its outputs let a run with an empty
+    cache (another machine) skip every finished student, reading them where the ladder looks, and write the same
+    summary."""
+    from subliminal.topic_b.theory import run as theory_run
+
+    monkeypatch.setattr(theory_run, "load_model", lambda name, device="cpu": tiny)
+    cfg = dataclasses.replace(TheoryConfig.quick(), cells=("b",), seeds=(0,), steps=2, batch=2, milestones=(2,),
+                              teacher_examples=8, out=str(tmp_path / "out"), cache=str(tmp_path / "machine1"),
+                              progress=False)
+    theory_run.run(cfg, torch.device("cpu"), log=lambda m: None)
+    first = (tmp_path / "out" / "topic_b_transfer_theory_summary.csv").read_bytes()
+    assert len(list((tmp_path / "out" / "topic_b_transfer_theory_records").glob("*/record.json"))) == 3
+
+    def no_training(*a, **k):
+        raise AssertionError("a finished student was trained again")
+
+    monkeypatch.setattr(student, "build", no_training)
+    theory_run.run(dataclasses.replace(cfg, cache=str(tmp_path / "machine2")), torch.device("cpu"), log=lambda m: None)
+    assert (tmp_path / "out" / "topic_b_transfer_theory_summary.csv").read_bytes() == first

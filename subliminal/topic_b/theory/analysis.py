@@ -170,7 +170,8 @@ def cosine_layer_summary(layers: pd.DataFrame) -> pd.DataFrame:
     if not len(layers):
         return pd.DataFrame()
     parts = [cosine_contrasts(g.drop(columns="layer")).assign(layer=layer) for layer, g in layers.groupby("layer")]
-    return pd.concat(parts, ignore_index=True).sort_values(["cell", "teacher", "vs", "step", "layer"], kind="stable")
+    out = pd.concat(parts, ignore_index=True)
+    return out.sort_values(["cell", "teacher", "vs", "step", "layer"], kind="stable") if "cell" in out else pd.DataFrame()
 
 
 def prerun_mde(logits_summary: pd.DataFrame) -> dict:

@@ -34,7 +34,8 @@ def _label(rec: dict) -> str:
 
 
 def _restore(archive: Path, root: Path) -> None:
-    """Finished or partial student records from the committed archive into the cache (verified; never over newer)."""
+    """Finished or partial student records from the committed archive into the model's cache `root`, where the
+    ladder reads them (``<root>/students/<name>``; verified; never over a record that is further along)."""
     for f in sorted(archive.glob("*/record.json")) if archive.exists() else []:
         body = read_record(f)
         dest = root / "students" / f.parent.name / "record.json"
@@ -42,9 +43,22 @@ def _restore(archive: Path, root: Path) -> None:
             write_record(dest, body)
 
 
+def base_preference(base, tok, root: Path, archive: Path) -> pd.DataFrame:
+    """The base model's exact preference (the 'base' rows): from the cache, else from the archive beside the
+    outputs (so another machine reports the same base rows), else computed; kept in both."""
+    name = "base_preference.json"
+    got = read_record(archive / name) or read_record(root / name)  # the committed copy first
+    if got is None:
+        got = {"rows": preference(base, tok).to_dict("list")}
+    for p in (root / name, archive / name):
+        if read_record(p) != got:
+            write_record(p, got)
+    return pd.DataFrame(got["rows"])
+
+
 def run(cfg, device, log=print) -> dict:
     t0 = time.time()
-    root = Path(cfg.cache_root())
+    root = Path(cfg.cache_root()) / cfg.model  # the model's teachers, students and base preference
     out = Path(cfg.out)
     archive = out / f"{STEM}_records"
     _restore(archive, root)
@@ -52,14 +66,8 @@ def run(cfg, device, log=print) -> dict:
     tset = cfg.teacher_settings()
     sset = cfg.student_settings()
     base_id = config_hash({"model": cfg.model})
-    ladder = Ladder(base, tok, root / cfg.model, tset, sset, base_id, log=log, progress=cfg.progress)
-    base_pref_path = root / cfg.model / "base_preference.json"
-    got = read_record(base_pref_path)
-    if got is None:
-        bp = preference(base, tok)
-        write_record(base_pref_path, {"rows": bp.to_dict("list")})
-    else:
-        bp = pd.DataFrame(got["rows"])
+    ladder = Ladder(base, tok, root, tset, sset, base_id, log=log, progress=cfg.progress)
+    bp = base_preference(base, tok, root, archive)
     cells = [c for c in CELLS if c.key in cfg.cells]
     todo = plan(cells, cfg.seeds)
     records = []

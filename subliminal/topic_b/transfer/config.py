@@ -23,7 +23,6 @@ LIMITS = (("--n-samples", "n_samples", 1, 1_000_000), ("--epochs", "epochs", 1, 
 LOGITS_BYTES_PER_ROW = 151_936 * 4 * 2
 KV_BYTES_PER_TOKEN = 30 * 2 * 3 * 64 * 4
 PROMPT_TOKENS = 200
-DEFAULT_MODEL = "smollm2-135m-instruct"  # its outputs keep the committed file names (``outputs.model_stem``)
 
 
 def sampling_bytes(rows: int, new_tokens: int) -> int:
