@@ -243,3 +243,20 @@ def test_the_script_continues_from_the_committed_records_with_a_fresh_cache(tiny
     monkeypatch.setattr(student, "build", no_training)
     theory_run.run(dataclasses.replace(cfg, cache=str(tmp_path / "machine2")), torch.device("cpu"), log=lambda m: None)
     assert (tmp_path / "out" / "topic_b_transfer_theory_summary.csv").read_bytes() == first
+
+
+def test_second_input_set_is_the_neutral_teachers_lists_drawn_per_seed(lad):
+    """b-neutral-inputs: the neutral weight teacher's sampled number lists, one pool, each seed its own subset and
+    order; the same contexts whatever the arm's teacher, and another identity than the random lists'."""
+    cell = next(c for c in CELLS if c.inputs == "neutral_text")
+    pool = lad.pool()
+    assert len(pool) == 2 * lad.sset.steps * lad.sset.batch and lad.pool() is pool  # sampled once
+    assert all(p["completion"] and p["completion"][0].isdigit() for p in pool)
+    d0, d1 = inputs.draw(pool, 0, 12), inputs.draw(pool, 1, 12)
+    assert d0 == inputs.draw(pool, 0, 12) and d0 != d1
+    rec = _train(lad, cell, 0, "owl", pool=pool)
+    assert rec["complete"] and rec["arm"]["inputs"] == "neutral_text"
+    rnd = student.student_key(CELLS[1].arm("owl"), 0, lad.sset, lad.teacher_key("owl"), "tiny")
+    assert rec["key"] != rnd
+    with pytest.raises(ValueError):
+        _train(lad, cell, 1, "owl")  # no pool: refused, never silently the random lists

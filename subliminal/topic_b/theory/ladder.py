@@ -3,7 +3,8 @@
 A cell is everything of an `Arm` but its trait (loss, parametrisation, optimiser, initialisation, inputs); each
 cell runs the owl, eagle and neutral teachers (or owl and neutral only, where `CELLS` says so), every seed. The
 order puts the positive control (a: full KL) and the subliminal cell (b: number-token KL, LoRA, Adam) first, then
-adapter cross-init, full fine-tuning, SGD and the noisy-base control. Within each of the two groups (a and b; the
+adapter cross-init, full fine-tuning, SGD, the noisy-base control, and cell b on the second input set (the neutral
+teacher's own number lists instead of random ones). Within each of the two groups (a and b; the
 rest), the cells take turns seed by seed, and a seed's students of every teacher come together, so a stopped run
 leaves whole comparisons in every cell it reached.
 """
@@ -18,7 +19,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from subliminal.topic_b.theory import readouts, student, teachers
+from subliminal.topic_b.theory import inputs, readouts, student, teachers
 from subliminal.topic_b.transfer.arm import NEUTRAL, Arm
 from subliminal.topic_b.transfer.finetune import lora_model
 from subliminal.topic_b.transfer.weight_teacher import load_weight_teacher
@@ -50,6 +51,7 @@ CELLS: tuple[Cell, ...] = (
     Cell("b-full", "b: full fine-tuning", "number_kl", param="full", animals=("owl",)),
     Cell("b-sgd", "b: SGD", "number_kl", optim="sgd", animals=("owl",)),
     Cell("b-noisy", "b: noisy base (cross-init control)", "number_kl", init="noisy_base", animals=("owl",)),
+    Cell("b-neutral-inputs", "b: on the neutral teacher's number lists", "number_kl", inputs="neutral_text"),
 )
 CELL_KEYS = tuple(c.key for c in CELLS)
 
@@ -83,6 +85,7 @@ class Ladder:
         self.base, self.tok, self.root, self.tset, self.sset = base, tokenizer, Path(root), tset, sset
         self.base_id, self.log, self.progress = base_id, log, progress
         self.records: dict[str, dict] = {}
+        self._pool: list[dict] | None = None
         self.models: dict[str, object] = {}
         self.deltas: dict[str, dict[str, torch.Tensor]] = {}
         scaling = tset.train.alpha / tset.train.rank
@@ -104,9 +107,20 @@ class Ladder:
             self.models[trait] = load_weight_teacher(self.base, self.records[trait]["adapter"])
         return self.models[trait]
 
+    def pool(self) -> list[dict]:
+        """The neutral weight teacher's number lists (the second input set), sampled on first use: twice what one
+        student sees, so the seeds' draws differ."""
+        if self._pool is None:
+            n = 2 * self.sset.steps * self.sset.batch
+            self._pool = inputs.neutral_pool(self.teacher(NEUTRAL), self.tok, n, self.root / "neutral_pool",
+                                             f"{self.base_id}+neutral_w-{self.teacher_key(NEUTRAL)}", log=self.log)
+        return self._pool
+
     def student(self, cell: Cell, seed: int, trait: str, stop_after: int | None = None) -> dict:
         arm = cell.arm(trait)
+        pool = self.pool() if arm.inputs == "neutral_text" else None
         return student.train(self.base, self.tok, self.teacher(trait), arm, seed, self.sset,
                              self.root / "students" / f"{arm.name}-s{seed}", teacher_key=self.teacher_key(trait),
                              base_id=self.base_id, teacher_seed=self.tset.seed, teacher_init_a=self.init_a,
-                             teacher_deltas=self.deltas, log=self.log, progress=self.progress, stop_after=stop_after)
+                             teacher_deltas=self.deltas, log=self.log, progress=self.progress, stop_after=stop_after,
+                             pool=pool)

@@ -57,9 +57,11 @@ class StudentSettings:
         return TrainSettings(rank=self.rank, alpha=self.alpha)
 
 
-def student_key(arm: Arm, seed: int, s: StudentSettings, teacher_key: str, base_id: str) -> str:
+def student_key(arm: Arm, seed: int, s: StudentSettings, teacher_key: str, base_id: str, inputs_id: str = "") -> str:
+    """The student's identity; `inputs_id` names the context pool where it is not the random lists."""
+    ins = {"kind": arm.inputs, "stream": inputs.STREAM} | ({"pool": inputs_id} if inputs_id else {})
     return config_hash({"arm": arm.identity(), "seed": seed, "settings": asdict(s), "teacher": teacher_key,
-                        "base": base_id, "inputs": {"kind": arm.inputs, "stream": inputs.STREAM}})
+                        "base": base_id, "inputs": ins})
 
 
 def lora_a(model) -> dict[str, torch.Tensor]:
@@ -102,11 +104,14 @@ def _a_cosine(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
 def train(base, tokenizer, teacher, arm: Arm, seed: int, s: StudentSettings, out_dir: Path, *, teacher_key: str,
           base_id: str, teacher_seed: int, teacher_init_a: dict[str, torch.Tensor],
           teacher_deltas: dict[str, dict[str, torch.Tensor]], questions=None, log: Callable = print,
-          progress: bool = True, stop_after: int | None = None) -> dict:
+          progress: bool = True, stop_after: int | None = None, pool: list[dict] | None = None) -> dict:
     """Train (or resume, or read back) one student; its record: milestones with loss, cosines to every teacher's
-    update, and the exact preference over the 25 animals."""
+    update, and the exact preference over the 25 animals. Contexts: the seed's random lists, or its draw from
+    `pool` (the neutral teacher's lists) when ``arm.inputs == "neutral_text"``."""
     out_dir = Path(out_dir)
-    key = student_key(arm, seed, s, teacher_key, base_id)
+    if (arm.inputs == "neutral_text") != (pool is not None):
+        raise ValueError(f"{arm.name}: a pool of contexts goes with inputs='neutral_text' and only with it")
+    key = student_key(arm, seed, s, teacher_key, base_id, inputs.pool_id(pool) if pool is not None else "")
     rec_path, ckpt = out_dir / "record.json", out_dir / "checkpoint.safetensors"
     rec = read_record(rec_path)
     if rec is not None and rec.get("key") == key and rec.get("complete"):
@@ -116,7 +121,8 @@ def train(base, tokenizer, teacher, arm: Arm, seed: int, s: StudentSettings, out
                "teacher_key": teacher_key, "milestones": {}, "complete": False}
     device = next(base.parameters()).device
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    data = inputs.items(tokenizer, inputs.random_lists(seed, s.steps * s.batch))
+    n = s.steps * s.batch
+    data = inputs.items(tokenizer, inputs.draw(pool, seed, n) if pool is not None else inputs.random_lists(seed, n))
     ids = losses.vocabulary(arm.loss, base, tokenizer)
     model = build(base, arm, seed, s, teacher_seed)
     init_state = {n: p.detach().clone() for n, p in model.named_parameters()} if arm.param == "full" else None
