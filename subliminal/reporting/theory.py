@@ -18,7 +18,6 @@ import numpy as np
 import pandas as pd
 
 from subliminal.reporting.render import row, table
-from subliminal.stats import holm
 from subliminal.verdicts import record
 
 STEM = "topic_b_transfer_theory"
@@ -90,8 +89,8 @@ def _layers(lay: pd.DataFrame, cell: str, animal: str, step: int) -> list[str] |
         return None
     g = g.sort_values("layer")
     thirds = np.array_split(g["mean"].to_numpy(float), 3)
-    ok = np.isfinite(g.p.to_numpy(float))
-    above = int(((holm(g.p.to_numpy(float)[ok]) < 0.05) & (g["mean"].to_numpy(float)[ok] > 0)).sum()) if ok.any() else 0
+    ok = np.isfinite(g.p_holm_layers.to_numpy(float))
+    above = int(((g.p_holm_layers < 0.05) & (g["mean"] > 0)).sum())
     return [cell, animal, *[f"{t.mean():+.3f}" if len(t) else "—" for t in thirds],
             f"{above} of {len(g)}" if ok.any() else "— (1 seed)"]
 

@@ -166,12 +166,20 @@ def cosine_layer_rows(records: list[dict], cell_label) -> pd.DataFrame:
 
 def cosine_layer_summary(layers: pd.DataFrame) -> pd.DataFrame:
     """``cosine_contrasts`` per layer (at every milestone): where in the network the own teacher's student lines
-    up with the teacher more than the neutral teacher's student does."""
+    up with the teacher more than the neutral teacher's student does; ``p_holm_layers``: Holm over the layers."""
     if not len(layers):
         return pd.DataFrame()
     parts = [cosine_contrasts(g.drop(columns="layer")).assign(layer=layer) for layer, g in layers.groupby("layer")]
     out = pd.concat(parts, ignore_index=True)
-    return out.sort_values(["cell", "teacher", "vs", "step", "layer"], kind="stable") if "cell" in out else pd.DataFrame()
+    if "cell" not in out:
+        return pd.DataFrame()
+    out = out.sort_values(["cell", "teacher", "vs", "step", "layer"], kind="stable").reset_index(drop=True)
+    out["p_holm_layers"] = np.nan  # Holm over the layers of one (cell, teacher, vs, step)
+    for _, g in out.groupby(["cell", "teacher", "vs", "step"], sort=False):
+        ok = g.index[np.isfinite(g.p.to_numpy(float))]
+        if len(ok):
+            out.loc[ok, "p_holm_layers"] = holm(out.loc[ok, "p"].to_numpy(float))
+    return out
 
 
 def prerun_mde(logits_summary: pd.DataFrame) -> dict:
