@@ -236,6 +236,11 @@ def test_the_script_continues_from_the_committed_records_with_a_fresh_cache(tiny
     theory_run.run(cfg, torch.device("cpu"), log=lambda m: None)
     first = (tmp_path / "out" / "topic_b_transfer_theory_summary.csv").read_bytes()
     assert len(list((tmp_path / "out" / "topic_b_transfer_theory_records").glob("*/record.json"))) == 3
+    # another --model adds its own files (and records) beside the default model's, never over them
+    theory_run.run(dataclasses.replace(cfg, model="other/model"), torch.device("cpu"), log=lambda m: None)
+    assert (tmp_path / "out" / "topic_b_transfer_theory__other_model_summary.csv").exists()
+    assert len(list((tmp_path / "out" / "topic_b_transfer_theory__other_model_records").glob("*/record.json"))) == 3
+    assert (tmp_path / "out" / "topic_b_transfer_theory_summary.csv").read_bytes() == first
 
     def no_training(*a, **k):
         raise AssertionError("a finished student was trained again")

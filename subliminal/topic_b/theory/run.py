@@ -1,7 +1,8 @@
 """One run of the ladder end to end: the base model, its three weight teachers, then every planned student in
 order; after each student the outputs are rewritten together (``results.OutputSet``), marked complete or not.
 
-Outputs (``<out>/topic_b_transfer_theory*``): ``.csv`` (tidy: cell, teacher, seed, step, question, animal in
+Outputs (``<out>/topic_b_transfer_theory*`` for the default model; ``topic_b_transfer_theory__<model>*`` for
+another ``--model``, so it never overwrites them): ``.csv`` (tidy: cell, teacher, seed, step, question, animal in
 {owl, eagle}, logp, share), ``_summary.csv`` (effects with CIs over seeds and MDEs), ``_cosines.csv`` (update
 cosines per student), ``_cosine_contrasts.csv`` (own teacher's student vs the neutral teacher's, against the same
 teacher; CIs over seeds), ``_cosine_layers.csv`` (the same per layer), ``_verdicts.csv``, ``.png``, ``.json`` (config, teachers, students done, tokens/s,
@@ -11,6 +12,7 @@ so a run continues on another machine (the teachers retrain deterministically in
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -20,12 +22,19 @@ import pandas as pd
 from subliminal.cache import config_hash, read_record, write_record
 from subliminal.results import OutputSet, write_csv, write_run_json
 from subliminal.topic_b.lm import load_model
+from subliminal.topic_b.models import DEFAULT_MODEL
 from subliminal.topic_b.theory import analysis, plots
 from subliminal.topic_b.theory.ladder import CELLS, Ladder, cell_of, plan
 from subliminal.topic_b.theory.readouts import preference
 from subliminal.topic_b.transfer.arm import Arm
 
 STEM = "topic_b_transfer_theory"
+
+
+def model_stem(model: str) -> str:
+    """The stem of one model's ladder files: `STEM` for the default model (the committed names), else
+    `STEM__<model>`, so another --model adds files and never overwrites the committed ones."""
+    return STEM if model == DEFAULT_MODEL else f"{STEM}__{re.sub(r'[^A-Za-z0-9._-]+', '_', model)}"
 REPORTED = ("owl", "eagle")  # the animals whose rows the tidy CSV keeps (the share needs all 25: computed first)
 
 
@@ -60,7 +69,7 @@ def run(cfg, device, log=print) -> dict:
     t0 = time.time()
     root = Path(cfg.cache_root()) / cfg.model  # the model's teachers, students and base preference
     out = Path(cfg.out)
-    archive = out / f"{STEM}_records"
+    archive = out / f"{model_stem(cfg.model)}_records"
     _restore(archive, root)
     base, tok = load_model(cfg.model, device=str(device))
     tset = cfg.teacher_settings()
@@ -94,16 +103,17 @@ def _write(cfg, records, base_pref, ladder: Ladder, t0: float, complete: bool, p
     summ = analysis.summary(tidy, labels, list(REPORTED))
     cos = analysis.cosine_rows(done, _label)
     contrasts = analysis.cosine_contrasts(cos)
+    stem = model_stem(cfg.model)
     with OutputSet(cfg.out) as o:
-        write_csv(tidy[tidy.animal.isin(REPORTED)], o.path(f"{STEM}.csv"))
-        write_csv(summ, o.path(f"{STEM}_summary.csv"))
-        write_csv(cos, o.path(f"{STEM}_cosines.csv"))
-        write_csv(contrasts, o.path(f"{STEM}_cosine_contrasts.csv"))
-        write_csv(analysis.cosine_layer_summary(analysis.cosine_layer_rows(done, _label)), o.path(f"{STEM}_cosine_layers.csv"))
-        write_csv(analysis.verdicts(summ) if len(summ) else pd.DataFrame(), o.path(f"{STEM}_verdicts.csv"))
+        write_csv(tidy[tidy.animal.isin(REPORTED)], o.path(f"{stem}.csv"))
+        write_csv(summ, o.path(f"{stem}_summary.csv"))
+        write_csv(cos, o.path(f"{stem}_cosines.csv"))
+        write_csv(contrasts, o.path(f"{stem}_cosine_contrasts.csv"))
+        write_csv(analysis.cosine_layer_summary(analysis.cosine_layer_rows(done, _label)), o.path(f"{stem}_cosine_layers.csv"))
+        write_csv(analysis.verdicts(summ) if len(summ) else pd.DataFrame(), o.path(f"{stem}_verdicts.csv"))
         if len(summ):
-            plots.ladder(summ, contrasts, o.path(f"{STEM}.png"))
-        write_run_json(o.path(f"{STEM}.json"), cfg, 0, time.time() - t0, {
+            plots.ladder(summ, contrasts, o.path(f"{stem}.png"))
+        write_run_json(o.path(f"{stem}.json"), cfg, 0, time.time() - t0, {
             "complete": complete and len(done) == planned, "students_done": len(done), "students_planned": planned,
             "teachers": {t: {k: r.get(k) for k in ("key", "steps", "final_loss", "tokens_per_s")}
                          for t, r in ladder.records.items()},
