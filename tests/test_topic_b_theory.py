@@ -174,6 +174,8 @@ def test_students_train_resume_and_the_analysis_reads_them(lad):
     (plots / "topic_b_transfer_theory.json").write_text('{"complete": false, "students_done": 8, "students_planned": 12}')
     md = theory_report.b_theory(plots.parent)
     assert "partial: 8 of 12 students" in md and md.count("| owl |") == 6  # the table, the curve and the layers
+    g = theory_report.glance(plots.parent)
+    assert "partial run, 8 of 12 students" in g and f"  - {cell_b.label}: owl ×" in g and f"  - {cell_a.label}: owl ×" in g
     recs_v = theory_report.verdicts(plots.parent)
     assert len(recs_v) == 2 and all("(owl)" in r["claim"] and "(partial run)" in r["evidence"] for r in recs_v)
     assert {r["verdict"] for r in recs_v} <= {"reproduced", "partly", "inconclusive", "contradicts"}

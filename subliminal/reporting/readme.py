@@ -28,7 +28,7 @@ PROVIDERS = (
     "subliminal.reporting.topic_b_verdicts",
     "subliminal.reporting.specificity",  # Topic B specificity / multiplicity / 087-747 (tables b_specificity, …)
     "subliminal.reporting.transfer",  # the LLM transfer experiment (tables b_transfer, b_transfer_glance)
-    "subliminal.reporting.theory",  # the ladder under the theorem's conditions (table b_theory)
+    "subliminal.reporting.theory",  # the ladder under the theorem's conditions (tables b_theory, b_theory_glance)
 )
 VERDICT_FILES = {"A": Path("plots_a") / "verdicts.csv", "B": Path("plots_b") / "verdicts.csv"}
 MARK = re.compile(r"<!-- report:([\w.-]+) -->.*?<!-- /report:\1 -->", re.S)

@@ -174,5 +174,31 @@ def verdicts(root: Path) -> list[dict]:
     return out
 
 
+def glance(root: Path) -> str:
+    """README: one line per cell of the ladder at its last milestone (share effect per animal with the verdict)."""
+    got = _load(root)
+    if got is None:
+        return f"- Under the theorem's conditions (`{SCRIPT}`): not run yet."
+    s, v, cos, _, meta = got
+    done, planned = meta.get("students_done"), meta.get("students_planned")
+    state = "complete" if meta.get("complete") else f"partial run, {done} of {planned} students"
+    lines = [f"- **Under the theorem's conditions** (SmolLM2-135M-Instruct, weight teachers owl / eagle / neutral, "
+             f"students from the teacher's exact init on the same random number lists; {state}): the animal's share "
+             "among 25 animals, own teacher's student / neutral teacher's student [95% CI over seeds]:"]
+    for cell, g in v.groupby("cell", sort=False):
+        parts = []
+        for r in g.itertuples():
+            last = s[(s.cell == r.cell) & (s.animal == r.animal) & (s.step == r.step)]
+            word = WORD.get(r.verdict, r.verdict)
+            if r.verdict == "none detected" and (r.share_ci95_low > 0 or r.share_ci95_high < 0):
+                word += f" after Holm over the ladder: p = {r.p:.2g}, Holm p = {r.p_holm:.2g}"
+            mde = f", MDE {_x(r.mde)}" if r.verdict == "none detected" and np.isfinite(r.mde) else ""
+            parts.append(f"{r.animal} {_ci(row(last, measure='share_vs_neutral'))} ({word}{mde}, {r.n_seeds} "
+                         f"seed{'s' if r.n_seeds != 1 else ''})")
+        lines.append(f"  - {cell}: " + "; ".join(parts))
+    lines.append("  ([details](docs/topic_b_transfer.md#under-the-theorems-conditions))")
+    return "\n".join(lines)
+
+
 def tables(root: Path) -> dict[str, str]:
-    return {"b_theory": b_theory(Path(root))}
+    return {"b_theory": b_theory(Path(root)), "b_theory_glance": glance(Path(root))}
