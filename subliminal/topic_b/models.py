@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from subliminal.assets import ASSETS
 from subliminal.cli import UserError
+from subliminal.topic_b.tables import slug
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
 
@@ -78,6 +79,12 @@ MODELS: dict[str, ModelSpec] = {
 
 # Sampling stops at any row's end of turn that a vocabulary holds (each listed once, in table order).
 END_TOKENS = tuple(dict.fromkeys(t for m in MODELS.values() for t in m.end_tokens))
+
+
+def model_stem(stem: str, model: str) -> str:
+    """The stem of one model's result files: `stem` for the default model (the committed names), else
+    `stem__<model>` (file-name safe), so another --model adds files and never overwrites the committed ones."""
+    return stem if model == DEFAULT_MODEL else f"{stem}__{slug(model)}"
 
 
 def get_model(name: str) -> ModelSpec:

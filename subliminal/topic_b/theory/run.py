@@ -12,7 +12,6 @@ so a run continues on another machine (the teachers retrain deterministically in
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -21,8 +20,8 @@ import pandas as pd
 
 from subliminal.cache import config_hash, read_record, write_record
 from subliminal.results import OutputSet, write_csv, write_run_json
+from subliminal.topic_b import models
 from subliminal.topic_b.lm import load_model
-from subliminal.topic_b.models import DEFAULT_MODEL
 from subliminal.topic_b.theory import analysis, plots
 from subliminal.topic_b.theory.ladder import CELLS, Ladder, cell_of, plan
 from subliminal.topic_b.theory.readouts import preference
@@ -32,9 +31,8 @@ STEM = "topic_b_transfer_theory"
 
 
 def model_stem(model: str) -> str:
-    """The stem of one model's ladder files: `STEM` for the default model (the committed names), else
-    `STEM__<model>`, so another --model adds files and never overwrites the committed ones."""
-    return STEM if model == DEFAULT_MODEL else f"{STEM}__{re.sub(r'[^A-Za-z0-9._-]+', '_', model)}"
+    """The stem of one model's ladder files (``models.model_stem``)."""
+    return models.model_stem(STEM, model)
 REPORTED = ("owl", "eagle")  # the animals whose rows the tidy CSV keeps (the share needs all 25: computed first)
 
 

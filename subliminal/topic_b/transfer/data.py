@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 from subliminal.cli import UserError
+from subliminal.topic_b import tables
 from subliminal.topic_b.numbers import validate
 from subliminal.topic_b.prompts import PLURAL
 from subliminal.topic_b.sampling import end_ids, parse_shard, shard_seed, shard_text
@@ -141,7 +142,7 @@ def teacher_records(model, tokenizer, settings: ShardSettings, n_valid: int, roo
                     max_shards: int | None = None, log=print) -> tuple[list[dict], dict]:
     """Sample (or reuse) shards until `n_valid` records pass the filter. Returns (valid records in
     prompt order, stats: n_sampled, n_valid, valid_fraction, reject reasons, new tokens, seconds)."""
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", settings.model)
+    slug = tables.slug(settings.model)
     d = Path(root) / slug / f"{settings.teacher}-{settings.key()}"
     d.mkdir(parents=True, exist_ok=True)
     if sealed.recorded(d / "settings.json") is None:  # what the folder holds; the archive copies it

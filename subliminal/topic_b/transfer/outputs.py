@@ -8,17 +8,17 @@ names), ``<stem>__<model>.json`` etc. for any other.
 
 from __future__ import annotations
 
-import re
 import time
 from pathlib import Path
 
 import pandas as pd
 
 from subliminal.results import OutputSet, write_csv, write_run_json
+from subliminal.topic_b import models
 from subliminal.topic_b.transfer import archive
 from subliminal.topic_b.transfer.analysis import summarize_transfer
 from subliminal.topic_b.transfer.arm import NEUTRAL, Arm
-from subliminal.topic_b.transfer.config import DEFAULT_MODEL, TransferConfig
+from subliminal.topic_b.transfer.config import TransferConfig
 from subliminal.topic_b.transfer.defence_on_data import kept_table
 from subliminal.topic_b.transfer.plan import root
 from subliminal.topic_b.transfer.plots import plot_transfer
@@ -37,9 +37,7 @@ def stem(cfg: TransferConfig) -> str:
 
 def model_stem(cfg: TransferConfig) -> str:
     """The stem of the files that hold one model's run: `stem` for the default model, else `stem__<model>`."""
-    if cfg.model == DEFAULT_MODEL:
-        return stem(cfg)
-    return f"{stem(cfg)}__{re.sub(r'[^A-Za-z0-9._-]+', '_', cfg.model)}"
+    return models.model_stem(stem(cfg), cfg.model)
 
 
 def with_other_models(new: pd.DataFrame, previous: Path, model: str) -> pd.DataFrame:
