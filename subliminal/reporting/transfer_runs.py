@@ -144,3 +144,21 @@ def b_transfer_budget(root: Path) -> str:
                  f"{PAPER_STEPS} steps may be several times smaller here, so a null is reported with the smallest ratio its CI "
                  "rules out, not as a negative.")
     return " ".join(lines)
+
+
+def archive_size(root: Path) -> str:
+    """README: the transfer run's artefacts as git history holds them (fp32) and as the compact archive stores them,
+    summed from the committed record ``plots_b/topic_b_transfer_artifacts.json`` (written by ``archive pack``)."""
+    p = Path(root) / "plots_b" / "topic_b_transfer_artifacts.json"
+    if not p.exists():
+        return "_No artefact record yet: `python -m subliminal.topic_b.transfer.archive pack --record " \
+               "plots_b/topic_b_transfer_artifacts.json`._"
+    files = json.loads(p.read_text())["files"].values()
+    orig, stored = sum(f["size"] for f in files), sum(f["stored_size"] for f in files)
+    return (f"**Size.** Git history holds the transfer run's {len(files)} artefacts as they were first committed "
+            f"under `plots_b/topic_b_transfer_cache/`, {orig / 1e6:.0f} MB in fp32 (nearly all of a clone; "
+            "`git count-objects -vH` gives the packed total). To move a run without them, "
+            "`python -m subliminal.topic_b.transfer.archive pack` builds the compact archive (fp16 adapters, gzipped "
+            f"data, no checkpoints: {stored / 1e6:.0f} MB, a `.tar` under `~/.cache/subliminal/`, outside git); "
+            "`unpack` restores it into the cache and `verify` checks it against the committed SHA-256 record "
+            "`plots_b/topic_b_transfer_artifacts.json` ([details](docs/topic_b_transfer.md#budget-and-size)).")
