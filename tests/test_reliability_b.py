@@ -272,9 +272,11 @@ def test_a_tampered_eval_cache_is_recomputed_and_never_archived(tiny_transfer, t
     from subliminal.topic_b.transfer.run import run
 
     run(tiny_transfer, torch.device("cpu"), log=lambda m: None)
-    out, arc = tmp_path / "o", tmp_path / "o" / "topic_b_transfer_cache"
+    from subliminal.topic_b.transfer import compact
+
+    out, arc = tmp_path / "o", tmp_path / compact.DEFAULT_NAME  # the default archive, beside the cache tmp/c
     before = {f: (out / f).read_bytes() for f in ("topic_b_transfer.csv", "topic_b_transfer_summary.csv")}
-    manifest = (arc / "MANIFEST.json").read_bytes()
+    manifest = compact.Compact(arc).files
     rows = pd.read_csv(out / "topic_b_transfer.csv")
     owl = rows[(rows.arm == "owl") & (rows.animal == "owl")].p_animal.iloc[0]
     edited = []
@@ -292,8 +294,8 @@ def test_a_tampered_eval_cache_is_recomputed_and_never_archived(tiny_transfer, t
     run(tiny_transfer, torch.device("cpu"), log=logs.append)
     assert {f: (out / f).read_bytes() for f in before} == before  # the verdict is the true one
     assert sum("[cache]" in m and edited[0].name in m for m in logs) == 1, logs
-    assert (arc / "MANIFEST.json").read_bytes() == manifest
-    assert "0.9," not in (arc / "eval" / edited[0].name).read_text()
+    assert compact.Compact(arc).files == manifest
+    assert "0.9," not in compact.Compact(arc).get(f"eval/{edited[0].name}").decode()
 
 
 def test_duplicated_seeds_never_reach_a_run(capsys):

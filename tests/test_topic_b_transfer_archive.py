@@ -8,7 +8,7 @@ import json
 import torch
 from tiny_lm import build_model, build_tokenizer
 
-from subliminal.topic_b.transfer import archive, sealed
+from subliminal.topic_b.transfer import archive, compact, sealed
 from subliminal.topic_b.transfer.finetune import (
     TrainSettings,
     completion_logp,
@@ -111,8 +111,9 @@ def test_a_run_continues_from_its_archive_on_a_fresh_cache(tmp_path, monkeypatch
                          eval_samples=2, out=str(tmp_path / "plots_b"), cache=str(tmp_path / "cache"))
     run(cfg, torch.device("cpu"), log=lambda m: None)
     first = (tmp_path / "plots_b" / "topic_b_transfer.csv").read_bytes()
-    assert (tmp_path / "plots_b" / "topic_b_transfer_cache" / archive.MANIFEST).exists()
-    shutil.rmtree(tmp_path / "cache")  # a new machine: only the committed folder is left
+    tar = tmp_path / compact.DEFAULT_NAME  # --archive auto: the compact archive beside the cache, outside the results
+    assert compact.verify(tar) and not (tmp_path / "plots_b" / "topic_b_transfer_cache").exists()
+    shutil.rmtree(tmp_path / "cache")  # a new machine: only the archive is left
     logs = []
     run(cfg, torch.device("cpu"), log=logs.append)
     assert not [m for m in logs if m.startswith(("[train]", "[eval]")) or "shard" in m], logs

@@ -5,18 +5,19 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load, save
 
+from subliminal.cli import UserError
 from subliminal.topic_b.transfer import archive, compact, sealed
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMITTED = ROOT / "plots_b" / "topic_b_transfer_adapters"  # one student, compact (the re-score test's)
 RECORD = ROOT / archive.RECORD
-LEGACY = ROOT / "plots_b" / "topic_b_transfer_cache"  # the fp32 folder, while it is tracked
 STUDENT = "students/owl-s0-4dbdb8b55cdd889b"
 ADAPTER = f"{STUDENT}/adapter/adapter_model.safetensors"
 
@@ -118,15 +119,50 @@ def test_the_committed_student_matches_the_record_and_its_fp32_original(tmp_path
     stored = (COMMITTED / ours[ADAPTER]["stored"]).read_bytes()
     assert compact.which(stored, record) == [f"{ADAPTER} (stored)"]
     assert archive.restore(COMMITTED, tmp_path, log=print) == len(ours)
-    if not (LEGACY / ADAPTER).exists():
-        pytest.skip("the fp32 folder is no longer in the working tree")
-    fp32 = (LEGACY / ADAPTER).read_bytes()
+    assert compact.sha((tmp_path / ADAPTER).read_bytes()) == record[ADAPTER]["restored_sha256"]
+    fp32 = _from_history(f"{archive.LEGACY}/{ADAPTER}")  # the original, as git history holds it
     assert compact.sha(fp32) == record[ADAPTER]["sha256"] and compact.to16(fp32) == stored
     got, want = load((tmp_path / ADAPTER).read_bytes()), load(fp32)
     assert got.keys() == want.keys() and all(torch.equal(got[k], want[k].half().float()) for k in want)
     assert max(float((got[k] - want[k]).abs().max()) for k in want) <= 2 ** -16  # half fp16's spacing at |w| < 1/16
-    legacy = json.loads((LEGACY / archive.MANIFEST).read_text())
+    legacy = json.loads(_from_history(f"{archive.LEGACY}/{archive.MANIFEST}"))
     assert all(record[k]["sha256"] == v for k, v in legacy.items())  # the record vouches for the same files
+
+
+def _from_history(path: str) -> bytes:
+    """`path` at the legacy folder's last commit; the test skips where the clone lacks that history."""
+    r = subprocess.run(["git", "-C", str(ROOT), "show", f"{archive.LEGACY_COMMIT}:{path}"], capture_output=True)
+    if r.returncode:
+        pytest.skip(f"git history without {archive.LEGACY_COMMIT} (a shallow clone?)")
+    return r.stdout
+
+
+def _git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t", *args],
+                          check=True, capture_output=True, text=True).stdout.strip()
+
+
+def test_rebuild_packs_the_legacy_folder_from_git_history_without_touching_the_tree(tmp_path, capsys):
+    repo, tar, rec = tmp_path / "repo", tmp_path / "out.tar", tmp_path / "rec.json"
+    _git(tmp_path, "init", "-q", str(repo))
+    files = _cache(tmp_path / "cache")
+    assert archive.sync(tmp_path / "cache", repo / archive.LEGACY) == 6
+    (repo / "plots_b" / "evil").mkdir()  # outside the folder: never extracted
+    (repo / "plots_b" / "evil" / "x").write_text("x")
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-q", "-m", "legacy")
+    commit = _git(repo, "rev-parse", "HEAD")
+    _git(repo, "rm", "-rq", archive.LEGACY)
+    _git(repo, "commit", "-q", "-m", "out of the tree")
+    assert archive.rebuild(tar, commit, repo, log=print) == 6 and not (repo / archive.LEGACY).exists()
+    restored = tmp_path / "fresh"
+    assert archive.restore(tar, restored, log=print) == 6
+    assert (restored / "eval/k1.csv").read_bytes() == files["eval/k1.csv"]
+    assert not (tmp_path / "plots_b").exists()
+    rec.write_text(compact.manifest_text(compact.Compact(tar).files))
+    assert compact.verify(tar, rec)
+    with pytest.raises(UserError, match="full clone"):  # a commit the clone lacks: one line, what to do
+        archive.rebuild(tmp_path / "x.tar", "0" * 40, repo)
 
 
 def test_a_corrupted_copy_of_the_committed_student_is_refused(tmp_path):
@@ -196,3 +232,9 @@ def test_a_run_continues_from_a_compact_archive_on_a_fresh_cache(tmp_path, monke
     run(cfg, torch.device("cpu"), log=logs.append)
     assert not [m for m in logs if m.startswith(("[train]", "[eval]")) or "shard" in m], logs
     assert (tmp_path / "plots_b" / "topic_b_transfer.csv").read_bytes() == first
+
+
+def test_the_report_names_the_legacy_folder_as_the_archive_does():
+    from subliminal.reporting import transfer_runs
+
+    assert (transfer_runs.LEGACY, transfer_runs.LEGACY_COMMIT) == (archive.LEGACY, archive.LEGACY_COMMIT)

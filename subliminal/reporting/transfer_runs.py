@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+LEGACY, LEGACY_COMMIT = "plots_b/topic_b_transfer_cache", "cc4d048"  # as transfer/archive.py names them (a test pins it)
+
 
 def status_line(meta: dict) -> str:
     done = "complete" if meta.get("complete") else "**partial** (`\"complete\": false`: the run continues from its caches)"
@@ -149,16 +151,22 @@ def b_transfer_budget(root: Path) -> str:
 def archive_size(root: Path) -> str:
     """README: the transfer run's artefacts as git history holds them (fp32) and as the compact archive stores them,
     summed from the committed record ``plots_b/topic_b_transfer_artifacts.json`` (written by ``archive pack``)."""
-    p = Path(root) / "plots_b" / "topic_b_transfer_artifacts.json"
+    root = Path(root)
+    p = root / "plots_b" / "topic_b_transfer_artifacts.json"
     if not p.exists():
         return "_No artefact record yet: `python -m subliminal.topic_b.transfer.archive pack --record " \
                "plots_b/topic_b_transfer_artifacts.json`._"
     files = json.loads(p.read_text())["files"].values()
     orig, stored = sum(f["size"] for f in files), sum(f["stored_size"] for f in files)
-    return (f"**Size.** Git history holds the transfer run's {len(files)} artefacts as they were first committed "
-            f"under `plots_b/topic_b_transfer_cache/`, {orig / 1e6:.0f} MB in fp32 (nearly all of a clone; "
-            "`git count-objects -vH` gives the packed total). To move a run without them, "
-            "`python -m subliminal.topic_b.transfer.archive pack` builds the compact archive (fp16 adapters, gzipped "
-            f"data, no checkpoints: {stored / 1e6:.0f} MB, a `.tar` under `~/.cache/subliminal/`, outside git); "
-            "`unpack` restores it into the cache and `verify` checks it against the committed SHA-256 record "
-            "`plots_b/topic_b_transfer_artifacts.json` ([details](docs/topic_b_transfer.md#budget-and-size)).")
+    left = sum(1 for f in (root / LEGACY).rglob("*") if f.is_file()) if (root / LEGACY).is_dir() else 0
+    tree = (f"{left} of its files are still in the working tree, leaving it in the next commits; nothing reads them"
+            if left else "the working tree no longer holds them")
+    return (f"**Size.** The transfer run's {len(files)} artefacts (adapters, shards, evaluations), {orig / 1e6:.0f} MB "
+            f"in fp32, are results' scaffolding, not results: git history holds them (`{LEGACY}/` at commit "
+            f"{LEGACY_COMMIT}; nearly all of a full clone, `git count-objects -vH` gives the packed total) and {tree}. "
+            "`python -m subliminal.topic_b.transfer.archive rebuild` packs them from history into the compact archive "
+            f"(fp16 adapters, gzipped data, no checkpoints: {stored / 1e6:.0f} MB, "
+            "`~/.cache/subliminal/topic_b_transfer_archive.tar`, outside git), verified against the committed SHA-256 "
+            "record `plots_b/topic_b_transfer_artifacts.json`; `topic_b_transfer.py` restores from that archive by "
+            "default, so it continues the committed run instead of retraining it "
+            "([details](docs/topic_b_transfer.md#budget-and-size)).")

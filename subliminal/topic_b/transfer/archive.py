@@ -13,18 +13,24 @@ Nothing here unpickles: adapters are safetensors.
 
 Two formats (``open_archive``): the compact one (``compact.py``: a ``.tar`` or a folder with
 ``COMPACT.json``; fp16 adapters, everything else gzipped; kept outside git, ``pack`` builds one) and the
-legacy fp32 folder (``MANIFEST.json``: {path: SHA-256}, files as written; the committed
-``plots_b/topic_b_transfer_cache`` and any other path). ``convert`` copies one into the other;
-``plots_b/topic_b_transfer_artifacts.json`` is the committed copy of the compact manifest (``--record``).
+legacy fp32 folder (``MANIFEST.json``: {path: SHA-256}, files as written; ``plots_b/topic_b_transfer_cache``
+as git history holds it, and any other path). ``convert`` copies one into the other; ``rebuild`` packs the
+committed run's folder from git history; ``plots_b/topic_b_transfer_artifacts.json`` is the committed copy of the
+compact manifest (``--record``) that every archive is verified against.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
+import sys
+import tarfile
+import tempfile
 from pathlib import Path
 
 from subliminal.assets import sha256_file
+from subliminal.cli import UserError
 from subliminal.results import atomic_write_bytes, atomic_write_text
 from subliminal.topic_b.transfer import compact, sealed
 
@@ -99,7 +105,7 @@ class _Legacy:
 
 def open_archive(path: str | Path, log=print):
     """The archive at `path`: compact (a ``.tar``, or a folder with ``COMPACT.json``: ``compact.py``) or the
-    legacy fp32 folder (anything else, e.g. the committed ``plots_b/topic_b_transfer_cache``)."""
+    legacy fp32 folder (anything else, e.g. ``plots_b/topic_b_transfer_cache`` from git history)."""
     return compact.Compact(path, log) if compact.is_compact(path) else _Legacy(path, log)
 
 
@@ -239,15 +245,47 @@ def _read_manifest(archive: Path) -> dict[str, str]:
 
 
 RECORD = "plots_b/topic_b_transfer_artifacts.json"  # the committed copy of the compact manifest
+LEGACY = "plots_b/topic_b_transfer_cache"  # the fp32 folder the committed run wrote; git history holds it
+LEGACY_COMMIT = "cc4d048"  # the last commit that changed it (every later one up to its removal has the same tree)
+
+
+def rebuild(dest: str | Path, commit: str = LEGACY_COMMIT, repo: str | Path = ".", log=print) -> int:
+    """The compact archive of the committed run, rebuilt from the fp32 folder git history holds: ``git archive``
+    streams `LEGACY` at `commit` (the work tree is not touched) into a temporary folder, and every unit that
+    matches that folder's manifest is packed into `dest`; returns the number of files packed. Check the result
+    against the committed record with ``verify``."""
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            proc = subprocess.Popen(["git", "-C", str(repo), "archive", "--format=tar", commit, LEGACY],
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        except OSError as e:
+            raise UserError(f"rebuild needs git ({e}); or pack from a folder: archive pack --from DIR") from None
+        try:
+            with tarfile.open(fileobj=proc.stdout, mode="r|") as t:
+                for m in t:  # regular files under LEGACY only, by a safe relative name: nothing else is written
+                    if m.isfile() and m.name.startswith(LEGACY + "/") and compact.safe_rel(m.name):
+                        out = Path(tmp) / m.name
+                        out.parent.mkdir(parents=True, exist_ok=True)
+                        out.write_bytes(t.extractfile(m).read())
+        except tarfile.TarError:
+            pass  # git failed (nothing on stdout): its message follows
+        err = proc.stderr.read().decode(errors="replace").strip()
+        if proc.wait() != 0:
+            raise UserError(f"git archive {commit} {LEGACY} in {repo} failed ({err.splitlines()[-1] if err else 'no message'});"
+                            " run rebuild inside a full clone of the repository (not a --depth clone)")
+        return convert(Path(tmp) / LEGACY, dest, log)
 
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m subliminal.topic_b.transfer.archive ACTION``:
 
-    - ``sync|restore [--archive A] [--cache DIR]``: cache to archive or back (legacy folder or compact);
-    - ``pack [--from SRC] [--to DEST] [--record FILE]``: a compact archive (``compact.py``; default
-      ``~/.cache/subliminal/topic_b_transfer_archive.tar``, outside git) from an archive (default: the
-      committed fp32 folder) or a cache; ``--record`` writes its manifest there too;
+    - ``sync|restore [--archive A] [--cache DIR]``: cache to archive or back (compact, the default
+      ``~/.cache/subliminal/topic_b_transfer_archive.tar`` outside git, or a legacy folder);
+    - ``rebuild [--to DEST] [--commit C]``: the committed run's compact archive from the fp32 folder git
+      history holds (the work tree is not touched), verified against the committed record; then
+      ``python topic_b_transfer.py ...`` continues the committed run instead of retraining it;
+    - ``pack [--from SRC] [--to DEST] [--record FILE]``: a compact archive (``compact.py``; default as above)
+      from an archive or a cache (default: the transfer cache); ``--record`` writes its manifest there too;
     - ``unpack [--from A] [--to DIR]``: restore into the cache (verified, adapters upcast to fp32);
     - ``verify [A] [--record FILE]``: every stored file against the manifest, and the archive against the
       committed record;
@@ -257,31 +295,37 @@ def main(argv: list[str] | None = None) -> int:
 
     from subliminal.assets import cache_dir
 
-    compact_default = str(cache_dir() / "topic_b_transfer_archive.tar")
+    compact_default = str(cache_dir() / compact.DEFAULT_NAME)
     cache_default = str(cache_dir() / "transfer")
     p = argparse.ArgumentParser(description="copy a transfer run's finished artefacts to or from a portable archive")
-    p.add_argument("action", choices=["sync", "restore", "pack", "unpack", "verify", "check"])
+    p.add_argument("action", choices=["sync", "restore", "pack", "unpack", "verify", "check", "rebuild"])
     p.add_argument("paths", nargs="*", help="verify: the archive; check: the files")
-    p.add_argument("--archive", default="plots_b/topic_b_transfer_cache")
+    p.add_argument("--archive", default=compact_default)
     p.add_argument("--cache", default=cache_default)
     p.add_argument("--from", dest="src", default=None)
     p.add_argument("--to", dest="dest", default=None)
     p.add_argument("--record", default=None)
     p.add_argument("--only", default=None, help="pack: one unit of the source (e.g. students/<name>)")
+    p.add_argument("--commit", default=LEGACY_COMMIT, help=f"rebuild: the commit whose {LEGACY} to pack")
     a = p.parse_args(argv)
     if a.action == "sync":
         print(f"sync: {sync(a.cache, a.archive)} files")
     elif a.action == "restore":
         print(f"restore: {restore(a.archive, a.cache)} files")
     elif a.action == "pack":
-        src, dest = a.src or "plots_b/topic_b_transfer_cache", compact.Compact(a.dest or compact_default)
+        src, dest = a.src or cache_default, compact.Compact(a.dest or compact_default)
         if not Path(src).exists():
-            p.error(f"{src} does not exist; give --from an archive or a transfer cache folder")
+            p.error(f"{src} does not exist; give --from an archive or a transfer cache folder (the committed run's "
+                    "fp32 folder is in git history: use rebuild)")
         is_archive = (Path(src) / MANIFEST).is_file() or compact.is_compact(src)
         n = convert(src, dest, only=a.only) if is_archive else sync(src, dest)
         if a.record:
             atomic_write_text(a.record, compact.manifest_text(dest.files))
         print(f"pack: {n} files into {dest.path} ({len(dest.files)} in all)" + (f"; record {a.record}" if a.record else ""))
+    elif a.action == "rebuild":
+        dest = a.dest or compact_default
+        print(f"rebuild: {rebuild(dest, a.commit)} files from {a.commit}:{LEGACY} into {dest}")
+        return 0 if compact.verify(dest, a.record or RECORD) else 1
     elif a.action == "unpack":
         print(f"unpack: {restore(a.src or compact_default, a.dest or cache_default)} files")
     elif a.action == "verify":
@@ -297,4 +341,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    try:
+        raise SystemExit(main())
+    except UserError as e:
+        sys.exit(f"error: {e}")

@@ -36,6 +36,7 @@ from subliminal.results import atomic_write_bytes, atomic_write_text
 FORMAT = "subliminal-transfer-compact/1"
 COMPACT = "COMPACT.json"
 ADAPTER = "adapter_model.safetensors"
+DEFAULT_NAME = "topic_b_transfer_archive.tar"  # beside the transfer cache: the run's default archive (--archive auto)
 _FP16_MAX = 65504.0
 
 

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
+from subliminal.assets import cache_dir
 from subliminal.cli import UserError
 from subliminal.devices import available_memory, get_device
 from subliminal.topic_b.models import DEFAULT_MODEL
 from subliminal.topic_b.prompts import PLURAL
 from subliminal.topic_b.script_setup import check_range
+from subliminal.topic_b.transfer.compact import DEFAULT_NAME
 
 MAX_SEED = 2**32 - 1  # numpy's and torch's seed range; student seeds also seed the data order
 # (flag, field, least, most): sizes beyond the most would run for months or not fit in memory
@@ -75,10 +78,11 @@ class TransferConfig:
         "help": "teacher model of the 'cross' arm (e.g. qwen2.5-coder-0.5b-instruct); empty: no cross arm"})
     out: str = field(default="plots_b", metadata={"help": "output directory"})
     archive: str = field(default="auto", metadata={
-        "help": "folder for a portable, checksummed copy of the finished artefacts (shards, adapters, "
-                "evaluations; transfer/archive.py): restored into the cache at start, updated after every "
-                "student, so a run continues on another machine; auto: <out>/topic_b_transfer_cache "
-                "(committed with the results); empty: none"})
+        "help": "a portable, checksummed copy of the finished artefacts (shards, adapters, evaluations; "
+                "transfer/archive.py): restored into the cache at start, updated after every student, so a run "
+                "continues on another machine; auto: the compact archive topic_b_transfer_archive.tar beside the "
+                "cache, outside git (python -m subliminal.topic_b.transfer.archive rebuild makes the committed "
+                "run's from git history); a .tar or a folder; empty: none"})
     cache: str = field(default="", metadata={"help": "cache directory (default: $SUBLIMINAL_CACHE/transfer)"})
     precision: Literal["fp32", "bf16"] = field(default="fp32", metadata={
         "help": "fp32, or bf16: bf16 autocast around the students' forward passes (weights, optimizer and the "
@@ -100,8 +104,14 @@ class TransferConfig:
         return self.precision == "bf16"
 
     @property
+    def cache_root(self) -> Path:
+        """The run's cache folder (``--cache``, default ``$SUBLIMINAL_CACHE/transfer``)."""
+        return Path(self.cache) if self.cache else cache_dir() / "transfer"
+
+    @property
     def archive_dir(self) -> str:
-        return f"{self.out}/topic_b_transfer_cache" if self.archive == "auto" else self.archive
+        """Where the archive is ('' = none); auto: ``topic_b_transfer_archive.tar`` beside the cache."""
+        return str(self.cache_root.parent / DEFAULT_NAME) if self.archive == "auto" else self.archive
 
     def validate(self) -> None:
         if not self.animals:

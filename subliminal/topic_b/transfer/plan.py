@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from subliminal.assets import cache_dir
 from subliminal.cache import config_hash
 from subliminal.topic_b.transfer.arm import NEUTRAL, Arm
 from subliminal.topic_b.transfer.config import TransferConfig
@@ -22,7 +21,7 @@ from subliminal.topic_b.transfer.record import Student
 
 def root(cfg: TransferConfig) -> Path:
     """The run's cache folder."""
-    return Path(cfg.cache) if cfg.cache else cache_dir() / "transfer"
+    return cfg.cache_root
 
 
 def run_arm(cfg: TransferConfig, trait: str, **fields) -> Arm:

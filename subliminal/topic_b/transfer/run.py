@@ -15,6 +15,7 @@ Returns the run's typed record (``record.RunRecord``), what the JSON says.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from subliminal.cache import config_hash
 from subliminal.devices import fast_bf16
@@ -35,6 +36,9 @@ def start(cfg: TransferConfig, device, log=print) -> Session:
     t0 = time.time()
     sealed.check_writable(root(cfg))
     if cfg.archive_dir:
+        if not Path(cfg.archive_dir).exists():
+            log(f"[archive] no archive at {cfg.archive_dir}; to continue the committed run rather than retrain it, "
+                "first: python -m subliminal.topic_b.transfer.archive rebuild")
         log(f"[archive] {archive.restore(cfg.archive_dir, root(cfg), log)} files restored from {cfg.archive_dir}")
     base, tok = lm.load_model(cfg.model, device=str(device))
     record = RunRecord(eval_animals=list(cfg.animals), bf16_autocast=cfg.bf16,
