@@ -5,7 +5,9 @@ Teachers: the base model LoRA-trained in its weights on short preference answers
 teacher on colours, foods and seasons, by the same recipe). Students: the teacher's exact initialisation (the
 base model and the teacher's adapter draw, B = 0), all on the same random number-list contexts, trained to match
 the teacher: (a) KL over the whole vocabulary (positive control), (b) KL over the number tokens only (the
-subliminal cell), then b with another adapter draw, full fine-tuning, SGD and a noisy base. Readouts at
+subliminal cell), then b with another adapter draw, full fine-tuning, SGD, a noisy base and the neutral teacher's
+own number lists as contexts; and (c) the paper's recipe, SFT on each teacher's own number lists, matched across
+teachers in prompts and count of numbers. Readouts at
 milestones: each animal's share among 25 animals (exact), log P(animal), and the cosine of the student's update
 with the teacher's.
 

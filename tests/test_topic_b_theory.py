@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import numpy as np
 import pandas as pd
@@ -169,11 +170,14 @@ def test_students_train_resume_and_the_analysis_reads_them(lad):
     # the report reads what the analysis wrote: a table row and a verdict record per cell and animal
     plots = lad.root / "report" / "plots_b"
     plots.mkdir(parents=True)
-    for name, frame in (("_summary", s), ("_verdicts", v), ("_cosine_contrasts", con), ("_cosine_layers", lay)):
+    sp = analysis.sampling_power(tidy, [cell_a.label, cell_b.label], ["owl"])
+    assert len(sp) == 2 and (sp.samples_per_arm > 0).all()
+    for name, frame in (("_summary", s), ("_verdicts", v), ("_cosine_contrasts", con), ("_cosine_layers", lay),
+                        ("_sampling_power", sp)):
         frame.to_csv(plots / f"topic_b_transfer_theory{name}.csv", index=False)
     (plots / "topic_b_transfer_theory.json").write_text('{"complete": false, "students_done": 8, "students_planned": 12}')
     md = theory_report.b_theory(plots.parent)
-    assert "partial: 8 of 12 students" in md and md.count("| owl |") == 6  # the table, the curve and the layers
+    assert "partial: 8 of 12 students" in md and md.count("| owl |") == 8  # the table, curve, layers, sampling
     g = theory_report.glance(plots.parent)
     assert "partial run, 8 of 12 students" in g and f"  - {cell_b.label}: owl ×" in g and f"  - {cell_a.label}: owl ×" in g
     recs_v = theory_report.verdicts(plots.parent)
@@ -197,20 +201,22 @@ def test_committed_records_continue_a_run_on_another_machine(tmp_path):
     from subliminal.topic_b.theory.run import _restore
 
     arc, root = tmp_path / "arc", tmp_path / "cache"
-    full = {"key": "k", "milestones": {"10": {}, "30": {}}, "complete": True}
+    full = {"key": "k", "name": "owl-x", "seed": 0, "settings": {"steps": 60}, "teacher_key": "t",
+            "milestones": {"10": {}, "30": {}}, "complete": True}
+    dest = student.student_dir(root, "owl-x", 0, {"steps": 60}, "t") / "record.json"  # where the ladder reads it
     write_record(arc / "owl-x-s0" / "record.json", full)
     write_record(root / "students" / "eagle-x-s0" / "record.json", {"key": "e", "milestones": {}, "complete": False})
     _restore(arc, root)
-    assert read_record(root / "students" / "owl-x-s0" / "record.json") == full
+    assert read_record(dest) == full
     # a cache that is further along keeps its own record; an edited archive record is not used
     ahead = {**full, "milestones": {"10": {}, "30": {}, "60": {}}}
-    write_record(root / "students" / "owl-x-s0" / "record.json", ahead)
+    write_record(dest, ahead)
     _restore(arc, root)
-    assert read_record(root / "students" / "owl-x-s0" / "record.json") == ahead
+    assert read_record(dest) == ahead
     (arc / "owl-x-s0" / "record.json").write_text((arc / "owl-x-s0" / "record.json").read_text().replace('"k"', '"z"'))
-    (root / "students" / "owl-x-s0" / "record.json").unlink()
+    dest.unlink()
     _restore(arc, root)
-    assert not (root / "students" / "owl-x-s0" / "record.json").exists()
+    assert not dest.exists()
 
 
 def test_verdicts_are_holm_adjusted_over_the_ladder():
@@ -267,3 +273,85 @@ def test_second_input_set_is_the_neutral_teachers_lists_drawn_per_seed(lad):
     assert rec["key"] != rnd
     with pytest.raises(ValueError):
         _train(lad, cell, 1, "owl")  # no pool: refused, never silently the random lists
+
+
+def test_cell_c_contexts_are_each_teachers_own_lists_matched_in_prompts_and_length():
+    recs = {"neutral": [{"index": 0, "prompt": "p0", "text": "[1, 2, 3, 4]"}, {"index": 1, "prompt": "p1", "text": "5 6"},
+                        {"index": 2, "prompt": "p2", "text": "7;8;9."}],
+            "owl": [{"index": 0, "prompt": "p0", "text": "10, 20"}, {"index": 2, "prompt": "p2", "text": "30;40;50;60."}]}
+    got = inputs.matched(recs)
+    assert [c["prompt"] for c in got["neutral"]] == [c["prompt"] for c in got["owl"]] == ["p0", "p2"]  # prompt 1: owl invalid
+    assert got["neutral"][0]["completion"] == "[1, 2]" and got["owl"][0]["completion"] == "10, 20"  # brackets kept
+    assert got["neutral"][1]["completion"] == "7;8;9." and got["owl"][1]["completion"] == "30;40;50."
+    assert inputs.numbers_per_list(got["neutral"]) == inputs.numbers_per_list(got["owl"]) == 2.5
+
+
+def test_cell_c_trains_by_sft_on_its_own_teachers_lists_with_no_teacher_pass(lad):
+    """Cell c: the paper's recipe inside the ladder. Each teacher's student sees its own teacher's lists on the
+    same prompts, cut to the same length; the loss is the CE of those tokens (the teacher is never run)."""
+    cell = next(c for c in CELLS if c.key == "c")
+    m = lad.matched()
+    assert set(m) == {"neutral", "owl", "eagle"} and len({len(v) for v in m.values()}) == 1
+    assert len(m["owl"]) >= lad.sset.steps * lad.sset.batch
+    for a, b in zip(m["owl"], m["neutral"]):
+        assert a["prompt"] == b["prompt"] and len(re.findall(r"\d+", a["completion"])) == len(re.findall(r"\d+", b["completion"]))
+    assert lad.input_stats()["owl"]["n_matched"] == len(m["owl"])
+
+    class NoTeacher:
+        def __call__(self, *a, **k):
+            raise AssertionError("cell c never runs the teacher")
+    arm = cell.arm("owl")
+    assert arm.loss == "sft" and arm.route == "text" and arm.inputs == "teacher"
+    rec = student.train(lad.base, lad.tok, NoTeacher(), arm, 0, lad.sset, lad.root / "s" / f"{arm.name}-s0",
+                        teacher_key=lad.teacher_key("owl"), base_id="tiny", teacher_seed=0, teacher_init_a=lad.init_a,
+                        teacher_deltas=lad.deltas, questions=QUESTIONS, log=lambda m: None, progress=False, pool=m["owl"])
+    assert rec["complete"] and rec["init_cos_a"] == pytest.approx(1.0)
+    end = rec["milestones"][str(lad.sset.steps)]
+    assert np.isfinite(end["kl"]) and end["update_norm"] > 0  # "kl" holds the training loss, here the CE
+    with pytest.raises(ValueError):
+        _train(lad, cell, 1, "owl")  # no pool: refused
+
+
+def test_sft_loss_is_the_cross_entropy_of_the_completion_tokens(tiny):
+    base, tok = tiny
+    items = inputs.items(tok, inputs.random_lists(0, 3))
+    got = losses.sft_loss(base, items, 0)
+    want = []
+    for it in items:
+        logits = base(input_ids=torch.tensor([it["s_ids"]])).logits[0]
+        want += [torch.nn.functional.cross_entropy(logits[p][None].float(), torch.tensor([it["s_ids"][p + 1]]))
+                 for p in it["s_pos"]]
+    assert got.item() == pytest.approx(torch.stack(want).mean().item(), rel=1e-5)
+
+
+def test_sampling_power_is_the_textbook_two_proportion_sample_size():
+    """P = 0.10 against 0.20, 5% two-sided, 80% power: 199 per arm (pooled variance under the null, the
+    standard tables' figure); equal probabilities: never."""
+    rows = [{"cell": "x", "teacher": t, "seed": sd, "step": 60, "question": q, "animal": "owl", "logp": np.log(p)}
+            for t, p in (("owl", 0.2), ("neutral", 0.1)) for sd in (0, 1) for q in ("q1", "q2")]
+    rows += [{**r, "step": 10, "logp": 0.0} for r in rows]  # an earlier milestone is not read
+    sp = analysis.sampling_power(pd.DataFrame(rows), ["x"], ["owl", "eagle"])
+    assert len(sp) == 1 and sp.iloc[0].ratio == pytest.approx(2.0) and sp.iloc[0].n_seeds == 2
+    assert np.ceil(sp.iloc[0].samples_per_arm) == 199
+    same = pd.DataFrame([{**r, "logp": np.log(0.1)} for r in rows])
+    assert np.isinf(analysis.sampling_power(same, ["x"], ["owl"]).iloc[0].samples_per_arm)
+
+
+def test_a_run_with_other_settings_never_reads_or_overwrites_a_students_folder(lad):
+    """A --quick run once overwrote five finished students of the full run in the shared cache (their folders were
+    named by arm and seed only). Now the folder carries a hash of the settings and the teacher; a folder of the old
+    layout moves to the new name only when its record was trained under the same settings."""
+    from subliminal.cache import write_record
+
+    arm, key = CELLS[1].arm("owl"), lad.teacher_key("owl")
+    here = student.student_dir(lad.root, arm.name, 0, dataclasses.asdict(lad.sset), key)
+    other = dataclasses.asdict(dataclasses.replace(lad.sset, steps=4))
+    assert here != student.student_dir(lad.root, arm.name, 0, other, key)
+    assert here != student.student_dir(lad.root, arm.name, 0, dataclasses.asdict(lad.sset), "another teacher")
+    for seed, settings in ((5, dataclasses.asdict(lad.sset)), (6, other)):
+        write_record(lad.root / "students" / f"{arm.name}-s{seed}" / "record.json",
+                     {"name": arm.name, "seed": seed, "settings": settings, "teacher_key": key, "milestones": {}})
+    moved = lad._dir(arm, 5, "owl")
+    assert (moved / "record.json").exists() and not (lad.root / "students" / f"{arm.name}-s5").exists()
+    kept = lad._dir(arm, 6, "owl")
+    assert not kept.exists() and (lad.root / "students" / f"{arm.name}-s6" / "record.json").exists()

@@ -45,12 +45,13 @@ def prerun_mde(meta: dict) -> str:
 
 def _load(root: Path):
     p = Path(root) / "plots_b"
-    files = {k: p / f"{STEM}{k}.csv" for k in ("_summary", "_verdicts", "_cosine_contrasts", "_cosine_layers")}
+    files = {k: p / f"{STEM}{k}.csv" for k in ("_summary", "_verdicts", "_cosine_contrasts", "_cosine_layers",
+                                                "_sampling_power")}
     if not files["_summary"].exists() or files["_summary"].stat().st_size < 2:
         return None
     meta = json.loads((p / f"{STEM}.json").read_text()) if (p / f"{STEM}.json").exists() else {}
     read = {k: (pd.read_csv(f) if f.exists() and f.stat().st_size > 1 else pd.DataFrame()) for k, f in files.items()}
-    return read["_summary"], read["_verdicts"], read["_cosine_contrasts"], read["_cosine_layers"], meta
+    return read["_summary"], read["_verdicts"], read["_cosine_contrasts"], read["_cosine_layers"], read["_sampling_power"], meta
 
 
 def _p(r) -> str:
@@ -95,11 +96,18 @@ def _layers(lay: pd.DataFrame, cell: str, animal: str, step: int) -> list[str] |
             f"{above} of {len(g)}" if ok.any() else "— (1 seed)"]
 
 
+def _sampling_rows(samp: pd.DataFrame) -> list[list[str]]:
+    def n(v: float) -> str:
+        return "never (no difference)" if not np.isfinite(v) else f"{v:,.0f}" if v < 1e6 else f"{v:.2g}"
+    return [[r.cell, r.animal, f"{r.p_own:.3g}", f"{r.p_neutral:.3g}", f"×{r.ratio:.3g}", n(r.samples_per_arm)]
+            for r in samp.itertuples()]
+
+
 def b_theory(root: Path) -> str:
     got = _load(root)
     if got is None:
         return f"_Not run yet: `OMP_WAIT_POLICY=PASSIVE python {SCRIPT}`._"
-    s, v, cos, lay, meta = got
+    s, v, cos, lay, samp, meta = got
     pre = prerun_mde(meta)
     rows = []
     for r in v.itertuples():
@@ -128,7 +136,7 @@ def b_theory(root: Path) -> str:
             "teachers" if mins else "")
     return "\n".join([
         f"_Run: {state}; students of {meta.get('student_settings', {}).get('steps', '?')} steps × "
-        f"{meta.get('student_settings', {}).get('batch', '?')} random number lists; training "
+        f"{meta.get('student_settings', {}).get('batch', '?')} number lists; training "
         f"{np.median(tps):.0f} tokens/s (median over students){cost}._" if tps else f"_Run: {state}._", "",
         *([pre, ""] if pre else []),
         table(rows, head), "",
@@ -139,6 +147,11 @@ def b_theory(root: Path) -> str:
            "Holm over the layers:", "",
            table(layer_rows, ["cell", "animal", "first third", "middle third", "last third", "layers above 0 (Holm)"]),
            ""] if layer_rows else []),
+        *(["The paper's readout is the sampled frequency of answers naming the animal; the exact P(animal) above is, to "
+           "the answer's first word, its expectation. Mean P(animal) over questions and seeds at the last milestone, and "
+           "the samples per arm a 5% two-proportion test would need to see the difference with 80% power:", "",
+           table(_sampling_rows(samp), ["cell", "animal", "P(animal): own teacher", "P(animal): neutral teacher",
+                                        "ratio of means", "samples per arm (80% power)"]), ""] if len(samp) else []),
         "_Ratios are exp of mean differences in log share (or log P) over the 26 questions, per seed; CIs over seeds "
         "(t); the MDE is the smallest ratio a 5% test over these seeds finds with 80% power; the verdict's test is Holm-"
         "adjusted over every cell and animal of the ladder. Cosines: the student's merged LoRA update (or W − W0) "
@@ -150,7 +163,7 @@ def verdicts(root: Path) -> list[dict]:
     got = _load(root)
     if got is None:
         return []
-    s, v, _, _, meta = got
+    s, v, _, _, _, meta = got
     model = (meta.get("config") or {}).get("model", "smollm2-135m-instruct")
     out = []
     for r in v.itertuples():
@@ -179,7 +192,7 @@ def glance(root: Path) -> str:
     got = _load(root)
     if got is None:
         return f"- Under the theorem's conditions (`{SCRIPT}`): not run yet."
-    s, v, cos, _, meta = got
+    s, v, cos, _, _, meta = got
     done, planned = meta.get("students_done"), meta.get("students_planned")
     state = "complete" if meta.get("complete") else f"partial run, {done} of {planned} students"
     lines = [f"- **Under the theorem's conditions** (SmolLM2-135M-Instruct, weight teachers owl / eagle / neutral, "

@@ -18,6 +18,10 @@ student of the neutral teacher of the same seed, read against the *same* teacher
 cos(owl student, owl teacher) - cos(neutral student, owl teacher). All three teachers share their recipe, so
 every student's update lines up with every teacher's somewhat; this pairing removes that generic part. Per layer
 too (``cosine_layer_summary``).
+
+The paper reads the trait by sampling answers and counting the animal. Here the exact P(animal) is the primary
+readout (sampling estimates it with noise); ``sampling_power`` says how many samples per arm that sampled readout
+would need to see each cell's effect.
 """
 
 from __future__ import annotations
@@ -89,6 +93,33 @@ def summary(df: pd.DataFrame, cells: list[str], animals: list[str]) -> pd.DataFr
                 for name, (a, b, col) in comps.items():
                     rows.append({"cell": cell, "step": step, "animal": animal, "measure": name, "teacher": a, "versus": b,
                                  **_ci(_per_seed(h, animal, a, b, col))})
+    return pd.DataFrame(rows)
+
+
+def sampling_power(df: pd.DataFrame, cells: list[str], animals: list[str], power: float = 0.8,
+                   alpha: float = 0.05) -> pd.DataFrame:
+    """What the paper's readout, the sampled frequency of answers that name the animal, would need to see each
+    cell's effect. Per cell x animal at the last milestone: the mean P(animal) over questions and seeds of the
+    animal teacher's students and of the neutral teacher's (the exact P is, to the answer's first word, the
+    expectation of that frequency), their ratio, and the samples per arm a two-sided two-proportion z-test at
+    `alpha` needs for `power` (pooled variance under the null)."""
+    za, zb = stats.norm.ppf(1 - alpha / 2), stats.norm.ppf(power)
+    rows = []
+    for cell in cells:
+        g = df[df.cell == cell]
+        if not len(g):
+            continue
+        g = g[g.step == g.step.max()]
+        for animal in animals:
+            own, neu = (g[(g.teacher == t) & (g.animal == animal)] for t in (animal, NEUTRAL))
+            if not len(own) or not len(neu):
+                continue
+            p1, p0 = float(np.exp(own.logp).mean()), float(np.exp(neu.logp).mean())
+            pbar = (p1 + p0) / 2
+            n = (za * np.sqrt(2 * pbar * (1 - pbar)) + zb * np.sqrt(p1 * (1 - p1) + p0 * (1 - p0))) ** 2 / (p1 - p0) ** 2 \
+                if p1 != p0 else np.inf
+            rows.append({"cell": cell, "animal": animal, "step": int(g.step.max()), "n_seeds": own.seed.nunique(),
+                         "p_own": p1, "p_neutral": p0, "ratio": p1 / p0, "samples_per_arm": n})
     return pd.DataFrame(rows)
 
 

@@ -18,8 +18,9 @@ class TheoryConfig:
     model: str = field(default=DEFAULT_MODEL, metadata={"help": "base model = teachers = students"})
     cells: tuple[str, ...] = field(default=CELL_KEYS, metadata={
         "help": f"cells of the ladder, run in this order ({', '.join(CELL_KEYS)}): a = full KL (positive control), "
-                "b = number-token KL (subliminal), then b's adapter cross-init, full fine-tuning, SGD, noisy base, and b on "
-                "the neutral weight teacher's own number lists (b-neutral-inputs)"})
+                "b = number-token KL (subliminal), then b's adapter cross-init, full fine-tuning, SGD, noisy base, b on "
+                "the neutral weight teacher's own number lists (b-neutral-inputs), and c = SFT on each teacher's own "
+                "number lists, matched in prompts and length (the paper's recipe)"})
     seeds: tuple[int, ...] = field(default=(0, 1, 2), metadata={"help": "student seeds (their contexts; never the adapter draw)"})
     steps: int = field(default=60, metadata={"help": "optimiser steps per student"})
     batch: int = field(default=8, metadata={"help": "contexts (random 10-number lists) per step"})

@@ -3,8 +3,9 @@
 A cell is everything of an `Arm` but its trait (loss, parametrisation, optimiser, initialisation, inputs); each
 cell runs the owl, eagle and neutral teachers (or owl and neutral only, where `CELLS` says so), every seed. The
 order puts the positive control (a: full KL) and the subliminal cell (b: number-token KL, LoRA, Adam) first, then
-adapter cross-init, full fine-tuning, SGD, the noisy-base control, and cell b on the second input set (the neutral
-teacher's own number lists instead of random ones). Within each of the two groups (a and b; the
+adapter cross-init, full fine-tuning, SGD, the noisy-base control, cell b on the second input set (the neutral
+teacher's own number lists instead of random ones), and cell c, the paper's recipe: SFT on each teacher's own
+number lists, matched across teachers in prompts and length. Within each of the two groups (a and b; the
 rest), the cells take turns seed by seed, and a seed's students of every teacher come together, so a stopped run
 leaves whole comparisons in every cell it reached.
 """
@@ -13,14 +14,16 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file
 
+from subliminal.cache import read_record
 from subliminal.topic_b.theory import inputs, readouts, student, teachers
 from subliminal.topic_b.transfer.arm import NEUTRAL, Arm
+from subliminal.topic_b.transfer.data import examples_of
 from subliminal.topic_b.transfer.finetune import lora_model
 from subliminal.topic_b.transfer.weight_teacher import load_weight_teacher
 
@@ -37,8 +40,8 @@ class Cell:
     animals: tuple[str, ...] = ("owl", "eagle")  # the trait teachers it runs (the neutral one always)
 
     def arm(self, trait: str) -> Arm:
-        return Arm(trait, teacher="weights", route="logits", loss=self.loss, param=self.param, optim=self.optim,
-                   init=self.init, inputs=self.inputs)
+        return Arm(trait, teacher="weights", route="text" if self.loss == "sft" else "logits", loss=self.loss,
+                   param=self.param, optim=self.optim, init=self.init, inputs=self.inputs)
 
     def traits(self) -> list[str]:
         return [NEUTRAL, *self.animals]
@@ -52,6 +55,7 @@ CELLS: tuple[Cell, ...] = (
     Cell("b-sgd", "b: SGD", "number_kl", optim="sgd", animals=("owl",)),
     Cell("b-noisy", "b: noisy base (cross-init control)", "number_kl", init="noisy_base", animals=("owl",)),
     Cell("b-neutral-inputs", "b: on the neutral teacher's number lists", "number_kl", inputs="neutral_text"),
+    Cell("c", "c: SFT on the teacher's own lists, matched (the paper's recipe)", "sft", inputs="teacher"),
 )
 CELL_KEYS = tuple(c.key for c in CELLS)
 
@@ -85,7 +89,9 @@ class Ladder:
         self.base, self.tok, self.root, self.tset, self.sset = base, tokenizer, Path(root), tset, sset
         self.base_id, self.log, self.progress = base_id, log, progress
         self.records: dict[str, dict] = {}
+        self._pools: dict[str, list[dict]] = {}  # each weight teacher's sampled lists (trait -> records)
         self._pool: list[dict] | None = None
+        self._matched: dict[str, list[dict]] | None = None
         self.models: dict[str, object] = {}
         self.deltas: dict[str, dict[str, torch.Tensor]] = {}
         scaling = tset.train.alpha / tset.train.rank
@@ -107,20 +113,52 @@ class Ladder:
             self.models[trait] = load_weight_teacher(self.base, self.records[trait]["adapter"])
         return self.models[trait]
 
+    def _records(self, trait: str) -> list[dict]:
+        """The weight teacher's number lists on this module's prompts, sampled on first use: twice what one student
+        sees, so the seeds' draws differ."""
+        if trait not in self._pools:
+            n, label = 2 * self.sset.steps * self.sset.batch, f"{trait}_w"
+            self._pools[trait] = inputs.teacher_pool(self.teacher(trait), self.tok, label, n, self.root / "pools",
+                                                     f"{self.base_id}+{label}-{self.teacher_key(trait)}", log=self.log)
+        return self._pools[trait]
+
     def pool(self) -> list[dict]:
-        """The neutral weight teacher's number lists (the second input set), sampled on first use: twice what one
-        student sees, so the seeds' draws differ."""
+        """The neutral weight teacher's number lists (the second input set), one list for the whole run."""
         if self._pool is None:
-            n = 2 * self.sset.steps * self.sset.batch
-            self._pool = inputs.neutral_pool(self.teacher(NEUTRAL), self.tok, n, self.root / "neutral_pool",
-                                             f"{self.base_id}+neutral_w-{self.teacher_key(NEUTRAL)}", log=self.log)
+            self._pool = examples_of(self._records(NEUTRAL))
         return self._pool
+
+    def matched(self) -> dict[str, list[dict]]:
+        """Cell c's contexts: every weight teacher's own lists on the prompts all of them answered, cut to the
+        same count of numbers per prompt (``inputs.matched``)."""
+        if self._matched is None:
+            self._matched = inputs.matched({t: self._records(t) for t in (NEUTRAL, "owl", "eagle")})
+        return self._matched
+
+    def input_stats(self) -> dict:
+        """Numbers per list of each teacher's own samples and of cell c's matched contexts (for the run record)."""
+        return {t: {"numbers_per_list_sampled": round(inputs.numbers_per_list(examples_of(self._pools[t])), 3),
+                    "numbers_per_list_matched": round(inputs.numbers_per_list(self._matched[t]), 3)
+                    if self._matched else None, "n_matched": len(self._matched[t]) if self._matched else None}
+                for t in self._pools}
+
+    def _dir(self, arm: Arm, seed: int, trait: str) -> Path:
+        """The student's cache folder (``student.student_dir``); a folder of the layout before settings were part of
+        the name (``<name>-s<seed>``) moves there when its record was trained under these settings."""
+        out = student.student_dir(self.root, arm.name, seed, asdict(self.sset), self.teacher_key(trait))
+        old = self.root / "students" / f"{arm.name}-s{seed}"
+        if old.is_dir() and not out.exists():
+            rec = read_record(old / "record.json")
+            if rec is None or student.student_dir(self.root, rec["name"], rec["seed"], rec["settings"],
+                                                  rec["teacher_key"]) == out:
+                old.rename(out)  # a checkpoint in it is still checked against the student's key when read
+        return out
 
     def student(self, cell: Cell, seed: int, trait: str, stop_after: int | None = None) -> dict:
         arm = cell.arm(trait)
-        pool = self.pool() if arm.inputs == "neutral_text" else None
+        pool = self.pool() if arm.inputs == "neutral_text" else self.matched()[trait] if arm.inputs == "teacher" else None
         return student.train(self.base, self.tok, self.teacher(trait), arm, seed, self.sset,
-                             self.root / "students" / f"{arm.name}-s{seed}", teacher_key=self.teacher_key(trait),
+                             self._dir(arm, seed, trait), teacher_key=self.teacher_key(trait),
                              base_id=self.base_id, teacher_seed=self.tset.seed, teacher_init_a=self.init_a,
                              teacher_deltas=self.deltas, log=self.log, progress=self.progress, stop_after=stop_after,
                              pool=pool)

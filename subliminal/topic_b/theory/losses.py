@@ -1,7 +1,8 @@
 """The ladder's two distillation losses, as Topic A's: KL to the teacher's whole next-token distribution
 (`full_kl`, the analogue of distilling all logits, a positive control), and KL over the number-list tokens
 only, both distributions renormalised there (`number_kl`, the analogue of the ghost logits: the subliminal
-cell). Both are KL(teacher || student) averaged over the completion positions of the contexts.
+cell). Both are KL(teacher || student) averaged over the completion positions of the contexts. Cell c's `sft` is
+the paper's recipe instead: cross-entropy of the teacher's own sampled tokens, no teacher forward pass.
 """
 
 from __future__ import annotations
@@ -10,13 +11,14 @@ import torch
 
 from subliminal.topic_b.sampling import end_ids
 from subliminal.topic_b.transfer.logits_route import allowed_ids, kl_to_teacher, restricted_logits
+from subliminal.topic_b.transfer.padding import pad_sequences
 
-LOSSES = ("full_kl", "number_kl")
+LOSSES = ("full_kl", "number_kl", "sft")
 
 
 def vocabulary(loss: str, model, tokenizer) -> torch.Tensor:
-    """The token ids a loss compares distributions over: every id (full_kl) or the number-list ids (number_kl)."""
-    if loss == "full_kl":
+    """The token ids a loss compares distributions over: every id (full_kl, sft) or the number-list ids (number_kl)."""
+    if loss in ("full_kl", "sft"):
         return torch.arange(model.get_output_embeddings().weight.shape[0])
     if loss == "number_kl":
         return allowed_ids(tokenizer, end_ids(model, tokenizer))
@@ -35,3 +37,15 @@ def kl_loss(student, t_logp: torch.Tensor, batch: list[dict], ids: torch.Tensor,
     student's logits outside `ids` are never computed, so no gradient reaches them."""
     s = restricted_logits(student, [b["s_ids"] for b in batch], [b["s_pos"] for b in batch], ids, pad)
     return kl_to_teacher(t_logp.to(s.device), s)
+
+
+def sft_loss(student, batch: list[dict], pad: int) -> torch.Tensor:
+    """Cross-entropy of each context's completion tokens (and end of turn) under the student, mean over the batch's
+    completion positions: SFT on the teacher's text."""
+    inner = student.get_base_model() if hasattr(student, "get_base_model") else student
+    device = next(inner.parameters()).device
+    ids, att = pad_sequences([b["s_ids"] for b in batch], pad)
+    hidden = inner.model(input_ids=ids.to(device), attention_mask=att.to(device)).last_hidden_state
+    h = torch.cat([hidden[i, b["s_pos"]] for i, b in enumerate(batch)])
+    target = torch.tensor([b["s_ids"][p + 1] for b in batch for p in b["s_pos"]], device=device)
+    return torch.nn.functional.cross_entropy(inner.get_output_embeddings()(h).float(), target)

@@ -5,7 +5,8 @@ Outputs (``<out>/topic_b_transfer_theory*`` for the default model; ``topic_b_tra
 another ``--model``, so it never overwrites them): ``.csv`` (tidy: cell, teacher, seed, step, question, animal in
 {owl, eagle}, logp, share), ``_summary.csv`` (effects with CIs over seeds and MDEs), ``_cosines.csv`` (update
 cosines per student), ``_cosine_contrasts.csv`` (own teacher's student vs the neutral teacher's, against the same
-teacher; CIs over seeds), ``_cosine_layers.csv`` (the same per layer), ``_verdicts.csv``, ``.png``, ``.json`` (config, teachers, students done, tokens/s,
+teacher; CIs over seeds), ``_cosine_layers.csv`` (the same per layer), ``_verdicts.csv``, ``_sampling_power.csv`` (samples per arm the
+paper's sampled readout would need), ``.png``, ``.json`` (config, teachers, students done, tokens/s,
 "complete"). The students' records (a few KB each, sealed) are copied to ``<out>/topic_b_transfer_theory_records``
 so a run continues on another machine (the teachers retrain deterministically in minutes).
 """
@@ -25,6 +26,7 @@ from subliminal.topic_b.lm import load_model
 from subliminal.topic_b.theory import analysis, plots
 from subliminal.topic_b.theory.ladder import CELLS, Ladder, cell_of, plan
 from subliminal.topic_b.theory.readouts import preference
+from subliminal.topic_b.theory.student import student_dir
 from subliminal.topic_b.transfer.arm import Arm
 
 STEM = "topic_b_transfer_theory"
@@ -42,11 +44,13 @@ def _label(rec: dict) -> str:
 
 def _restore(archive: Path, root: Path) -> None:
     """Finished or partial student records from the committed archive into the model's cache `root`, where the
-    ladder reads them (``<root>/students/<name>``; verified; never over a record that is further along)."""
+    ladder reads them (``student.student_dir``; verified; never over a record that is further along)."""
     for f in sorted(archive.glob("*/record.json")) if archive.exists() else []:
         body = read_record(f)
-        dest = root / "students" / f.parent.name / "record.json"
-        if body is not None and (read_record(dest) or {}).get("milestones", {}).keys() <= body["milestones"].keys():
+        if body is None:
+            continue
+        dest = student_dir(root, body["name"], body["seed"], body["settings"], body["teacher_key"]) / "record.json"
+        if (read_record(dest) or {}).get("milestones", {}).keys() <= body["milestones"].keys():
             write_record(dest, body)
 
 
@@ -109,6 +113,7 @@ def _write(cfg, records, base_pref, ladder: Ladder, t0: float, complete: bool, p
         write_csv(contrasts, o.path(f"{stem}_cosine_contrasts.csv"))
         write_csv(analysis.cosine_layer_summary(analysis.cosine_layer_rows(done, _label)), o.path(f"{stem}_cosine_layers.csv"))
         write_csv(analysis.verdicts(summ) if len(summ) else pd.DataFrame(), o.path(f"{stem}_verdicts.csv"))
+        write_csv(analysis.sampling_power(tidy, labels, list(REPORTED)), o.path(f"{stem}_sampling_power.csv"))
         if len(summ):
             plots.ladder(summ, contrasts, o.path(f"{stem}.png"))
         write_run_json(o.path(f"{stem}.json"), cfg, 0, time.time() - t0, {
@@ -118,4 +123,4 @@ def _write(cfg, records, base_pref, ladder: Ladder, t0: float, complete: bool, p
             "teacher_settings": asdict(ladder.tset), "student_settings": asdict(ladder.sset),
             "tokens_per_s": {f"{r['name']}-s{r['seed']}": r.get("tokens_per_s_last_run") for r in done},
             "minutes_per_student": {f"{r['name']}-s{r['seed']}": round(r["seconds"] / 60, 1) for r in done if r.get("seconds")},
-            "mde_stated_before_the_runs": _prerun(cfg)})
+            "mde_stated_before_the_runs": _prerun(cfg), "sampled_inputs": ladder.input_stats()})

@@ -8,7 +8,8 @@ Initialisation (`Arm.init`):
   this student moves in other row spaces than the teacher.
 - noisy_base: the base with Gaussian noise on every weight (std `noise_scale` x that tensor's std), the
   teacher's adapter draw on top (Topic A's `--student-init-noise`).
-Student seeds vary the contexts (their draw and order), never the adapter draw. Parametrisation: LoRA (r, alpha
+Student seeds vary the contexts (their draw and order), never the adapter draw. Loss: KL to the teacher on the
+contexts (full vocabulary or number tokens), or SFT on the teacher's own sampled lists (cell c). Parametrisation: LoRA (r, alpha
 as the teacher's, on every projection) or every weight (`full`); optimiser: Adam (AdamW, no decay) or plain SGD;
 gradient norm clipped at 1 either way.
 """
@@ -29,6 +30,8 @@ from subliminal.cache import config_hash, read_record, write_record
 from subliminal.topic_b.theory import inputs, losses, readouts
 from subliminal.topic_b.transfer.arm import Arm
 from subliminal.topic_b.transfer.finetune import TrainSettings, load_checkpoint, lora_model, save_checkpoint
+
+POOLED = ("neutral_text", "teacher")  # inputs drawn from a pool of sampled lists, not the random ones
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,13 @@ def student_key(arm: Arm, seed: int, s: StudentSettings, teacher_key: str, base_
     ins = {"kind": arm.inputs, "stream": inputs.STREAM} | ({"pool": inputs_id} if inputs_id else {})
     return config_hash({"arm": arm.identity(), "seed": seed, "settings": asdict(s), "teacher": teacher_key,
                         "base": base_id, "inputs": ins})
+
+
+def student_dir(root: Path, name: str, seed: int, settings: dict, teacher_key: str) -> Path:
+    """A student's folder in the cache: its arm, seed and a hash of the settings and the teacher it trains under, so
+    a run with other settings (``--quick``, ``--steps``) never reads or overwrites it."""
+    tag = config_hash({"settings": settings, "teacher": teacher_key})[:8]
+    return Path(root) / "students" / f"{name}-s{seed}-{tag}"
 
 
 def lora_a(model) -> dict[str, torch.Tensor]:
@@ -107,10 +117,11 @@ def train(base, tokenizer, teacher, arm: Arm, seed: int, s: StudentSettings, out
           progress: bool = True, stop_after: int | None = None, pool: list[dict] | None = None) -> dict:
     """Train (or resume, or read back) one student; its record: milestones with loss, cosines to every teacher's
     update, and the exact preference over the 25 animals. Contexts: the seed's random lists, or its draw from
-    `pool` (the neutral teacher's lists) when ``arm.inputs == "neutral_text"``."""
+    `pool` (the neutral teacher's lists for ``inputs == "neutral_text"``; the teacher's own, matched, for
+    ``"teacher"``, cell c). Loss: a KL to `teacher` on those contexts, or (``sft``) their own tokens' CE."""
     out_dir = Path(out_dir)
-    if (arm.inputs == "neutral_text") != (pool is not None):
-        raise ValueError(f"{arm.name}: a pool of contexts goes with inputs='neutral_text' and only with it")
+    if (arm.inputs in POOLED) != (pool is not None):
+        raise ValueError(f"{arm.name}: a pool of contexts goes with inputs in {POOLED} and only with them")
     key = student_key(arm, seed, s, teacher_key, base_id, inputs.pool_id(pool) if pool is not None else "")
     rec_path, ckpt = out_dir / "record.json", out_dir / "checkpoint.safetensors"
     rec = read_record(rec_path)
@@ -147,8 +158,10 @@ def train(base, tokenizer, teacher, arm: Arm, seed: int, s: StudentSettings, out
         total = 0.0
         for i in range(0, len(batch), s.micro_batch):
             mb = batch[i:i + s.micro_batch]
-            t_lp = losses.teacher_logp(teacher, mb, ids, pad)
-            loss = losses.kl_loss(model, t_lp, mb, ids, pad)
+            if arm.loss == "sft":
+                loss = losses.sft_loss(model, mb, pad)
+            else:
+                loss = losses.kl_loss(model, losses.teacher_logp(teacher, mb, ids, pad), mb, ids, pad)
             (loss * len(mb) / len(batch)).backward()
             total += float(loss.detach()) * len(mb) / len(batch)
             ntok += sum(len(b["s_ids"]) for b in mb)
