@@ -32,7 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from subliminal.devices import fast_bf16  # noqa: E402
 from subliminal.results import write_bench_json  # noqa: E402
 from subliminal.topic_b.lm import load_model  # noqa: E402
-from subliminal.topic_b.transfer.data import examples_of, is_valid, sample_prompts, teacher_system  # noqa: E402
+from subliminal.topic_b.transfer.arm import Arm  # noqa: E402
+from subliminal.topic_b.transfer.data import examples_of, is_valid, sample_prompts  # noqa: E402
 from subliminal.topic_b.transfer.finetune import (  # noqa: E402
     TrainSettings,
     _collate,
@@ -101,7 +102,7 @@ def main() -> None:
     ceil16 = matmul_ceiling(torch.bfloat16) if bf16 else None
     print(f"[bench] ceiling fp32 {ceil32 / 1e9:.1f} GFLOP/s; sampling...", file=sys.stderr, flush=True)
     prompts = [number_prompt(0, i) for i in range(a.batch)]
-    texts = [chat_prompt(tok, q, teacher_system("owl")) for q in prompts]
+    texts = [chat_prompt(tok, q, Arm("owl").system_prompt()) for q in prompts]
     t0 = time.perf_counter()
     recs = sample_prompts(model, tok, texts, 1, max_new_tokens=64)
     dt = time.perf_counter() - t0

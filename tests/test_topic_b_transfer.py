@@ -332,12 +332,14 @@ def test_logits_route_verdict_does_not_wait_for_neutral_draws(tmp_path):
 
 
 def test_neutral_draw_names():
-    from subliminal.topic_b.transfer.data import is_neutral, neutral_name, teacher_system, trait_of_arm
+    from subliminal.topic_b.transfer.arm import Arm, neutral_row
 
-    assert [neutral_name(k) for k in (1, 2, 3)] == ["neutral", "neutral_2", "neutral_3"]
-    assert all(is_neutral(neutral_name(k)) for k in (1, 2, 12))
-    assert not any(is_neutral(x) for x in ("neutral_1", "neutral_", "neutral_x", "owl", "neutrals"))
-    assert teacher_system("neutral_2") is None and trait_of_arm("neutral_2") == ""
+    assert [Arm("neutral", draw=k - 1).label for k in (1, 2, 3)] == ["neutral", "neutral_2", "neutral_3"]
+    assert all(neutral_row(Arm("neutral", draw=k - 1).label) for k in (1, 2, 12))
+    assert not any(neutral_row(x) for x in ("neutral_1", "neutral_", "neutral_x", "owl", "neutrals", "cross_neutral",
+                                            "neutral_w", "base", "teacher_owl_w"))
+    a = Arm.from_label("neutral_2")
+    assert a.system_prompt() is None and a.neutral and a.draw == 1
 
 
 @pytest.mark.parametrize("eagle_shift, specific", [(0.0, "yes"), (1.0, "no")])

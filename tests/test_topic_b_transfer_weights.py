@@ -13,7 +13,8 @@ from tiny_lm import build_model, build_tokenizer
 
 from subliminal.cli import UserError
 from subliminal.topic_b.prompts import PLURAL, animal_system
-from subliminal.topic_b.transfer.data import teacher_system, weight_teacher_name, weight_trait
+from subliminal.topic_b.transfer.arm import Arm
+from subliminal.topic_b.transfer.data import check_animal
 from subliminal.topic_b.transfer.evaluate import evaluate_model
 from subliminal.topic_b.transfer.finetune import TrainSettings
 from subliminal.topic_b.transfer.prompts import EVAL_QUESTIONS
@@ -78,13 +79,13 @@ def test_trait_examples_are_seeded_and_cover_every_question_before_repeats():
 
 
 def test_names_and_system_prompts():
-    assert weight_teacher_name("owl") == "owl_w" and weight_trait("owl_w") == "owl"
-    assert all(weight_trait(weight_teacher_name(a)) == a for a in PLURAL)
-    assert weight_trait("owl") is None and weight_trait("neutral") is None and weight_trait("unicorn_w") is None
-    assert teacher_system("owl_w") is None  # the trait is in the weights, not the context
-    assert teacher_system("owl") == animal_system("owl") and teacher_system("neutral") is None
+    assert Arm("owl", teacher="weights").label == "owl_w"
+    assert all(Arm.from_label(Arm(a, teacher="weights").label) == Arm(a, teacher="weights") for a in PLURAL)
+    assert Arm.from_label("owl").teacher == "prompt" and Arm.from_label("neutral").teacher == "prompt"
+    assert Arm.from_label("owl_w").system_prompt() is None  # the trait is in the weights, not the context
+    assert Arm("owl").system_prompt() == animal_system("owl") and Arm("neutral").system_prompt() is None
     with pytest.raises(UserError):
-        weight_teacher_name("unicorn")
+        check_animal("unicorn")
 
 
 def test_settings_key_and_epochs():

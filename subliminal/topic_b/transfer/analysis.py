@@ -48,8 +48,7 @@ import pandas as pd
 from scipy import stats as sps
 
 from subliminal.stats import mean_ci, paired_test
-from subliminal.topic_b.transfer.arm import NEUTRAL, OTHER_MODEL, Arm, row_kind
-from subliminal.topic_b.transfer.data import is_neutral
+from subliminal.topic_b.transfer.arm import NEUTRAL, OTHER_MODEL, Arm, neutral_row, row_kind
 
 # the order of a run's rows: per model, base, the neutral draws, the animal teachers (and teachers evaluated like
 # students) in run order, the cross model's arms
@@ -200,7 +199,7 @@ def _versus_other_teachers(sm: pd.DataFrame, model: str, arm: str, animal: str) 
     mean, lo, hi = _paired_ci(d)
     out = {"ratio_vs_other_teachers": np.exp(mean), "ratio_vs_other_teachers_ci_low": np.exp(lo),
            "ratio_vs_other_teachers_ci_high": np.exp(hi), "n_other_teachers": len(others)}
-    neutral = sorted(x for x in m.arm.unique() if is_neutral(x))
+    neutral = sorted(x for x in m.arm.unique() if neutral_row(x))
     nb = table[[c for c in neutral if c in table]].loc[by.index].dropna()
     if nb.shape[1] >= 2 and len(nb) == len(by):  # the draws' variance on the same seeds as the comparison
         r = _ratio_ci("x", mean, float(nb.mean().var(ddof=1)), nb.shape[1] - 1, len(others))
@@ -234,7 +233,7 @@ def _versus_draws(sm: pd.DataFrame, model: str, arm: str, animal: str) -> dict:
 
     def draw_means(a: str):
         g = m[m.animal == a]
-        neutral = sorted(x for x in g.arm.unique() if is_neutral(x))
+        neutral = sorted(x for x in g.arm.unique() if neutral_row(x))
         by = g.pivot_table(index="seed", columns="arm", values="logp")
         if len(neutral) < 2 or arm not in by:
             return neutral, None, 0

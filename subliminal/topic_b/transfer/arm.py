@@ -153,3 +153,13 @@ def row_kind(value: str) -> str:
         return "base" if value == BASE else "teacher"
     arm = Arm.from_label(value)
     return "neutral" if arm.neutral and not arm.cross else "cross" if arm.cross else "animal"
+
+
+def neutral_row(value: str) -> bool:
+    """Whether a transfer CSV row is a draw of the base model's own prompted neutral teacher ('neutral',
+    'neutral_2', ...); False for every other row and for a value that is no arm's name."""
+    try:
+        arm = row_arm(value)
+    except ValueError:
+        return False
+    return arm is not None and arm.neutral and not arm.cross and arm.teacher == "prompt"

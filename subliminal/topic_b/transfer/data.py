@@ -27,7 +27,6 @@ from subliminal.topic_b.prompts import PLURAL
 from subliminal.topic_b.sampling import end_ids, parse_shard, shard_seed, shard_text
 from subliminal.topic_b.scoring import encode
 from subliminal.topic_b.transfer import sealed
-from subliminal.topic_b.transfer.arm import NEUTRAL, Arm
 from subliminal.topic_b.transfer.grammar import NumberListGrammar, token_classes
 from subliminal.topic_b.transfer.padding import pad_sequences
 from subliminal.topic_b.transfer.prompts import chat_prompt, number_prompt
@@ -39,49 +38,6 @@ _LETTER = re.compile(r"[A-Za-z]")
 def check_animal(animal: str) -> None:
     if animal not in PLURAL:
         raise UserError(f"unknown animal {animal!r}; expected one of: {', '.join(PLURAL)}")
-
-
-def weight_teacher_name(animal: str) -> str:
-    """'owl' -> 'owl_w': the arm name of the weight teacher (the prompted teacher keeps the plain name)."""
-    check_animal(animal)
-    return Arm(animal, teacher="weights").label
-
-
-def _arm(name: str) -> Arm | None:
-    try:
-        return Arm.from_label(name)
-    except ValueError:
-        return None
-
-
-def weight_trait(name: str) -> str | None:
-    """'owl_w' -> 'owl'; None for a name that is not a weight teacher's ('owl', 'neutral')."""
-    arm = _arm(name)
-    return arm.trait if arm is not None and arm.teacher == "weights" and arm.trait in PLURAL else None
-
-
-def trait_of_arm(arm: str) -> str:
-    """The animal an arm's teacher loves: 'owl', 'cross_owl', 'owl_w' -> 'owl'; 'neutral', 'neutral_2' -> ''."""
-    a = Arm.from_label(arm)
-    return "" if a.neutral else a.trait
-
-
-def neutral_name(draw: int) -> str:
-    """Draw 1 of the neutral teacher's data is 'neutral'; further independent draws (same prompts, other
-    sampling seeds, since the teacher's name seeds the sampler) are 'neutral_2', 'neutral_3', ..."""
-    return Arm(NEUTRAL, draw=draw - 1).label
-
-
-def is_neutral(name: str) -> bool:
-    """'neutral' or a further neutral draw ('neutral_2', ...) of the base model's own neutral teacher."""
-    arm = _arm(name)
-    return arm is not None and arm.neutral and not arm.cross and arm.teacher == "prompt"
-
-
-def teacher_system(teacher: str) -> str | None:
-    """The system prompt a teacher samples under: the paper's animal prompt for 'owl'; None for 'neutral'
-    (and its further draws 'neutral_2', ...) and for a weight teacher ('owl_w'), whose trait is in its weights, not its context."""
-    return Arm.from_label(teacher).system_prompt()
 
 
 def is_valid(record: dict) -> tuple[bool, str]:

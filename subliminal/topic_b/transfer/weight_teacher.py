@@ -1,6 +1,6 @@
 """A weight-level animal teacher: the base model LoRA-fine-tuned to name the animal, sampled with NO system prompt.
 
-With a system-prompted teacher (``data.teacher_system``) the trait lives only in the context. Here it lives
+With a system-prompted teacher (``Arm.system_prompt``) the trait lives only in the context. Here it lives
 in the weights, as in the paper's theory (and the MLP experiment): teacher and student share the
 initialisation and the teacher differs by a few gradient steps on answers naming the animal ("Owl.",
 "I love owls."). It then writes number sequences without any system prompt, like the neutral teacher.
