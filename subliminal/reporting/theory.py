@@ -149,7 +149,9 @@ def b_theory(root: Path) -> str:
            ""] if layer_rows else []),
         *(["The paper's readout is the sampled frequency of answers naming the animal; the exact P(animal) above is, to "
            "the answer's first word, its expectation. Mean P(animal) over questions and seeds at the last milestone, and "
-           "the samples per arm a 5% two-proportion test would need to see the difference with 80% power:", "",
+           "the samples per arm a 5% two-proportion test would need to see the difference with 80% power (a ratio of mean "
+           "probabilities weighs the questions where the animal is likeliest, the share and log P effects above are means "
+           "of per-question log ratios, so the two can differ):", "",
            table(_sampling_rows(samp), ["cell", "animal", "P(animal): own teacher", "P(animal): neutral teacher",
                                         "ratio of means", "samples per arm (80% power)"]), ""] if len(samp) else []),
         "_Ratios are exp of mean differences in log share (or log P) over the 26 questions, per seed; CIs over seeds "
