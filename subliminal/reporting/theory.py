@@ -198,7 +198,7 @@ def glance(root: Path) -> str:
     done, planned = meta.get("students_done"), meta.get("students_planned")
     state = "complete" if meta.get("complete") else f"partial run, {done} of {planned} students"
     lines = [f"- **Under the theorem's conditions** (SmolLM2-135M-Instruct, weight teachers owl / eagle / neutral, "
-             f"students from the teacher's exact init on the same random number lists; {state}): the animal's share "
+             f"students from the teacher's exact init on inputs matched across arms; {state}): the animal's share "
              "among 25 animals, own teacher's student / neutral teacher's student [95% CI over seeds]:"]
     for cell, g in v.groupby("cell", sort=False):
         parts = []
