@@ -294,7 +294,12 @@ def test_a_tampered_eval_cache_is_recomputed_and_never_archived(tiny_transfer, t
     run(tiny_transfer, torch.device("cpu"), log=logs.append)
     assert {f: (out / f).read_bytes() for f in before} == before  # the verdict is the true one
     assert sum("[cache]" in m and edited[0].name in m for m in logs) == 1, logs
-    assert compact.Compact(arc).files == manifest
+    after = compact.Compact(arc).files
+    # the archive keeps every table as it was; only the recomputed evaluation's wall-time record (<key>.json,
+    # {"seconds": ...}) may differ, as its timing does
+    assert after.keys() == manifest.keys()
+    assert {k: v for k, v in after.items() if not k.startswith("eval/") or k.endswith(".csv")} == \
+        {k: v for k, v in manifest.items() if not k.startswith("eval/") or k.endswith(".csv")}
     assert "0.9," not in compact.Compact(arc).get(f"eval/{edited[0].name}").decode()
 
 
