@@ -170,14 +170,18 @@ def test_students_train_resume_and_the_analysis_reads_them(lad):
     # the report reads what the analysis wrote: a table row and a verdict record per cell and animal
     plots = lad.root / "report" / "plots_b"
     plots.mkdir(parents=True)
+    fit = analysis.fit_summary(cos)
+    assert len(fit) == 4 and (fit.step == 3).all() and (fit.n_seeds == 2).all() and (fit.update_norm > 0).all()
+    own = cos[(cos.cell == cell_b.label) & (cos.teacher == "owl") & (cos.versus_teacher == "owl") & (cos.step == 3)]
+    assert fit.set_index(["cell", "teacher"]).loc[(cell_b.label, "owl")].loss == pytest.approx(own.kl.mean())
     sp = analysis.sampling_power(tidy, [cell_a.label, cell_b.label], ["owl"])
     assert len(sp) == 2 and (sp.samples_per_arm > 0).all()
     for name, frame in (("_summary", s), ("_verdicts", v), ("_cosine_contrasts", con), ("_cosine_layers", lay),
-                        ("_sampling_power", sp)):
+                        ("_sampling_power", sp), ("_fit", fit)):
         frame.to_csv(plots / f"topic_b_transfer_theory{name}.csv", index=False)
     (plots / "topic_b_transfer_theory.json").write_text('{"complete": false, "students_done": 8, "students_planned": 12}')
     md = theory_report.b_theory(plots.parent)
-    assert "partial: 8 of 12 students" in md and md.count("| owl |") == 8  # the table, curve, layers, sampling
+    assert "partial: 8 of 12 students" in md and md.count("| owl |") == 10  # table, curve, layers, fit, sampling
     g = theory_report.glance(plots.parent)
     assert "partial run, 8 of 12 students" in g and f"  - {cell_b.label}: owl ×" in g and f"  - {cell_a.label}: owl ×" in g
     recs_v = theory_report.verdicts(plots.parent)

@@ -46,12 +46,12 @@ def prerun_mde(meta: dict) -> str:
 def _load(root: Path):
     p = Path(root) / "plots_b"
     files = {k: p / f"{STEM}{k}.csv" for k in ("_summary", "_verdicts", "_cosine_contrasts", "_cosine_layers",
-                                                "_sampling_power")}
+                                                "_sampling_power", "_fit")}
     if not files["_summary"].exists() or files["_summary"].stat().st_size < 2:
         return None
     meta = json.loads((p / f"{STEM}.json").read_text()) if (p / f"{STEM}.json").exists() else {}
     read = {k: (pd.read_csv(f) if f.exists() and f.stat().st_size > 1 else pd.DataFrame()) for k, f in files.items()}
-    return read["_summary"], read["_verdicts"], read["_cosine_contrasts"], read["_cosine_layers"], read["_sampling_power"], meta
+    return read["_summary"], read["_verdicts"], read["_cosine_contrasts"], read["_cosine_layers"], read["_sampling_power"], read["_fit"], meta
 
 
 def _p(r) -> str:
@@ -107,7 +107,7 @@ def b_theory(root: Path) -> str:
     got = _load(root)
     if got is None:
         return f"_Not run yet: `OMP_WAIT_POLICY=PASSIVE python {SCRIPT}`._"
-    s, v, cos, lay, samp, meta = got
+    s, v, cos, lay, samp, fit, meta = got
     pre = prerun_mde(meta)
     rows = []
     for r in v.itertuples():
@@ -147,6 +147,13 @@ def b_theory(root: Path) -> str:
            "Holm over the layers:", "",
            table(layer_rows, ["cell", "animal", "first third", "middle third", "last third", "layers above 0 (Holm)"]),
            ""] if layer_rows else []),
+        *(["How far the students went (last milestone, mean over seeds): the training loss (KL to the teacher over the "
+           "last 10 steps; cell c: the cross-entropy of the teacher's text), the norm of the update and its cosine with "
+           "the own teacher's. A rung whose students fit the teacher far less than cell b's is a weaker test than b, "
+           "whatever its verdict:", "",
+           table([[r.cell, r.teacher, r.n_seeds, f"{r.loss:.3g}", f"{r.update_norm:.3g}", f"{r.cosine_own:.3f}"]
+                  for r in fit.itertuples()], ["cell", "teacher", "seeds", "loss", "update norm", "cosine with own teacher"]),
+           ""] if len(fit) else []),
         *(["The paper's readout is the sampled frequency of answers naming the animal; the exact P(animal) above is, to "
            "the answer's first word, its expectation. Mean P(animal) over questions and seeds at the last milestone, and "
            "the samples per arm a 5% two-proportion test would need to see the difference with 80% power (a ratio of mean "
@@ -165,7 +172,7 @@ def verdicts(root: Path) -> list[dict]:
     got = _load(root)
     if got is None:
         return []
-    s, v, _, _, _, meta = got
+    s, v, _, _, _, _, meta = got
     model = (meta.get("config") or {}).get("model", "smollm2-135m-instruct")
     out = []
     for r in v.itertuples():
@@ -194,7 +201,7 @@ def glance(root: Path) -> str:
     got = _load(root)
     if got is None:
         return f"- Under the theorem's conditions (`{SCRIPT}`): not run yet."
-    s, v, cos, _, _, meta = got
+    s, v, cos, _, _, _, meta = got
     done, planned = meta.get("students_done"), meta.get("students_planned")
     state = "complete" if meta.get("complete") else f"partial run, {done} of {planned} students"
     lines = [f"- **Under the theorem's conditions** (SmolLM2-135M-Instruct, weight teachers owl / eagle / neutral, "

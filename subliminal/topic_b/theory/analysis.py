@@ -123,6 +123,20 @@ def sampling_power(df: pd.DataFrame, cells: list[str], animals: list[str], power
     return pd.DataFrame(rows)
 
 
+def fit_summary(cos: pd.DataFrame) -> pd.DataFrame:
+    """How far each cell's students went, per cell x teacher at the last milestone, mean over seeds: the training
+    loss (KL to the teacher, over the last 10 steps; cross-entropy for cell c's SFT), the update's norm and its
+    cosine with its own teacher's update. A rung whose students fit the teacher less (e.g. SGD at a stable learning
+    rate) is not the same test as one whose students fit it well: read its verdict with this beside it."""
+    if not len(cos):
+        return pd.DataFrame()
+    own = cos[cos.versus_teacher == cos.teacher]
+    own = own[own.step == own.groupby("cell").step.transform("max")]
+    return (own.groupby(["cell", "teacher"], sort=False)
+            .agg(step=("step", "first"), n_seeds=("seed", "nunique"), loss=("kl", "mean"),
+                 update_norm=("update_norm", "mean"), cosine_own=("cosine", "mean")).reset_index())
+
+
 def cosine_rows(records: list[dict], cell_label) -> pd.DataFrame:
     """Per student x milestone: the cosine of its update with each teacher's update (own, other, neutral)."""
     rows = []

@@ -6,7 +6,7 @@ another ``--model``, so it never overwrites them): ``.csv`` (tidy: cell, teacher
 {owl, eagle}, logp, share), ``_summary.csv`` (effects with CIs over seeds and MDEs), ``_cosines.csv`` (update
 cosines per student), ``_cosine_contrasts.csv`` (own teacher's student vs the neutral teacher's, against the same
 teacher; CIs over seeds), ``_cosine_layers.csv`` (the same per layer), ``_verdicts.csv``, ``_sampling_power.csv`` (samples per arm the
-paper's sampled readout would need), ``.png``, ``.json`` (config, teachers, students done, tokens/s,
+paper's sampled readout would need), ``_fit.csv`` (how far each cell's students went: loss, update norm), ``.png``, ``.json`` (config, teachers, students done, tokens/s,
 "complete"). The students' records (a few KB each, sealed) are copied to ``<out>/topic_b_transfer_theory_records``
 so a run continues on another machine (the teachers retrain deterministically in minutes).
 """
@@ -111,6 +111,7 @@ def _write(cfg, records, base_pref, ladder: Ladder, t0: float, complete: bool, p
         write_csv(summ, o.path(f"{stem}_summary.csv"))
         write_csv(cos, o.path(f"{stem}_cosines.csv"))
         write_csv(contrasts, o.path(f"{stem}_cosine_contrasts.csv"))
+        write_csv(analysis.fit_summary(cos), o.path(f"{stem}_fit.csv"))
         write_csv(analysis.cosine_layer_summary(analysis.cosine_layer_rows(done, _label)), o.path(f"{stem}_cosine_layers.csv"))
         write_csv(analysis.verdicts(summ) if len(summ) else pd.DataFrame(), o.path(f"{stem}_verdicts.csv"))
         write_csv(analysis.sampling_power(tidy, labels, list(REPORTED)), o.path(f"{stem}_sampling_power.csv"))
