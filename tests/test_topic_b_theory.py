@@ -359,3 +359,18 @@ def test_a_run_with_other_settings_never_reads_or_overwrites_a_students_folder(l
     assert (moved / "record.json").exists() and not (lad.root / "students" / f"{arm.name}-s5").exists()
     kept = lad._dir(arm, 6, "owl")
     assert not kept.exists() and (lad.root / "students" / f"{arm.name}-s6" / "record.json").exists()
+
+
+def test_sampled_pools_travel_with_the_records_and_an_edited_copy_is_refused(tmp_path):
+    from subliminal.topic_b.theory.run import sync_pools
+    from subliminal.topic_b.transfer import sealed
+
+    cache, arc, fresh = tmp_path / "cache" / "pools", tmp_path / "arc" / "pools", tmp_path / "fresh" / "pools"
+    for name, body in (("m/neutral_w-k/shard_00000.jsonl", b'{"text": "1, 2"}\n'), ("m/neutral_w-k/settings.json", b"{}")):
+        sealed.write_sealed(cache / name, body)
+    (cache / "m" / "stray.jsonl").write_text("no seal")  # unsealed: never copied
+    assert sync_pools(cache, arc) == 2 and sync_pools(cache, arc) == 0  # nothing new the second time
+    assert sealed.read_sealed(arc / "m/neutral_w-k/shard_00000.jsonl") == b'{"text": "1, 2"}\n'
+    assert not (arc / "m" / "stray.jsonl").exists()
+    (arc / "m/neutral_w-k/shard_00000.jsonl").write_bytes(b'{"text": "9, 9"}\n')  # edited in the archive
+    assert sync_pools(arc, fresh) == 1 and not (fresh / "m/neutral_w-k/shard_00000.jsonl").exists()

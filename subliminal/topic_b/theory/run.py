@@ -7,7 +7,8 @@ another ``--model``, so it never overwrites them): ``.csv`` (tidy: cell, teacher
 cosines per student), ``_cosine_contrasts.csv`` (own teacher's student vs the neutral teacher's, against the same
 teacher; CIs over seeds), ``_cosine_layers.csv`` (the same per layer), ``_verdicts.csv``, ``_sampling_power.csv`` (samples per arm the
 paper's sampled readout would need), ``_fit.csv`` (how far each cell's students went: loss, update norm), ``.png``, ``.json`` (config, teachers, students done, tokens/s,
-"complete"). The students' records (a few KB each, sealed) are copied to ``<out>/topic_b_transfer_theory_records``
+"complete"). The students' records (a few KB each, sealed) and the sampled input pools (``pools/``, the number
+lists of cells b-neutral-inputs and c, about 0.4 MB a teacher) are copied to ``<out>/topic_b_transfer_theory_records``
 so a run continues on another machine (the teachers retrain deterministically in minutes).
 """
 
@@ -27,6 +28,7 @@ from subliminal.topic_b.theory import analysis, plots
 from subliminal.topic_b.theory.ladder import CELLS, Ladder, cell_of, plan
 from subliminal.topic_b.theory.readouts import preference
 from subliminal.topic_b.theory.student import student_dir
+from subliminal.topic_b.transfer import sealed
 from subliminal.topic_b.transfer.arm import Arm
 
 STEM = "topic_b_transfer_theory"
@@ -54,6 +56,24 @@ def _restore(archive: Path, root: Path) -> None:
             write_record(dest, body)
 
 
+def sync_pools(src: Path, dest: Path) -> int:
+    """Copy the sampled input pools (the weight teachers' number lists: sealed shards and their settings) from
+    `src` to `dest` where `dest` lacks them or holds other bytes; only files that match their seal are copied, and
+    each is written with its seal. Returns the number of files copied. The committed copy beside the records lets
+    another machine train on the very lists these students saw (a student's key includes its pool's hash, and
+    sampling need not repeat bit for bit on another CPU)."""
+    copied = 0
+    for f in sorted(Path(src).rglob("*")) if Path(src).exists() else []:
+        if not f.is_file() or sealed.is_seal(f):
+            continue
+        data = sealed.read_sealed(f, log=lambda m: None)
+        out = Path(dest) / f.relative_to(src)
+        if data is not None and sealed.read_sealed(out, log=lambda m: None) != data:
+            sealed.write_sealed(out, data)
+            copied += 1
+    return copied
+
+
 def base_preference(base, tok, root: Path, archive: Path) -> pd.DataFrame:
     """The base model's exact preference (the 'base' rows): from the cache, else from the archive beside the
     outputs (so another machine reports the same base rows), else computed; kept in both."""
@@ -73,6 +93,7 @@ def run(cfg, device, log=print) -> dict:
     out = Path(cfg.out)
     archive = out / f"{model_stem(cfg.model)}_records"
     _restore(archive, root)
+    sync_pools(archive / "pools", root / "pools")
     base, tok = load_model(cfg.model, device=str(device))
     tset = cfg.teacher_settings()
     sset = cfg.student_settings()
@@ -88,6 +109,7 @@ def run(cfg, device, log=print) -> dict:
         arc = archive / f"{cell.arm(trait).name}-s{seed}" / "record.json"
         if rec.get("complete"):
             write_record(arc, rec)
+        sync_pools(root / "pools", archive / "pools")
         _write(cfg, records, bp, ladder, t0, complete=i + 1 == len(todo), planned=len(todo))
         log(f"[theory] {i + 1}/{len(todo)} students: {cell.arm(trait).name} s{seed}")
     return {"students": len(records)}
