@@ -233,8 +233,3 @@ def test_a_run_continues_from_a_compact_archive_on_a_fresh_cache(tmp_path, monke
     assert not [m for m in logs if m.startswith(("[train]", "[eval]")) or "shard" in m], logs
     assert (tmp_path / "plots_b" / "topic_b_transfer.csv").read_bytes() == first
 
-
-def test_the_report_names_the_legacy_folder_as_the_archive_does():
-    from subliminal.reporting import transfer_runs
-
-    assert (transfer_runs.LEGACY, transfer_runs.LEGACY_COMMIT) == (archive.LEGACY, archive.LEGACY_COMMIT)

@@ -11,7 +11,6 @@ import torch
 
 from subliminal.topic_b.sampling import end_ids
 from subliminal.topic_b.transfer.logits_route import allowed_ids, kl_to_teacher, restricted_logits
-from subliminal.topic_b.transfer.padding import pad_sequences
 
 LOSSES = ("full_kl", "number_kl", "sft")
 
@@ -42,10 +41,6 @@ def kl_loss(student, t_logp: torch.Tensor, batch: list[dict], ids: torch.Tensor,
 def sft_loss(student, batch: list[dict], pad: int) -> torch.Tensor:
     """Cross-entropy of each context's completion tokens (and end of turn) under the student, mean over the batch's
     completion positions: SFT on the teacher's text."""
-    inner = student.get_base_model() if hasattr(student, "get_base_model") else student
-    device = next(inner.parameters()).device
-    ids, att = pad_sequences([b["s_ids"] for b in batch], pad)
-    hidden = inner.model(input_ids=ids.to(device), attention_mask=att.to(device)).last_hidden_state
-    h = torch.cat([hidden[i, b["s_pos"]] for i, b in enumerate(batch)])
-    target = torch.tensor([b["s_ids"][p + 1] for b in batch for p in b["s_pos"]], device=device)
-    return torch.nn.functional.cross_entropy(inner.get_output_embeddings()(h).float(), target)
+    logits = restricted_logits(student, [b["s_ids"] for b in batch], [b["s_pos"] for b in batch], None, pad)
+    target = torch.tensor([b["s_ids"][p + 1] for b in batch for p in b["s_pos"]], device=logits.device)
+    return torch.nn.functional.cross_entropy(logits.float(), target)

@@ -74,17 +74,20 @@ def distill_item(tokenizer, ex: dict, system: str) -> dict:
             "t_ids": t_ids, "t_pos": list(range(len(t_ids) - n - 1, len(t_ids) - 1))}
 
 
-def restricted_logits(model, seqs: list[list[int]], pos: list[list[int]], allowed: torch.Tensor,
+def restricted_logits(model, seqs: list[list[int]], pos: list[list[int]], allowed: torch.Tensor | None,
                       pad: int) -> torch.Tensor:
     """Logits over the `allowed` ids at `pos` of each (right-padded) sequence, (sum of len(pos), A): the same
-    numbers as ``model(...).logits[b, pos][:, allowed]``, with the output head run only there, on those rows.
-    `model`: a causal LM or a peft model around one (its LoRA layers active)."""
+    numbers as ``model(...).logits[b, pos][:, allowed]``, with the output head run only there, on those rows
+    (`allowed` None: the whole head, no row copied). `model`: a causal LM or a peft model around one (its LoRA
+    layers active)."""
     inner = model.get_base_model() if hasattr(model, "get_base_model") else model
     device = next(inner.parameters()).device
     ids, att = pad_sequences(seqs, pad)
     hidden = inner.model(input_ids=ids.to(device), attention_mask=att.to(device)).last_hidden_state
     h = torch.cat([hidden[b, p] for b, p in enumerate(pos)])
     head = inner.get_output_embeddings()
+    if allowed is None:
+        return head(h)
     a = allowed.to(device)
     out = h @ head.weight[a].T
     return out if getattr(head, "bias", None) is None else out + head.bias[a]
