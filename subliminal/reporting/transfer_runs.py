@@ -161,9 +161,12 @@ def archive_size(root: Path) -> str:
     left = sum(1 for f in (root / LEGACY).rglob("*") if f.is_file()) if (root / LEGACY).is_dir() else 0
     tree = (f"{left} of its files are still in the working tree, leaving it in the next commits; nothing reads them"
             if left else "the working tree no longer holds them")
+    results = sum(f.stat().st_size for d in ("plots_a", "plots_b") if (root / d).is_dir()
+                  for f in (root / d).rglob("*") if f.is_file() and LEGACY not in f.relative_to(root).as_posix())
     return (f"**Size.** The transfer run's {len(files)} artefacts (adapters, shards, evaluations), {orig / 1e6:.0f} MB "
             f"in fp32, are results' scaffolding, not results: git history holds them (`{LEGACY}/` at commit "
-            f"{LEGACY_COMMIT}; nearly all of a full clone, `git count-objects -vH` gives the packed total) and {tree}. "
+            f"{LEGACY_COMMIT}; nearly all of a full clone, `git count-objects -vH` gives the packed total) and {tree}: the results, `plots_a/` and `plots_b/`, are {results / 1e6:.0f} MB, "
+            "and `git clone --depth 1` fetches the working tree without that history. "
             "`python -m subliminal.topic_b.transfer.archive rebuild` packs them from history into the compact archive "
             f"(fp16 adapters, gzipped data, no checkpoints: {stored / 1e6:.0f} MB, "
             "`~/.cache/subliminal/topic_b_transfer_archive.tar`, outside git), verified against the committed SHA-256 "
