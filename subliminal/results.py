@@ -239,6 +239,17 @@ def to_jsonable(obj: Any) -> Any:
     return obj
 
 
+def cpu_name() -> str:
+    """The CPU's model name (Linux ``/proc/cpuinfo``; else what ``platform`` knows; "" when nothing says)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
 def write_run_json(path: str | os.PathLike, config: Any, seed: int | None, wall_seconds: float,
                    extra: dict[str, Any] | None = None) -> Path:
     """The provenance file beside every result: config, seed, versions, git commit, wall time."""
@@ -253,6 +264,7 @@ def write_run_json(path: str | os.PathLike, config: Any, seed: int | None, wall_
         "versions": versions(),
         "torch_threads": torch.get_num_threads(),
         "cpu_count": os.cpu_count(),
+        "cpu": cpu_name(),  # float results differ in their last bits across CPU kinds (kernels sum in other orders)
         # other work on the machine slows a run: the 1-minute load average when it finished
         "loadavg_1min_at_end": round(os.getloadavg()[0], 2),
         "device_note": "cuda" if torch.cuda.is_available() else "cpu",

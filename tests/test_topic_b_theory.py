@@ -374,3 +374,41 @@ def test_sampled_pools_travel_with_the_records_and_an_edited_copy_is_refused(tmp
     assert not (arc / "m" / "stray.jsonl").exists()
     (arc / "m/neutral_w-k/shard_00000.jsonl").write_bytes(b'{"text": "9, 9"}\n')  # edited in the archive
     assert sync_pools(arc, fresh) == 1 and not (fresh / "m/neutral_w-k/shard_00000.jsonl").exists()
+
+
+def test_the_plan_runs_a_and_b_then_the_theorem_rungs_then_the_rest_seed_by_seed():
+    order = plan(CELLS, [0, 1])
+    keys = [(c.key, s) for c, s, _ in order]
+    assert len(order) == sum(len(c.traits()) for c in CELLS) * 2 and len(set((c.key, s, t) for c, s, t in order)) == len(order)
+    groups = [{"a", "b"}, {"b-xinit", "b-full", "b-sgd"}, {"b-noisy", "b-neutral-inputs", "c"}]
+    rank = [next(i for i, g in enumerate(groups) if k in g) for k, _ in keys]
+    assert rank == sorted(rank)  # group by group
+    for g in groups:  # within a group: seed 0 of every cell before seed 1
+        seeds = [s for k, s in keys if k in g]
+        assert seeds == sorted(seeds)
+    # a seed's students of one cell come together, the neutral teacher's first
+    first = [t for c, s, t in order if c.key == "b-full" and s == 1]
+    assert first == ["neutral", "owl"]
+
+
+def test_retrained_teachers_are_compared_with_the_first_ones(tmp_path):
+    import json
+
+    from subliminal.cache import read_record
+    from subliminal.topic_b.theory.run import teacher_fingerprints
+
+    committed = tmp_path / "run.json"  # an older run JSON: keys and final losses, no CPU, no check log-prob
+    committed.write_text(json.dumps({"teachers": {"owl": {"key": "k1", "final_loss": 0.5, "steps": 50}}}))
+    now = {"owl": {"key": "k1", "final_loss": 0.5000001, "check_completion_logp_example0": -5.0},
+           "eagle": {"key": "k2", "final_loss": 0.6, "check_completion_logp_example0": -4.0}}
+    logs = []
+    got = teacher_fingerprints(now, tmp_path / "arc", committed, log=logs.append)
+    assert set(got) == {"owl"} and got["owl"]["d_final_loss"] == pytest.approx(1e-7, abs=1e-12)
+    assert got["owl"]["d_check_logp"] is None and "unrecorded CPU" in logs[0]
+    first = read_record(tmp_path / "arc" / "teachers.json")
+    assert first["owl"]["final_loss"] == 0.5  # the first record is kept, never replaced by a later run's teachers
+    committed.unlink()
+    again = teacher_fingerprints({"owl": {"key": "k1", "final_loss": 0.75}}, tmp_path / "arc", committed, log=logs.append)
+    assert again["owl"]["d_final_loss"] == pytest.approx(0.25)
+    assert teacher_fingerprints({"owl": {"key": "other", "final_loss": 1.0}}, tmp_path / "arc", committed,
+                                log=logs.append) == {}  # other settings: another teacher, nothing to compare

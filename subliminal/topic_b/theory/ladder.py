@@ -5,8 +5,9 @@ cell runs the owl, eagle and neutral teachers (or owl and neutral only, where `C
 order puts the positive control (a: full KL) and the subliminal cell (b: number-token KL, LoRA, Adam) first, then
 adapter cross-init, full fine-tuning, SGD, the noisy-base control, cell b on the second input set (the neutral
 teacher's own number lists instead of random ones), and cell c, the paper's recipe: SFT on each teacher's own
-number lists, matched across teachers in prompts and length. Within each of the two groups (a and b; the
-rest), the cells take turns seed by seed, and a seed's students of every teacher come together, so a stopped run
+number lists, matched across teachers in prompts and length. The cells run in three groups (a and b; the
+rungs the theorem's test needs, adapter cross-init, full fine-tuning and SGD; the rest), and within a group
+they take turns seed by seed, and a seed's students of every teacher come together, so a stopped run
 leaves whole comparisons in every cell it reached.
 """
 
@@ -67,12 +68,14 @@ def cell_of(arm: Arm) -> Cell:
     raise KeyError(arm.name)
 
 
-FIRST = ("a", "b")  # the positive control and the subliminal cell finish first
+GROUPS = (("a", "b"),  # the positive control and the subliminal cell finish first
+          ("b-xinit", "b-full", "b-sgd"))  # then the rungs that test the theorem's conditions; then the rest
 
 
 def plan(cells, seeds) -> list[tuple[Cell, int, str]]:
-    """(cell, seed, trait) in run order: cells a and b seed by seed, then the others seed by seed."""
-    groups = [[c for c in cells if c.key in FIRST], [c for c in cells if c.key not in FIRST]]
+    """(cell, seed, trait) in run order: group by group (`GROUPS`, then the other cells), seed by seed within one."""
+    grouped = {k for g in GROUPS for k in g}
+    groups = [[c for c in cells if c.key in g] for g in GROUPS] + [[c for c in cells if c.key not in grouped]]
     return [(c, s, t) for g in groups for s in seeds for c in g for t in c.traits()]
 
 

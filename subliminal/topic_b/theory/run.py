@@ -74,6 +74,44 @@ def sync_pools(src: Path, dest: Path) -> int:
     return copied
 
 
+FINGERPRINT = ("key", "final_loss", "check_completion_logp_example0")
+
+
+def teacher_fingerprints(records: dict[str, dict], archive: Path, committed_json: Path, log=print) -> dict:
+    """How this run's teachers compare with the first ones the committed students trained under.
+
+    The teachers are not committed (they retrain in minutes), so another machine trains its own: the same data
+    and seed, but on another CPU kind float sums differ in their last bits. The first teachers' fingerprint (final
+    loss, the log-prob of one training answer, the CPU) is kept beside the records, ``teachers.json``, taken from
+    the committed run JSON where an older run left no record; every run compares with it and says by how much its
+    own teachers differ. Returns {trait: {"d_final_loss", "d_check_logp", "first_cpu"}} for teachers of the same key."""
+    from subliminal.results import cpu_name, read_json
+
+    path = archive / "teachers.json"
+    first = read_record(path)
+    if first is None:
+        old = read_json(committed_json).get("teachers", {}) if committed_json.exists() else {}
+        first = {t: {k: r.get(k) for k in FINGERPRINT} | {"cpu": r.get("cpu", "")} for t, r in old.items()} or \
+            {t: {k: r.get(k) for k in FINGERPRINT} | {"cpu": cpu_name()} for t, r in records.items()}
+        write_record(path, first)
+    out = {}
+    for t, r in records.items():
+        f = first.get(t)
+        if not f or f.get("key") != r.get("key"):
+            continue
+        d = {"d_final_loss": _diff(r.get("final_loss"), f.get("final_loss")),
+             "d_check_logp": _diff(r.get("check_completion_logp_example0"), f.get("check_completion_logp_example0")),
+             "first_cpu": f.get("cpu", "")}
+        out[t] = d
+        log(f"[theory] {t} teacher against the first one: |d final loss| {d['d_final_loss']}, "
+            f"|d check log-prob| {d['d_check_logp']} (first trained on: {d['first_cpu'] or 'an unrecorded CPU'})")
+    return out
+
+
+def _diff(a, b) -> float | None:
+    return None if a is None or b is None else abs(float(a) - float(b))
+
+
 def base_preference(base, tok, root: Path, archive: Path) -> pd.DataFrame:
     """The base model's exact preference (the 'base' rows): from the cache, else from the archive beside the
     outputs (so another machine reports the same base rows), else computed; kept in both."""
@@ -100,6 +138,7 @@ def run(cfg, device, log=print) -> dict:
     base_id = config_hash({"model": cfg.model})
     ladder = Ladder(base, tok, root, tset, sset, base_id, log=log, progress=cfg.progress)
     bp = base_preference(base, tok, root, archive)
+    vs_first = teacher_fingerprints(ladder.records, archive, out / f"{model_stem(cfg.model)}.json", log=log)
     cells = [c for c in CELLS if c.key in cfg.cells]
     todo = plan(cells, cfg.seeds)
     records = []
@@ -110,7 +149,7 @@ def run(cfg, device, log=print) -> dict:
         if rec.get("complete"):
             write_record(arc, rec)
         sync_pools(root / "pools", archive / "pools")
-        _write(cfg, records, bp, ladder, t0, complete=i + 1 == len(todo), planned=len(todo))
+        _write(cfg, records, bp, ladder, vs_first, t0, complete=i + 1 == len(todo), planned=len(todo))
         log(f"[theory] {i + 1}/{len(todo)} students: {cell.arm(trait).name} s{seed}")
     return {"students": len(records)}
 
@@ -120,7 +159,7 @@ def _prerun(cfg) -> dict:
     return analysis.prerun_mde(pd.read_csv(p)) if p.exists() else {}
 
 
-def _write(cfg, records, base_pref, ladder: Ladder, t0: float, complete: bool, planned: int) -> None:
+def _write(cfg, records, base_pref, ladder: Ladder, vs_first: dict, t0: float, complete: bool, planned: int) -> None:
     done = [r for r in records if r.get("complete")]
     tidy = analysis.tidy(done, base_pref, _label)
     labels = list(dict.fromkeys(_label(r) for r in done))
@@ -142,6 +181,7 @@ def _write(cfg, records, base_pref, ladder: Ladder, t0: float, complete: bool, p
         write_run_json(o.path(f"{stem}.json"), cfg, 0, time.time() - t0, {
             "complete": complete and len(done) == planned, "students_done": len(done), "students_planned": planned,
             "teachers": {t: {k: r.get(k) for k in ("key", "steps", "final_loss", "tokens_per_s")}
+                         | {"vs_first_teacher": vs_first.get(t)}
                          for t, r in ladder.records.items()},
             "teacher_settings": asdict(ladder.tset), "student_settings": asdict(ladder.sset),
             "tokens_per_s": {f"{r['name']}-s{r['seed']}": r.get("tokens_per_s_last_run") for r in done},
