@@ -412,3 +412,24 @@ def test_retrained_teachers_are_compared_with_the_first_ones(tmp_path):
     assert again["owl"]["d_final_loss"] == pytest.approx(0.25)
     assert teacher_fingerprints({"owl": {"key": "other", "final_loss": 1.0}}, tmp_path / "arc", committed,
                                 log=logs.append) == {}  # other settings: another teacher, nothing to compare
+
+
+def test_finished_students_of_a_later_group_are_in_the_outputs_from_the_first_write(tiny, tmp_path, monkeypatch):
+    """A run whose plan puts unfinished students before finished ones (another order, more cells or seeds) still
+    writes every finished student from its first write on, never tables without them."""
+    from subliminal.topic_b.theory import run as theory_run
+
+    monkeypatch.setattr(theory_run, "load_model", lambda name, device="cpu": tiny)
+    cfg = dataclasses.replace(TheoryConfig.quick(), cells=("b-sgd",), seeds=(0,), steps=2, batch=2, milestones=(2,),
+                              teacher_examples=8, out=str(tmp_path / "out"), cache=str(tmp_path / "c"), progress=False)
+    theory_run.run(cfg, torch.device("cpu"), log=lambda m: None)
+    writes, real = [], theory_run._write
+    monkeypatch.setattr(theory_run, "_write", lambda cfg, records, *a, **k: (
+        writes.append([r["name"] for r in records]), real(cfg, records, *a, **k)))
+    theory_run.run(dataclasses.replace(cfg, cells=("b", "b-sgd")), torch.device("cpu"), log=lambda m: None)
+    sgd = {CELLS[4].arm(t).name for t in ("neutral", "owl")}
+    assert CELLS[4].key == "b-sgd" and len(writes) == 5
+    assert sgd <= set(writes[0]) and len(writes[0]) == 3  # the first b student, and both finished SGD students
+    assert writes[-1] == [CELLS[1].arm(t).name for t in ("neutral", "owl", "eagle")] + sorted(sgd)
+    assert list(theory_run.read_record(tmp_path / "out" / "topic_b_transfer_theory_records" / "teachers.json")) \
+        == ["neutral", "owl", "eagle"]

@@ -157,9 +157,24 @@ class Ladder:
                 old.rename(out)  # a checkpoint in it is still checked against the student's key when read
         return out
 
+    def _contexts(self, arm: Arm, trait: str) -> list[dict] | None:
+        return self.pool() if arm.inputs == "neutral_text" else self.matched()[trait] if arm.inputs == "teacher" else None
+
+    def finished(self, cell: Cell, seed: int, trait: str) -> dict | None:
+        """The student's record when it is finished under this run's settings, teacher and inputs; else None,
+        without training (nor sampling a pool: a finished record of a pooled cell means its pool is here)."""
+        arm = cell.arm(trait)
+        rec = read_record(self._dir(arm, seed, trait) / "record.json")
+        if rec is None or not rec.get("complete"):
+            return None
+        pool = self._contexts(arm, trait)
+        key = student.student_key(arm, seed, self.sset, self.teacher_key(trait), self.base_id,
+                                  inputs.pool_id(pool) if pool is not None else "")
+        return rec if student.finished(rec, key) else None
+
     def student(self, cell: Cell, seed: int, trait: str, stop_after: int | None = None) -> dict:
         arm = cell.arm(trait)
-        pool = self.pool() if arm.inputs == "neutral_text" else self.matched()[trait] if arm.inputs == "teacher" else None
+        pool = self._contexts(arm, trait)
         return student.train(self.base, self.tok, self.teacher(trait), arm, seed, self.sset,
                              self._dir(arm, seed, trait), teacher_key=self.teacher_key(trait),
                              base_id=self.base_id, teacher_seed=self.tset.seed, teacher_init_a=self.init_a,

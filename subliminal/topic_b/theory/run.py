@@ -141,15 +141,15 @@ def run(cfg, device, log=print) -> dict:
     vs_first = teacher_fingerprints(ladder.records, archive, out / f"{model_stem(cfg.model)}.json", log=log)
     cells = [c for c in CELLS if c.key in cfg.cells]
     todo = plan(cells, cfg.seeds)
-    records = []
+    # every finished student is in the outputs from the first write on, whichever group it belongs to
+    records = {i: r for i, (c, s, t) in enumerate(todo) if (r := ladder.finished(c, s, t)) is not None}
     for i, (cell, seed, trait) in enumerate(todo):
-        rec = ladder.student(cell, seed, trait)
-        records.append(rec)
+        rec = records[i] = ladder.student(cell, seed, trait)
         arc = archive / f"{cell.arm(trait).name}-s{seed}" / "record.json"
         if rec.get("complete"):
             write_record(arc, rec)
         sync_pools(root / "pools", archive / "pools")
-        _write(cfg, records, bp, ladder, vs_first, t0, complete=i + 1 == len(todo), planned=len(todo))
+        _write(cfg, [records[j] for j in sorted(records)], bp, ladder, vs_first, t0, complete=i + 1 == len(todo), planned=len(todo))
         log(f"[theory] {i + 1}/{len(todo)} students: {cell.arm(trait).name} s{seed}")
     return {"students": len(records)}
 

@@ -111,6 +111,11 @@ def _a_cosine(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
     return readouts.cosine(*(torch.cat([d[k].flatten() for k in sorted(a)]) for d in (a, b)))
 
 
+def finished(rec: dict | None, key: str) -> bool:
+    """Whether `rec` is a finished student of this key (its folder then needs no training)."""
+    return rec is not None and rec.get("key") == key and bool(rec.get("complete"))
+
+
 def train(base, tokenizer, teacher, arm: Arm, seed: int, s: StudentSettings, out_dir: Path, *, teacher_key: str,
           base_id: str, teacher_seed: int, teacher_init_a: dict[str, torch.Tensor],
           teacher_deltas: dict[str, dict[str, torch.Tensor]], questions=None, log: Callable = print,
@@ -125,7 +130,7 @@ def train(base, tokenizer, teacher, arm: Arm, seed: int, s: StudentSettings, out
     key = student_key(arm, seed, s, teacher_key, base_id, inputs.pool_id(pool) if pool is not None else "")
     rec_path, ckpt = out_dir / "record.json", out_dir / "checkpoint.safetensors"
     rec = read_record(rec_path)
-    if rec is not None and rec.get("key") == key and rec.get("complete"):
+    if finished(rec, key):
         return rec
     if rec is None or rec.get("key") != key:
         rec = {"key": key, "arm": arm.identity(), "name": arm.name, "seed": seed, "settings": asdict(s),
