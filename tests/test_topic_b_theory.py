@@ -433,3 +433,26 @@ def test_finished_students_of_a_later_group_are_in_the_outputs_from_the_first_wr
     assert writes[-1] == [CELLS[1].arm(t).name for t in ("neutral", "owl", "eagle")] + sorted(sgd)
     assert list(theory_run.read_record(tmp_path / "out" / "topic_b_transfer_theory_records" / "teachers.json")) \
         == ["neutral", "owl", "eagle"]
+
+
+def test_rung_contrasts_test_the_difference_from_cell_b_paired_by_seed():
+    from subliminal.topic_b.theory.analysis import rung_contrasts
+
+    rows = []
+    effects = {"b": {0: 1.0, 1: 1.2, 2: 0.9}, "x": {0: 0.1, 1: 0.25, 2: 0.0}, "same": {0: 1.01, 1: 1.15, 2: 0.95},
+               "one": {0: 0.0}}
+    for cell, by_seed in effects.items():
+        for seed, e in by_seed.items():
+            for q in ("q1", "q2"):
+                for teacher, share in (("owl", -3.0 + e + (0.1 if q == "q1" else -0.1)), ("neutral", -3.0)):
+                    rows.append({"cell": cell, "teacher": teacher, "seed": seed, "step": 60 if cell != "one" else 30,
+                                 "question": q, "animal": "owl", "logp": share, "share": share})
+                rows.append({"cell": cell, "teacher": "owl", "seed": seed, "step": 10, "question": q, "animal": "owl",
+                             "logp": 0.0, "share": 5.0})  # an earlier milestone: not the one compared
+    v = rung_contrasts(pd.DataFrame(rows), "b", list(effects), ["owl", "eagle"]).set_index("cell")
+    assert list(v.index) == ["x", "same", "one"]  # b itself is the reference; no eagle rows without eagle students
+    assert v.loc["x", "mean"] == pytest.approx(np.mean([0.1 - 1.0, 0.25 - 1.2, 0.0 - 0.9]))
+    assert v.loc["x", "n_seeds"] == 3 and v.loc["x", "reading"] == "smaller than b"
+    assert v.loc["same", "reading"] == "not distinguishable from b"
+    assert v.loc["one", "reading"] == "too few seeds" and v.loc["one", "step"] == 30
+    assert v.loc["x", "p_holm"] == pytest.approx(min(1.0, 2 * v.loc["x", "p"]))  # Holm over the 2 testable rows

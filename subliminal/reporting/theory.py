@@ -46,12 +46,12 @@ def prerun_mde(meta: dict) -> str:
 def _load(root: Path):
     p = Path(root) / "plots_b"
     files = {k: p / f"{STEM}{k}.csv" for k in ("_summary", "_verdicts", "_cosine_contrasts", "_cosine_layers",
-                                                "_sampling_power", "_fit")}
+                                                "_sampling_power", "_fit", "_rungs")}
     if not files["_summary"].exists() or files["_summary"].stat().st_size < 2:
         return None
     meta = json.loads((p / f"{STEM}.json").read_text()) if (p / f"{STEM}.json").exists() else {}
     read = {k: (pd.read_csv(f) if f.exists() and f.stat().st_size > 1 else pd.DataFrame()) for k, f in files.items()}
-    return read["_summary"], read["_verdicts"], read["_cosine_contrasts"], read["_cosine_layers"], read["_sampling_power"], read["_fit"], meta
+    return read, meta
 
 
 def _p(r) -> str:
@@ -103,11 +103,25 @@ def _sampling_rows(samp: pd.DataFrame) -> list[list[str]]:
             for r in samp.itertuples()]
 
 
+def _vs_b(rungs: pd.DataFrame, cell: str, animal: str) -> str:
+    """The glance's note on a rung's difference from cell b, where 2+ seeds test it."""
+    g = rungs[(rungs.cell == cell) & (rungs.animal == animal)] if len(rungs) else rungs
+    if not len(g) or g.iloc[0].reading == "too few seeds":
+        return ""
+    r = g.iloc[0]
+    return f"; against b: {_ci(r)}, {r.reading}"
+
+
+def _rung_rows(rungs: pd.DataFrame) -> list[list[str]]:
+    return [[r.cell, r.animal, r.n_seeds, _ci(r._asdict()), _x(r.mde) if np.isfinite(r.mde) else "—", _p(r),
+             "no test yet (1 seed)" if r.reading == "too few seeds" else r.reading] for r in rungs.itertuples()]
+
+
 def b_theory(root: Path) -> str:
     got = _load(root)
     if got is None:
         return f"_Not run yet: `OMP_WAIT_POLICY=PASSIVE python {SCRIPT}`._"
-    s, v, cos, lay, samp, fit, meta = got
+    (s, v, cos, lay, samp, fit, rungs), meta = got[0].values(), got[1]
     pre = prerun_mde(meta)
     rows = []
     for r in v.itertuples():
@@ -147,6 +161,12 @@ def b_theory(root: Path) -> str:
            "Holm over the layers:", "",
            table(layer_rows, ["cell", "animal", "first third", "middle third", "last third", "layers above 0 (Holm)"]),
            ""] if layer_rows else []),
+        *(["What each rung changes: its share effect (own teacher / neutral teacher) divided by cell b's, paired by "
+           "seed, each at its last milestone. A rung without transfer beside a b with transfer is not yet evidence "
+           "that the rung's condition matters; this ratio, tested, is (Holm over the rungs and animals):", "",
+           table(_rung_rows(rungs), ["cell", "animal", "seeds", "share effect: rung / cell b [95% CI]",
+                                     "MDE (80% power)", "p (Holm over the rungs)", "reading"]),
+           ""] if len(rungs) else []),
         *(["How far the students went (last milestone, mean over seeds): the training loss (KL to the teacher over the "
            "last 10 steps; cell c: the cross-entropy of the teacher's text), the norm of the update and its cosine with "
            "the own teacher's. A rung whose students fit the teacher far less than cell b's is a weaker test than b, "
@@ -172,7 +192,7 @@ def verdicts(root: Path) -> list[dict]:
     got = _load(root)
     if got is None:
         return []
-    s, v, _, _, _, _, meta = got
+    (s, v), meta = (got[0]["_summary"], got[0]["_verdicts"]), got[1]
     model = (meta.get("config") or {}).get("model", "smollm2-135m-instruct")
     out = []
     for r in v.itertuples():
@@ -201,7 +221,7 @@ def glance(root: Path) -> str:
     got = _load(root)
     if got is None:
         return f"- Under the theorem's conditions (`{SCRIPT}`): not run yet."
-    s, v, cos, _, _, _, meta = got
+    (s, v, rungs), meta = (got[0]["_summary"], got[0]["_verdicts"], got[0]["_rungs"]), got[1]
     done, planned = meta.get("students_done"), meta.get("students_planned")
     state = "complete" if meta.get("complete") else f"partial run, {done} of {planned} students"
     lines = [f"- **Under the theorem's conditions** (SmolLM2-135M-Instruct, weight teachers owl / eagle / neutral, "
@@ -216,7 +236,7 @@ def glance(root: Path) -> str:
                 word += f" after Holm over the ladder: p = {r.p:.2g}, Holm p = {r.p_holm:.2g}"
             mde = f", MDE {_x(r.mde)}" if r.verdict == "none detected" and np.isfinite(r.mde) else ""
             parts.append(f"{r.animal} {_ci(row(last, measure='share_vs_neutral'))} ({word}{mde}, {r.n_seeds} "
-                         f"seed{'s' if r.n_seeds != 1 else ''})")
+                         f"seed{'s' if r.n_seeds != 1 else ''}{_vs_b(rungs, r.cell, r.animal)})")
         lines.append(f"  - {cell}: " + "; ".join(parts))
     lines.append("  ([details](docs/topic_b_transfer.md#under-the-theorems-conditions))")
     return "\n".join(lines)

@@ -65,6 +65,11 @@ def _ci(v: np.ndarray) -> dict:
 
 def _per_seed(df: pd.DataFrame, animal: str, a: str, b: str, col: str) -> np.ndarray:
     """Per seed: mean over questions of `col` for `animal` under teacher a minus under teacher b (seeds both have)."""
+    return _by_seed(df, animal, a, b, col).to_numpy()
+
+
+def _by_seed(df: pd.DataFrame, animal: str, a: str, b: str, col: str) -> pd.Series:
+    """`_per_seed`, indexed by seed."""
     x = df[(df.animal == animal) & (df.teacher == a)].set_index(["seed", "question"])[col]
     if b == "base":
         base = df[(df.teacher == "base") & (df.animal == animal)].set_index("question")[col]
@@ -72,7 +77,7 @@ def _per_seed(df: pd.DataFrame, animal: str, a: str, b: str, col: str) -> np.nda
     else:
         y = df[(df.animal == animal) & (df.teacher == b)].set_index(["seed", "question"])[col]
         d = (x - y).dropna()
-    return d.groupby("seed").mean().to_numpy() if len(d) else np.array([])
+    return d.groupby("seed").mean() if len(d) else pd.Series(dtype=float)
 
 
 def summary(df: pd.DataFrame, cells: list[str], animals: list[str]) -> pd.DataFrame:
@@ -94,6 +99,40 @@ def summary(df: pd.DataFrame, cells: list[str], animals: list[str]) -> pd.DataFr
                     rows.append({"cell": cell, "step": step, "animal": animal, "measure": name, "teacher": a, "versus": b,
                                  **_ci(_per_seed(h, animal, a, b, col))})
     return pd.DataFrame(rows)
+
+
+def rung_contrasts(df: pd.DataFrame, ref: str, cells: list[str], animals: list[str], alpha: float = 0.05) -> pd.DataFrame:
+    """What each rung changes against the reference cell `ref` (cell b): per cell x animal, each at its last
+    milestone, the rung's share effect (own teacher vs neutral, per seed) minus the reference's of the same seed,
+    mean [95% CI] over the seeds both have, p, Holm over the rows with 2+ seeds, and a reading: 'smaller than
+    b' / 'larger than b' where Holm p < `alpha`, else 'not distinguishable from b' (with the MDE). That a rung
+    shows no transfer while b does is not by itself evidence that its condition matters (the difference between
+    a significant and a non-significant effect need not be significant): this is that difference, tested."""
+    def effect(cell: str, animal: str) -> pd.Series:
+        g = df[df.cell == cell]
+        return _by_seed(g[g.step == g.step.max()], animal, animal, NEUTRAL, "share") if len(g) else pd.Series(dtype=float)
+
+    rows = []
+    for cell in cells:
+        if cell == ref:
+            continue
+        for animal in animals:
+            x, y = effect(cell, animal), effect(ref, animal)
+            d = (x - y).dropna()
+            if not len(d):
+                continue
+            rows.append({"cell": cell, "versus": ref, "animal": animal, "step": int(df[df.cell == cell].step.max()),
+                         **_ci(d.to_numpy())})
+    v = pd.DataFrame(rows)
+    if not len(v):
+        return v
+    ok = (v.n_seeds >= 2) & np.isfinite(v.p.astype(float))
+    v["p_holm"] = np.nan
+    v.loc[ok, "p_holm"] = holm(v.loc[ok, "p"].to_numpy(float))
+    sig = ok & (v.p_holm < alpha)
+    v["reading"] = np.where(~ok, "too few seeds", np.where(~sig, "not distinguishable from b",
+                                                           np.where(v["mean"] < 0, "smaller than b", "larger than b")))
+    return v
 
 
 def sampling_power(df: pd.DataFrame, cells: list[str], animals: list[str], power: float = 0.8,

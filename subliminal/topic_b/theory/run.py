@@ -6,7 +6,8 @@ another ``--model``, so it never overwrites them): ``.csv`` (tidy: cell, teacher
 {owl, eagle}, logp, share), ``_summary.csv`` (effects with CIs over seeds and MDEs), ``_cosines.csv`` (update
 cosines per student), ``_cosine_contrasts.csv`` (own teacher's student vs the neutral teacher's, against the same
 teacher; CIs over seeds), ``_cosine_layers.csv`` (the same per layer), ``_verdicts.csv``, ``_sampling_power.csv`` (samples per arm the
-paper's sampled readout would need), ``_fit.csv`` (how far each cell's students went: loss, update norm), ``.png``, ``.json`` (config, teachers, students done, tokens/s,
+paper's sampled readout would need), ``_fit.csv`` (how far each cell's students went: loss, update norm), ``_rungs.csv`` (each rung's share effect
+minus cell b's, paired by seed: what the rung's condition changes), ``.png``, ``.json`` (config, teachers, students done, tokens/s,
 "complete"). The students' records (a few KB each, sealed) and the sampled input pools (``pools/``, the number
 lists of cells b-neutral-inputs and c, about 0.4 MB a teacher) are copied to ``<out>/topic_b_transfer_theory_records``
 so a run continues on another machine (the teachers retrain deterministically in minutes).
@@ -37,6 +38,7 @@ STEM = "topic_b_transfer_theory"
 def model_stem(model: str) -> str:
     """The stem of one model's ladder files (``models.model_stem``)."""
     return models.model_stem(STEM, model)
+REFERENCE = next(c for c in CELLS if c.key == "b")  # the subliminal cell every rung is compared with
 REPORTED = ("owl", "eagle")  # the animals whose rows the tidy CSV keeps (the share needs all 25: computed first)
 
 
@@ -176,6 +178,7 @@ def _write(cfg, records, base_pref, ladder: Ladder, vs_first: dict, t0: float, c
         write_csv(analysis.cosine_layer_summary(analysis.cosine_layer_rows(done, _label)), o.path(f"{stem}_cosine_layers.csv"))
         write_csv(analysis.verdicts(summ) if len(summ) else pd.DataFrame(), o.path(f"{stem}_verdicts.csv"))
         write_csv(analysis.sampling_power(tidy, labels, list(REPORTED)), o.path(f"{stem}_sampling_power.csv"))
+        write_csv(analysis.rung_contrasts(tidy, REFERENCE.label, labels, list(REPORTED)), o.path(f"{stem}_rungs.csv"))
         if len(summ):
             plots.ladder(summ, contrasts, o.path(f"{stem}.png"))
         write_run_json(o.path(f"{stem}.json"), cfg, 0, time.time() - t0, {
