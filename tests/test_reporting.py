@@ -181,3 +181,13 @@ def test_the_size_paragraph_counts_the_record_and_the_results_on_disk(tmp_path):
     (tmp_path / LEGACY / "x.bin").write_bytes(b"y" * 9_000_000)  # the legacy folder is not a result
     text = archive_size(tmp_path)
     assert "1 of its files are still in the working tree" in text and "are 4 MB" in text
+
+
+def test_the_ladder_report_says_when_its_teachers_were_retrained_elsewhere():
+    from subliminal.reporting.theory import _retrained
+
+    assert _retrained({}) == "" and _retrained({"teachers": {"owl": {"final_loss": 0.5}}}) == ""
+    meta = {"cpu": "CPU B", "teachers": {"owl": {"vs_first_teacher": {"d_final_loss": 6e-6, "first_cpu": "CPU A"}},
+                                         "eagle": {"vs_first_teacher": {"d_final_loss": 2e-6, "first_cpu": "CPU A"}}}}
+    text = _retrained(meta)
+    assert "(CPU B)" in text and "(CPU A)" in text and "at most 6e-06" in text

@@ -103,6 +103,20 @@ def _sampling_rows(samp: pd.DataFrame) -> list[list[str]]:
             for r in samp.itertuples()]
 
 
+def _retrained(meta: dict) -> str:
+    """Where the run's teachers were retrained on another machine: by how much they differ from the first ones."""
+    vs = {t: r["vs_first_teacher"] for t, r in (meta.get("teachers") or {}).items() if r.get("vs_first_teacher")}
+    d = [x["d_final_loss"] for x in vs.values() if x.get("d_final_loss") is not None]
+    if not d:
+        return ""
+    first = {x.get("first_cpu") or "an unrecorded CPU" for x in vs.values()}
+    return (f"_The teachers are not committed; the last run retrained them ({meta.get('cpu') or 'CPU not recorded'}) "
+            f"from the same data and seed. Their final training loss differs from that of the teachers the first "
+            f"students trained under ({', '.join(sorted(first))}) by at most {max(d):.1g} (float sums in another order "
+            "on another CPU kind), so students of different sessions trained under teachers equal to that "
+            "precision, not bit for bit._")
+
+
 def _vs_b(rungs: pd.DataFrame, cell: str, animal: str) -> str:
     """The glance's note on a rung's difference from cell b, where 2+ seeds test it."""
     g = rungs[(rungs.cell == cell) & (rungs.animal == animal)] if len(rungs) else rungs
@@ -153,6 +167,7 @@ def b_theory(root: Path) -> str:
         f"{meta.get('student_settings', {}).get('batch', '?')} number lists; training "
         f"{np.median(tps):.0f} tokens/s (median over students){cost}._" if tps else f"_Run: {state}._", "",
         *([pre, ""] if pre else []),
+        *([retrained, ""] if (retrained := _retrained(meta)) else []),
         table(rows, head), "",
         "The share effect over training (steps: own teacher / neutral teacher):", "",
         table(curve, ["cell", "animal", "by milestone"]), "",
