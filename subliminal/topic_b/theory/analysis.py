@@ -124,14 +124,8 @@ def rung_contrasts(df: pd.DataFrame, ref: str, cells: list[str], animals: list[s
             rows.append({"cell": cell, "versus": ref, "animal": animal, "step": int(df[df.cell == cell].step.max()),
                          **_ci(d.to_numpy())})
     v = pd.DataFrame(rows)
-    if not len(v):
-        return v
-    ok = (v.n_seeds >= 2) & np.isfinite(v.p.astype(float))
-    v["p_holm"] = np.nan
-    v.loc[ok, "p_holm"] = holm(v.loc[ok, "p"].to_numpy(float))
-    sig = ok & (v.p_holm < alpha)
-    v["reading"] = np.where(~ok, "too few seeds", np.where(~sig, "not distinguishable from b",
-                                                           np.where(v["mean"] < 0, "smaller than b", "larger than b")))
+    if len(v):
+        v["reading"] = _holm_words(v, v["mean"], alpha, ("not distinguishable from b", "larger than b", "smaller than b"))
     return v
 
 
@@ -203,15 +197,19 @@ def verdicts(s: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
                     "share_mean": r["mean"], "share_ci95_low": r.ci95_low, "share_ci95_high": r.ci95_high,
                     "mde": r.mde, "n_seeds": int(r.n_seeds), "p": r.p})
     v = pd.DataFrame(out)
-    if not len(v):
-        return v
+    if len(v):
+        v.insert(3, "verdict", _holm_words(v, v.share_mean, alpha, ("none detected", "transfer", "reverse")))
+    return v
+
+
+def _holm_words(v: pd.DataFrame, mean: pd.Series, alpha: float, words: tuple[str, str, str]) -> np.ndarray:
+    """Holm over the rows of `v` with 2+ seeds (adds ``p_holm``); per row "too few seeds", or words[0] (not
+    significant), words[1] (significant, mean > 0), words[2] (significant, mean < 0)."""
     ok = (v.n_seeds >= 2) & np.isfinite(v.p.astype(float))
     v["p_holm"] = np.nan
     v.loc[ok, "p_holm"] = holm(v.loc[ok, "p"].to_numpy(float))
     sig = ok & (v.p_holm < alpha)
-    v.insert(3, "verdict", np.where(~ok, "too few seeds", np.where(~sig, "none detected",
-                                                                    np.where(v.share_mean > 0, "transfer", "reverse"))))
-    return v
+    return np.where(~ok, "too few seeds", np.where(~sig, words[0], np.where(mean > 0, words[1], words[2])))
 
 
 def cosine_contrasts(cos: pd.DataFrame) -> pd.DataFrame:
