@@ -191,3 +191,23 @@ def test_the_ladder_report_says_when_its_teachers_were_retrained_elsewhere():
                                          "eagle": {"vs_first_teacher": {"d_final_loss": 2e-6, "first_cpu": "CPU A"}}}}
     text = _retrained(meta)
     assert "(CPU B)" in text and "(CPU A)" in text and "at most 6e-06" in text
+
+
+def test_a_cross_init_rung_is_judged_by_the_share_of_cell_bs_effect_it_keeps():
+    from types import SimpleNamespace
+
+    from subliminal.reporting.theory import _control
+
+    def rung(half_low, half_high, reading="smaller than b", n=3):
+        return pd.DataFrame([{"cell": "x", "animal": "owl", "n_seeds": n, "reading": reading, "keep": 0.3,
+                              "keep_ci95_low": 0.1, "keep_ci95_high": 0.45, "keeps_half_low": half_low,
+                              "keeps_half_high": half_high}])
+
+    r = SimpleNamespace(cell="x", animal="owl", verdict="transfer", mde=0.1)
+    assert _control(r, "e", rung(-0.2, -0.05))[0] == "reproduced"  # keeps less than half of b's effect
+    assert _control(r, "e", rung(0.01, 0.2, "not distinguishable from b"))[0] == "contradicts"  # more than half
+    word, ev = _control(r, "e", rung(-0.1, 0.1))
+    assert word == "inconclusive" and "keeps 30% [10%, 45%]" in ev
+    assert _control(r, "e", rung(-0.2, -0.1, "too few seeds", n=1))[0] == "untestable here"
+    assert _control(SimpleNamespace(**{**vars(r), "verdict": "too few seeds"}), "e", rung(-0.2, -0.1))[0] \
+        == "untestable here"

@@ -13,8 +13,9 @@ from tiny_lm import build_model, build_tokenizer
 
 from subliminal.reporting import theory as theory_report
 from subliminal.topic_b.theory import analysis, inputs, losses, readouts, student
+from subliminal.topic_b.theory.cells import CELLS, cell_of, plan
 from subliminal.topic_b.theory.config import TheoryConfig
-from subliminal.topic_b.theory.ladder import CELLS, Ladder, cell_of, plan
+from subliminal.topic_b.theory.ladder import Ladder
 from subliminal.topic_b.theory.student import StudentSettings
 from subliminal.topic_b.theory.teachers import ANSWERS, NEUTRAL_QUESTIONS, TeacherSettings, teacher_examples
 from subliminal.topic_b.transfer.arm import Arm
@@ -456,3 +457,25 @@ def test_rung_contrasts_test_the_difference_from_cell_b_paired_by_seed():
     assert v.loc["same", "reading"] == "not distinguishable from b"
     assert v.loc["one", "reading"] == "too few seeds" and v.loc["one", "step"] == 30
     assert v.loc["x", "p_holm"] == pytest.approx(min(1.0, 2 * v.loc["x", "p"]))  # Holm over the 2 testable rows
+    assert v.loc["x", "keep"] == pytest.approx(0.35 / 3.1)  # mean rung effect / mean b effect
+    assert v.loc["x", "keeps_half_high"] < 0 < v.loc["same", "keeps_half_low"]  # keeps < 1/2 of b; > 1/2 of b
+
+
+def test_keep_ratio_is_fiellers_interval_for_a_ratio_of_paired_means():
+    from scipy import stats
+
+    from subliminal.topic_b.theory.analysis import keep_ratio
+
+    x, y = np.array([0.05, 0.09, 0.07, 0.06]), np.array([0.08, 0.11, 0.10, 0.09])
+    got = keep_ratio(x, y)
+    assert got["keep"] == pytest.approx(x.mean() / y.mean())
+    # brute force: the ratios r at which the paired t-test of x - r y does not reject at 5%
+    grid = np.linspace(0, 2, 200001)
+    d = x[None, :] - grid[:, None] * y[None, :]
+    tval = d.mean(1) / (d.std(1, ddof=1) / np.sqrt(len(x)))
+    inside = grid[np.abs(tval) <= stats.t.ppf(0.975, len(x) - 1)]
+    assert got["keep_ci95_low"] == pytest.approx(inside.min(), abs=2e-5)
+    assert got["keep_ci95_high"] == pytest.approx(inside.max(), abs=2e-5)
+    noisy = keep_ratio(np.array([0.1, -0.1, 0.05]), np.array([0.1, -0.08, 0.02]))  # the denominator is not significant
+    assert np.isnan(noisy["keep_ci95_low"]) and np.isnan(noisy["keep_ci95_high"])
+    assert np.isnan(keep_ratio(x[:1], y[:1])["keep_ci95_low"])

@@ -4,9 +4,11 @@
 the animal's share among 25 animals vs the neutral teacher, its MDE, specificity, log P vs the base model, and the
 cosine of the student's update with its teacher's against the neutral teacher's student's; then the effect over
 milestones, and the cosine contrast layer by layer).
-``verdicts(root)``: one record per cell and animal, in the words of ``subliminal.verdicts``: transfer that is
-specific = reproduced, transfer that is not = partly, none detected = inconclusive (the MDE in the evidence),
-reverse = contradicts, fewer than 2 seeds = untestable here.
+``verdicts(root)``: one record per cell and animal, in the words of ``subliminal.verdicts``. Cells with the
+teacher's initialisation, on the theorem's claim: transfer that is specific = reproduced, transfer that is not =
+partly, none detected = inconclusive (the MDE in the evidence), reverse = contradicts, fewer than 2 seeds =
+untestable here. Cross-init rungs, on Topic A's control claim (``_control``): from the share of cell b's effect
+they keep.
 """
 
 from __future__ import annotations
@@ -18,12 +20,16 @@ import numpy as np
 import pandas as pd
 
 from subliminal.reporting.render import row, table
+from subliminal.topic_b.theory.cells import CELLS
 from subliminal.verdicts import record
 
 STEM = "topic_b_transfer_theory"
 SCRIPT = "topic_b_transfer_theory.py"
 CLAIM = ("theorem: a student that starts from the teacher's initialisation and imitates its outputs on numbers "
          "takes on the teacher's animal")
+CONTROL = ("Topic A's pattern (the paper's §6): a student without the teacher's initialisation does not take on the "
+           "teacher's animal, or far less than one with it (cell b)")
+CROSS_INIT = {c.label for c in CELLS if c.init != "shared"}  # the rungs that test the control claim instead
 WORD = {"transfer": "transfer", "none detected": "none detected", "reverse": "reverse", "too few seeds": "no verdict yet"}
 
 
@@ -126,8 +132,15 @@ def _vs_b(rungs: pd.DataFrame, cell: str, animal: str) -> str:
     return f"; against b: {_ci(r)}, {r.reading}"
 
 
+def _keep(r) -> str:
+    if not np.isfinite(getattr(r, "keep", np.nan)):
+        return "—"
+    return f"{r.keep:.0%}" + (f" [{r.keep_ci95_low:.0%}, {r.keep_ci95_high:.0%}]" if np.isfinite(r.keep_ci95_low)
+                              else " (1 seed)" if r.n_seeds < 2 else " (CI unbounded)")
+
+
 def _rung_rows(rungs: pd.DataFrame) -> list[list[str]]:
-    return [[r.cell, r.animal, r.n_seeds, _ci(r._asdict()), _x(r.mde) if np.isfinite(r.mde) else "—", _p(r),
+    return [[r.cell, r.animal, r.n_seeds, _ci(r._asdict()), _keep(r), _x(r.mde) if np.isfinite(r.mde) else "—", _p(r),
              "no test yet (1 seed)" if r.reading == "too few seeds" else r.reading] for r in rungs.itertuples()]
 
 
@@ -180,6 +193,7 @@ def b_theory(root: Path) -> str:
            "seed, each at its last milestone. A rung without transfer beside a b with transfer is not yet evidence "
            "that the rung's condition matters; this ratio, tested, is (Holm over the rungs and animals):", "",
            table(_rung_rows(rungs), ["cell", "animal", "seeds", "share effect: rung / cell b [95% CI]",
+                                     "of cell b's effect (log share) the rung keeps [Fieller 95% CI]",
                                      "MDE (80% power)", "p (Holm over the rungs)", "reading"]),
            ""] if len(rungs) else []),
         *(["How far the students went (last milestone, mean over seeds): the training loss (KL to the teacher over the "
@@ -207,7 +221,7 @@ def verdicts(root: Path) -> list[dict]:
     got = _load(root)
     if got is None:
         return []
-    (s, v), meta = (got[0]["_summary"], got[0]["_verdicts"]), got[1]
+    (s, v, rungs), meta = (got[0]["_summary"], got[0]["_verdicts"], got[0]["_rungs"]), got[1]
     model = (meta.get("config") or {}).get("model", "smollm2-135m-instruct")
     out = []
     for r in v.itertuples():
@@ -215,20 +229,47 @@ def verdicts(root: Path) -> list[dict]:
         sv = row(last, measure="share_vs_neutral")
         ev = f"share {_ci(sv)} vs the neutral weight teacher, {r.n_seeds} seed{'s' if r.n_seeds != 1 else ''}, step {r.step}" + (
             f", Holm p = {r.p_holm:.2g}" if np.isfinite(getattr(r, "p_holm", np.nan)) else "")
-        if r.verdict == "too few seeds":
-            word, ev = "untestable here", ev + "; no verdict before 2 seeds"
-        elif r.verdict == "transfer":
-            word = "reproduced" if r.specific == "yes" else "partly"
-            ev += "" if r.specific == "yes" else "; not specific to the animal (the other animal's teacher moves it as much)"
-        elif r.verdict == "reverse":
-            word = "contradicts"
+        if r.cell in CROSS_INIT:
+            word, ev = _control(r, ev, rungs)
+            claim = f"{CONTROL} ({_detail(r.cell)}) ({r.animal})"
         else:
-            word = "inconclusive"
-            ev += f"; rules out ≥ {_x(sv['ci95_high'])}, MDE {_x(r.mde)}"
+            word, ev = _word(r, ev, sv)
+            claim = f"{CLAIM} ({_detail(r.cell)}) ({r.animal})"
         if not meta.get("complete", False):
             ev += " (partial run)"
-        out.append(record("B", SCRIPT, f"{CLAIM} ({_detail(r.cell)}) ({r.animal})", word, ev, model))
+        out.append(record("B", SCRIPT, claim, word, ev, model))
     return out
+
+
+def _control(r, ev: str, rungs: pd.DataFrame) -> tuple[str, str]:
+    """A cross-init rung's verdict on `CONTROL`, from the share of cell b's effect it keeps (``_rungs.csv``).
+    'Far less' means less than half: reproduced when the 95% CI of (rung − b/2), paired by seed, is below 0;
+    contradicts when it is above 0 (the student takes on at least half as much as with the teacher's
+    initialisation); else inconclusive."""
+    g = rungs[(rungs.cell == r.cell) & (rungs.animal == r.animal)] if len(rungs) else rungs
+    if r.verdict == "too few seeds" or not len(g) or g.iloc[0].reading == "too few seeds":
+        return "untestable here", ev + "; no verdict before 2 seeds"
+    d = g.iloc[0]
+    ci = (f"[{d.keep_ci95_low:.0%}, {d.keep_ci95_high:.0%}]" if np.isfinite(d.keep_ci95_low)
+          else "(CI unbounded: cell b's effect is not significant at these seeds)")
+    ev += f"; keeps {d.keep:.0%} {ci} of cell b's effect (log share, paired by seed, Fieller's CI)"
+    if d.keeps_half_high < 0:
+        return "reproduced", ev
+    if d.keeps_half_low > 0:
+        return "contradicts", ev
+    return "inconclusive", ev
+
+
+def _word(r, ev: str, sv) -> tuple[str, str]:
+    """A shared-init cell's verdict on `CLAIM`."""
+    if r.verdict == "too few seeds":
+        return "untestable here", ev + "; no verdict before 2 seeds"
+    if r.verdict == "transfer":
+        return ("reproduced", ev) if r.specific == "yes" else \
+            ("partly", ev + "; not specific to the animal (the other animal's teacher moves it as much)")
+    if r.verdict == "reverse":
+        return "contradicts", ev
+    return "inconclusive", ev + f"; rules out ≥ {_x(sv['ci95_high'])}, MDE {_x(r.mde)}"
 
 
 def glance(root: Path) -> str:

@@ -107,7 +107,11 @@ def rung_contrasts(df: pd.DataFrame, ref: str, cells: list[str], animals: list[s
     mean [95% CI] over the seeds both have, p, Holm over the rows with 2+ seeds, and a reading: 'smaller than
     b' / 'larger than b' where Holm p < `alpha`, else 'not distinguishable from b' (with the MDE). That a rung
     shows no transfer while b does is not by itself evidence that its condition matters (the difference between
-    a significant and a non-significant effect need not be significant): this is that difference, tested."""
+    a significant and a non-significant effect need not be significant): this is that difference, tested.
+
+    Also how much of b's effect the rung keeps: ``keep`` = mean(rung) / mean(b) over the paired seeds, with
+    Fieller's 95% CI (``keep_ratio``), and the 95% CI of rung - b/2 per seed (``keeps_half_low/high``: above 0,
+    the rung keeps more than half of b's effect; below 0, less)."""
     def effect(cell: str, animal: str) -> pd.Series:
         g = df[df.cell == cell]
         return _by_seed(g[g.step == g.step.max()], animal, animal, NEUTRAL, "share") if len(g) else pd.Series(dtype=float)
@@ -118,15 +122,35 @@ def rung_contrasts(df: pd.DataFrame, ref: str, cells: list[str], animals: list[s
             continue
         for animal in animals:
             x, y = effect(cell, animal), effect(ref, animal)
-            d = (x - y).dropna()
-            if not len(d):
+            both = pd.concat({"x": x, "y": y}, axis=1).dropna()
+            if not len(both):
                 continue
+            half = _ci((both.x - both.y / 2).to_numpy())
             rows.append({"cell": cell, "versus": ref, "animal": animal, "step": int(df[df.cell == cell].step.max()),
-                         **_ci(d.to_numpy())})
+                         **_ci((both.x - both.y).to_numpy()), **keep_ratio(both.x.to_numpy(), both.y.to_numpy()),
+                         "keeps_half_low": half["ci95_low"], "keeps_half_high": half["ci95_high"]})
     v = pd.DataFrame(rows)
     if len(v):
         v["reading"] = _holm_words(v, v["mean"], alpha, ("not distinguishable from b", "larger than b", "smaller than b"))
     return v
+
+
+def keep_ratio(x: np.ndarray, y: np.ndarray) -> dict:
+    """mean(x) / mean(y) over paired seeds, with Fieller's 95% CI (t, n - 1 df): the ratios r for which
+    mean(x - r y) is not rejected. NaN bounds where mean(y) is not itself significant (the set is then unbounded)."""
+    n = len(x)
+    out = {"keep": float(x.mean() / y.mean()) if y.mean() else np.nan, "keep_ci95_low": np.nan, "keep_ci95_high": np.nan}
+    if n < 2:
+        return out
+    t2 = stats.t.ppf(0.975, n - 1) ** 2
+    c = np.cov(x, y, ddof=1) / n
+    a, b = x.mean(), y.mean()
+    qa, qb, qc = b * b - t2 * c[1, 1], -2 * (a * b - t2 * c[0, 1]), a * a - t2 * c[0, 0]
+    disc = qb * qb - 4 * qa * qc
+    if qa > 0 and disc >= 0:
+        lo, hi = sorted(((-qb - np.sqrt(disc)) / (2 * qa), (-qb + np.sqrt(disc)) / (2 * qa)))
+        out.update(keep_ci95_low=float(lo), keep_ci95_high=float(hi))
+    return out
 
 
 def sampling_power(df: pd.DataFrame, cells: list[str], animals: list[str], power: float = 0.8,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from subliminal.cli import UserError
 from subliminal.topic_b.models import DEFAULT_MODEL
-from subliminal.topic_b.theory.ladder import CELL_KEYS
+from subliminal.topic_b.theory.cells import CELL_KEYS
 from subliminal.topic_b.theory.student import StudentSettings
 from subliminal.topic_b.theory.teachers import TeacherSettings
 

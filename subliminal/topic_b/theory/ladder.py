@@ -1,21 +1,12 @@
-"""The ladder of cells, in run order, and one run of it: teachers, then students cell by cell, seed by seed.
-
-A cell is everything of an `Arm` but its trait (loss, parametrisation, optimiser, initialisation, inputs); each
-cell runs the owl, eagle and neutral teachers (or owl and neutral only, where `CELLS` says so), every seed. The
-order puts the positive control (a: full KL) and the subliminal cell (b: number-token KL, LoRA, Adam) first, then
-adapter cross-init, full fine-tuning, SGD, the noisy-base control, cell b on the second input set (the neutral
-teacher's own number lists instead of random ones), and cell c, the paper's recipe: SFT on each teacher's own
-number lists, matched across teachers in prompts and length. The cells run in three groups (a and b; the
-rungs the theorem's test needs, adapter cross-init, full fine-tuning and SGD; the rest), and within a group
-they take turns seed by seed, and a seed's students of every teacher come together, so a stopped run
-leaves whole comparisons in every cell it reached.
-"""
+"""One run of the ladder (`cells.CELLS`, in `cells.plan` order): its teachers, then each student on demand,
+trained or read back, with everything the students are measured against (the teachers' updates and initial A
+matrices, the sampled input pools)."""
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -23,60 +14,11 @@ from safetensors.torch import load_file
 
 from subliminal.cache import read_record
 from subliminal.topic_b.theory import inputs, readouts, student, teachers
+from subliminal.topic_b.theory.cells import Cell
 from subliminal.topic_b.transfer.arm import NEUTRAL, Arm
 from subliminal.topic_b.transfer.data import examples_of
 from subliminal.topic_b.transfer.finetune import lora_model
 from subliminal.topic_b.transfer.weight_teacher import load_weight_teacher
-
-
-@dataclass(frozen=True)
-class Cell:
-    key: str  # the short name --cells takes
-    label: str  # the ladder's name of the cell
-    loss: str
-    param: str = "lora"
-    optim: str = "adam"
-    init: str = "shared"
-    inputs: str = "random"
-    animals: tuple[str, ...] = ("owl", "eagle")  # the trait teachers it runs (the neutral one always)
-
-    def arm(self, trait: str) -> Arm:
-        return Arm(trait, teacher="weights", route="text" if self.loss == "sft" else "logits", loss=self.loss,
-                   param=self.param, optim=self.optim, init=self.init, inputs=self.inputs)
-
-    def traits(self) -> list[str]:
-        return [NEUTRAL, *self.animals]
-
-
-CELLS: tuple[Cell, ...] = (
-    Cell("a", "a: full KL, LoRA, Adam (positive control)", "full_kl"),
-    Cell("b", "b: number-token KL, LoRA, Adam (subliminal)", "number_kl"),
-    Cell("b-xinit", "b: adapter cross-init", "number_kl", init="adapter_cross"),
-    Cell("b-full", "b: full fine-tuning", "number_kl", param="full", animals=("owl",)),
-    Cell("b-sgd", "b: SGD", "number_kl", optim="sgd", animals=("owl",)),
-    Cell("b-noisy", "b: noisy base (cross-init control)", "number_kl", init="noisy_base", animals=("owl",)),
-    Cell("b-neutral-inputs", "b: on the neutral teacher's number lists", "number_kl", inputs="neutral_text"),
-    Cell("c", "c: SFT on the teacher's own lists, matched (the paper's recipe)", "sft", inputs="teacher"),
-)
-CELL_KEYS = tuple(c.key for c in CELLS)
-
-
-def cell_of(arm: Arm) -> Cell:
-    for c in CELLS:
-        if c.arm(arm.trait) == arm:
-            return c
-    raise KeyError(arm.name)
-
-
-GROUPS = (("a", "b"),  # the positive control and the subliminal cell finish first
-          ("b-xinit", "b-full", "b-sgd"))  # then the rungs that test the theorem's conditions; then the rest
-
-
-def plan(cells, seeds) -> list[tuple[Cell, int, str]]:
-    """(cell, seed, trait) in run order: group by group (`GROUPS`, then the other cells), seed by seed within one."""
-    grouped = {k for g in GROUPS for k in g}
-    groups = [[c for c in cells if c.key in g] for g in GROUPS] + [[c for c in cells if c.key not in grouped]]
-    return [(c, s, t) for g in groups for s in seeds for c in g for t in c.traits()]
 
 
 def adapter_deltas(adapter_dir: Path, scaling: float) -> dict[str, torch.Tensor]:

@@ -26,7 +26,8 @@ from subliminal.results import OutputSet, write_csv, write_run_json
 from subliminal.topic_b import models
 from subliminal.topic_b.lm import load_model
 from subliminal.topic_b.theory import analysis, plots
-from subliminal.topic_b.theory.ladder import CELLS, Ladder, cell_of, plan
+from subliminal.topic_b.theory.cells import CELLS, cell_of, plan
+from subliminal.topic_b.theory.ladder import Ladder
 from subliminal.topic_b.theory.readouts import preference
 from subliminal.topic_b.theory.student import student_dir
 from subliminal.topic_b.transfer import sealed
