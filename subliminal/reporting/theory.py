@@ -129,7 +129,7 @@ def _vs_b(rungs: pd.DataFrame, cell: str, animal: str) -> str:
     if not len(g) or g.iloc[0].reading == "too few seeds":
         return ""
     r = g.iloc[0]
-    return f"; against b: {_ci(r)}, {r.reading}"
+    return f"; against b: {_ci(r)}, {r.reading}" + (f", keeps {_keep(r)} of b's effect" if cell in CROSS_INIT else "")
 
 
 def _keep(r) -> str:
@@ -292,7 +292,9 @@ def glance(root: Path) -> str:
                 word += f" after Holm over the ladder: p = {r.p:.2g}, Holm p = {r.p_holm:.2g}"
             mde = f", MDE {_x(r.mde)}" if r.verdict == "none detected" and np.isfinite(r.mde) else ""
             parts.append(f"{r.animal} {_ci(row(last, measure='share_vs_neutral'))} ({word}{mde}, {r.n_seeds} "
-                         f"seed{'s' if r.n_seeds != 1 else ''}{_vs_b(rungs, r.cell, r.animal)})")
+                         f"seed{'s' if r.n_seeds != 1 else ''}{_vs_b(rungs, r.cell, r.animal)})"
+                         + (f" — Topic A's control claim: {w}" if r.cell in CROSS_INIT
+                            and (w := _control(r, "", rungs)[0]) != "untestable here" else ""))
         lines.append(f"  - {cell}: " + "; ".join(parts))
     lines.append("  ([details](docs/topic_b_transfer.md#under-the-theorems-conditions))")
     return "\n".join(lines)
