@@ -49,7 +49,7 @@ def ladder(summary: pd.DataFrame, cos: pd.DataFrame, path: Path, topic_a: Path =
         axes[2].barh(range(3), a["mean"], xerr=[a["mean"] - a.ci95_low, a.ci95_high - a["mean"]], color="tab:purple")
         axes[2].set_yticks(range(3), ["all logits (a)", "ghost logits (b)", "cross-init"])
         axes[2].invert_yaxis()
-        axes[2].set_xlabel("Topic A (MNIST MLPs): student accuracy\n(the reference pattern)")
+        axes[2].set_xlabel("Topic A (MNIST MLPs):\nstudent accuracy\n(the reference pattern)")
     else:
         axes[2].axis("off")
     fig.tight_layout()
