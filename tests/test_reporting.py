@@ -211,3 +211,11 @@ def test_a_cross_init_rung_is_judged_by_the_share_of_cell_bs_effect_it_keeps():
     assert _control(r, "e", rung(-0.2, -0.1, "too few seeds", n=1))[0] == "untestable here"
     assert _control(SimpleNamespace(**{**vars(r), "verdict": "too few seeds"}), "e", rung(-0.2, -0.1))[0] \
         == "untestable here"
+
+
+def test_a_rung_whose_students_fit_far_less_than_cell_b_is_called_a_weaker_test():
+    from subliminal.reporting.theory import REF, _fit_note
+
+    fit = pd.DataFrame({"cell": [REF, REF, "sgd", "sgd", "close"], "loss": [0.001, 0.002, 0.02, 0.01, 0.004]})
+    assert "loss ×10 of b's" in _fit_note(fit, "sgd") and _fit_note(fit, "close") == ""
+    assert _fit_note(fit, "absent") == "" and _fit_note(pd.DataFrame(), "sgd") == ""

@@ -29,6 +29,7 @@ CLAIM = ("theorem: a student that starts from the teacher's initialisation and i
          "takes on the teacher's animal")
 CONTROL = ("Topic A's pattern (the paper's §6): a student without the teacher's initialisation does not take on the "
            "teacher's animal, or far less than one with it (cell b)")
+REF = next(c.label for c in CELLS if c.key == "b")  # the subliminal cell, every rung's reference
 CROSS_INIT = {c.label for c in CELLS if c.init != "shared"}  # the rungs that test the control claim instead
 WORD = {"transfer": "transfer", "none detected": "none detected", "reverse": "reverse", "too few seeds": "no verdict yet"}
 
@@ -221,7 +222,8 @@ def verdicts(root: Path) -> list[dict]:
     got = _load(root)
     if got is None:
         return []
-    (s, v, rungs), meta = (got[0]["_summary"], got[0]["_verdicts"], got[0]["_rungs"]), got[1]
+    (s, v, rungs, cos, fit), meta = (got[0][k] for k in ("_summary", "_verdicts", "_rungs", "_cosine_contrasts",
+                                                          "_fit")), got[1]
     model = (meta.get("config") or {}).get("model", "smollm2-135m-instruct")
     out = []
     for r in v.itertuples():
@@ -235,10 +237,23 @@ def verdicts(root: Path) -> list[dict]:
         else:
             word, ev = _word(r, ev, sv)
             claim = f"{CLAIM} ({_detail(r.cell)}) ({r.animal})"
+        if word != "untestable here":
+            ev += f"; the theorem's own quantity, update cosine with the teacher's minus the neutral teacher's " \
+                  f"student's: {_cos(cos, r.cell, r.animal, r.step)}" + _fit_note(fit, r.cell)
         if not meta.get("complete", False):
             ev += " (partial run)"
         out.append(record("B", SCRIPT, claim, word, ev, model))
     return out
+
+
+def _fit_note(fit: pd.DataFrame, cell: str) -> str:
+    """Where a cell's students fit their teachers far less than cell b's (training loss over 3x b's), say so: its
+    verdict is then a weaker test than b's."""
+    if not len(fit) or cell not in set(fit.cell) or not (fit.cell == REF).any():
+        return ""
+    ratio = fit[fit.cell == cell].loss.mean() / fit[fit.cell == REF].loss.mean()
+    return (f"; its students fit the teacher far less than cell b's (loss ×{ratio:.2g} of b's): a weaker test"
+            if ratio > 3 and "SFT" not in cell else "")
 
 
 def _control(r, ev: str, rungs: pd.DataFrame) -> tuple[str, str]:
