@@ -219,3 +219,9 @@ def test_a_rung_whose_students_fit_far_less_than_cell_b_is_called_a_weaker_test(
     fit = pd.DataFrame({"cell": [REF, REF, "sgd", "sgd", "close"], "loss": [0.001, 0.002, 0.02, 0.01, 0.004]})
     assert "loss ×10 of b's" in _fit_note(fit, "sgd") and _fit_note(fit, "close") == ""
     assert _fit_note(fit, "absent") == "" and _fit_note(pd.DataFrame(), "sgd") == ""
+
+
+def test_the_ladder_claims_carry_no_parentheses_since_the_glance_splits_a_claim_from_its_detail_there():
+    from subliminal.reporting.theory import CLAIM, CONTROL
+
+    assert "(" not in CLAIM and "(" not in CONTROL

@@ -27,8 +27,8 @@ STEM = "topic_b_transfer_theory"
 SCRIPT = "topic_b_transfer_theory.py"
 CLAIM = ("theorem: a student that starts from the teacher's initialisation and imitates its outputs on numbers "
          "takes on the teacher's animal")
-CONTROL = ("Topic A's pattern (the paper's §6): a student without the teacher's initialisation does not take on the "
-           "teacher's animal, or far less than one with it (cell b)")
+CONTROL = ("Topic A's pattern, as in the paper's §6: a student without the teacher's initialisation takes on the "
+           "teacher's animal far less than cell b's student, if at all")  # no parentheses: the glance splits on them
 REF = next(c.label for c in CELLS if c.key == "b")  # the subliminal cell, every rung's reference
 CROSS_INIT = {c.label for c in CELLS if c.init != "shared"}  # the rungs that test the control claim instead
 WORD = {"transfer": "transfer", "none detected": "none detected", "reverse": "reverse", "too few seeds": "no verdict yet"}
