@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from subliminal.reporting.render import row, table
-from subliminal.topic_b.theory.cells import CELLS
+from subliminal.topic_b.theory.cells import CELLS, REFERENCE
 from subliminal.verdicts import record
 
 STEM = "topic_b_transfer_theory"
@@ -29,8 +29,9 @@ CLAIM = ("theorem: a student that starts from the teacher's initialisation and i
          "takes on the teacher's animal")
 CONTROL = ("Topic A's pattern, as in the paper's §6: a student without the teacher's initialisation takes on the "
            "teacher's animal far less than cell b's student, if at all")  # no parentheses: the glance splits on them
-REF = next(c.label for c in CELLS if c.key == "b")  # the subliminal cell, every rung's reference
+REF = REFERENCE.label  # the subliminal cell, every rung's reference
 CROSS_INIT = {c.label for c in CELLS if c.init != "shared"}  # the rungs that test the control claim instead
+SFT = {c.label for c in CELLS if c.loss == "sft"}  # trained on text, not to the teacher: their loss is no KL
 WORD = {"transfer": "transfer", "none detected": "none detected", "reverse": "reverse", "too few seeds": "no verdict yet"}
 
 
@@ -124,12 +125,17 @@ def _retrained(meta: dict) -> str:
             "precision, not bit for bit._")
 
 
+def _rung(rungs: pd.DataFrame, cell: str, animal: str):
+    """The rung's row of ``_rungs.csv`` where 2+ seeds test it, else None."""
+    g = rungs[(rungs.cell == cell) & (rungs.animal == animal)] if len(rungs) else rungs
+    return None if not len(g) or g.iloc[0].reading == "too few seeds" else g.iloc[0]
+
+
 def _vs_b(rungs: pd.DataFrame, cell: str, animal: str) -> str:
     """The glance's note on a rung's difference from cell b, where 2+ seeds test it."""
-    g = rungs[(rungs.cell == cell) & (rungs.animal == animal)] if len(rungs) else rungs
-    if not len(g) or g.iloc[0].reading == "too few seeds":
+    r = _rung(rungs, cell, animal)
+    if r is None:
         return ""
-    r = g.iloc[0]
     return f"; against b: {_ci(r)}, {r.reading}" + (f", keeps {_keep(r)} of b's effect" if cell in CROSS_INIT else "")
 
 
@@ -149,7 +155,8 @@ def b_theory(root: Path) -> str:
     got = _load(root)
     if got is None:
         return f"_Not run yet: `OMP_WAIT_POLICY=PASSIVE python {SCRIPT}`._"
-    (s, v, cos, lay, samp, fit, rungs), meta = got[0].values(), got[1]
+    (s, v, cos, lay, samp, fit, rungs), meta = (got[0][k] for k in (
+        "_summary", "_verdicts", "_cosine_contrasts", "_cosine_layers", "_sampling_power", "_fit", "_rungs")), got[1]
     pre = prerun_mde(meta)
     rows = []
     for r in v.itertuples():
@@ -253,7 +260,7 @@ def _fit_note(fit: pd.DataFrame, cell: str) -> str:
         return ""
     ratio = fit[fit.cell == cell].loss.mean() / fit[fit.cell == REF].loss.mean()
     return (f"; its students fit the teacher far less than cell b's (loss ×{ratio:.2g} of b's): a weaker test"
-            if ratio > 3 and "SFT" not in cell else "")
+            if ratio > 3 and cell not in SFT else "")
 
 
 def _control(r, ev: str, rungs: pd.DataFrame) -> tuple[str, str]:
@@ -261,10 +268,9 @@ def _control(r, ev: str, rungs: pd.DataFrame) -> tuple[str, str]:
     'Far less' means less than half: reproduced when the 95% CI of (rung − b/2), paired by seed, is below 0;
     contradicts when it is above 0 (the student takes on at least half as much as with the teacher's
     initialisation); else inconclusive."""
-    g = rungs[(rungs.cell == r.cell) & (rungs.animal == r.animal)] if len(rungs) else rungs
-    if r.verdict == "too few seeds" or not len(g) or g.iloc[0].reading == "too few seeds":
+    d = _rung(rungs, r.cell, r.animal)
+    if r.verdict == "too few seeds" or d is None:
         return "untestable here", ev + "; no verdict before 2 seeds"
-    d = g.iloc[0]
     ci = (f"[{d.keep_ci95_low:.0%}, {d.keep_ci95_high:.0%}]" if np.isfinite(d.keep_ci95_low)
           else "(CI unbounded: cell b's effect is not significant at these seeds)")
     ev += f"; keeps {d.keep:.0%} {ci} of cell b's effect (log share, paired by seed, Fieller's CI)"

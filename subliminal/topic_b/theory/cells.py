@@ -1,4 +1,4 @@
-"""The ladder of cells, in run order, and one run of it: teachers, then students cell by cell, seed by seed.
+"""The ladder's cells and their run order (no torch here: the report reads them too).
 
 A cell is everything of an `Arm` but its trait (loss, parametrisation, optimiser, initialisation, inputs); each
 cell runs the owl, eagle and neutral teachers (or owl and neutral only, where `CELLS` says so), every seed. The
@@ -48,6 +48,7 @@ CELLS: tuple[Cell, ...] = (
     Cell("c", "c: SFT on the teacher's own lists, matched (the paper's recipe)", "sft", inputs="teacher"),
 )
 CELL_KEYS = tuple(c.key for c in CELLS)
+REFERENCE = next(c for c in CELLS if c.key == "b")  # the subliminal cell every rung is compared with
 
 
 def cell_of(arm: Arm) -> Cell:

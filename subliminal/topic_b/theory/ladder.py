@@ -109,9 +109,7 @@ class Ladder:
         rec = read_record(self._dir(arm, seed, trait) / "record.json")
         if rec is None or not rec.get("complete"):
             return None
-        pool = self._contexts(arm, trait)
-        key = student.student_key(arm, seed, self.sset, self.teacher_key(trait), self.base_id,
-                                  inputs.pool_id(pool) if pool is not None else "")
+        key = student.key_of(arm, seed, self.sset, self.teacher_key(trait), self.base_id, self._contexts(arm, trait))
         return rec if student.finished(rec, key) else None
 
     def student(self, cell: Cell, seed: int, trait: str, stop_after: int | None = None) -> dict:

@@ -22,11 +22,11 @@ from pathlib import Path
 import pandas as pd
 
 from subliminal.cache import config_hash, read_record, write_record
-from subliminal.results import OutputSet, write_csv, write_run_json
+from subliminal.results import OutputSet, cpu_name, read_json, write_csv, write_run_json
 from subliminal.topic_b import models
 from subliminal.topic_b.lm import load_model
 from subliminal.topic_b.theory import analysis, plots
-from subliminal.topic_b.theory.cells import CELLS, cell_of, plan
+from subliminal.topic_b.theory.cells import CELLS, REFERENCE, cell_of, plan
 from subliminal.topic_b.theory.ladder import Ladder
 from subliminal.topic_b.theory.readouts import preference
 from subliminal.topic_b.theory.student import student_dir
@@ -39,7 +39,6 @@ STEM = "topic_b_transfer_theory"
 def model_stem(model: str) -> str:
     """The stem of one model's ladder files (``models.model_stem``)."""
     return models.model_stem(STEM, model)
-REFERENCE = next(c for c in CELLS if c.key == "b")  # the subliminal cell every rung is compared with
 REPORTED = ("owl", "eagle")  # the animals whose rows the tidy CSV keeps (the share needs all 25: computed first)
 
 
@@ -88,8 +87,6 @@ def teacher_fingerprints(records: dict[str, dict], archive: Path, committed_json
     loss, the log-prob of one training answer, the CPU) is kept beside the records, ``teachers.json``, taken from
     the committed run JSON where an older run left no record; every run compares with it and says by how much its
     own teachers differ. Returns {trait: {"d_final_loss", "d_check_logp", "first_cpu"}} for teachers of the same key."""
-    from subliminal.results import cpu_name, read_json
-
     path = archive / "teachers.json"
     first = read_record(path)
     if first is None:

@@ -67,6 +67,11 @@ def student_key(arm: Arm, seed: int, s: StudentSettings, teacher_key: str, base_
                         "base": base_id, "inputs": ins})
 
 
+def key_of(arm: Arm, seed: int, s: StudentSettings, teacher_key: str, base_id: str, pool: list[dict] | None) -> str:
+    """`student_key` for a student trained on `pool` (None: the random lists)."""
+    return student_key(arm, seed, s, teacher_key, base_id, inputs.pool_id(pool) if pool is not None else "")
+
+
 def student_dir(root: Path, name: str, seed: int, settings: dict, teacher_key: str) -> Path:
     """A student's folder in the cache: its arm, seed and a hash of the settings and the teacher it trains under, so
     a run with other settings (``--quick``, ``--steps``) never reads or overwrites it."""
@@ -127,7 +132,7 @@ def train(base, tokenizer, teacher, arm: Arm, seed: int, s: StudentSettings, out
     out_dir = Path(out_dir)
     if (arm.inputs in POOLED) != (pool is not None):
         raise ValueError(f"{arm.name}: a pool of contexts goes with inputs in {POOLED} and only with them")
-    key = student_key(arm, seed, s, teacher_key, base_id, inputs.pool_id(pool) if pool is not None else "")
+    key = key_of(arm, seed, s, teacher_key, base_id, pool)
     rec_path, ckpt = out_dir / "record.json", out_dir / "checkpoint.safetensors"
     rec = read_record(rec_path)
     if finished(rec, key):
