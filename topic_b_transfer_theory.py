@@ -14,9 +14,12 @@ with the teacher's.
     OMP_WAIT_POLICY=PASSIVE python topic_b_transfer_theory.py          # the whole ladder; hours, resumable
     python topic_b_transfer_theory.py --cells a b --seeds 0 1 2        # the first two cells
     python topic_b_transfer_theory.py --quick                          # tiny end-to-end check
+    python topic_b_transfer_theory.py --outputs-only                   # rebuild the outputs, no model, no training
 
 Writes plots_b/topic_b_transfer_theory.csv, _summary.csv, _cosines.csv, _verdicts.csv, .png, .json, and the
-students' records in plots_b/topic_b_transfer_theory_records/ (rerun the same command to continue).
+students' records in plots_b/topic_b_transfer_theory_records/ (rerun the same command to continue). The outputs
+always hold every finished student on record under the same settings, whichever cells and seeds a command runs;
+the JSON's "complete" says whether every student planned, by this command or the previous one, is finished.
 """
 
 from __future__ import annotations

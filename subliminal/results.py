@@ -3,11 +3,14 @@ output folders: ``prepare_out`` checks one before any work, ``OutputSet`` replac
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import io
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -19,6 +22,7 @@ from typing import Any
 
 import pandas as pd
 
+from subliminal import checksums
 from subliminal.cli import UserError
 
 _UMASK = os.umask(0)
@@ -96,21 +100,76 @@ def prepare_out(path: str | os.PathLike) -> Path:
 def clean_stale_staging(folder: Path, name: str, legacy_age_s: float = 3600) -> list[Path]:
     """Remove the staging folders of `name` in `folder` that a killed run left: those whose writer's PID is
     gone, and unnamed ones (written before staging folders carried a PID) older than `legacy_age_s`."""
-    import re
+    gone = []
+    for p in _dead(folder, name, "staging", legacy_age_s):
+        shutil.rmtree(p, ignore_errors=True)
+        gone.append(p)
+    return gone
 
+
+def _dead(folder: Path, name: str, kind: str, legacy_age_s: float = 3600) -> list[Path]:
+    """The `kind` ("staging" or "previous") folders of output folder `name` in `folder` whose writer is gone."""
     from subliminal.devices import pid_alive
 
-    pat = re.compile(rf"\.{re.escape(name)}\.staging-(?:(\d+)-\w+\.tmp|\w+)")
-    gone = []
-    for p in folder.glob(f".{name}.staging-*"):
+    pat = re.compile(rf"\.{re.escape(name)}\.{kind}-(?:(\d+)-\w+\.tmp|\w+)")
+    found = []
+    for p in sorted(folder.glob(f".{name}.{kind}-*")):
         m = pat.fullmatch(p.name)
         if m is None or not p.is_dir():
             continue
-        stale = not pid_alive(int(m.group(1))) if m.group(1) else time.time() - p.stat().st_mtime > legacy_age_s
-        if stale:
-            shutil.rmtree(p, ignore_errors=True)
-            gone.append(p)
-    return gone
+        if not pid_alive(int(m.group(1))) if m.group(1) else time.time() - p.stat().st_mtime > legacy_age_s:
+            found.append(p)
+    return found
+
+
+JOURNAL = ".commit.json"  # in a commit's backup folder: the staging folder and the files being replaced
+
+
+def recover_interrupted(out: Path, beside: Path, log) -> None:
+    """Finish or undo the results commit of a run killed while moving its files into `out` (its backup folder
+    ``.<out>.previous-<pid>-*.tmp`` is still there). With the journal and a staging folder that holds every new
+    file not yet in `out`, the commit is completed (the new set, whole); without them the previous files are put
+    back (with no journal: where `out` lacks them). The backup is then removed. One line per file, on `log`."""
+    out = out.resolve()
+    for folder in dict.fromkeys((beside, out)):
+        for backup in _dead(folder, out.name, "previous"):
+            try:
+                j = json.loads((backup / JOURNAL).read_text())
+                staging, files, old = folder / j["staging"], list(j["files"]), set(j["old"])
+            except (OSError, ValueError, KeyError, TypeError):
+                staging, files, old = None, None, set()
+            kept = [r for r in (p.relative_to(backup).as_posix() for p in backup.rglob("*") if p.is_file())
+                    if r != JOURNAL]
+            if files and all(checksums.safe_rel(r) and ((staging / r).is_file() or (out / r).is_file()) for r in files):
+                for r in files:  # complete the commit: every new file is in staging or in out
+                    if (staging / r).is_file():
+                        (out / r).parent.mkdir(parents=True, exist_ok=True)
+                        os.replace(staging / r, out / r)
+                        log(f"[results] {out / r}: moved in from {staging.name}, the results of a run killed while "
+                            "committing them")
+                for r in kept:
+                    log(f"[results] {backup / r}: removed, the old version of {out / r} that this commit replaced")
+            else:  # undo: put the previous files back (with no journal, only those out lacks), drop the rest
+                for r in kept:
+                    if r in old or not (out / r).exists():
+                        (out / r).parent.mkdir(parents=True, exist_ok=True)
+                        os.replace(backup / r, out / r)
+                        log(f"[results] {out / r}: restored from {backup.name}, left by a run killed while "
+                            "committing its results")
+                    else:
+                        log(f"[results] {backup / r}: removed, a stale backup ({out / r} is newer)")
+            shutil.rmtree(backup, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _locked(folder: Path):
+    """An exclusive lock on `folder` (flock on its descriptor): one commit and manifest update at a time."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 class OutputSet:
@@ -124,15 +183,23 @@ class OutputSet:
     staged file is renamed into `out`: old files with those names are moved aside first and put back
     if any rename fails, so `out` never holds a mix of old and new files. On an exception nothing in
     `out` changes and the staging folder is removed. `final(name)` is the file's place in `out`
-    (where the previous run's file, e.g. a CSV to upsert into, is read from)."""
+    (where the previous run's file, e.g. a CSV to upsert into, is read from).
 
-    def __init__(self, out: str | os.PathLike):
+    The commit also updates ``<out>/sha256.json`` (``checksums``): the SHA-256, size and writing command of
+    every file it moves in, moved in with them, so a reader can check a result (``reporting.verify``). On
+    entering, a commit that a killed run left half done is completed or undone (``recover_interrupted``),
+    one line on `log` (default stderr) per file it moves."""
+
+    def __init__(self, out: str | os.PathLike, log=None):
         self.out = Path(out).expanduser()
         self.staging: Path | None = None
+        self.log = log or (lambda m: print(m, file=sys.stderr))
 
     def __enter__(self) -> OutputSet:
         prepare_out(self.out)
         beside, name = self._beside(), self.out.resolve().name
+        with _locked(self.out):
+            recover_interrupted(self.out, beside, self.log)  # before its staging folder is cleaned away
         clean_stale_staging(beside, name)
         # hidden, named after this process and ending in .tmp (.gitignore's `.*.tmp`): a kill leaves nothing
         # git shows, and the next OutputSet of `out` removes it
@@ -163,19 +230,41 @@ class OutputSet:
         staging, self.staging = self.staging, None
         try:
             if exc_type is None:
-                _commit(staging, self.out)
+                with _locked(self.out):
+                    _stage_manifest(staging, self.out, self.log)
+                    _commit(staging, self.out)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         return False
 
 
+def _stage_manifest(staging: Path, out: Path, log) -> None:
+    """`out`'s manifest with an entry for every staged file, staged to move in with them."""
+    rels = sorted(p.relative_to(staging).as_posix() for p in staging.rglob("*") if p.is_file())
+    rels = [r for r in rels if r != checksums.NAME]
+    if not rels:
+        return
+    try:
+        files = checksums.read(out) or {}
+    except checksums.ManifestError as e:
+        log(f"[results] {e}; rewritten with this run's files only (the others are unverified until rerun)")
+        files = {}
+    by = checksums.writer()
+    files.update({r: checksums.entry(staging / r, by) for r in rels})
+    atomic_write_text(staging / checksums.NAME, checksums.text(files))
+
+
 def _commit(staging: Path, out: Path) -> None:
-    """Move every file under `staging` to the same place under `out`, all or nothing."""
+    """Move every file under `staging` to the same place under `out`, all or nothing (a journal in the backup
+    folder lets the next OutputSet finish it after a kill: ``recover_interrupted``)."""
     rels = sorted(p.relative_to(staging) for p in staging.rglob("*") if p.is_file())
     if not rels:
         return
     backup = Path(tempfile.mkdtemp(dir=staging.parent, prefix=f".{out.resolve().name}.previous-{os.getpid()}-",
                                    suffix=".tmp"))
+    journal = {"staging": staging.name, "files": [r.as_posix() for r in rels],
+               "old": [r.as_posix() for r in rels if (out / r).exists()]}
+    atomic_write_text(backup / JOURNAL, json.dumps(journal) + "\n")
     moved_old: list[Path] = []
     moved_new: list[Path] = []
     try:

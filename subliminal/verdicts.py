@@ -31,6 +31,19 @@ DEFINITIONS = {
     "untestable here": "the data here cannot test it (offline models, no effect to explain, a run not yet done)",
 }
 VERDICTS = tuple(DEFINITIONS)
+# The words of single tests (an effect in the LLM ladder or a transfer run, a rung against cell b), which the
+# README's map prints beside each ratio, defined once here; the claim verdicts above are built from them.
+TEST_WORDS = {
+    "transfer": "the own teacher's students take on the animal more than the control's: the test is significant "
+                "after the correction of its family, and the CI printed beside it (at that level) lies above ×1",
+    "reverse": "the same test significant the other way: the CI lies below ×1",
+    "none detected": "not significant after the correction: the CI contains ×1; the MDE beside it (80% power, the "
+                     "same level) is the power of the null",
+    "too few seeds": "fewer than 3 seeds: no test (with 2, a t-test has 1 degree of freedom); the 95% CI is shown",
+    "larger than b": "a rung's share effect exceeds cell b's, paired by seed, significant after Holm over the rungs",
+    "smaller than b": "a rung's share effect falls short of cell b's, paired by seed, significant after Holm over the rungs",
+    "not distinguishable from b": "the rung's difference from cell b is not significant after Holm over the rungs",
+}
 COLUMNS = ("topic", "script", "claim", "verdict", "evidence", "model")
 
 

@@ -4,6 +4,7 @@ run's files all together or not at all; figures and CSVs written through it land
 from __future__ import annotations
 
 import errno
+import json
 import os
 import tempfile
 
@@ -50,7 +51,9 @@ def test_output_set_moves_all_files_in_together(tmp_path):
         results.atomic_write_text(o.path("sub/y.json"), "{}")
         assert not (out / "x.csv").exists()  # staged, not yet visible
         assert o.path("x.csv").parent.parent == out.parent  # staging beside out: same filesystem
-    assert _files(out) == {"x.csv": b"a\n1\n", "sub/y.json": b"{}"}
+    got = _files(out)
+    assert json.loads(got.pop("sha256.json"))["files"].keys() == {"x.csv", "sub/y.json"}  # their hashes, moved in too
+    assert got == {"x.csv": b"a\n1\n", "sub/y.json": b"{}"}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # staging and backup removed
 
 
@@ -134,5 +137,5 @@ def test_output_set_stages_inside_out_when_the_parent_is_read_only(tmp_path, mon
     with OutputSet(out) as o:
         results.atomic_write_text(o.path("x.csv"), "new")
         assert o.path("x.csv").parent.parent == out
-    assert _files(out) == {"x.csv": b"new"}
-    assert [p.name for p in out.iterdir()] == ["x.csv"]
+    assert {k: v for k, v in _files(out).items() if k != "sha256.json"} == {"x.csv": b"new"}
+    assert sorted(p.name for p in out.iterdir()) == ["sha256.json", "x.csv"]

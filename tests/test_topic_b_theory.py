@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -11,6 +12,7 @@ import pytest
 import torch
 from tiny_lm import build_model, build_tokenizer
 
+from subliminal.reporting import llm_map
 from subliminal.reporting import theory as theory_report
 from subliminal.topic_b.theory import analysis, inputs, losses, readouts, student
 from subliminal.topic_b.theory.cells import CELLS, cell_of, plan
@@ -130,7 +132,7 @@ def test_cosine_readout_is_one_for_a_copy_and_near_zero_for_an_unrelated_update(
 
 def test_students_train_resume_and_the_analysis_reads_them(lad):
     cell_a, cell_b = CELLS[0], CELLS[1]
-    recs = [_train(lad, c, s, t) for c, s, t in plan([cell_a, cell_b], [0, 1]) if t != "eagle"]
+    recs = [_train(lad, c, s, t) for c, s, t in plan([cell_a, cell_b], [0, 1, 2]) if t != "eagle"]
     assert all(r["complete"] and set(r["milestones"]) == {"1", "3"} for r in recs)
     assert all(r["init_cos_a"] == pytest.approx(1.0) for r in recs)
     # the theorem's quantity: with the teacher's init, the update lines up with its own teacher's more than with the
@@ -150,32 +152,33 @@ def test_students_train_resume_and_the_analysis_reads_them(lad):
     for m in ("1", "3"):
         assert resumed["milestones"][m]["logp"] == pytest.approx(straight["milestones"][m]["logp"], abs=1e-6)
     bp = readouts.preference(lad.base, lad.tok, QUESTIONS)
-    label = lambda r: cell_of(Arm(**r["arm"])).label  # noqa: E731
+    label = lambda r: cell_of(Arm(**r["arm"])).key  # noqa: E731  (CSVs carry keys; labels are for display)
     tidy = analysis.tidy(recs, bp, label)
     assert set(tidy.teacher) == {"base", "neutral", "owl"} and tidy.groupby(["cell", "teacher", "seed", "step", "question"]) \
         .share.apply(lambda v: abs(torch.logsumexp(torch.tensor(v.to_numpy()), 0).item())).max() < 1e-6
-    s = analysis.summary(tidy, [cell_a.label, cell_b.label], ["owl"])
+    s = analysis.summary(tidy, [cell_a.key, cell_b.key], ["owl"])
     r = s[(s.measure == "share_vs_neutral") & (s.step == 3)]
-    assert len(r) == 2 and (r.n_seeds == 2).all() and r.mde.gt(0).all()
+    assert len(r) == 2 and (r.n_seeds == 3).all() and r.mde.gt(0).all()
     v = analysis.verdicts(s)
     assert set(v.verdict) <= {"transfer", "reverse", "none detected"} and len(v) == 2
+    assert (v.family == "primary").all() and (v.level >= 0.05 / 4).all()  # the primary family's 4 declared tests
     cos = analysis.cosine_rows(recs, label)
     assert set(cos.versus_teacher) == {"neutral", "owl", "eagle"}
     con = analysis.cosine_contrasts(cos)
-    c = con[(con.cell == cell_b.label) & (con.step == 3) & (con.vs == "neutral student")].iloc[0]
+    c = con[(con.cell == cell_b.key) & (con.step == 3) & (con.vs == "neutral student")].iloc[0]
     x = cos.set_index(["cell", "step", "seed", "teacher", "versus_teacher"]).cosine
-    want = [x[(cell_b.label, 3, sd, "owl", "owl")] - x[(cell_b.label, 3, sd, "neutral", "owl")] for sd in (0, 1)]
-    assert c.n_seeds == 2 and c["mean"] == pytest.approx(np.mean(want))  # paired by seed, against the same teacher
+    want = [x[(cell_b.key, 3, sd, "owl", "owl")] - x[(cell_b.key, 3, sd, "neutral", "owl")] for sd in (0, 1, 2)]
+    assert c.n_seeds == 3 and c["mean"] == pytest.approx(np.mean(want))  # paired by seed, against the same teacher
     lay = analysis.cosine_layer_summary(analysis.cosine_layer_rows(recs, label))
     assert set(lay.layer) == set(range(lad.base.config.num_hidden_layers)) and set(lay.vs) == {"neutral student"}
     # the report reads what the analysis wrote: a table row and a verdict record per cell and animal
     plots = lad.root / "report" / "plots_b"
     plots.mkdir(parents=True)
     fit = analysis.fit_summary(cos)
-    assert len(fit) == 4 and (fit.step == 3).all() and (fit.n_seeds == 2).all() and (fit.update_norm > 0).all()
-    own = cos[(cos.cell == cell_b.label) & (cos.teacher == "owl") & (cos.versus_teacher == "owl") & (cos.step == 3)]
-    assert fit.set_index(["cell", "teacher"]).loc[(cell_b.label, "owl")].loss == pytest.approx(own.kl.mean())
-    sp = analysis.sampling_power(tidy, [cell_a.label, cell_b.label], ["owl"])
+    assert len(fit) == 4 and (fit.step == 3).all() and (fit.n_seeds == 3).all() and (fit.update_norm > 0).all()
+    own = cos[(cos.cell == cell_b.key) & (cos.teacher == "owl") & (cos.versus_teacher == "owl") & (cos.step == 3)]
+    assert fit.set_index(["cell", "teacher"]).loc[(cell_b.key, "owl")].loss == pytest.approx(own.kl.mean())
+    sp = analysis.sampling_power(tidy, [cell_a.key, cell_b.key], ["owl"])
     assert len(sp) == 2 and (sp.samples_per_arm > 0).all()
     for name, frame in (("_summary", s), ("_verdicts", v), ("_cosine_contrasts", con), ("_cosine_layers", lay),
                         ("_sampling_power", sp), ("_fit", fit)):
@@ -183,11 +186,13 @@ def test_students_train_resume_and_the_analysis_reads_them(lad):
     (plots / "topic_b_transfer_theory.json").write_text('{"complete": false, "students_done": 8, "students_planned": 12}')
     md = theory_report.b_theory(plots.parent)
     assert "partial: 8 of 12 students" in md and md.count("| owl |") == 10  # table, curve, layers, fit, sampling
-    g = theory_report.glance(plots.parent)
-    assert "partial run, 8 of 12 students" in g and f"  - {cell_b.label}: owl ×" in g and f"  - {cell_a.label}: owl ×" in g
+    rows = llm_map.ladder_rows(plots.parent)  # README's map: a row per cell, by key, shown by label
+    assert [r[0] for r in rows] == [cell_a.label, cell_b.label] and all(" owl" not in r[3] for r in rows)
     recs_v = theory_report.verdicts(plots.parent)
-    assert len(recs_v) == 2 and all("(owl)" in r["claim"] and "(partial run)" in r["evidence"] for r in recs_v)
-    assert {r["verdict"] for r in recs_v} <= {"reproduced", "partly", "inconclusive", "contradicts"}
+    ladder = [r for r in recs_v if r["claim"].startswith(theory_report.CLAIM)]
+    assert len(ladder) == 2 and all("(owl)" in r["claim"] and "(partial run)" in r["evidence"] for r in ladder)
+    assert {r["verdict"] for r in ladder} <= {"reproduced", "partly", "inconclusive", "contradicts"}
+    assert [r["verdict"] for r in recs_v if r["claim"] == theory_report.CONTROL] == ["untestable here"]
 
 
 def test_config_checks_flags_before_any_work():
@@ -224,16 +229,48 @@ def test_committed_records_continue_a_run_on_another_machine(tmp_path):
     assert not dest.exists()
 
 
-def test_verdicts_are_holm_adjusted_over_the_ladder():
-    """Three cells x one animal: raw p 0.01, 0.03, 0.04 -> Holm 0.03, 0.06, 0.06: only the first is 'transfer'."""
-    rows = []
-    for cell, p, mean in (("a", 0.01, 1.0), ("b", 0.03, 0.5), ("c", 0.04, -0.5)):
-        rows.append({"cell": cell, "step": 60, "animal": "owl", "measure": "share_vs_neutral", "teacher": "owl",
-                     "versus": "neutral", "n_seeds": 3, "mean": mean, "ci95_low": mean - 0.1, "ci95_high": mean + 0.1,
-                     "p": p, "mde": 0.2})
-    v = analysis.verdicts(pd.DataFrame(rows)).set_index("cell")
-    assert v.p_holm.tolist() == pytest.approx([0.03, 0.06, 0.06])
-    assert v.verdict.tolist() == ["transfer", "none detected", "none detected"]
+def _share_rows(cells_p: list[tuple[str, str, float, float]], n: int = 3) -> pd.DataFrame:
+    return pd.DataFrame([{"cell": cell, "step": 60, "animal": animal, "measure": "share_vs_neutral", "teacher": animal,
+                          "versus": "neutral", "n_seeds": n, "mean": mean, "ci95_low": mean - 0.1,
+                          "ci95_high": mean + 0.1, "p": p, "mde": 0.2, "se": 0.05} for cell, animal, p, mean in cells_p])
+
+
+def test_verdicts_are_holm_adjusted_inside_the_declared_primary_family():
+    """The primary family is a and b x owl and eagle (4 tests, fixed): raw p 0.01, 0.014, 0.04 and a test not run
+    (p = 1) -> Holm 0.04, 0.042, 0.08: two transfer. The CI printed beside each is at its Holm level, so it
+    excludes 0 exactly when the verdict is significant, and the MDE is stated at that level too."""
+    v = analysis.verdicts(_share_rows([("a", "owl", 0.01, 1.0), ("a", "eagle", 0.014, 0.5), ("b", "owl", 0.04, 0.3)]))
+    assert v.p_holm.tolist() == pytest.approx([0.04, 0.042, 0.08])
+    assert v.verdict.tolist() == ["transfer", "transfer", "none detected"]
+    assert v.level.tolist() == pytest.approx([0.05 * 0.01 / 0.04, 0.05 * 0.014 / 0.042, 0.05 * 0.04 / 0.08])
+    assert ((v.ci_low > 0) == (v.p_holm < 0.05)).all() and (v.mde_level > v.mde95).all()
+
+
+def test_secondary_rows_never_move_a_primary_verdict():
+    """Adding a secondary rung's rows (however small their p) leaves every primary row unchanged; a rung below 3
+    seeds gets no verdict and joins no Holm step."""
+    primary = [("a", "owl", 0.01, 1.0), ("a", "eagle", 0.03, 0.5), ("b", "owl", 0.012, 0.3), ("b", "eagle", 0.2, 0.1)]
+    alone = analysis.verdicts(_share_rows(primary))
+    more = pd.concat([_share_rows(primary), _share_rows([("c", "owl", 1e-6, 0.4), ("b-sgd", "owl", 1e-5, -0.2)]),
+                      _share_rows([("b-noisy", "owl", 1e-9, 0.3)], n=2)])
+    both = analysis.verdicts(more)
+    pd.testing.assert_frame_equal(both[both.family == "primary"].reset_index(drop=True), alone)
+    sec = both.set_index("cell")
+    assert sec.loc["b-noisy", "verdict"] == "too few seeds" and np.isnan(sec.loc["b-noisy", "p_holm"])
+    assert sec.loc["c", "family"] == "rung effects" and sec.loc["b-sgd", "verdict"] == "reverse"
+
+
+def test_rows_outside_a_declared_family_are_refused():
+    with pytest.raises(ValueError, match="declared"):
+        analysis.verdicts(_share_rows([("a", "owl", 0.01, 1.0), ("b-sgd", "eagle", 0.01, 1.0)]))
+
+
+def test_seeds_needed_meets_the_target_mde_at_the_strictest_holm_level():
+    from scipy import stats
+    sd, target, m = 0.05, np.log(1.10), 4
+    n = analysis.seeds_needed(sd, target, m)
+    at = lambda k: (stats.t.ppf(1 - 0.05 / m / 2, k - 1) + stats.t.ppf(0.8, k - 1)) * sd / np.sqrt(k)  # noqa: E731
+    assert at(n) <= target < at(n - 1)
 
 
 def test_the_script_continues_from_the_committed_records_with_a_fresh_cache(tiny, tmp_path, monkeypatch):
@@ -440,25 +477,31 @@ def test_rung_contrasts_test_the_difference_from_cell_b_paired_by_seed():
     from subliminal.topic_b.theory.analysis import rung_contrasts
 
     rows = []
-    effects = {"b": {0: 1.0, 1: 1.2, 2: 0.9}, "x": {0: 0.1, 1: 0.25, 2: 0.0}, "same": {0: 1.01, 1: 1.15, 2: 0.95},
-               "one": {0: 0.0}}
+    # real rung keys (the family 'rungs' is declared in cells.FAMILIES): x = b-sgd, same = b-full, one = c
+    effects = {"b": {0: 1.0, 1: 1.2, 2: 0.9}, "b-sgd": {0: 0.1, 1: 0.25, 2: 0.0},
+               "b-full": {0: 1.01, 1: 1.15, 2: 0.95}, "c": {0: 0.0}}
     for cell, by_seed in effects.items():
         for seed, e in by_seed.items():
             for q in ("q1", "q2"):
                 for teacher, share in (("owl", -3.0 + e + (0.1 if q == "q1" else -0.1)), ("neutral", -3.0)):
-                    rows.append({"cell": cell, "teacher": teacher, "seed": seed, "step": 60 if cell != "one" else 30,
+                    rows.append({"cell": cell, "teacher": teacher, "seed": seed, "step": 60 if cell != "c" else 30,
                                  "question": q, "animal": "owl", "logp": share, "share": share})
                 rows.append({"cell": cell, "teacher": "owl", "seed": seed, "step": 10, "question": q, "animal": "owl",
                              "logp": 0.0, "share": 5.0})  # an earlier milestone: not the one compared
-    v = rung_contrasts(pd.DataFrame(rows), "b", list(effects), ["owl", "eagle"]).set_index("cell")
-    assert list(v.index) == ["x", "same", "one"]  # b itself is the reference; no eagle rows without eagle students
-    assert v.loc["x", "mean"] == pytest.approx(np.mean([0.1 - 1.0, 0.25 - 1.2, 0.0 - 0.9]))
-    assert v.loc["x", "n_seeds"] == 3 and v.loc["x", "reading"] == "smaller than b"
-    assert v.loc["same", "reading"] == "not distinguishable from b"
-    assert v.loc["one", "reading"] == "too few seeds" and v.loc["one", "step"] == 30
-    assert v.loc["x", "p_holm"] == pytest.approx(min(1.0, 2 * v.loc["x", "p"]))  # Holm over the 2 testable rows
-    assert v.loc["x", "keep"] == pytest.approx(0.35 / 3.1)  # mean rung effect / mean b effect
-    assert v.loc["x", "keeps_half_high"] < 0 < v.loc["same", "keeps_half_low"]  # keeps < 1/2 of b; > 1/2 of b
+    v = rung_contrasts(pd.DataFrame(rows), list(effects), ["owl", "eagle"]).set_index("cell")
+    assert list(v.index) == ["b-sgd", "b-full", "c"]  # b itself is the reference; no eagle rows without eagle students
+    assert v.loc["b-sgd", "mean"] == pytest.approx(np.mean([0.1 - 1.0, 0.25 - 1.2, 0.0 - 0.9]))
+    assert v.loc["b-sgd", "n_seeds"] == 3 and v.loc["b-sgd", "reading"] == "smaller than b"
+    assert v.loc["b-full", "reading"] == "not distinguishable from b"
+    assert v.loc["c", "reading"] == "too few seeds" and v.loc["c", "step"] == 30
+    # Holm inside the declared family of the rungs, its size fixed (untested members count as p = 1)
+    from subliminal.stats import holm
+    from subliminal.topic_b.theory.cells import FAMILIES
+    m = len(FAMILIES["rungs"])
+    p = [v.loc["b-sgd", "p"], v.loc["b-full", "p"]] + [1.0] * (m - 2)
+    assert v.loc["b-sgd", "p_holm"] == pytest.approx(holm(p)[0])
+    assert v.loc["b-sgd", "ci_high"] < 0  # the CI at the reading's level agrees with the reading
+    assert v.loc["b-sgd", "keep"] == pytest.approx(0.35 / 3.1)  # mean rung effect / mean b effect
 
 
 def test_keep_ratio_is_fiellers_interval_for_a_ratio_of_paired_means():
@@ -474,8 +517,25 @@ def test_keep_ratio_is_fiellers_interval_for_a_ratio_of_paired_means():
     d = x[None, :] - grid[:, None] * y[None, :]
     tval = d.mean(1) / (d.std(1, ddof=1) / np.sqrt(len(x)))
     inside = grid[np.abs(tval) <= stats.t.ppf(0.975, len(x) - 1)]
-    assert got["keep_ci95_low"] == pytest.approx(inside.min(), abs=2e-5)
-    assert got["keep_ci95_high"] == pytest.approx(inside.max(), abs=2e-5)
+    assert got["keep_ci_low"] == pytest.approx(inside.min(), abs=2e-5)
+    assert got["keep_ci_high"] == pytest.approx(inside.max(), abs=2e-5)
     noisy = keep_ratio(np.array([0.1, -0.1, 0.05]), np.array([0.1, -0.08, 0.02]))  # the denominator is not significant
-    assert np.isnan(noisy["keep_ci95_low"]) and np.isnan(noisy["keep_ci95_high"])
-    assert np.isnan(keep_ratio(x[:1], y[:1])["keep_ci95_low"])
+    assert np.isnan(noisy["keep_ci_low"]) and np.isnan(noisy["keep_ci_high"])
+    assert np.isnan(keep_ratio(x[:1], y[:1])["keep_ci_low"])
+
+
+def test_the_committed_power_plan_is_reproduced_from_the_committed_records():
+    """The plan stated before the new seeds (plots_b/..._power_plan.json) follows from the records of its seeds."""
+    from subliminal.topic_b.theory import power_plan
+
+    root = Path(__file__).resolve().parents[1] / "plots_b"
+    stated = power_plan.read(root)
+    if not stated:
+        pytest.skip("no committed power plan")
+    df, used = power_plan.plan(root / f"{power_plan.STEM}_records", tuple(stated["seeds"]))
+    assert used == stated["records"]
+    for got, want in zip(df.to_dict("records"), stated["plan"]):
+        assert (got["cell"], got["animal"], got["seeds_needed"]) == (want["cell"], want["animal"], want["seeds_needed"])
+        assert got["sd_per_seed"] == pytest.approx(want["sd_per_seed"], rel=1e-9)
+    assert power_plan.main(["--out", str(root)]) == 0  # an existing plan is never overwritten without --force
+    assert power_plan.read(root) == stated

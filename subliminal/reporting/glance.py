@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from subliminal.reporting.render import ci, load_a, read_b, row, table
-from subliminal.verdicts import DEFINITIONS
+from subliminal.verdicts import DEFINITIONS, TEST_WORDS
 
 
 def _word(v: str) -> str:
@@ -61,6 +61,23 @@ def _detail(claim: str, short: str) -> str:
 
 
 CORRECTION = "this repo's earlier reading"
+ANIMALS = ("owl", "eagle")
+
+
+def _single_rows(g: pd.DataFrame) -> list[list[str]]:
+    """One row per claim and setting (its parenthesised detail without the animal); the animals' verdicts side by
+    side: 'owl **reproduced**, eagle **inconclusive**'."""
+    rows: dict[tuple[str, str], list[str]] = {}
+    for c, v in zip(g.claim, g.verdict):
+        short = _short(c)
+        parts = [x for x in _detail(c, short).split(", ") if x != "—"] if c != short else []
+        animal = next((x for x in parts if x in ANIMALS), "")
+        setting = ", ".join(x for x in parts if x != animal) or "—"
+        rows.setdefault((short, setting), []).append(f"{animal} {_word(v)}" if animal else _word(v))
+    order = list(dict.fromkeys(short for short, _ in rows))  # a claim's settings together, the claim written once
+    keys = sorted(rows, key=lambda k: order.index(k[0]))
+    return [[short if i == 0 or keys[i - 1][0] != short else "″", setting, ", ".join(rows[short, setting])]
+            for i, (short, setting) in enumerate(keys)]
 
 
 def glance(root: Path, va: pd.DataFrame, vb: pd.DataFrame) -> str:
@@ -91,19 +108,22 @@ def glance(root: Path, va: pd.DataFrame, vb: pd.DataFrame) -> str:
              for c in per_claim.index if per_claim[c] > 1]
     out.append(table(rows, ["", *models]))
     single = testable[testable.claim.map(per_claim) == 1]
-    out += [""] + [f"- {m} only: " + "; ".join(_grouped(g)) for m, g in single.groupby("model", sort=False)]
+    for m, g in single.groupby("model", sort=False):
+        out += ["", table(_single_rows(g), [f"claim ({m} only)", "setting", "verdict"])]
     tested = {_short(c) for c in testable.claim}  # e.g. the owl teacher tested, the eagle one underpowered
     untestable = list(dict.fromkeys(_short(c) for c in vb[vb.verdict == "untestable here"].claim
                                     if _short(c) not in tested))
     if untestable:
-        out += ["- **untestable here** (offline models): " + "; ".join(untestable) + "."]
+        out += ["", "- **untestable here** (offline models or runs not yet done): " + "; ".join(untestable) + "."]
     return "\n".join(out)
 
 
 def verdict_words() -> str:
     """The verdict words, each defined once (subliminal.verdicts.DEFINITIONS)."""
     return ("Verdicts, one record per claim (and per model in Topic B) in `plots_a/verdicts.csv` and "
-            "`plots_b/verdicts.csv`, with the evidence:\n" + "\n".join(f"- **{w}**: {d}." for w, d in DEFINITIONS.items()))
+            "`plots_b/verdicts.csv`, with the evidence:\n" + "\n".join(f"- **{w}**: {d}." for w, d in DEFINITIONS.items())
+            + "\n\nThe words of single tests in the LLM transfer map:\n"
+            + "\n".join(f"- *{w}*: {d}." for w, d in TEST_WORDS.items()))
 
 
 def tables(root: Path, va: pd.DataFrame, vb: pd.DataFrame) -> dict[str, str]:

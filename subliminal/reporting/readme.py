@@ -5,6 +5,11 @@ the markdown that a provider's `tables(root)` gives for NAME, built from plots_a
 Providers' `verdicts(root)` records go to plots_a/verdicts.csv (topic A) and plots_b/verdicts.csv
 (topic B), and the verdict tables are rendered from those files. A provider module that fails to
 import is an error. `--check` fails when any of these files is out of date.
+
+A result file that cannot be read (truncated JSON, a CSV with other columns, undecodable bytes) or that does
+not match the hash recorded when it was written (``verify``) is one line, ``error: <file or provider>: <what>;
+<what to do>``, and exit 2 (``--traceback`` shows the traceback instead); results read without a recorded
+hash get one warning line.
 """
 
 from __future__ import annotations
@@ -16,8 +21,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-from subliminal.cli import UserError
-from subliminal.reporting import glance
+import pandas.errors
+
+from subliminal.cli import UserError, os_error_message
+from subliminal.reporting import glance, verify
 from subliminal.results import atomic_write_text
 from subliminal.verdicts import read_verdicts, write_verdicts
 
@@ -28,7 +35,8 @@ PROVIDERS = (
     "subliminal.reporting.topic_b_verdicts",
     "subliminal.reporting.specificity",  # Topic B specificity / multiplicity / 087-747 (tables b_specificity, …)
     "subliminal.reporting.transfer",  # the LLM transfer experiment (tables b_transfer, b_transfer_glance)
-    "subliminal.reporting.theory",  # the ladder under the theorem's conditions (tables b_theory, b_theory_glance)
+    "subliminal.reporting.theory",  # the ladder under the theorem's conditions (table b_theory)
+    "subliminal.reporting.llm_map",  # README's map of the LLM transfer results (table b_llm_map)
 )
 VERDICT_FILES = {"A": Path("plots_a") / "verdicts.csv", "B": Path("plots_b") / "verdicts.csv"}
 MARK = re.compile(r"<!-- report:([\w.-]+) -->.*?<!-- /report:\1 -->", re.S)
@@ -46,10 +54,29 @@ def collect(root: Path) -> tuple[dict[str, str], dict[str, list[dict]]]:
     records: dict[str, list[dict]] = {k: [] for k in VERDICT_FILES}
     for mod in providers():
         if hasattr(mod, "tables"):
-            tables.update(mod.tables(root))
-        for r in mod.verdicts(root) if hasattr(mod, "verdicts") else []:
+            tables.update(provided(mod, mod.tables, root))
+        for r in provided(mod, mod.verdicts, root) if hasattr(mod, "verdicts") else []:
             records.setdefault(r["topic"], []).append(r)
     return tables, records
+
+
+# what a provider raises on a result file it cannot use: unparsable JSON/CSV (ValueError and its kin: JSONDecodeError,
+# UnicodeDecodeError, pandas' ParserError), a missing column or key, a value of another type
+UNREADABLE = (ValueError, KeyError, IndexError, AttributeError, TypeError, pandas.errors.EmptyDataError)
+TRACEBACK = False  # --traceback: let them through
+
+
+def provided(mod, fn, *args):
+    """`fn(*args)` of provider `mod`, with what it raises on an unusable result file turned into one line."""
+    try:
+        return fn(*args)
+    except UNREADABLE as e:
+        if TRACEBACK:
+            raise
+        what = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise UserError(f"{mod.__name__}: {type(e).__name__}: {what}: a result file it reads is damaged, edited or "
+                        "from another version; restore plots_a/ and plots_b/ (git checkout) or rerun the script "
+                        "that writes it (--traceback for details)") from e
 
 
 def render(text: str, tables: dict[str, str]) -> tuple[str, list[str]]:
@@ -84,10 +111,13 @@ def run(root: Path, check: bool) -> list[str]:
                 if not check:
                     atomic_write_text(path, new.read_text())
             frames[topic] = read_verdicts(new)
-    tables.update(glance.tables(root, frames["A"], frames["B"]))
+    tables.update(provided(glance, glance.tables, root, frames["A"], frames["B"]))
     missing = set()
     for page in pages(root):
-        text = page.read_text()
+        try:
+            text = page.read_text(encoding="utf-8")
+        except UnicodeDecodeError as e:
+            raise UserError(f"{page} is not UTF-8 text ({e}); restore it (git checkout {page})") from None
         new, done = render(text, tables)
         missing |= set(re.findall(r"<!-- report:([\w.-]+) -->", text)) - set(done)
         if new != text:
@@ -102,17 +132,29 @@ def run(root: Path, check: bool) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m subliminal.reporting", description=__doc__.splitlines()[0])
     p.add_argument("--root", default=str(ROOT), help="repository root (README.md, docs/, plots_a/, plots_b/)")
-    p.add_argument("--check", action="store_true", help="write nothing; exit 1 if a page or verdict CSV is out of date")
+    p.add_argument("--check", action="store_true", help="write nothing; exit 1 if a page or verdict CSV is out of date "
+                   "(2 if a result cannot be read or does not match its recorded hash)")
+    p.add_argument("--traceback", action="store_true", help="on an unreadable result, the traceback, not one line")
     args = p.parse_args(argv)
+    global TRACEBACK
+    TRACEBACK = args.traceback
     root = Path(args.root)
     if not (root / "README.md").exists():
         print(f"error: {root}/README.md not found: pass --root DIR (the repository root)", file=sys.stderr)
         return 2
+    verify.unverified_warning()  # only this run's
     try:
         stale = run(root, args.check)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:
+        if args.traceback:
+            raise
+        print(f"error: {os_error_message(e)}", file=sys.stderr)
+        return 2
+    if warning := verify.unverified_warning():
+        print(warning, file=sys.stderr)
     n = len(pages(root)) + len(VERDICT_FILES)
     if args.check:
         if stale:

@@ -1,4 +1,5 @@
-"""The one table renderer and the number formats every report uses, plus the CSV loaders (read-only)."""
+"""The one table renderer and the number formats every report uses, plus the loaders (read-only; a file that
+cannot be read is a one-line UserError naming it: ``read_csv_checked``, ``read_json_checked``)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from subliminal.cli import UserError
+from subliminal.results import read_csv_checked as _read_csv
 
 B_DTYPES = {"number": str, "best_number": str, "logit_best_number": str}
 
@@ -101,13 +105,35 @@ def load_plots_a(plots: Path, name: str) -> tuple[pd.DataFrame, pd.DataFrame, di
     s, t, j = d / f"{name}_summary.csv", d / f"{name}_tests.csv", d / f"{name}.json"
     if not s.exists():
         return None
-    tests = pd.read_csv(t) if t.exists() and t.stat().st_size > 1 else pd.DataFrame()
-    return pd.read_csv(s), tests, (json.loads(j.read_text()) if j.exists() else {})
+    tests = read_csv_checked(t) if t.exists() and t.stat().st_size > 1 else pd.DataFrame()
+    return read_csv_checked(s), tests, (read_json_checked(j) if j.exists() else {})
 
 
 def read_b(root: Path, name: str) -> pd.DataFrame | None:
     p = Path(root) / "plots_b" / name
-    return pd.read_csv(p, dtype=B_DTYPES) if p.exists() else None
+    return read_csv_checked(p, dtype=B_DTYPES) if p.exists() else None
+
+
+def read_csv_checked(path: str | Path, required_columns: Sequence[str] = (), **read_csv_kw) -> pd.DataFrame:
+    """A result CSV, or a one-line UserError naming it when it cannot be parsed, is empty or undecodable, or
+    lacks one of `required_columns` (``results.read_csv_checked``; a missing file stays an OSError)."""
+    return _read_csv(path, required=tuple(required_columns), **read_csv_kw)
+
+
+def read_json_checked(path: str | Path, required_keys: Sequence[str] = ()) -> dict:
+    """A result's JSON object, or a one-line UserError naming the file when it is not valid JSON (truncated,
+    edited), not an object, or lacks one of `required_keys` (a missing file stays an OSError)."""
+    fix = f"restore it (git checkout {path}) or rerun the script that writes it"
+    try:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise UserError(f"{path} is not valid JSON ({type(e).__name__}: {e}); {fix}") from None
+    if not isinstance(doc, dict):
+        raise UserError(f"{path} holds a JSON {type(doc).__name__}, not the object a run writes; {fix}")
+    missing = [k for k in required_keys if k not in doc]
+    if missing:
+        raise UserError(f"{path} lacks key(s) {', '.join(missing)}; {fix}")
+    return doc
 
 
 def not_run(script: str, out: str = "plots_a") -> str:

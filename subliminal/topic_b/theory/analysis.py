@@ -31,7 +31,13 @@ import pandas as pd
 from scipy import stats
 
 from subliminal.stats import holm
+from subliminal.topic_b.theory.cells import FAMILIES, REFERENCE, effect_family
 from subliminal.topic_b.transfer.arm import NEUTRAL
+
+ALPHA = 0.05  # every family's family-wise error rate
+POWER = 0.8  # the power at which an MDE is stated
+MIN_SEEDS = 3  # no verdict below this: with 2 seeds the t-test has 1 df, and two seeds that agree by chance pass it
+TARGET_RATIO = 1.10  # issue 41: the primary family's MDE at its Holm level should reach this share ratio
 
 
 def tidy(records: list[dict], base_pref: pd.DataFrame, cell_label) -> pd.DataFrame:
@@ -51,16 +57,21 @@ def tidy(records: list[dict], base_pref: pd.DataFrame, cell_label) -> pd.DataFra
 
 
 def _ci(v: np.ndarray) -> dict:
+    """Mean, 95% CI (t, n - 1 df), two-sided p against 0, the SE and the MDE at 5% (80% power) over seeds."""
     n = len(v)
     if n < 2:
         return {"n_seeds": n, "mean": float(v.mean()) if n else np.nan, "ci95_low": np.nan, "ci95_high": np.nan,
-                "p": np.nan, "mde": np.nan}
+                "p": np.nan, "mde": np.nan, "se": np.nan}
     se = v.std(ddof=1) / np.sqrt(n)
     t = stats.t.ppf(0.975, n - 1)
     p = float(2 * stats.t.sf(abs(v.mean() / se), n - 1)) if se > 0 else (0.0 if v.mean() else 1.0)
-    mde = (t + stats.t.ppf(0.80, n - 1)) * se
     return {"n_seeds": n, "mean": float(v.mean()), "ci95_low": float(v.mean() - t * se), "ci95_high": float(v.mean() + t * se),
-            "p": p, "mde": float(mde)}
+            "p": p, "mde": mde(se, n - 1, ALPHA), "se": float(se)}
+
+
+def mde(se: float, df: int, level: float, power: float = POWER) -> float:
+    """The smallest true effect a two-sided test at `level` over these seeds detects with `power`."""
+    return float((stats.t.ppf(1 - level / 2, df) + stats.t.ppf(power, df)) * se) if df >= 1 else np.nan
 
 
 def _per_seed(df: pd.DataFrame, animal: str, a: str, b: str, col: str) -> np.ndarray:
@@ -101,17 +112,18 @@ def summary(df: pd.DataFrame, cells: list[str], animals: list[str]) -> pd.DataFr
     return pd.DataFrame(rows)
 
 
-def rung_contrasts(df: pd.DataFrame, ref: str, cells: list[str], animals: list[str], alpha: float = 0.05) -> pd.DataFrame:
+def rung_contrasts(df: pd.DataFrame, cells: list[str], animals: list[str], ref: str = REFERENCE.key,
+                   alpha: float = ALPHA) -> pd.DataFrame:
     """What each rung changes against the reference cell `ref` (cell b): per cell x animal, each at its last
     milestone, the rung's share effect (own teacher vs neutral, per seed) minus the reference's of the same seed,
-    mean [95% CI] over the seeds both have, p, Holm over the rows with 2+ seeds, and a reading: 'smaller than
-    b' / 'larger than b' where Holm p < `alpha`, else 'not distinguishable from b' (with the MDE). That a rung
-    shows no transfer while b does is not by itself evidence that its condition matters (the difference between
-    a significant and a non-significant effect need not be significant): this is that difference, tested.
+    mean, p, and a reading in the declared family 'rungs' (``cells.FAMILIES``; Holm inside it, at the row's Holm
+    level, ``family_levels``): 'smaller than b' / 'larger than b' where significant, else 'not distinguishable from
+    b' (with the MDE at that level); 'too few seeds' below ``MIN_SEEDS``. That a rung shows no transfer while b does
+    is not by itself evidence that its condition matters (the difference between a significant and a
+    non-significant effect need not be significant): this is that difference, tested.
 
     Also how much of b's effect the rung keeps: ``keep`` = mean(rung) / mean(b) over the paired seeds, with
-    Fieller's 95% CI (``keep_ratio``), and the 95% CI of rung - b/2 per seed (``keeps_half_low/high``: above 0,
-    the rung keeps more than half of b's effect; below 0, less)."""
+    Fieller's CI at the row's level (``keep_ratio``); descriptive, no verdict rests on it."""
     def effect(cell: str, animal: str) -> pd.Series:
         g = df[df.cell == cell]
         return _by_seed(g[g.step == g.step.max()], animal, animal, NEUTRAL, "share") if len(g) else pd.Series(dtype=float)
@@ -125,32 +137,103 @@ def rung_contrasts(df: pd.DataFrame, ref: str, cells: list[str], animals: list[s
             both = pd.concat({"x": x, "y": y}, axis=1).dropna()
             if not len(both):
                 continue
-            half = _ci((both.x - both.y / 2).to_numpy())
             rows.append({"cell": cell, "versus": ref, "animal": animal, "step": int(df[df.cell == cell].step.max()),
-                         **_ci((both.x - both.y).to_numpy()), **keep_ratio(both.x.to_numpy(), both.y.to_numpy()),
-                         "keeps_half_low": half["ci95_low"], "keeps_half_high": half["ci95_high"]})
+                         **_ci((both.x - both.y).to_numpy()), "_x": both.x.to_numpy(), "_y": both.y.to_numpy()})
     v = pd.DataFrame(rows)
-    if len(v):
-        v["reading"] = _holm_words(v, v["mean"], alpha, ("not distinguishable from b", "larger than b", "smaller than b"))
+    if not len(v):
+        return v
+    v.insert(3, "family", "rungs")
+    v = family_levels(v, alpha)
+    keep = [keep_ratio(x, y, lvl if np.isfinite(lvl) else alpha) for x, y, lvl in zip(v["_x"], v["_y"], v["level"])]
+    v = pd.concat([v.drop(columns=["_x", "_y"]), pd.DataFrame(keep, index=v.index)], axis=1)
+    v["reading"] = _words(v, ("not distinguishable from b", "larger than b", "smaller than b"))
     return v
 
 
-def keep_ratio(x: np.ndarray, y: np.ndarray) -> dict:
-    """mean(x) / mean(y) over paired seeds, with Fieller's 95% CI (t, n - 1 df): the ratios r for which
+def keep_ratio(x: np.ndarray, y: np.ndarray, level: float = ALPHA) -> dict:
+    """mean(x) / mean(y) over paired seeds, with Fieller's CI at 1 - `level` (t, n - 1 df): the ratios r for which
     mean(x - r y) is not rejected. NaN bounds where mean(y) is not itself significant (the set is then unbounded)."""
     n = len(x)
-    out = {"keep": float(x.mean() / y.mean()) if y.mean() else np.nan, "keep_ci95_low": np.nan, "keep_ci95_high": np.nan}
+    out = {"keep": float(x.mean() / y.mean()) if y.mean() else np.nan, "keep_ci_low": np.nan, "keep_ci_high": np.nan}
     if n < 2:
         return out
-    t2 = stats.t.ppf(0.975, n - 1) ** 2
+    t2 = stats.t.ppf(1 - level / 2, n - 1) ** 2
     c = np.cov(x, y, ddof=1) / n
     a, b = x.mean(), y.mean()
     qa, qb, qc = b * b - t2 * c[1, 1], -2 * (a * b - t2 * c[0, 1]), a * a - t2 * c[0, 0]
     disc = qb * qb - 4 * qa * qc
     if qa > 0 and disc >= 0:
         lo, hi = sorted(((-qb - np.sqrt(disc)) / (2 * qa), (-qb + np.sqrt(disc)) / (2 * qa)))
-        out.update(keep_ci95_low=float(lo), keep_ci95_high=float(hi))
+        out.update(keep_ci_low=float(lo), keep_ci_high=float(hi))
     return out
+
+
+def family_levels(v: pd.DataFrame, alpha: float = ALPHA) -> pd.DataFrame:
+    """Holm inside each declared family (``cells.FAMILIES``; column ``family``), with the family's size fixed by
+    its declaration: a declared test without ``MIN_SEEDS`` seeds (or not run) counts as p = 1, so the rows of one
+    family never move another's, and a row gaining seeds can only lower the others' adjusted p (Holm is monotone).
+
+    Adds ``p_holm``; ``level``, the row's Holm level alpha x p / p_holm (between alpha / m and the row's Holm step
+    level alpha / (m - rank + 1)), at which its CI and MDE are stated, so that 'the CI excludes 0' and 'p_holm <
+    alpha' always agree; ``ci_low``/``ci_high`` at that level; ``mde_level``, the MDE at that level. Rows below
+    ``MIN_SEEDS`` keep their 95% CI only (``level`` NaN)."""
+    v = v.copy()
+    v["p_holm"], v["level"], v["ci_low"], v["ci_high"], v["mde_level"] = np.nan, np.nan, np.nan, np.nan, np.nan
+    for fam, members in FAMILIES.items():
+        rows = v.index[(v.family == fam)]
+        tested = [i for i in rows if v.at[i, "n_seeds"] >= MIN_SEEDS and np.isfinite(float(v.at[i, "p"]))]
+        pos = {(v.at[i, "cell"], v.at[i, "animal"]): i for i in tested}
+        unknown = set(pos) - set(members)
+        if unknown:
+            raise ValueError(f"rows outside the declared family {fam!r}: {sorted(unknown)}")
+        p = np.array([float(v.at[pos[m], "p"]) if m in pos else 1.0 for m in members])
+        adj = holm(p) if len(p) else p
+        for m, pa in zip(members, adj):
+            if m not in pos:
+                continue
+            i = pos[m]
+            raw, se, df = float(v.at[i, "p"]), float(v.at[i, "se"]), int(v.at[i, "n_seeds"]) - 1
+            lvl = alpha * raw / pa if pa > 0 else alpha
+            half = stats.t.ppf(1 - lvl / 2, df) * se
+            v.loc[i, ["p_holm", "level", "ci_low", "ci_high", "mde_level"]] = [
+                pa, lvl, v.at[i, "mean"] - half, v.at[i, "mean"] + half, mde(se, df, lvl)]
+    return v
+
+
+def _words(v: pd.DataFrame, words: tuple[str, str, str], alpha: float = ALPHA) -> np.ndarray:
+    """Per row: "too few seeds" below ``MIN_SEEDS``, else words[0] (not significant after Holm), words[1]
+    (significant, mean > 0), words[2] (significant, mean < 0)."""
+    ok = np.isfinite(v.p_holm.astype(float))
+    sig = ok & (v.p_holm < alpha)
+    return np.where(~ok, "too few seeds", np.where(~sig, words[0], np.where(v["mean"] > 0, words[1], words[2])))
+
+
+def seeds_needed(sd: float, target: float, m: int, alpha: float = ALPHA, power: float = POWER, cap: int = 200) -> int:
+    """The fewest seeds at which the MDE at the Bonferroni level alpha / m (Holm's first and strictest step, so
+    the plan holds at every step) reaches `target` (log share) for a seed-to-seed SD of `sd`; `cap` + 1 if never."""
+    for n in range(MIN_SEEDS, cap + 1):
+        if mde(sd / np.sqrt(n), n - 1, alpha / m, power) <= target:
+            return n
+    return cap + 1
+
+
+def power_plan(summ: pd.DataFrame, alpha: float = ALPHA) -> pd.DataFrame:
+    """Per primary test, from the seeds on record: the seed-to-seed SD of the share effect, the MDE now at the
+    family's strictest Holm level (alpha / m), and the seeds at which that MDE would reach ``TARGET_RATIO``."""
+    members = FAMILIES["primary"]
+    rows = []
+    last = summ[summ.measure == "share_vs_neutral"]
+    for cell, animal in members:
+        g = last[(last.cell == cell) & (last.animal == animal)]
+        if not len(g):
+            continue
+        r = g[g.step == g.step.max()].iloc[0]
+        n, sd = int(r.n_seeds), float(r.se) * np.sqrt(int(r.n_seeds))
+        rows.append({"cell": cell, "animal": animal, "n_seeds": n, "sd_per_seed": sd,
+                     "mde_ratio_now": float(np.exp(mde(float(r.se), n - 1, alpha / len(members)))),
+                     "target_ratio": TARGET_RATIO,
+                     "seeds_needed": seeds_needed(sd, float(np.log(TARGET_RATIO)), len(members), alpha)})
+    return pd.DataFrame(rows)
 
 
 def sampling_power(df: pd.DataFrame, cells: list[str], animals: list[str], power: float = 0.8,
@@ -206,9 +289,11 @@ def cosine_rows(records: list[dict], cell_label) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def verdicts(s: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
-    """Per cell x animal at its last milestone: transfer / reverse / none detected (Holm over the rows that have
-    2+ seeds), specific or not, with the MDE."""
+def verdicts(s: pd.DataFrame, alpha: float = ALPHA) -> pd.DataFrame:
+    """Per cell x animal at its last milestone, in its declared family (``cells.effect_family``: a and b are the
+    primary family, every other cell a secondary one): transfer / reverse / none detected after Holm inside the
+    family (``family_levels``: CI and MDE at the row's Holm level), 'too few seeds' below ``MIN_SEEDS``; specific
+    or not (own teacher vs the other animal's teacher, 95% CI; only read where the row transfers)."""
     out = []
     for (cell, animal), g in s.groupby(["cell", "animal"], sort=False):
         last = g[g.step == g.step.max()].set_index("measure")
@@ -217,23 +302,15 @@ def verdicts(s: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
         r = last.loc["share_vs_neutral"]
         spec = last.loc["share_own_vs_other"] if "share_own_vs_other" in last.index else None
         specific = "" if spec is None or not np.isfinite(spec.ci95_low) else ("yes" if spec.ci95_low > 0 else "no")
-        out.append({"cell": cell, "animal": animal, "step": int(g.step.max()), "specific": specific,
-                    "share_mean": r["mean"], "share_ci95_low": r.ci95_low, "share_ci95_high": r.ci95_high,
-                    "mde": r.mde, "n_seeds": int(r.n_seeds), "p": r.p})
+        out.append({"cell": cell, "animal": animal, "step": int(g.step.max()), "family": effect_family(cell),
+                    "specific": specific, "mean": r["mean"], "se": r.se, "n_seeds": int(r.n_seeds), "p": r.p,
+                    "share_ci95_low": r.ci95_low, "share_ci95_high": r.ci95_high, "mde95": r.mde})
     v = pd.DataFrame(out)
-    if len(v):
-        v.insert(3, "verdict", _holm_words(v, v.share_mean, alpha, ("none detected", "transfer", "reverse")))
-    return v
-
-
-def _holm_words(v: pd.DataFrame, mean: pd.Series, alpha: float, words: tuple[str, str, str]) -> np.ndarray:
-    """Holm over the rows of `v` with 2+ seeds (adds ``p_holm``); per row "too few seeds", or words[0] (not
-    significant), words[1] (significant, mean > 0), words[2] (significant, mean < 0)."""
-    ok = (v.n_seeds >= 2) & np.isfinite(v.p.astype(float))
-    v["p_holm"] = np.nan
-    v.loc[ok, "p_holm"] = holm(v.loc[ok, "p"].to_numpy(float))
-    sig = ok & (v.p_holm < alpha)
-    return np.where(~ok, "too few seeds", np.where(~sig, words[0], np.where(mean > 0, words[1], words[2])))
+    if not len(v):
+        return v
+    v = family_levels(v, alpha)
+    v.insert(3, "verdict", _words(v, ("none detected", "transfer", "reverse")))
+    return v.rename(columns={"mean": "share_mean"})
 
 
 def cosine_contrasts(cos: pd.DataFrame) -> pd.DataFrame:

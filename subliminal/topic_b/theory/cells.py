@@ -40,15 +40,43 @@ class Cell:
 CELLS: tuple[Cell, ...] = (
     Cell("a", "a: full KL, LoRA, Adam (positive control)", "full_kl"),
     Cell("b", "b: number-token KL, LoRA, Adam (subliminal)", "number_kl"),
-    Cell("b-xinit", "b: adapter cross-init", "number_kl", init="adapter_cross"),
+    Cell("b-xinit", "b: another adapter draw, the teacher's base", "number_kl", init="adapter_cross"),
     Cell("b-full", "b: full fine-tuning", "number_kl", param="full", animals=("owl",)),
     Cell("b-sgd", "b: SGD", "number_kl", optim="sgd", animals=("owl",)),
-    Cell("b-noisy", "b: noisy base (cross-init control)", "number_kl", init="noisy_base", animals=("owl",)),
+    Cell("b-noisy", "b: noisy base, 0.01 of each weight's std", "number_kl", init="noisy_base", animals=("owl",)),
     Cell("b-neutral-inputs", "b: on the neutral teacher's number lists", "number_kl", inputs="neutral_text"),
     Cell("c", "c: SFT on the teacher's own lists, matched (the paper's recipe)", "sft", inputs="teacher"),
 )
 CELL_KEYS = tuple(c.key for c in CELLS)
-REFERENCE = next(c for c in CELLS if c.key == "b")  # the subliminal cell every rung is compared with
+BY_KEY = {c.key: c for c in CELLS}
+REFERENCE = BY_KEY["b"]  # the subliminal cell every rung is compared with
+
+
+def label(key: str) -> str:
+    """A cell's display label from its key (CSVs carry keys; labels are only for display)."""
+    return BY_KEY[key].label if key in BY_KEY else key
+
+
+# The families of tests, declared here before any data: a family's size is fixed by these tuples, never by which
+# rows happen to have data (a test without enough seeds counts as p = 1 inside its family), so nothing that happens
+# to one family's rows can move another family's verdicts.
+# - primary: the positive control (a) and the subliminal cell (b), owl and eagle: the share effect of the animal's
+#   teacher against the neutral teacher. Holm over these 4.
+# - rungs: every other cell x animal, its share effect minus cell b's of the same seed (what the rung's condition
+#   changes). Holm over these.
+# - rung effects (secondary, descriptive): every cell but a and b, its own share effect against the neutral
+#   teacher. Holm over these; never read as a primary result.
+PRIMARY_CELLS = ("a", "b")
+FAMILIES: dict[str, tuple[tuple[str, str], ...]] = {
+    "primary": tuple((k, a) for k in PRIMARY_CELLS for a in BY_KEY[k].animals),
+    "rungs": tuple((c.key, a) for c in CELLS if c is not REFERENCE for a in c.animals),
+    "rung effects": tuple((c.key, a) for c in CELLS if c.key not in PRIMARY_CELLS for a in c.animals),
+}
+
+
+def effect_family(key: str) -> str:
+    """The family of a cell's own share-effect test (``FAMILIES``)."""
+    return "primary" if key in PRIMARY_CELLS else "rung effects"
 
 
 def cell_of(arm: Arm) -> Cell:

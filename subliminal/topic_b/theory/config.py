@@ -32,6 +32,10 @@ class TheoryConfig:
     threads: int = field(default=2, metadata={"help": "torch threads"})
     device: str = field(default="auto", metadata={"help": "auto, cpu or cuda"})
     progress: bool = field(default=True, metadata={"help": "progress bars"})
+    outputs_only: bool = field(default=False, metadata={
+        "help": "rebuild every output from the students on record (the records beside --out and in the cache) "
+                "without loading a model or training: the base preference and the teachers' fingerprints are read "
+                "from the records folder and the previous run JSON (e.g. after a change to the analysis)"})
 
     @classmethod
     def quick(cls) -> TheoryConfig:

@@ -15,6 +15,7 @@ from safetensors.torch import load_file
 from subliminal.cache import read_record
 from subliminal.topic_b.theory import inputs, readouts, student, teachers
 from subliminal.topic_b.theory.cells import Cell
+from subliminal.topic_b.theory.rules import rules_id
 from subliminal.topic_b.transfer.arm import NEUTRAL, Arm
 from subliminal.topic_b.transfer.data import examples_of
 from subliminal.topic_b.transfer.finetune import lora_model
@@ -33,6 +34,7 @@ class Ladder:
                  base_id: str, log: Callable = print, progress: bool = True):
         self.base, self.tok, self.root, self.tset, self.sset = base, tokenizer, Path(root), tset, sset
         self.base_id, self.log, self.progress = base_id, log, progress
+        self.rules = rules_id()  # the evaluation rules every student of this run is read under (default questions)
         self.records: dict[str, dict] = {}
         self._pools: dict[str, list[dict]] = {}  # each weight teacher's sampled lists (trait -> records)
         self._pool: list[dict] | None = None
@@ -103,14 +105,16 @@ class Ladder:
         return self.pool() if arm.inputs == "neutral_text" else self.matched()[trait] if arm.inputs == "teacher" else None
 
     def finished(self, cell: Cell, seed: int, trait: str) -> dict | None:
-        """The student's record when it is finished under this run's settings, teacher and inputs; else None,
-        without training (nor sampling a pool: a finished record of a pooled cell means its pool is here)."""
+        """The student's record when it is finished under this run's settings, teacher, inputs and evaluation rules;
+        else None, without training (nor sampling a pool: a finished record of a pooled cell means its pool is
+        here)."""
         arm = cell.arm(trait)
         rec = read_record(self._dir(arm, seed, trait) / "record.json")
         if rec is None or not rec.get("complete"):
             return None
-        key = student.key_of(arm, seed, self.sset, self.teacher_key(trait), self.base_id, self._contexts(arm, trait))
-        return rec if student.finished(rec, key) else None
+        key = student.key_of(arm, seed, self.sset, self.teacher_key(trait), self.base_id, self._contexts(arm, trait),
+                             self.rules)
+        return rec if student.finished(rec, key, self.rules) else None
 
     def student(self, cell: Cell, seed: int, trait: str, stop_after: int | None = None) -> dict:
         arm = cell.arm(trait)

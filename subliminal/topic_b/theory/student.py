@@ -1,5 +1,7 @@
 """One ladder student: built from the teacher's initialisation (or a stated other one), trained to match the teacher
-on the shared contexts, read at milestones; resumable at every milestone.
+on the shared contexts, read at milestones; resumable at every milestone (the checkpoint and, beside it, the
+training losses so far: a resumed student's record equals an uninterrupted one's but for its timings). Its key and
+record carry the evaluation rules it is read under (``rules.rules_id``).
 
 Initialisation (`Arm.init`):
 - shared: the base model and, for LoRA, the adapter the teacher's started from: its A matrices drawn from the
@@ -28,10 +30,13 @@ from tqdm.auto import tqdm
 
 from subliminal.cache import config_hash, read_record, write_record
 from subliminal.topic_b.theory import inputs, losses, readouts
+from subliminal.topic_b.theory.rules import V1_RULES, record_rules, rules_id
 from subliminal.topic_b.transfer.arm import Arm
 from subliminal.topic_b.transfer.finetune import TrainSettings, load_checkpoint, lora_model, save_checkpoint
 
 POOLED = ("neutral_text", "teacher")  # inputs drawn from a pool of sampled lists, not the random ones
+LOSS_WINDOW = 10  # a milestone's "kl": the mean training loss over the last this many steps
+LOSSES = "losses.json"  # beside a checkpoint: the training losses up to its step (a resume continues their mean)
 
 
 @dataclass(frozen=True)
@@ -60,16 +65,21 @@ class StudentSettings:
         return TrainSettings(rank=self.rank, alpha=self.alpha)
 
 
-def student_key(arm: Arm, seed: int, s: StudentSettings, teacher_key: str, base_id: str, inputs_id: str = "") -> str:
-    """The student's identity; `inputs_id` names the context pool where it is not the random lists."""
+def student_key(arm: Arm, seed: int, s: StudentSettings, teacher_key: str, base_id: str, inputs_id: str = "",
+                rules: str = V1_RULES) -> str:
+    """The student's identity; `inputs_id` names the context pool where it is not the random lists; `rules` the
+    evaluation rules its readouts are made under (``rules.rules_id``). Rules enter the hash only when they are not
+    ``V1_RULES``, so the students of before the rules id keep their keys (``rules.record_rules`` checks their
+    stored lists instead)."""
     ins = {"kind": arm.inputs, "stream": inputs.STREAM} | ({"pool": inputs_id} if inputs_id else {})
     return config_hash({"arm": arm.identity(), "seed": seed, "settings": asdict(s), "teacher": teacher_key,
-                        "base": base_id, "inputs": ins})
+                        "base": base_id, "inputs": ins} | ({"rules": rules} if rules != V1_RULES else {}))
 
 
-def key_of(arm: Arm, seed: int, s: StudentSettings, teacher_key: str, base_id: str, pool: list[dict] | None) -> str:
+def key_of(arm: Arm, seed: int, s: StudentSettings, teacher_key: str, base_id: str, pool: list[dict] | None,
+           rules: str = V1_RULES) -> str:
     """`student_key` for a student trained on `pool` (None: the random lists)."""
-    return student_key(arm, seed, s, teacher_key, base_id, inputs.pool_id(pool) if pool is not None else "")
+    return student_key(arm, seed, s, teacher_key, base_id, inputs.pool_id(pool) if pool is not None else "", rules)
 
 
 def student_dir(root: Path, name: str, seed: int, settings: dict, teacher_key: str) -> Path:
@@ -116,9 +126,34 @@ def _a_cosine(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
     return readouts.cosine(*(torch.cat([d[k].flatten() for k in sorted(a)]) for d in (a, b)))
 
 
-def finished(rec: dict | None, key: str) -> bool:
-    """Whether `rec` is a finished student of this key (its folder then needs no training)."""
-    return rec is not None and rec.get("key") == key and bool(rec.get("complete"))
+def finished(rec: dict | None, key: str, rules: str = V1_RULES) -> bool:
+    """Whether `rec` is a finished student of this key, read under these evaluation rules (its folder then needs
+    no training)."""
+    return rec is not None and rec.get("key") == key and bool(rec.get("complete")) and record_rules(rec) == rules
+
+
+def _stale(rec: dict, key: str, rules: str) -> bool:
+    """Whether a record in the student's folder belongs to another student or was read under other rules."""
+    return rec.get("key") != key or (bool(rec.get("milestones")) and record_rules(rec) != rules)
+
+
+def _window_crosses(start: int, milestones: list[int], window: int = LOSS_WINDOW) -> bool:
+    """Whether a milestone after `start` averages the loss over steps up to `start` (a resume then needs them)."""
+    return any(m > start and m - window < start for m in milestones)
+
+
+def _saved_losses(out_dir: Path, key: str, step: int) -> list[float] | None:
+    """The training losses of steps 1..`step` kept beside the student's checkpoint of that step, or None. They are
+    written before the checkpoint, so a kill between the two leaves more of them than the checkpoint's step."""
+    saved = read_record(out_dir / LOSSES)
+    if step and saved and saved.get("key") == key and len(saved.get("losses", [])) >= step:
+        return [float(x) for x in saved["losses"][:step]]
+    return None
+
+
+def _drop_checkpoint(ckpt: Path, out_dir: Path) -> None:
+    for p in (ckpt, ckpt.with_suffix(".json"), out_dir / LOSSES):
+        p.unlink(missing_ok=True)
 
 
 def train(base, tokenizer, teacher, arm: Arm, seed: int, s: StudentSettings, out_dir: Path, *, teacher_key: str,
@@ -132,14 +167,27 @@ def train(base, tokenizer, teacher, arm: Arm, seed: int, s: StudentSettings, out
     out_dir = Path(out_dir)
     if (arm.inputs in POOLED) != (pool is not None):
         raise ValueError(f"{arm.name}: a pool of contexts goes with inputs in {POOLED} and only with them")
-    key = key_of(arm, seed, s, teacher_key, base_id, pool)
+    rules = rules_id(questions)
+    key = key_of(arm, seed, s, teacher_key, base_id, pool, rules)
     rec_path, ckpt = out_dir / "record.json", out_dir / "checkpoint.safetensors"
     rec = read_record(rec_path)
-    if finished(rec, key):
+    if finished(rec, key, rules):
         return rec
-    if rec is None or rec.get("key") != key:
+    if rec is None or _stale(rec, key, rules):
+        if rec is not None and rec.get("key") == key:  # the same student read under other rules: start over
+            log(f"[theory] {rec_path} was read under other evaluation rules; training {arm.name} s{seed} again")
+            _drop_checkpoint(ckpt, out_dir)
         rec = {"key": key, "arm": arm.identity(), "name": arm.name, "seed": seed, "settings": asdict(s),
                "teacher_key": teacher_key, "milestones": {}, "complete": False}
+    rec["rules"] = rules
+    milestones = s.all_milestones()
+    meta = read_record(ckpt.with_suffix(".json")) if ckpt.exists() else None
+    at = int(meta.get("step", 0)) if meta and meta.get("key") == key else 0  # the checkpoint's step, if any
+    saved = _saved_losses(out_dir, key, at)
+    if at and saved is None and _window_crosses(at, milestones):
+        log(f"[theory] {ckpt} keeps no training losses (written by an older version) and the next milestone's "
+            f"loss needs them; training {arm.name} s{seed} again from step 0")
+        _drop_checkpoint(ckpt, out_dir)
     device = next(base.parameters()).device
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     n = s.steps * s.batch
@@ -156,8 +204,9 @@ def train(base, tokenizer, teacher, arm: Arm, seed: int, s: StudentSettings, out
         log(f"[theory] resuming {arm.name} s{seed} at step {start}/{s.steps}")
     if arm.init == "noisy_base" and "0" not in rec["milestones"]:
         rec["milestones"]["0"] = _readout(model, tokenizer, arm, s, init_state, teacher_deltas, questions, float("nan"))
-    milestones = s.all_milestones()
-    t0, ntok, step_losses = time.time(), 0, []
+    # the losses before `start`: a milestone's loss is their mean over the last LOSS_WINDOW steps, as uninterrupted
+    step_losses = list(saved) if start and saved is not None and start == at else []
+    t0, ntok = time.time(), 0
     t_mark = t0  # wall time (training and readouts) is summed into the record at each milestone
     bar = tqdm(total=s.steps, initial=start, desc=f"student {arm.name} s{seed}", unit="step", disable=not progress)
     model.train()
@@ -184,7 +233,7 @@ def train(base, tokenizer, teacher, arm: Arm, seed: int, s: StudentSettings, out
         if step + 1 in milestones:
             model.eval()
             rec["milestones"][str(step + 1)] = _readout(model, tokenizer, arm, s, init_state, teacher_deltas, questions,
-                                                        float(np.mean(step_losses[-10:])))
+                                                        float(np.mean(step_losses[-LOSS_WINDOW:])))
             model.train()
             rec["complete"] = step + 1 == s.steps
             now = time.time()
@@ -192,12 +241,12 @@ def train(base, tokenizer, teacher, arm: Arm, seed: int, s: StudentSettings, out
                        torch_version=torch.__version__, seconds=round(rec.get("seconds", 0.0) + now - t_mark, 1))
             t_mark = now
             if not rec["complete"]:
+                write_record(out_dir / LOSSES, {"key": key, "losses": step_losses})
                 save_checkpoint(ckpt, model, opt, step + 1, key)
             write_record(rec_path, rec)
     bar.close()
     if rec["complete"]:
-        ckpt.unlink(missing_ok=True)
-        ckpt.with_suffix(".json").unlink(missing_ok=True)
+        _drop_checkpoint(ckpt, out_dir)
     return rec
 
 

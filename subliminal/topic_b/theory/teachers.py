@@ -80,6 +80,12 @@ class TeacherSettings:
     def key(self, trait: str) -> str:
         return config_hash(asdict(self) | {"train": settings_id(self.train), "trait": trait, "answers": list(ANSWERS)})
 
+    def trained_key(self, trait: str) -> str:
+        """The key the trained teacher's record carries (``finetune.train_student``'s, the students' ``teacher_key``),
+        computed without the model: what records are matched against when no teacher is loaded."""
+        examples = teacher_examples(trait, self.n_examples, self.seed)
+        return config_hash({"settings": settings_id(self.train), "seed": self.seed, "data": data_hash(examples)})
+
 
 def train_teacher(base, tokenizer, trait: str, out_dir: Path, settings: TeacherSettings, log=print,
                   progress: bool = True) -> dict:

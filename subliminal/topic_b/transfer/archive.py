@@ -22,7 +22,6 @@ compact manifest (``--record``) that every archive is verified against.
 from __future__ import annotations
 
 import hashlib
-import json
 import subprocess
 import sys
 import tarfile
@@ -31,10 +30,11 @@ from pathlib import Path
 
 from subliminal.assets import sha256_file
 from subliminal.cli import UserError
-from subliminal.results import atomic_write_bytes, atomic_write_text
+from subliminal.results import atomic_write_text
 from subliminal.topic_b.transfer import compact, sealed
+from subliminal.topic_b.transfer.legacy import MANIFEST
+from subliminal.topic_b.transfer.legacy import Legacy as _Legacy
 
-MANIFEST = "MANIFEST.json"
 _FOLDER_UNITS = ("students", "trait_teachers")  # <kind>/<name>/...: done when <name>/train.json exists
 
 
@@ -65,42 +65,6 @@ def _seals(cache: Path, files: list[Path], log) -> dict[Path, str] | None:
             return None
         got[rel] = digest
     return got
-
-
-class _Legacy:
-    """The fp32 archive folder (``MANIFEST.json``: {path: SHA-256}); files stored as they were written."""
-
-    def __init__(self, path: str | Path, log=print):
-        self.path = Path(path)
-        self.manifest = _read_manifest(self.path)
-        self.changed = False
-        self.manifest_path = str(self.path / MANIFEST)
-
-    def where(self, rel: str) -> str:
-        return str(self.path / rel)
-
-    def names(self) -> list[str]:
-        return sorted(self.manifest)
-
-    def hashes(self, rel: str) -> set[str]:
-        return {self.manifest[rel]} if rel in self.manifest else set()
-
-    def has(self, rel: str, digest: str) -> bool:
-        return self.manifest.get(rel) == digest and (self.path / rel).is_file()
-
-    def put(self, rel: str, data: bytes, digest: str) -> None:
-        atomic_write_bytes(self.path / rel, data)
-        self.manifest[rel] = digest
-        self.changed = True
-
-    def get(self, rel: str) -> bytes | None:
-        data = _read(self.path / rel)
-        return data if data is not None and hashlib.sha256(data).hexdigest() == self.manifest.get(rel) else None
-
-    def commit(self) -> None:
-        if self.changed or not (self.path / MANIFEST).exists():
-            atomic_write_text(self.path / MANIFEST, json.dumps(dict(sorted(self.manifest.items())), indent=0) + "\n")
-            self.changed = False
 
 
 def open_archive(path: str | Path, log=print):
@@ -233,17 +197,6 @@ def _adopt(cache: Path, files: list[str], arc) -> None:
                 sealed.seal(p, digest)
 
 
-def _read_manifest(archive: Path) -> dict[str, str]:
-    p = archive / MANIFEST
-    if not p.exists():
-        return {}
-    try:
-        m = json.loads(p.read_text())
-    except (OSError, json.JSONDecodeError):
-        return {}
-    return {k: v for k, v in m.items() if isinstance(k, str) and isinstance(v, str) and compact.safe_rel(k)}
-
-
 RECORD = "plots_b/topic_b_transfer_artifacts.json"  # the committed copy of the compact manifest
 LEGACY = "plots_b/topic_b_transfer_cache"  # the fp32 folder the committed run wrote; git history holds it
 LEGACY_COMMIT = "cc4d048"  # the last commit that changed it (every later one up to its removal has the same tree)
@@ -290,14 +243,62 @@ def main(argv: list[str] | None = None) -> int:
     - ``verify [A] [--record FILE]``: every stored file against the manifest, and the archive against the
       committed record;
     - ``check FILE...``: which artefact of the record a file (rebuilt or fetched) is, by its SHA-256.
+
+    A missing or unreadable archive, cache, record or file is one line (``error: ...``) and exit 2.
     """
+    from subliminal.cli import os_error_message
+
+    try:
+        return _main(argv)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+    except OSError as e:
+        print(f"error: {os_error_message(e)}", file=sys.stderr)
+    return 2
+
+
+_CACHE_PARTS = ("data", "eval", "teacher_logits", *_FOLDER_UNITS)  # what a transfer cache holds
+
+
+def _source(path: str, flag: str):
+    """The archive at `path` to read from, refused (one line) when missing, unreadable or listing nothing."""
+    compact.check_source(path, MANIFEST, flag)
+    said: list[str] = []
+    arc = open_archive(Path(path).expanduser(), said.append)
+    if not arc.names():
+        raise UserError(f"{path} lists no files" + (f" ({said[0]})" if said else " (its manifest is empty or not "
+                        "valid JSON)") + f"; give {flag} an archive that sync, pack or rebuild wrote")
+    return arc
+
+
+def _cache(path: str, flag: str, must_exist: bool) -> Path:
+    """A transfer cache folder: refused (one line) when it is a file, or, to read from, missing or not a cache."""
+    p = Path(path).expanduser()
+    if p.exists() and not p.is_dir():
+        raise UserError(f"{p} is a file, not a transfer cache folder; give {flag} the cache folder")
+    if must_exist and not any((p / d).is_dir() for d in _CACHE_PARTS):
+        raise UserError(f"{p} is not a transfer cache (no {', '.join(_CACHE_PARTS)} folder"
+                        f"{'' if p.exists() else '; it does not exist'}); give {flag} the run's cache folder")
+    return p
+
+
+def _dest(path: str, flag: str) -> str:
+    """An archive path to write: refused (one line) when it is a file but not a readable .tar (never overwritten)."""
+    p = Path(path).expanduser()
+    if p.is_file():
+        compact.check_source(p, MANIFEST, flag)
+    return str(p)
+
+
+def _main(argv: list[str] | None) -> int:
     import argparse
 
     from subliminal.assets import cache_dir
 
     compact_default = str(cache_dir() / compact.DEFAULT_NAME)
     cache_default = str(cache_dir() / "transfer")
-    p = argparse.ArgumentParser(description="copy a transfer run's finished artefacts to or from a portable archive")
+    p = argparse.ArgumentParser(prog="python -m subliminal.topic_b.transfer.archive",
+                                description="copy a transfer run's finished artefacts to or from a portable archive")
     p.add_argument("action", choices=["sync", "restore", "pack", "unpack", "verify", "check", "rebuild"])
     p.add_argument("paths", nargs="*", help="verify: the archive; check: the files")
     p.add_argument("--archive", default=compact_default)
@@ -309,39 +310,60 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--commit", default=LEGACY_COMMIT, help=f"rebuild: the commit whose {LEGACY} to pack")
     a = p.parse_args(argv)
     if a.action == "sync":
-        print(f"sync: {sync(a.cache, a.archive)} files")
-    elif a.action == "restore":
-        print(f"restore: {restore(a.archive, a.cache)} files")
+        print(f"sync: {sync(_cache(a.cache, '--cache', True), _dest(a.archive, '--archive'))} files")
+    elif a.action in ("restore", "unpack"):
+        src, flag = (a.archive, "--archive") if a.action == "restore" else (a.src or compact_default, "--from")
+        cache = _cache(a.cache, "--cache", False) if a.action == "restore" else _cache(a.dest or cache_default, "--to", False)
+        print(f"{a.action}: {restore(_source(src, flag).path, cache)} files")
     elif a.action == "pack":
-        src, dest = a.src or cache_default, compact.Compact(a.dest or compact_default)
+        src = a.src or cache_default
         if not Path(src).exists():
-            p.error(f"{src} does not exist; give --from an archive or a transfer cache folder (the committed run's "
-                    "fp32 folder is in git history: use rebuild)")
-        is_archive = (Path(src) / MANIFEST).is_file() or compact.is_compact(src)
-        n = convert(src, dest, only=a.only) if is_archive else sync(src, dest)
+            raise UserError(f"{src} does not exist; give --from an archive or a transfer cache folder (the committed "
+                            "run's fp32 folder is in git history: use rebuild)")
+        is_archive = Path(src).is_file() or (Path(src) / MANIFEST).is_file() or compact.is_compact(src)
+        dest = compact.Compact(_dest(a.dest or compact_default, "--to"))
+        if is_archive:
+            names = _source(src, "--from").names()
+            if a.only and Path(a.only) not in {_unit(Path(n)) for n in names}:
+                raise UserError(f"{src} holds no unit {a.only}; --only takes a unit of it, e.g. students/<name>")
+        n = convert(src, dest, only=a.only) if is_archive else sync(_cache(src, "--from", True), dest)
         if a.record:
             atomic_write_text(a.record, compact.manifest_text(dest.files))
         print(f"pack: {n} files into {dest.path} ({len(dest.files)} in all)" + (f"; record {a.record}" if a.record else ""))
     elif a.action == "rebuild":
-        dest = a.dest or compact_default
+        dest = _dest(a.dest or compact_default, "--to")
         print(f"rebuild: {rebuild(dest, a.commit)} files from {a.commit}:{LEGACY} into {dest}")
         return 0 if compact.verify(dest, a.record or RECORD) else 1
-    elif a.action == "unpack":
-        print(f"unpack: {restore(a.src or compact_default, a.dest or cache_default)} files")
     elif a.action == "verify":
-        return 0 if compact.verify(a.paths[0] if a.paths else compact_default, a.record or RECORD) else 1
+        path = a.paths[0] if a.paths else compact_default
+        compact.check_source(path, MANIFEST, "verify")
+        if not compact.is_compact(path):
+            raise UserError(f"{path} is a legacy fp32 folder; verify checks compact archives: pack it first "
+                            "(archive pack --from it --to X.tar) and verify X.tar")
+        return 0 if compact.verify(path, a.record or RECORD) else 1
     else:
-        files, found = compact.read_record(a.record or RECORD), 0
-        for f in a.paths:
-            got = compact.which(Path(f).read_bytes(), files)
-            found += bool(got)
-            print(f"{f}: {'; '.join(got) if got else 'matches no artefact of ' + (a.record or RECORD)}")
-        return 0 if found == len(a.paths) else 1
+        return _check(a.paths, a.record or RECORD)
     return 0
 
 
+def _check(paths: list[str], record: str) -> int:
+    """``check FILE...``: which artefact of `record` each file is; 1 when one matches none."""
+    if not paths:
+        raise UserError("check needs the files to look up: archive check FILE... [--record FILE]")
+    files, found = compact.read_record(record), 0
+    if not files:
+        raise UserError(f"{record} is missing or not a {compact.FORMAT} manifest; give --record the committed "
+                        f"record ({RECORD})")
+    for f in paths:
+        try:
+            data = Path(f).read_bytes()
+        except OSError as e:
+            raise UserError(f"{f} cannot be read ({e.strerror or e}); give check the files to look up") from None
+        got = compact.which(data, files)
+        found += bool(got)
+        print(f"{f}: {'; '.join(got) if got else 'matches no artefact of ' + record}")
+    return 0 if found == len(paths) else 1
+
+
 if __name__ == "__main__":
-    try:
-        raise SystemExit(main())
-    except UserError as e:
-        sys.exit(f"error: {e}")
+    raise SystemExit(main())

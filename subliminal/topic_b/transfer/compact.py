@@ -31,6 +31,7 @@ import tarfile
 import tempfile
 from pathlib import Path, PurePosixPath
 
+from subliminal.cli import UserError
 from subliminal.results import atomic_write_bytes, atomic_write_text
 
 FORMAT = "subliminal-transfer-compact/1"
@@ -48,6 +49,26 @@ def is_compact(path: str | Path) -> bool:
     """A ``.tar`` path or a folder holding ``COMPACT.json``."""
     path = Path(path)
     return path.suffix == ".tar" or (path / COMPACT).is_file()
+
+
+def check_source(path: str | Path, legacy_manifest: str, flag: str) -> None:
+    """Refuse (one-line UserError, naming `flag`) an archive path to read from that is missing, not a readable
+    ``.tar``, or a folder with neither ``COMPACT.json`` nor `legacy_manifest`."""
+    path = Path(path).expanduser()
+    hint = f"give {flag} a compact archive (.tar, or a folder with {COMPACT}) or a legacy folder ({legacy_manifest})"
+    if not path.exists():
+        raise UserError(f"no archive at {path}; {hint}, or build one: python -m subliminal.topic_b.transfer.archive "
+                        "rebuild")
+    if path.is_file():
+        if path.suffix != ".tar":
+            raise UserError(f"{path} is a file but not a .tar archive; {hint}")
+        try:
+            with tarfile.open(path, "r:") as t:
+                t.getmembers()
+        except (OSError, tarfile.TarError) as e:
+            raise UserError(f"{path} is not a readable tar archive ({e}); {hint}") from None
+    elif not ((path / COMPACT).is_file() or (path / legacy_manifest).is_file()):
+        raise UserError(f"{path} holds no archive manifest ({COMPACT} or {legacy_manifest}); {hint}")
 
 
 def safe_rel(rel: str) -> bool:
@@ -196,7 +217,7 @@ def _add(out: tarfile.TarFile, name: str, data: bytes) -> None:
 # --- the archive ---------------------------------------------------------------------------------------
 
 class Compact:
-    """A compact archive at `path` (``.tar`` or folder), the same interface as ``archive._Legacy``."""
+    """A compact archive at `path` (``.tar`` or folder), the same interface as ``legacy.Legacy``."""
 
     def __init__(self, path: str | Path, log=print):
         self.path = Path(path)
