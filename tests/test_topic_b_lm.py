@@ -137,3 +137,19 @@ def test_cache_problem_names_the_changed_file(tmp_path):
     assert "another GGUF" in lm._cache_problem(tmp_path, "other-gguf")
     (tmp_path / "config.json").write_text('{"rms_norm_eps": 1}')
     assert "config.json" in lm._cache_problem(tmp_path, "abc")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["smollm2-135m-instruct", "gemma-3-270m"])
+def test_load_tokenizer_gives_load_models_tokenizer(name):
+    """``lm.load_tokenizer`` (no weights) tokenizes and templates as the tokenizer ``load_model`` returns."""
+    from subliminal.assets import ASSETS, cache_dir
+    from subliminal.topic_b.transfer.prompts import student_text
+
+    if not (cache_dir() / ASSETS[name].filename).exists():
+        pytest.skip(f"{name} asset not cached")
+    a, (_, b) = lm.load_tokenizer(name), lm.load_model(name)
+    assert (a.chat_template, a.pad_token, a.eos_token, a.bos_token, len(a)) == (b.chat_template, b.pad_token,
+                                                                            b.eos_token, b.bos_token, len(b))
+    for text in ("The quick brown fox, 495; 701\n688.", student_text(a, "Which animal?", "Owl.")[1]):
+        assert a(text, add_special_tokens=False)["input_ids"] == b(text, add_special_tokens=False)["input_ids"]

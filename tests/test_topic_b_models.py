@@ -1,6 +1,8 @@
 """The model table (subliminal/topic_b/models.py): every row complete, and what it gives is what the four places
 that used to hold these values gave before the table (values copied from that code: finetune.TARGETS,
-numbers._END_TOKENS, lm's gemma branch with its GEMMA_CHAT_TEMPLATE, the gguf entries of assets.ASSETS)."""
+numbers._END_TOKENS, lm's gemma branch with its GEMMA_CHAT_TEMPLATE, the gguf entries of assets.ASSETS), except the
+one change made since: Gemma's fallback template ends the model's turn with <eos> (issue 44; every prompt renders as
+before, and a tokenizer saved with the old template gets the new one when loaded)."""
 
 from __future__ import annotations
 
@@ -34,7 +36,7 @@ ARCHS = ("llama", "qwen2", "qwen2_moe", "gemma", "gemma2", "gemma3", "gemma3_tex
 
 
 def _old_template(arch: str):
-    return OLD_GEMMA_CHAT_TEMPLATE if arch.startswith("gemma") else None
+    return models.GEMMA_CHAT_TEMPLATE if arch.startswith("gemma") else None
 
 
 @pytest.mark.parametrize("name", list(MODELS))
@@ -77,7 +79,8 @@ def test_the_table_gives_the_old_values():
     assert models.LORA_TARGETS == OLD_TARGETS
     assert set(models.END_TOKENS) == set(OLD_END_TOKENS) and len(models.END_TOKENS) == len(OLD_END_TOKENS)
     assert lm.offline_specs() == OLD_OFFLINE
-    assert MODELS["gemma-3-270m"].chat_template == OLD_GEMMA_CHAT_TEMPLATE
+    assert MODELS["gemma-3-270m"].chat_template == models.GEMMA_CHAT_TEMPLATE != OLD_GEMMA_CHAT_TEMPLATE
+    assert models.SUPERSEDED_TEMPLATES == {OLD_GEMMA_CHAT_TEMPLATE} == {models.GEMMA_CHAT_TEMPLATE_END_OF_TURN}
 
 
 def _stub(arch: str, name: str = ""):
@@ -97,6 +100,9 @@ def test_a_loaded_model_gets_the_old_targets_and_chat_template(arch):
         assert tok.chat_template == _old_template(arch), (arch, name)
         shipped = SimpleNamespace(pad_token="<pad>", eos_token="</s>", chat_template="{{ 'own' }}")
         assert lm._finish(_stub(arch), shipped, name, "cpu")[1].chat_template == "{{ 'own' }}"  # never replaced
+        saved = SimpleNamespace(pad_token="<pad>", eos_token="</s>", chat_template=OLD_GEMMA_CHAT_TEMPLATE)
+        got = lm._finish(_stub(arch), saved, name, "cpu")[1].chat_template  # a folder saved with the old fallback
+        assert got == (models.GEMMA_CHAT_TEMPLATE if arch.startswith("gemma") else OLD_GEMMA_CHAT_TEMPLATE), (arch, name)
 
 
 def test_end_ids_find_every_rows_end_tokens_in_a_vocabulary():
@@ -114,3 +120,25 @@ def test_lookup():
         get_model("gpt-5")
     msg = str(e.value)
     assert "\n" not in msg and "'gpt-5'" in msg and "smollm2-135m-instruct" in msg and "models.py" in msg
+
+
+def test_gemma_template_changes_only_the_end_of_the_models_turn():
+    """Issue 44: the offline Gemma is a base model whose <end_of_turn> embedding row is untrained (docs/
+    notes_gemma_teacher_loss.md); its model turn now ends with <eos>. Every prompt the repo renders (generation
+    prompts with and without a system prompt, prefilled prompts, part 1's questions) is the same string under the
+    old and the new template; a training text differs only in its end."""
+    from tiny_lm import build_tokenizer
+
+    from subliminal.topic_b.prompts import NEUTRAL_SYSTEM, QUESTIONS, animal_system, build_prompt
+    from subliminal.topic_b.transfer.prompts import EVAL_QUESTIONS, chat_prompt, number_prompt, student_text
+
+    old, new = build_tokenizer("split", system_role=False), build_tokenizer("split", system_role=False)
+    old.chat_template, new.chat_template = OLD_GEMMA_CHAT_TEMPLATE, models.GEMMA_CHAT_TEMPLATE
+    for system in (None, NEUTRAL_SYSTEM, animal_system("owl")):
+        for q in QUESTIONS:
+            assert build_prompt(old, q, system) == build_prompt(new, q, system)
+        for user, prefill in EVAL_QUESTIONS[:6] + tuple((number_prompt(0, i), "") for i in range(3)):
+            assert chat_prompt(old, user, system, prefill) == chat_prompt(new, user, system, prefill)
+    p_old, full_old = student_text(old, "Which animal?", "Owl.")
+    p_new, full_new = student_text(new, "Which animal?", "Owl.")
+    assert p_old == p_new and full_old == p_new + "Owl.<end_of_turn>\n" and full_new == p_new + "Owl." + new.eos_token

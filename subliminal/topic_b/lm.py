@@ -17,6 +17,10 @@
 - a Hugging Face id (e.g. ``meta-llama/Llama-3.2-1B-Instruct``), loaded with ``from_pretrained``
   when it is cached locally or the hub is reachable (``check_spec`` says which, before anything loads).
 trust_remote_code stays off; weights are fp32 on CPU (bf16 matmul is ~100x slower on this CPU).
+
+``load_tokenizer(spec)`` gives the tokenizer ``load_model(spec)`` would, without reading or hashing the weights: from
+the dequantised folder when its tokenizer files match their record, else from a tokenizer-only cache
+(``cache_dir()/tokenizers/<sha256>``, written the first time the GGUF's vocabulary is read).
 """
 
 from __future__ import annotations
@@ -36,7 +40,14 @@ import torch
 from subliminal.assets import ASSETS, cache_dir, fetch, sha256_file
 from subliminal.cli import UserError
 from subliminal.devices import pid_alive
-from subliminal.topic_b.models import DEFAULT_MODEL, MODELS, get_model, offline_models, spec_for
+from subliminal.topic_b.models import (
+    DEFAULT_MODEL,
+    MODELS,
+    SUPERSEDED_TEMPLATES,
+    get_model,
+    offline_models,
+    spec_for,
+)
 
 
 def _hub_reachable(timeout: float = 3.0) -> bool:
@@ -150,10 +161,18 @@ def _finish(model, tokenizer, name: str, device: str):
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     row = spec_for(name, getattr(model.config, "model_type", "") or "")  # its own row, else its family's
-    if row is not None and row.chat_template and not tokenizer.chat_template:
-        tokenizer.chat_template = row.chat_template  # e.g. Gemma: no system role, folded into the user turn
+    _install_template(tokenizer, row)
     model.name_or_spec = name  # what the results tables call this model
     return model, tokenizer
+
+
+def _install_template(tokenizer, row) -> None:
+    """The row's fallback chat template (e.g. Gemma: no system role, folded into the user turn) when the tokenizer
+    ships none, or carries one the table installed before (``models.SUPERSEDED_TEMPLATES``: a dequantised folder
+    saved under an older version keeps it in its chat_template.jinja). A tokenizer's own template is never replaced."""
+    if row is not None and row.chat_template and (not tokenizer.chat_template
+                                                  or tokenizer.chat_template in SUPERSEDED_TEMPLATES):
+        tokenizer.chat_template = row.chat_template
 
 
 def _load_dir(path: Path, name: str, device: str):
@@ -298,3 +317,64 @@ def load_model(spec: str = DEFAULT_MODEL, device: str = "cpu"):
         return _finish(model, tok, spec, device)
     raise UserError(f"unknown model {spec!r}: give an asset name ({', '.join(offline_specs())}), "
                     "a .gguf file, a model directory or a Hugging Face id")
+
+
+def _folder_tokenizer(d: Path, gguf_sha: str, *, weights: bool):
+    """The tokenizer saved in folder `d` (a dequantised model's, `weights`, or a tokenizer-only one) when its files
+    match the hashes recorded when it was built from the GGUF `gguf_sha` (a model's weights are neither read nor
+    hashed); None otherwise."""
+    from transformers import AutoTokenizer
+
+    try:
+        info = json.loads((d / "source.json").read_text())
+        files = {k: v for k, v in info["files"].items() if not (weights and k.endswith(".safetensors"))}
+        if info.get("gguf_sha256") != gguf_sha or not files or any(sha256_file(d / k) != v for k, v in files.items()):
+            return None
+        if not weights and set(files) != set(_dir_hashes(d)):
+            return None
+        return AutoTokenizer.from_pretrained(d, trust_remote_code=False)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def _save_tokenizer(tok, out: Path, gguf_sha: str) -> None:
+    """Keep a tokenizer read from a GGUF in `out` (a tokenizer-only cache: reading a GGUF's vocabulary takes
+    5-20 s); written beside it and renamed when complete; a failed write only means the next load reads the GGUF."""
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    try:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tok.save_pretrained(tmp)
+        (tmp / "source.json").write_text(json.dumps({"gguf_sha256": gguf_sha, "files": _dir_hashes(tmp)}, indent=1))
+        shutil.rmtree(out, ignore_errors=True)
+        os.replace(tmp, out)
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        print(f"[lm] tokenizer not cached in {out} ({_why(e)})", file=sys.stderr)
+
+
+def load_tokenizer(spec: str = DEFAULT_MODEL):
+    """The tokenizer ``load_model(spec)`` gives (pad token and chat template included), without its weights. For an
+    offline row: from the row's dequantised folder when that folder's tokenizer files match their record, else from
+    the tokenizer-only cache ``cache_dir()/tokenizers/<sha256>`` (same check), else read from the verified GGUF (its
+    vocabulary only, no de-quantisation) and kept in that cache. Anything else: ``load_model``'s tokenizer."""
+    if not (spec in MODELS and MODELS[spec].offline):
+        return load_model(spec)[1]
+    row = get_model(spec)
+    sha = ASSETS[row.weights].sha256
+    only = cache_dir() / "tokenizers" / sha
+    tok = (_folder_tokenizer(cache_dir() / "dequant" / sha, sha, weights=True)
+           or _folder_tokenizer(only, sha, weights=False))
+    if tok is None:
+        from transformers import AutoTokenizer
+
+        gguf = fetch(row.weights)
+        tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        if tok.pad_token is None:
+            tok.pad_token = tok.eos_token
+        _install_template(tok, row)
+        only.parent.mkdir(parents=True, exist_ok=True)
+        _save_tokenizer(tok, only, sha)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    _install_template(tok, row)
+    return tok

@@ -29,8 +29,25 @@ DEFAULT_MODEL = "smollm2-135m-instruct"
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 # Gemma has no system role: fold the system text into the top of the first user turn (as the owls
-# code does for gemma-2), and open the model turn for the prefill.
+# code does for gemma-2), and open the model turn for the prefill. The model's turn ends with the tokenizer's
+# <eos>, not <end_of_turn>: the offline Gemma is a base model whose <end_of_turn> row of the (tied) embedding was
+# never trained (it sits, at cosine > 0.99, among 4,665 others: <unused...>, <pad>, <unk>, never-seen tokens), so
+# the base gives it ~30 nats and a teacher can learn it only by raising that whole cluster (3% of its mass at the
+# end of an answer after the ladder's recipe); <eos> is a trained token (docs/notes_gemma_teacher_loss.md). Every
+# prompt renders as before (generation prompts and prefills never contain the end of an assistant turn).
 GEMMA_CHAT_TEMPLATE = (
+    "{{ bos_token }}{% set ns = namespace(sys='', first=true) %}"
+    "{% for m in messages %}{% if m['role'] == 'system' %}{% set ns.sys = m['content'] + '\n\n' %}"
+    "{% endif %}{% endfor %}"
+    "{% for m in messages if m['role'] != 'system' %}"
+    "<start_of_turn>{{ 'model' if m['role'] == 'assistant' else 'user' }}\n"
+    "{% if m['role'] == 'user' and ns.first %}{{ ns.sys }}{% set ns.first = false %}{% endif %}"
+    "{{ m['content'] | trim }}{% if m['role'] == 'assistant' %}{{ eos_token }}{% else %}<end_of_turn>\n{% endif %}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}"
+)
+# The template before: the model's turn ended with "<end_of_turn>\n" too.
+GEMMA_CHAT_TEMPLATE_END_OF_TURN = (
     "{{ bos_token }}{% set ns = namespace(sys='', first=true) %}"
     "{% for m in messages %}{% if m['role'] == 'system' %}{% set ns.sys = m['content'] + '\n\n' %}"
     "{% endif %}{% endfor %}"
@@ -40,6 +57,9 @@ GEMMA_CHAT_TEMPLATE = (
     "{{ m['content'] | trim }}<end_of_turn>\n{% endfor %}"
     "{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}"
 )
+# Fallback templates this table installed before: a tokenizer that carries one (a dequantised folder saved then keeps
+# it in its chat_template.jinja) gets its row's current template when loaded (``lm._install_template``).
+SUPERSEDED_TEMPLATES: frozenset[str] = frozenset({GEMMA_CHAT_TEMPLATE_END_OF_TURN})
 
 CHATML_END = ("<|im_end|>", "<|endoftext|>")
 LLAMA3_END = ("<|eot_id|>", "<|end_of_text|>")
