@@ -74,9 +74,14 @@ ASSETS: dict[str, Asset] = {
 }
 
 
+def cache_home() -> Path:
+    """`$SUBLIMINAL_CACHE`, default ~/.cache/subliminal: the one place the cache root's default is spelled."""
+    return Path(os.environ.get("SUBLIMINAL_CACHE", Path.home() / ".cache" / "subliminal")).expanduser()
+
+
 def cache_dir() -> Path:
-    """`$SUBLIMINAL_CACHE`, default ~/.cache/subliminal."""
-    d = Path(os.environ.get("SUBLIMINAL_CACHE", Path.home() / ".cache" / "subliminal")).expanduser()
+    """``cache_home``, created."""
+    d = cache_home()
     d.mkdir(parents=True, exist_ok=True)
     return d
 

@@ -393,3 +393,31 @@ def test_a_run_on_a_fresh_out_says_where_topic_a_was_looked_for(tiny_run):
     want = plots.topic_a_summary(_out(cfg))
     assert any(str(want) in m and "not found" in m for m in logs)
     assert any("no earlier teachers" in m for m in logs) and not any("against the first one" in m for m in logs)
+
+
+def test_every_student_knob_is_a_flag_and_the_defaults_keep_the_committed_keys():
+    """Learning rates, the noise scale and the cross-init seed are on the typed config (issue 42); today's values are
+    the defaults, so the student settings (and every key built from them) are unchanged."""
+    from subliminal.cli import UserError
+    from subliminal.topic_b.theory.config import TheoryConfig
+    from subliminal.topic_b.theory.student import StudentSettings
+
+    assert TheoryConfig().student_settings() == StudentSettings()
+    s = dataclasses.replace(TheoryConfig(), lr_lora_adam=1e-3, noise_scale=0.1, cross_seed=7).student_settings()
+    assert (s.lr_lora_adam, s.noise_scale, s.cross_seed) == (1e-3, 0.1, 7)
+    for bad in ({"lr_lora_sgd": 0.0}, {"noise_scale": -1.0}, {"cross_seed": -1}):
+        with pytest.raises(UserError):
+            dataclasses.replace(TheoryConfig(), **bad).validate()
+
+
+def test_a_run_under_other_settings_is_refused_before_it_replaces_the_outputs(tmp_path):
+    from subliminal.cli import UserError
+    from subliminal.topic_b.theory.config import TheoryConfig
+    from subliminal.topic_b.theory.run import _same_settings
+
+    prev = {"student_settings": dataclasses.asdict(TheoryConfig().student_settings()),
+            "teacher_settings": dataclasses.asdict(TheoryConfig().teacher_settings())}
+    _same_settings(TheoryConfig(), prev, tmp_path)  # the same settings: fine
+    _same_settings(TheoryConfig(steps=30, milestones=(10, 30)), {}, tmp_path)  # a fresh --out: fine
+    with pytest.raises(UserError, match="noise_scale differ"):
+        _same_settings(dataclasses.replace(TheoryConfig(), noise_scale=0.03), prev, tmp_path)

@@ -9,7 +9,6 @@ trained by `teachers(A, epochs)`, one run snapshotted per epoch, resumed from th
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -20,9 +19,11 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from subliminal.assets import cache_home
 from subliminal.cache import log
 from subliminal.cli import UserError
 from subliminal.devices import available_memory, fast_bf16, get_device
+from subliminal.results import cpu_name
 from subliminal.topic_a import engine
 from subliminal.topic_a.engine import MLPShape, ParallelMLP, derangement, make_adam, teacher_loss, train_step_flops
 from subliminal.topic_a.inputs import ImageSource, NoiseSource, pixel_permutation
@@ -131,11 +132,7 @@ def _memory_available(device: str) -> tuple[int, str]:
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    try:
-        with open("/proc/cpuinfo") as f:
-            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
-    except OSError:
-        model = ""
+    model = cpu_name()
     return f"cpu ({model}, {torch.get_num_threads()} threads)" if model else f"cpu ({torch.get_num_threads()} threads)"
 
 
@@ -176,7 +173,7 @@ class TopicA:
         self.x_test = self.mnist.float_inputs("test", signed).to(self.device)
         self.y_test = self.mnist.test_y.to(self.device)
         self.shape = MLPShape(cfg.n_models, 784, cfg.hidden, cfg.n_aux)
-        root = cfg.cache_dir or os.path.join(os.environ.get("SUBLIMINAL_CACHE", Path.home() / ".cache" / "subliminal"), "topic_a")
+        root = cfg.cache_dir or cache_home() / "topic_a"
         data_fp = fingerprint(self.mnist.train_x[: cfg.n_train], self.mnist.train_y[: cfg.n_train])
         self.store = RunStore(Path(root), cfg, self.shape, data_fp)
         self._reference: ParallelMLP | None = None

@@ -91,15 +91,15 @@ def _hub_cached(spec: str) -> bool:
         return False
 
 
-def check_spec(spec: str, flag: str = "--model") -> None:
-    """The one-line UserError `load_model(spec)` would end in, raised before anything is loaded: an asset
-    name, an existing .gguf file, a saved-model folder, or a Hugging Face id that is cached locally or whose
-    hub answers within seconds."""
+def _kind(spec: str, flag: str = "--model") -> str:
+    """What `spec` names, the one dispatch both ``check_spec`` and ``load_model`` read: "offline" (a row of the model
+    table with an offline asset), "gguf" (an existing .gguf file), "dir" (a saved-model folder) or "hub" (a Hugging
+    Face id); anything else is the one-line UserError a user sees, before anything loads."""
     if not spec.strip():
         raise UserError(f"{flag} is empty; give an asset name ({', '.join(offline_specs())}), a .gguf file, "
                         "a model folder or a Hugging Face id")
     if spec in MODELS and MODELS[spec].offline:
-        return
+        return "offline"
     if spec in ASSETS:
         raise UserError(f"{flag} {spec!r} is a dataset, not a language model; offline models: "
                         f"{', '.join(offline_specs())}")
@@ -107,18 +107,24 @@ def check_spec(spec: str, flag: str = "--model") -> None:
     if spec.endswith(".gguf"):
         if not path.is_file():
             raise UserError(f"{flag}: GGUF file {spec} does not exist")
-        return
+        return "gguf"
     if path.is_dir():
         if not (path / "config.json").exists():
             raise UserError(f"{flag}: directory {spec} has no config.json; not a saved model")
-        return
+        return "dir"
     if _is_hub_id(spec):
-        if not _hub_cached(spec) and not _hub_reachable():
-            raise UserError(f"{flag} {spec}: not in the local Hugging Face cache and the hub is unreachable; "
-                            f"offline models: {', '.join(offline_specs())}")
-        return
+        return "hub"
     raise UserError(f"{flag}: unknown model {spec!r}: give an asset name ({', '.join(offline_specs())}), "
                     "a .gguf file, a model directory or a Hugging Face id")
+
+
+def check_spec(spec: str, flag: str = "--model") -> None:
+    """The one-line UserError `load_model(spec)` would end in, raised before anything is loaded: an asset
+    name, an existing .gguf file, a saved-model folder, or a Hugging Face id that is cached locally or whose
+    hub answers within seconds."""
+    if _kind(spec, flag) == "hub" and not _hub_cached(spec) and not _hub_reachable():
+        raise UserError(f"{flag} {spec}: not in the local Hugging Face cache and the hub is unreachable; "
+                        f"offline models: {', '.join(offline_specs())}")
 
 
 def offline_specs() -> list[str]:
@@ -279,22 +285,16 @@ def _load_gguf(gguf: Path, name: str, device: str, sha: str | None = None):
 def load_model(spec: str = DEFAULT_MODEL, device: str = "cpu"):
     """(model, tokenizer) for an asset name, a .gguf path, a local directory or a HF id."""
     device = str(device)
-    if spec in MODELS and MODELS[spec].offline:
+    kind = _kind(spec, "model")
+    if kind == "offline":
         asset = get_model(spec).weights  # the model table says which offline asset holds the weights
         return _load_gguf(fetch(asset), spec, device, sha=ASSETS[asset].sha256)
-    if spec in ASSETS:
-        raise UserError(f"{spec!r} is a dataset, not a language model; offline models: "
-                        f"{', '.join(offline_specs())}")
     path = Path(spec).expanduser()
-    if spec.endswith(".gguf"):
-        if not path.is_file():
-            raise UserError(f"GGUF file {spec} does not exist")
+    if kind == "gguf":
         return _load_gguf(path.resolve(), path.stem, device)
-    if path.is_dir():
-        if not (path / "config.json").exists():
-            raise UserError(f"directory {spec} has no config.json; not a saved model")
+    if kind == "dir":
         return _load_dir(path, spec, device)
-    if _is_hub_id(spec):
+    if kind == "hub":
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         def hf(local_only: bool):
@@ -315,8 +315,6 @@ def load_model(spec: str = DEFAULT_MODEL, device: str = "cpu"):
                 raise UserError(f"model {spec} cannot be loaded offline ({why}: {type(e).__name__}); "
                                 f"offline models: {', '.join(offline_specs())}") from None
         return _finish(model, tok, spec, device)
-    raise UserError(f"unknown model {spec!r}: give an asset name ({', '.join(offline_specs())}), "
-                    "a .gguf file, a model directory or a Hugging Face id")
 
 
 def _folder_tokenizer(d: Path, gguf_sha: str, *, weights: bool):

@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from subliminal.assets import cache_home
 from subliminal.cli import UserError
 from subliminal.topic_b.models import DEFAULT_MODEL
 from subliminal.topic_b.theory.cells import CELL_KEYS
@@ -25,6 +26,14 @@ class TheoryConfig:
     steps: int = field(default=60, metadata={"help": "optimiser steps per student"})
     batch: int = field(default=8, metadata={"help": "contexts (random 10-number lists) per step"})
     milestones: tuple[int, ...] = field(default=(10, 30, 60), metadata={"help": "steps after which students are read"})
+    lr_lora_adam: float = field(default=StudentSettings.lr_lora_adam, metadata={"help": "learning rate: LoRA, Adam (a, b, ...)"})
+    lr_lora_sgd: float = field(default=StudentSettings.lr_lora_sgd, metadata={"help": "learning rate: LoRA, SGD (b-sgd)"})
+    lr_full_adam: float = field(default=StudentSettings.lr_full_adam, metadata={"help": "learning rate: every weight, Adam (b-full)"})
+    lr_full_sgd: float = field(default=StudentSettings.lr_full_sgd, metadata={"help": "learning rate: every weight, SGD"})
+    noise_scale: float = field(default=StudentSettings.noise_scale, metadata={
+        "help": "b-noisy: the noise on every base weight, as a fraction of that tensor's std"})
+    cross_seed: int = field(default=StudentSettings.cross_seed, metadata={
+        "help": "b-xinit: the other adapter draw is this seed + the student seed"})
     teacher_examples: int = field(default=300, metadata={"help": "training answers per teacher"})
     teacher_epochs: int = field(default=2, metadata={"help": "teacher training epochs"})
     out: str = field(default="plots_b", metadata={"help": "output directory"})
@@ -55,13 +64,22 @@ class TheoryConfig:
                 raise UserError(f"{name} must be in 1..{hi}")
         if not self.milestones or min(self.milestones) < 1 or max(self.milestones) > self.steps:
             raise UserError("--milestones must be steps in 1..--steps")
+        for name in ("lr_lora_adam", "lr_lora_sgd", "lr_full_adam", "lr_full_sgd"):
+            if not 0 < getattr(self, name) <= 10:
+                raise UserError(f"--{name.replace('_', '-')} must be in (0, 10]")
+        if not 0 <= self.noise_scale <= 10:
+            raise UserError("--noise-scale must be in [0, 10] (a fraction of each weight tensor's std)")
+        if not 0 <= self.cross_seed < 2**31 - 2**20:
+            raise UserError("--cross-seed must be in 0..2146435071")
 
     def cache_root(self) -> Path:
-        return Path(self.cache) if self.cache else Path(os.environ.get("SUBLIMINAL_CACHE", Path.home() / ".cache" / "subliminal")) / "transfer_theory"
+        return Path(self.cache) if self.cache else cache_home() / "transfer_theory"
 
     def student_settings(self) -> StudentSettings:
         return StudentSettings(steps=self.steps, batch=self.batch, micro_batch=min(8, self.batch),
-                               milestones=tuple(sorted(set(self.milestones))))
+                               milestones=tuple(sorted(set(self.milestones))), lr_lora_adam=self.lr_lora_adam,
+                               lr_lora_sgd=self.lr_lora_sgd, lr_full_adam=self.lr_full_adam,
+                               lr_full_sgd=self.lr_full_sgd, noise_scale=self.noise_scale, cross_seed=self.cross_seed)
 
     def teacher_settings(self) -> TeacherSettings:
         t = TeacherSettings()

@@ -60,6 +60,7 @@ def run(cfg, device, log=print) -> dict:
     archive = out / f"{model_stem(cfg.model)}_records"
     guard.check_paths(out, archive, None if cfg.outputs_only else root)  # before any model loads
     prev = _previous(out / f"{model_stem(cfg.model)}.json", log)
+    _same_settings(cfg, prev, out)
     ctx = {"archive": archive, "prev": prev, "t0": t0, "topic_a": plots.topic_a_summary(out),
            "mde": guard.prerun_mde(out, prev.get("mde_stated_before_the_runs") or {}, log)}
     if not ctx["topic_a"].exists():
@@ -69,6 +70,21 @@ def run(cfg, device, log=print) -> dict:
         return _outputs_only(cfg, root, ctx, log)
     with guard.CacheLock(root, log):
         return _train(cfg, device, root, ctx, log)
+
+
+def _same_settings(cfg, prev: dict, out: Path) -> None:
+    """A run whose student or teacher settings differ from those the outputs in `out` were written under would
+    replace those outputs with its own students only: refused, before any model loads, with what to do."""
+    differ = []
+    for name, mine in (("student_settings", asdict(cfg.student_settings())),
+                       ("teacher_settings", asdict(cfg.teacher_settings()))):
+        theirs = prev.get(name)
+        if isinstance(theirs, dict):
+            differ += [f for f in sorted(set(theirs) | set(mine))
+                       if records._plain(theirs.get(f)) != records._plain(mine.get(f))]
+    if differ:
+        raise UserError(f"{out} holds the ladder's outputs under other settings ({', '.join(differ)} differ); this run "
+                        "would replace them with its own students: pass another --out (its records stay apart too)")
 
 
 def _info(cfg, want: records.Want, found: dict, ctx: dict, teachers: dict, sampled: dict) -> dict:
