@@ -220,3 +220,14 @@ def test_the_ladder_claims_carry_no_parentheses_since_the_glance_splits_a_claim_
     from subliminal.reporting.theory import CLAIM, CONTROL, DRAW_CLAIM
 
     assert "(" not in CLAIM and "(" not in CONTROL and "(" not in DRAW_CLAIM
+
+
+def test_the_llm_map_gives_no_verdict_below_3_seeds_and_names_each_cis_level():
+    """README's map (reporting/llm_map.py) on the committed transfer runs: a row of 2 seeds (the threshold defence)
+    says 'too few seeds (n = 2)'; every cell names the level of its CI."""
+    from subliminal.reporting import llm_map
+
+    rows = llm_map.transfer_rows(ROOT)
+    defence = next(r for r in rows if r[0].startswith("the paper's recipe after the threshold defence"))
+    assert defence[3].endswith("too few seeds (n = 2)")
+    assert all("CI)" in c for r in rows for c in r[3:] if c != "—")

@@ -219,7 +219,7 @@ def b_theory(root: Path) -> str:
     mins = [m for m in (meta.get("minutes_per_student") or {}).values() if m]
     cost = (f"; {np.median(mins):.1f} min per student (wall, training and readouts), so "
             f"{np.median(mins) * 3 / 60:.2f} h per seed of a cell of three teachers" if mins else "")
-    plan = power_plan(root, v)
+    plan = power_plan(root, v, float(np.median(mins)) if mins else None)
     return "\n".join([
         f"_Run: {state}; students of {meta.get('student_settings', {}).get('steps', '?')} steps × "
         f"{meta.get('student_settings', {}).get('batch', '?')} number lists; training "

@@ -46,7 +46,7 @@ def families() -> str:
             "and show their 95% CI.")
 
 
-def power_plan(root: Path, v: pd.DataFrame) -> str:
+def power_plan(root: Path, v: pd.DataFrame, minutes: float | None = None) -> str:
     """The power plan stated before the new seeds (``theory.power_plan``) against the MDE now."""
     p = Path(root) / "plots_b" / f"{STEM}_power_plan.json"
     if not p.exists():
@@ -60,14 +60,21 @@ def power_plan(root: Path, v: pd.DataFrame) -> str:
                    if r is not None and np.isfinite(getattr(r, "mde_level", np.nan)) else "—")
         met = ("—" if r is None or not np.isfinite(getattr(r, "mde_level", np.nan)) else
                "met" if np.exp(r.mde_level) <= x["target_ratio"] else "not met")
+        n_now = int(r.n_seeds) if r is not None else 0
+        more = max(0, x["seeds_needed"] - n_now)
+        cost = (f"{more}" + (f" ({more * 3 * minutes / 60:.1f} h)" if minutes and more else "")
+                if x["seeds_needed"] <= 200 else "> 200")
         rows.append([label(x["cell"]), x["animal"], f"{x['sd_per_seed']:.3g}", f"×{x['mde_ratio_now']:.3g}",
-                     str(x["seeds_needed"]) if x["seeds_needed"] <= 200 else "> 200", now_mde, met])
+                     str(x["seeds_needed"]) if x["seeds_needed"] <= 200 else "> 200", now_mde, met, cost])
     return "\n".join([
         f"**Power plan**, stated on {plan['stated']} from seeds {', '.join(map(str, plan['seeds']))} before any "
         f"later seed of cells a and b ran (`python -m subliminal.topic_b.theory.power_plan`, "
         f"`plots_b/{p.name}`): the seeds at which the primary family's MDE at its strictest Holm level "
         f"(α / {len(plan['family'])} = {plan['level']:.4g}, 80% power) reaches ×{plan['target_ratio']:.2f} for the "
         "share, from each test's seed-to-seed SD (an SD from 3 seeds is itself uncertain, so these counts are "
-        "rough), and the MDE the seeds on record now give at each row's own Holm level:", "",
+        "rough), and the MDE the seeds on record now give at each row's own Holm level. A seed of a cell is three "
+        "students (the owl, eagle and neutral teachers'); the hours are at the run's median minutes per student on "
+        "these 2 cores. Seeds were added where the plan said the target was near (cell b); cell a's owl test would "
+        "need far more than a session's compute, so it stops at the seeds on record and says so:", "",
         table(rows, ["cell", "animal", "SD of the per-seed effect (log share)", "MDE then, at α / 4",
-                     "seeds needed for ×1.10", "MDE now, at the row's Holm level", "×1.10"])])
+                     "seeds needed for ×1.10", "MDE now, at the row's Holm level", "×1.10", "seeds still needed (compute)"])])
