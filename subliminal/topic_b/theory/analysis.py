@@ -7,11 +7,13 @@ Per seed (students of one seed share their contexts, so arms are paired by seed)
   neutral teacher's student (primary: a generic rise in naming animals cancels);
 - dlogp_vs_neutral, dlogp_vs_base: the same for log P(animal), and against the base model;
 - own_vs_other: the animal's share under its own teacher minus under the other animal's (specificity).
-Each is averaged over the questions per seed; the CI is over seeds (t, n - 1 df). The MDE is the smallest true
-effect a two-sided 5% test over these seeds detects with 80% power: (t_.975 + t_.80) x SE. Verdict, per cell and
-animal at the last milestone: transfer / reverse when share_vs_neutral's p, Holm-adjusted over every cell and
-animal of the run (the ladder is one family of tests), is below 0.05, in the direction of the mean; else none
-detected (MDE stated); specific when own_vs_other's CI is above 0.
+Each is averaged over the questions per seed; the CI is over seeds (t, n - 1 df). Verdict, per cell and animal at
+the last milestone, inside the family ``cells.FAMILIES`` declares for it before any data (primary: cells a and b;
+rung effects: the others; rung - b contrasts: the rungs), Holm-corrected inside that family with its size fixed by
+the declaration (``family_levels``): transfer / reverse when significant, in the direction of the mean, else none
+detected; too few seeds below ``MIN_SEEDS`` (3). The CI and the MDE ((t_{1-l/2} + t_.80) x SE) printed beside a
+verdict are at the level l its Holm step uses, so they agree with it; specific when own_vs_other's 95% CI is
+above 0.
 
 The theorem's own quantity, the cosine of the student's update with a teacher's update, is tested against the
 student of the neutral teacher of the same seed, read against the *same* teacher vector (``cosine_contrasts``):
