@@ -539,3 +539,16 @@ def test_the_committed_power_plan_is_reproduced_from_the_committed_records():
         assert got["sd_per_seed"] == pytest.approx(want["sd_per_seed"], rel=1e-9)
     assert power_plan.main(["--out", str(root)]) == 0  # an existing plan is never overwritten without --force
     assert power_plan.read(root) == stated
+
+
+def test_a_finished_student_keeps_its_final_adapter_verified_in_16_bits(lad):
+    """Issue 42: a finished LoRA student's final adapter stays in the cache (fp16, its SHA-256 in the record), so it
+    can be scored or probed again without retraining; an edited file is refused."""
+    cell_b = CELLS[1]
+    rec = _train(lad, cell_b, 11, "owl")
+    out = lad.root / "s" / f"{cell_b.arm('owl').name}-s11"
+    got = student.read_adapter(rec, out)
+    assert rec["complete"] and got and all(v.dtype == torch.float16 for v in got.values())
+    assert all(".lora_A." in k or ".lora_B." in k for k in got) and any(v.abs().sum() > 0 for k, v in got.items() if ".lora_B." in k)
+    (out / student.ADAPTER).write_bytes((out / student.ADAPTER).read_bytes()[:-4] + b"\0\0\0\0")
+    assert student.read_adapter(rec, out) is None

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from subliminal.cache import config_hash, read_record, write_record
+from subliminal.cache import config_hash, read_record, read_tensors, write_record, write_tensors
 from subliminal.topic_b.theory import inputs, losses, readouts
 from subliminal.topic_b.theory.rules import V1_RULES, record_rules, rules_id
 from subliminal.topic_b.transfer.arm import Arm
@@ -243,11 +243,30 @@ def train(base, tokenizer, teacher, arm: Arm, seed: int, s: StudentSettings, out
             if not rec["complete"]:
                 write_record(out_dir / LOSSES, {"key": key, "losses": step_losses})
                 save_checkpoint(ckpt, model, opt, step + 1, key)
+            elif arm.param == "lora":
+                rec["adapter"] = keep_adapter(model, out_dir)
             write_record(rec_path, rec)
     bar.close()
     if rec["complete"]:
         _drop_checkpoint(ckpt, out_dir)
     return rec
+
+
+ADAPTER = "adapter_fp16.safetensors"
+
+
+def keep_adapter(model, out_dir: Path) -> dict:
+    """A finished LoRA student's final adapter (its trainable A and B matrices) in 16 bits beside its record in
+    the cache, outside git: the record holds its SHA-256, so the student can be scored or probed again without
+    retraining (``read_adapter``). A full fine-tuning student's update is the whole model: not kept."""
+    tensors = {n: p.detach().to(torch.float16) for n, p in _trainable(model).items()}
+    return {"file": ADAPTER, "sha256": write_tensors(Path(out_dir) / ADAPTER, tensors), "dtype": "float16"}
+
+
+def read_adapter(rec: dict, out_dir: Path) -> dict[str, torch.Tensor] | None:
+    """The finished student's kept adapter when its file matches the record's SHA-256; None otherwise."""
+    a = rec.get("adapter") or {}
+    return read_tensors(Path(out_dir) / a.get("file", ADAPTER), a.get("sha256"))
 
 
 @torch.no_grad()
