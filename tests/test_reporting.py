@@ -104,7 +104,7 @@ def test_readme_leads_with_results_and_links_every_page():
     head = text.split("## ")[1]
     assert head.startswith("Results at a glance")
     g = re.search(r"<!-- report:glance -->(.*?)<!-- /report:glance -->", text, re.S).group(1)
-    assert len(g.strip().splitlines()) <= 40
+    assert len(g.strip().splitlines()) <= 45  # a table per topic (issue 41) takes a few more lines than run-on text
     for page in (ROOT / "docs").glob("*.md"):
         assert f"docs/{page.name}" in text, page.name
 
@@ -128,7 +128,7 @@ def test_glance_lists_a_claim_as_untestable_only_when_no_model_or_animal_tested_
     text = glance(tmp_path, va, vb)
     untestable = next(line for line in text.splitlines() if line.startswith("- **untestable here**"))
     assert "seed: never run" in untestable and claim not in untestable
-    assert f"| {claim} | — | owl **contradicts** |" in text
+    assert f"| {claim} | owl **contradicts** |" in text
 
 
 def test_glance_keeps_the_animal_and_route_of_one_models_claims_apart(tmp_path):
@@ -143,9 +143,8 @@ def test_glance_keeps_the_animal_and_route_of_one_models_claims_apart(tmp_path):
                        record("B", "t.py", f"{claim} (owl) (weight-level teacher)", "partly", "ci", "m"),
                        record("B", "t.py", f"{claim} (eagle) (weight-level teacher)", "contradicts", "ci", "m")])
     text = glance(tmp_path, va, vb)
-    assert "| claim (m only) | setting | verdict |" in text and text.count(claim) == 1  # the claim written once
-    assert f"| {claim} | — | owl **contradicts** |" in text
-    assert "| ″ | weight-level teacher | owl **partly**, eagle **contradicts** |" in text
+    assert f"| {claim} | owl **contradicts** |" in text  # one row per setting, in the model's column
+    assert f"| {claim} (weight-level teacher) | owl **partly**, eagle **contradicts** |" in text
 
 
 def test_transfer_variants_line_counts_finished_students_of_a_partial_run(tmp_path):

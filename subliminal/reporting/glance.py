@@ -61,10 +61,11 @@ def _detail(claim: str, short: str) -> str:
 
 
 CORRECTION = "this repo's earlier reading"
+MAP_SCRIPTS = ("topic_b_transfer.py", "topic_b_transfer_theory.py")  # shown in README's LLM map instead
 ANIMALS = ("owl", "eagle")
 
 
-def _single_rows(g: pd.DataFrame) -> list[list[str]]:
+def _single_rows(g: pd.DataFrame, repeat: bool = False) -> list[list[str]]:
     """One row per claim and setting (its parenthesised detail without the animal); the animals' verdicts side by
     side: 'owl **reproduced**, eagle **inconclusive**'."""
     rows: dict[tuple[str, str], list[str]] = {}
@@ -76,12 +77,13 @@ def _single_rows(g: pd.DataFrame) -> list[list[str]]:
         rows.setdefault((short, setting), []).append(f"{animal} {_word(v)}" if animal else _word(v))
     order = list(dict.fromkeys(short for short, _ in rows))  # a claim's settings together, the claim written once
     keys = sorted(rows, key=lambda k: order.index(k[0]))
-    return [[short if i == 0 or keys[i - 1][0] != short else "″", setting, ", ".join(rows[short, setting])]
+    return [[short if repeat or i == 0 or keys[i - 1][0] != short else "″", setting, ", ".join(rows[short, setting])]
             for i, (short, setting) in enumerate(keys)]
 
 
 def glance(root: Path, va: pd.DataFrame, vb: pd.DataFrame) -> str:
-    """Headline rows with CIs and one verdict word per claim (README's Results at a glance, < 40 lines)."""
+    """Headline rows with CIs and one verdict word per claim, a table per topic (README's Results at a glance,
+    <= 45 lines; the LLM transfer results follow in their own map)."""
     base = load_a(root, "topic_a")
     gap = f"; same-init − cross-model student {ci(row(base[1], a='student_aux', b='cross_aux'))}" if base is not None else ""
     out = [f"**Topic A** (MNIST MLPs, 25 models, mean [95% CI]{gap}):", ""]
@@ -102,19 +104,22 @@ def glance(root: Path, va: pd.DataFrame, vb: pd.DataFrame) -> str:
         rows.append(["headline: animals whose entangled numbers beat random ones; median best-number ratio vs random numbers"] +
                     [f"{int(lg.beats_null_p95[m])}/{int(lg.animals[m])}; {lg.median_ratio_vs_random[m]:.3g}×"
                      if m in lg.index else "—" for m in models])
-    cells = {(r.claim, r.model): r.verdict for r in testable.itertuples()}
-    per_claim = testable.groupby("claim", sort=False).model.nunique()
+    # the LLM transfer claims are read from README's map of the runs (reporting/llm_map.py), their words in docs/
+    ent = testable[~testable.script.isin(MAP_SCRIPTS)]
+    cells = {(r.claim, r.model): r.verdict for r in ent.itertuples()}
+    per_claim = ent.groupby("claim", sort=False).model.nunique()
     rows += [[_short(c)] + [_word(cells[c, m]) if (c, m) in cells else "—" for m in models]
              for c in per_claim.index if per_claim[c] > 1]
-    out.append(table(rows, ["", *models]))
-    single = testable[testable.claim.map(per_claim) == 1]
+    single = ent[ent.claim.map(per_claim) == 1]
     for m, g in single.groupby("model", sort=False):
-        out += ["", table(_single_rows(g), [f"claim ({m} only)", "setting", "verdict"])]
+        rows += [[claim + (f" ({setting})" if setting != "—" else "")]
+                 + [verdict if x == m else "—" for x in models] for claim, setting, verdict in _single_rows(g, repeat=True)]
+    out.append(table(rows, ["", *models]))
     tested = {_short(c) for c in testable.claim}  # e.g. the owl teacher tested, the eagle one underpowered
     untestable = list(dict.fromkeys(_short(c) for c in vb[vb.verdict == "untestable here"].claim
                                     if _short(c) not in tested))
     if untestable:
-        out += ["", "- **untestable here** (offline models or runs not yet done): " + "; ".join(untestable) + "."]
+        out += ["", "- **untestable here** (offline models, or runs not done yet): " + "; ".join(untestable) + "."]
     return "\n".join(out)
 
 

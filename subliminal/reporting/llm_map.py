@@ -83,7 +83,7 @@ def b_llm_map(root: Path) -> str:
         "The ladder's primary family (cells a and b) is fixed in code and Holm-corrected inside itself; secondary "
         "rungs are corrected in their own families and read against cell b in the docs; the transfer runs' verdicts "
         "are per arm, at 95% ([the ladder](docs/topic_b_transfer.md#under-the-theorems-conditions), "
-        "[the transfer runs](docs/topic_b_transfer.md))."])
+        "[the transfer runs](docs/topic_b_transfer.md); the claims' verdicts: [docs/topic_b.md](docs/topic_b.md))."])
 
 
 def tables(root: Path) -> dict[str, str]:
