@@ -21,6 +21,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from subliminal.checksums import sha256_file  # noqa: F401 (also read as assets.sha256_file)
 from subliminal.cli import UserError
 
 
@@ -84,14 +85,6 @@ def cache_dir() -> Path:
     d = cache_home()
     d.mkdir(parents=True, exist_ok=True)
     return d
-
-
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 22) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def get_asset(name: str) -> Asset:
