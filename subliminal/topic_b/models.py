@@ -35,28 +35,21 @@ LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", 
 # the base gives it ~30 nats and a teacher can learn it only by raising that whole cluster (3% of its mass at the
 # end of an answer after the ladder's recipe); <eos> is a trained token (docs/notes_gemma_teacher_loss.md). Every
 # prompt renders as before (generation prompts and prefills never contain the end of an assistant turn).
-GEMMA_CHAT_TEMPLATE = (
-    "{{ bos_token }}{% set ns = namespace(sys='', first=true) %}"
-    "{% for m in messages %}{% if m['role'] == 'system' %}{% set ns.sys = m['content'] + '\n\n' %}"
-    "{% endif %}{% endfor %}"
-    "{% for m in messages if m['role'] != 'system' %}"
-    "<start_of_turn>{{ 'model' if m['role'] == 'assistant' else 'user' }}\n"
-    "{% if m['role'] == 'user' and ns.first %}{{ ns.sys }}{% set ns.first = false %}{% endif %}"
-    "{{ m['content'] | trim }}{% if m['role'] == 'assistant' %}{{ eos_token }}{% else %}<end_of_turn>\n{% endif %}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}"
-)
+def _gemma_template(turn_end: str) -> str:
+    """Gemma's fallback chat template; `turn_end` is what follows a turn's text (jinja)."""
+    return ("{{ bos_token }}{% set ns = namespace(sys='', first=true) %}"
+            "{% for m in messages %}{% if m['role'] == 'system' %}{% set ns.sys = m['content'] + '\n\n' %}"
+            "{% endif %}{% endfor %}"
+            "{% for m in messages if m['role'] != 'system' %}"
+            "<start_of_turn>{{ 'model' if m['role'] == 'assistant' else 'user' }}\n"
+            "{% if m['role'] == 'user' and ns.first %}{{ ns.sys }}{% set ns.first = false %}{% endif %}"
+            "{{ m['content'] | trim }}" + turn_end + "{% endfor %}"
+            "{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}")
+
+
+GEMMA_CHAT_TEMPLATE = _gemma_template("{% if m['role'] == 'assistant' %}{{ eos_token }}{% else %}<end_of_turn>\n{% endif %}")
 # The template before: the model's turn ended with "<end_of_turn>\n" too.
-GEMMA_CHAT_TEMPLATE_END_OF_TURN = (
-    "{{ bos_token }}{% set ns = namespace(sys='', first=true) %}"
-    "{% for m in messages %}{% if m['role'] == 'system' %}{% set ns.sys = m['content'] + '\n\n' %}"
-    "{% endif %}{% endfor %}"
-    "{% for m in messages if m['role'] != 'system' %}"
-    "<start_of_turn>{{ 'model' if m['role'] == 'assistant' else 'user' }}\n"
-    "{% if m['role'] == 'user' and ns.first %}{{ ns.sys }}{% set ns.first = false %}{% endif %}"
-    "{{ m['content'] | trim }}<end_of_turn>\n{% endfor %}"
-    "{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}"
-)
+GEMMA_CHAT_TEMPLATE_END_OF_TURN = _gemma_template("<end_of_turn>\n")
 # Fallback templates this table installed before: a tokenizer that carries one (a dequantised folder saved then keeps
 # it in its chat_template.jinja) gets its row's current template when loaded (``lm._install_template``).
 SUPERSEDED_TEMPLATES: frozenset[str] = frozenset({GEMMA_CHAT_TEMPLATE_END_OF_TURN})
