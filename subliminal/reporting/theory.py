@@ -38,7 +38,6 @@ REF = REFERENCE.key  # the subliminal cell, every rung's reference
 DRAW = "b-xinit"  # another adapter draw on the teacher's base: tests the draw, not the base
 BASE_RUNGS = {c.key for c in BY_KEY.values() if c.init == "noisy_base"}  # the rungs that vary the base itself
 SFT = {c.key for c in BY_KEY.values() if c.loss == "sft"}  # trained on text, not to the teacher: their loss is no KL
-WORD = {"too few seeds": "too few seeds"}
 
 
 def _detail(key: str) -> str:

@@ -49,7 +49,7 @@ import torch
 from subliminal.cache import config_hash, load_tensors, save_tensors
 from subliminal.topic_b.prompts import LLAMA_DATE
 from subliminal.topic_b.transfer import sealed
-from subliminal.topic_b.transfer.logits_route import restricted_logits
+from subliminal.topic_b.transfer.logits_route import at_positions, restricted_logits
 from subliminal.topic_b.transfer.prompts import chat_prompt
 
 DIGITS = "0123456789"
@@ -192,24 +192,11 @@ def shared_class_kl(student_logp11: torch.Tensor, teacher_logp11: torch.Tensor,
     return kl.mean()
 
 
-@torch.no_grad()
 def teacher_targets(teacher, items: list[dict], digit_ids: torch.Tensor, pad: int, batch: int = 16) -> torch.Tensor:
     """The teacher's class log-probs at every item's ``t_pos``, items in order, (sum of len(t_pos), 11), on the CPU.
     `digit_ids`: the *teacher's* tokenizer's (``digit_ids``). Run in eval mode; the mode is put back."""
-    was = teacher.training
-    teacher.eval()
-    order = sorted(range(len(items)), key=lambda i: len(items[i]["t_ids"]))  # similar lengths: less padding
-    parts: dict[int, torch.Tensor] = {}
-    try:
-        for k in range(0, len(order), batch):
-            chunk = order[k: k + batch]
-            lp = class_logp_at(teacher, [items[i]["t_ids"] for i in chunk], [items[i]["t_pos"] for i in chunk],
-                               digit_ids, pad).cpu()
-            for i, part in zip(chunk, lp.split([len(items[i]["t_pos"]) for i in chunk])):
-                parts[i] = part
-    finally:
-        teacher.train(was)
-    return torch.cat([parts[i] for i in range(len(items))]) if items else torch.empty(0, N_CLASSES)
+    parts = at_positions(teacher, items, lambda m, seqs, pos: class_logp_at(m, seqs, pos, digit_ids, pad), batch)
+    return torch.cat(parts) if parts else torch.empty(0, N_CLASSES)
 
 
 def targets_key(teacher_id: str, items: list[dict], digit_ids: torch.Tensor) -> str:

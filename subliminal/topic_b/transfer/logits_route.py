@@ -94,24 +94,30 @@ def restricted_logits(model, seqs: list[list[int]], pos: list[list[int]], allowe
 
 
 @torch.no_grad()
-def teacher_logprobs(base, items: list[dict], allowed: torch.Tensor, pad: int, batch: int = 16) -> torch.Tensor:
-    """The teacher's log-probs renormalised over `allowed` at every item's completion positions, items in
-    order, (sum of len(t_pos), A). `base`: the plain base model (no adapters), run in eval mode."""
-    was = base.training
-    base.eval()
+def at_positions(model, items: list[dict], read, batch: int = 16) -> list[torch.Tensor]:
+    """`read(model, seqs, positions)` -> (sum of len(positions), ...) over `items` (their ``t_ids`` and ``t_pos``)
+    in batches of similar length (less padding), split back per item, items in order, on the CPU. Run in eval
+    mode; the mode is put back."""
+    was = model.training
+    model.eval()
     order = sorted(range(len(items)), key=lambda i: len(items[i]["t_ids"]))  # similar lengths: less padding
     parts: dict[int, torch.Tensor] = {}
     try:
         for k in range(0, len(order), batch):
             chunk = order[k: k + batch]
-            lg = restricted_logits(base, [items[i]["t_ids"] for i in chunk], [items[i]["t_pos"] for i in chunk],
-                                   allowed, pad)
-            lp = torch.log_softmax(lg.float(), -1).cpu()
-            for i, part in zip(chunk, lp.split([len(items[i]["t_pos"]) for i in chunk])):
+            out = read(model, [items[i]["t_ids"] for i in chunk], [items[i]["t_pos"] for i in chunk]).cpu()
+            for i, part in zip(chunk, out.split([len(items[i]["t_pos"]) for i in chunk])):
                 parts[i] = part
     finally:
-        base.train(was)
-    return torch.cat([parts[i] for i in range(len(items))])
+        model.train(was)
+    return [parts[i] for i in range(len(items))]
+
+
+def teacher_logprobs(base, items: list[dict], allowed: torch.Tensor, pad: int, batch: int = 16) -> torch.Tensor:
+    """The teacher's log-probs renormalised over `allowed` at every item's completion positions, items in
+    order, (sum of len(t_pos), A). `base`: the plain base model (no adapters), run in eval mode."""
+    return torch.cat(at_positions(base, items, lambda m, seqs, pos: torch.log_softmax(
+        restricted_logits(m, seqs, pos, allowed, pad).float(), -1), batch))
 
 
 def attach_teacher(base, items: list[dict], allowed: torch.Tensor, pad: int, cache: Path | None = None,
