@@ -17,20 +17,11 @@ from subliminal.interrupt import quiet_ctrl_c
 
 quiet_ctrl_c(__name__)  # Ctrl-C during the imports below: the one-line message, not a traceback
 
-from dataclasses import dataclass
-
 from subliminal.cli import cli_main
 from subliminal.topic_a import plots as plot_a
 from subliminal.topic_a.experiments import baseline, run_and_write
-from subliminal.topic_a.spec import Experiment, paired
-from subliminal.topic_a.train import TopicAConfig
-
-
-@dataclass
-class Config(TopicAConfig):
-    @classmethod
-    def quick(cls) -> Config:
-        return cls(n_models=5, n_train=20_000, n_distill=20_000)
+from subliminal.topic_a.registry import BASELINE as EXPERIMENT
+from subliminal.topic_a.registry import BaselineConfig as Config
 
 
 def plot(summary, path, cfg: Config) -> None:
@@ -40,11 +31,8 @@ def plot(summary, path, cfg: Config) -> None:
                          f"students {cfg.distill_epochs} ep on uniform noise (95% CI)")
 
 
-EXPERIMENT = Experiment(__file__, Config, by=("condition",), tests=paired(), plot=plot)
-
-
 def main(cfg: Config) -> None:
-    run_and_write(EXPERIMENT, cfg, baseline)
+    run_and_write(EXPERIMENT, cfg, baseline, plot=plot)
 
 
 if __name__ == "__main__":

@@ -16,27 +16,11 @@ from subliminal.interrupt import quiet_ctrl_c
 
 quiet_ctrl_c(__name__)  # Ctrl-C during the imports below: the one-line message, not a traceback
 
-from dataclasses import dataclass, field
-
-from subliminal.cli import UserError, cli_main
+from subliminal.cli import cli_main
 from subliminal.topic_a import plots as plot_a
-from subliminal.topic_a.experiments import EXP1_MILESTONES, distill_sweep, run_and_write
-from subliminal.topic_a.spec import Experiment, paired
-from subliminal.topic_a.train import TopicAConfig
-
-
-@dataclass
-class Config(TopicAConfig):
-    milestones: tuple[int, ...] = field(default=EXP1_MILESTONES, metadata={"help": "distillation epochs to evaluate"})
-
-    @classmethod
-    def quick(cls) -> Config:
-        return cls(n_models=5, n_train=20_000, n_distill=20_000, milestones=(1, 2, 5, 10))
-
-    def validate(self) -> None:
-        super().validate()
-        if not self.milestones or min(self.milestones) < 1:
-            raise UserError("--milestones must be positive epoch counts")
+from subliminal.topic_a.experiments import distill_sweep, run_and_write
+from subliminal.topic_a.registry import EXP1 as EXPERIMENT
+from subliminal.topic_a.registry import Exp1Config as Config
 
 
 def plot(summary, path, cfg: Config) -> None:
@@ -44,12 +28,9 @@ def plot(summary, path, cfg: Config) -> None:
                   f"teacher {cfg.teacher_epochs} ep, 95% CI)", xlabel="distillation epochs", logx=True)
 
 
-EXPERIMENT = Experiment(__file__, Config, by=("condition", "distill_epochs"), tests=paired(["distill_epochs"]), plot=plot)
-
-
 def main(cfg: Config) -> None:
     milestones = sorted(set(cfg.milestones))
-    run_and_write(EXPERIMENT, cfg, distill_sweep, stages=[milestones[:k] for k in range(1, len(milestones) + 1)])
+    run_and_write(EXPERIMENT, cfg, distill_sweep, plot=plot, stages=[milestones[:k] for k in range(1, len(milestones) + 1)])
 
 
 if __name__ == "__main__":

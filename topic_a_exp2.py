@@ -15,27 +15,11 @@ from subliminal.interrupt import quiet_ctrl_c
 
 quiet_ctrl_c(__name__)  # Ctrl-C during the imports below: the one-line message, not a traceback
 
-from dataclasses import dataclass, field
-
-from subliminal.cli import UserError, cli_main
+from subliminal.cli import cli_main
 from subliminal.topic_a import plots as plot_a
 from subliminal.topic_a.experiments import run_and_write, teacher_sweep
-from subliminal.topic_a.spec import Experiment, paired
-from subliminal.topic_a.train import TopicAConfig
-
-
-@dataclass
-class Config(TopicAConfig):
-    teacher_sweep: tuple[int, ...] = field(default=(0, 1, 2, 5, 10, 20), metadata={"help": "teacher epochs to compare"})
-
-    @classmethod
-    def quick(cls) -> Config:
-        return cls(n_models=5, n_train=20_000, n_distill=20_000, teacher_sweep=(0, 1, 2, 5))
-
-    def validate(self) -> None:
-        super().validate()
-        if not self.teacher_sweep or min(self.teacher_sweep) < 0:
-            raise UserError("--teacher-sweep must be epoch counts ≥ 0")
+from subliminal.topic_a.registry import EXP2 as EXPERIMENT
+from subliminal.topic_a.registry import Exp2Config as Config
 
 
 def plot(summary, path, cfg: Config) -> None:
@@ -43,12 +27,9 @@ def plot(summary, path, cfg: Config) -> None:
                   f"{cfg.distill_epochs} ep, 95% CI)", xlabel="teacher training epochs", logx=True)
 
 
-EXPERIMENT = Experiment(__file__, Config, by=("condition", "teacher_epochs"), tests=paired(["teacher_epochs"]), plot=plot)
-
-
 def main(cfg: Config) -> None:
     sweep = sorted(set(cfg.teacher_sweep))
-    run_and_write(EXPERIMENT, cfg, teacher_sweep, stages=[sweep[:k] for k in range(1, len(sweep) + 1)])
+    run_and_write(EXPERIMENT, cfg, teacher_sweep, plot=plot, stages=[sweep[:k] for k in range(1, len(sweep) + 1)])
 
 
 if __name__ == "__main__":

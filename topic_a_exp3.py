@@ -16,29 +16,13 @@ from subliminal.interrupt import quiet_ctrl_c
 
 quiet_ctrl_c(__name__)  # Ctrl-C during the imports below: the one-line message, not a traceback
 
-from dataclasses import dataclass, field
-
-from subliminal.cli import UserError, cli_main
+from subliminal.cli import cli_main
 from subliminal.topic_a import plots as plot_a
 from subliminal.topic_a.experiments import run_and_write, source_sweep
 from subliminal.topic_a.mnist import load_fashion_mnist
-from subliminal.topic_a.spec import Experiment, paired
-from subliminal.topic_a.train import SOURCES, TopicAConfig, log
-
-
-@dataclass
-class Config(TopicAConfig):
-    sources: tuple[str, ...] = field(default=SOURCES, metadata={"help": f"distillation inputs among {', '.join(SOURCES)}"})
-
-    @classmethod
-    def quick(cls) -> Config:
-        return cls(n_models=5, n_train=20_000, n_distill=20_000)
-
-    def validate(self) -> None:
-        super().validate()
-        bad = [s for s in self.sources if s not in SOURCES]
-        if bad:
-            raise UserError(f"unknown --sources {', '.join(bad)}; choose from {', '.join(SOURCES)}")
+from subliminal.topic_a.registry import EXP3 as EXPERIMENT
+from subliminal.topic_a.registry import Exp3Config as Config
+from subliminal.topic_a.train import log
 
 
 def plot(summary, path, cfg: Config) -> None:
@@ -47,16 +31,13 @@ def plot(summary, path, cfg: Config) -> None:
     plot_a.bars(s, path, f"Exp 3: distillation inputs ({cfg.n_models} models, aux-only, 95% CI)", label_col="label")
 
 
-EXPERIMENT = Experiment(__file__, Config, by=("source", "condition"), tests=paired(["source"]), plot=plot)
-
-
 def main(cfg: Config) -> None:
     sources = list(cfg.sources)
     if "fashion" in sources and load_fashion_mnist() is None:
         log("[topic_a_exp3] Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist, or set "
             "FASHION_MNIST_ROOT): running the other inputs only")
         sources.remove("fashion")
-    run_and_write(EXPERIMENT, cfg, lambda A: source_sweep(A, sources), extra={"sources_run": sources})
+    run_and_write(EXPERIMENT, cfg, lambda A: source_sweep(A, sources), plot=plot, extra={"sources_run": sources})
 
 
 if __name__ == "__main__":

@@ -17,27 +17,11 @@ from subliminal.interrupt import quiet_ctrl_c
 
 quiet_ctrl_c(__name__)  # Ctrl-C during the imports below: the one-line message, not a traceback
 
-from dataclasses import dataclass, field
-
-from subliminal.cli import UserError, cli_main
+from subliminal.cli import cli_main
 from subliminal.topic_a import plots as plot_a
-from subliminal.topic_a.mech_runs import run_sweep, sweep_experiment
-from subliminal.topic_a.train import TopicAConfig
-
-
-@dataclass
-class Config(TopicAConfig):
-    aux_widths: tuple[int, ...] = field(default=(1, 2, 3, 5, 10, 30), metadata={"help": "numbers of auxiliary logits m"})
-
-    @classmethod
-    def quick(cls) -> Config:
-        return cls(n_models=5, n_train=10_000, n_distill=10_000, batch_size=256, teacher_epochs=2, distill_epochs=3,
-                   aux_widths=(1, 3, 10))
-
-    def validate(self) -> None:
-        super().validate()
-        if not self.aux_widths or min(self.aux_widths) < 1:
-            raise UserError("--aux-widths must be ≥ 1")
+from subliminal.topic_a.mech_runs import run_sweep
+from subliminal.topic_a.registry import MECH_AUX_WIDTH as EXPERIMENT
+from subliminal.topic_a.registry import AuxWidthConfig as Config
 
 
 def plot(summary, path, cfg: Config) -> None:
@@ -45,11 +29,8 @@ def plot(summary, path, cfg: Config) -> None:
                   f"students {cfg.distill_epochs} ep, 95% CI)", xlabel="auxiliary logits m", logx=True)
 
 
-EXPERIMENT = sweep_experiment(__file__, Config, ["n_aux"], reference=lambda cfg: f"m={cfg.n_aux}", plot=plot, trend_knob="n_aux")
-
-
 def main(cfg: Config) -> None:
-    run_sweep(EXPERIMENT, cfg, {f"m={m}": {"n_aux": m} for m in sorted(set(cfg.aux_widths))})
+    run_sweep(EXPERIMENT, cfg, {f"m={m}": {"n_aux": m} for m in sorted(set(cfg.aux_widths))}, plot=plot)
 
 
 if __name__ == "__main__":

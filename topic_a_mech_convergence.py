@@ -21,43 +21,22 @@ from subliminal.interrupt import quiet_ctrl_c
 
 quiet_ctrl_c(__name__)  # Ctrl-C during the imports below: the one-line message, not a traceback
 
-from dataclasses import dataclass, field
-
-from subliminal.cli import UserError, cli_main
+from subliminal.cli import cli_main
 from subliminal.topic_a import plots_mech as plot_mech
 from subliminal.topic_a.experiments import run_and_write
-from subliminal.topic_a.mech_runs import convergence, convergence_epochs, convergence_tests
-from subliminal.topic_a.spec import Experiment
-from subliminal.topic_a.train import TopicAConfig
+from subliminal.topic_a.mech_runs import convergence
+from subliminal.topic_a.registry import MECH_CONVERGENCE as EXPERIMENT
+from subliminal.topic_a.registry import ConvergenceConfig as Config
 
 
-@dataclass
-class Config(TopicAConfig):
-    milestones: tuple[int, ...] = field(default=(0, 1, 2, 5, 10, 20), metadata={"help": "distillation epochs to measure (0 = start)"})
-    n_eval: int = field(default=10_000, metadata={"help": "MNIST test images for CKA / cosine"})
-
-    @classmethod
-    def quick(cls) -> Config:
-        return cls(n_models=5, n_train=10_000, n_distill=10_000, batch_size=256, teacher_epochs=2,
-                   milestones=(0, 1, 3), n_eval=2000)
-
-    def validate(self) -> None:
-        super().validate()
-        if not self.milestones or min(self.milestones) < 0:
-            raise UserError("--milestones must be epoch counts ≥ 0")
-        if not 2 <= self.n_eval <= 10_000:
-            raise UserError("--n-eval must be in 2..10000")
-
-
-EXPERIMENT = Experiment(__file__, Config, by=("condition", "distill_epochs"),
-                        tests=lambda df, cfg: convergence_tests(df), extras=convergence_epochs, group="mechanism",
-                        plot=lambda summary, path, cfg: plot_mech.convergence(path.with_suffix(".csv"), path, cfg.n_models))
+def plot(summary, path, cfg: Config) -> None:
+    plot_mech.convergence(path.with_suffix(".csv"), path, cfg.n_models)
 
 
 def main(cfg: Config) -> None:
     memo: dict = {}
     milestones = sorted(set(cfg.milestones))
-    run_and_write(EXPERIMENT, cfg, lambda A, st: convergence(A, st, memo, cfg.n_eval),
+    run_and_write(EXPERIMENT, cfg, lambda A, st: convergence(A, st, memo, cfg.n_eval), plot=plot,
                   stages=[milestones[:k] for k in range(1, len(milestones) + 1)])
 
 

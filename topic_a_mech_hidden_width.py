@@ -16,27 +16,11 @@ from subliminal.interrupt import quiet_ctrl_c
 
 quiet_ctrl_c(__name__)  # Ctrl-C during the imports below: the one-line message, not a traceback
 
-from dataclasses import dataclass, field
-
-from subliminal.cli import UserError, cli_main
+from subliminal.cli import cli_main
 from subliminal.topic_a import plots as plot_a
-from subliminal.topic_a.mech_runs import run_sweep, sweep_experiment
-from subliminal.topic_a.train import TopicAConfig
-
-
-@dataclass
-class Config(TopicAConfig):
-    widths: tuple[int, ...] = field(default=(64, 128, 256, 512, 1024), metadata={"help": "hidden widths H (both layers)"})
-
-    @classmethod
-    def quick(cls) -> Config:
-        return cls(n_models=5, n_train=10_000, n_distill=10_000, batch_size=256, teacher_epochs=2, distill_epochs=3,
-                   widths=(64, 256))
-
-    def validate(self) -> None:
-        super().validate()
-        if not self.widths or min(self.widths) < 1:
-            raise UserError("--widths must be ≥ 1")
+from subliminal.topic_a.mech_runs import run_sweep
+from subliminal.topic_a.registry import MECH_HIDDEN_WIDTH as EXPERIMENT
+from subliminal.topic_a.registry import HiddenWidthConfig as Config
 
 
 def plot(summary, path, cfg: Config) -> None:
@@ -44,11 +28,8 @@ def plot(summary, path, cfg: Config) -> None:
                   f"students {cfg.distill_epochs} ep, 95% CI)", xlabel="hidden width H", logx=True)
 
 
-EXPERIMENT = sweep_experiment(__file__, Config, ["hidden"], reference=lambda cfg: f"H={cfg.hidden}", plot=plot, trend_knob="hidden")
-
-
 def main(cfg: Config) -> None:
-    run_sweep(EXPERIMENT, cfg, {f"H={h}": {"hidden": h} for h in sorted(set(cfg.widths))})
+    run_sweep(EXPERIMENT, cfg, {f"H={h}": {"hidden": h} for h in sorted(set(cfg.widths))}, plot=plot)
 
 
 if __name__ == "__main__":

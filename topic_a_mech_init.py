@@ -19,28 +19,11 @@ from subliminal.interrupt import quiet_ctrl_c
 
 quiet_ctrl_c(__name__)  # Ctrl-C during the imports below: the one-line message, not a traceback
 
-from dataclasses import dataclass, field
-
-from subliminal.cli import UserError, cli_main
+from subliminal.cli import cli_main
 from subliminal.topic_a import plots as plot_a
-from subliminal.topic_a.mech_runs import run_sweep, sweep_experiment
-from subliminal.topic_a.train import TopicAConfig
-
-
-@dataclass
-class Config(TopicAConfig):
-    sigmas: tuple[float, ...] = field(default=(0.0, 0.005, 0.01, 0.02, 0.05, 0.1), metadata={"help": "student init noise stds σ"})
-    schemes: bool = field(default=True, metadata={"help": "also run init scheme × input range (part 2)"})
-
-    @classmethod
-    def quick(cls) -> Config:
-        return cls(n_models=5, n_train=10_000, n_distill=10_000, batch_size=256, teacher_epochs=2, distill_epochs=3,
-                   sigmas=(0.0, 0.01, 0.1))
-
-    def validate(self) -> None:
-        super().validate()
-        if not self.sigmas or min(self.sigmas) < 0:
-            raise UserError("--sigmas must be ≥ 0")
+from subliminal.topic_a.mech_runs import run_sweep
+from subliminal.topic_a.registry import MECH_INIT as EXPERIMENT
+from subliminal.topic_a.registry import InitConfig as Config
 
 
 def _range(signed: bool) -> str:
@@ -65,12 +48,8 @@ def plot(summary, path, cfg: Config) -> None:
                 f"students {cfg.distill_epochs} ep, 95% CI)", label_col="label")
 
 
-EXPERIMENT = sweep_experiment(__file__, Config, ["student_init_noise", "init", "signed_inputs"], reference=lambda cfg: "σ=0",
-                              plot=plot)
-
-
 def main(cfg: Config) -> None:
-    run_sweep(EXPERIMENT, cfg, settings(cfg))
+    run_sweep(EXPERIMENT, cfg, settings(cfg), plot=plot)
 
 
 if __name__ == "__main__":

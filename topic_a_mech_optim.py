@@ -25,34 +25,12 @@ from subliminal.interrupt import quiet_ctrl_c
 quiet_ctrl_c(__name__)  # Ctrl-C during the imports below: the one-line message, not a traceback
 
 import math
-from dataclasses import dataclass, field
 
-from subliminal.cli import UserError, cli_main
+from subliminal.cli import cli_main
 from subliminal.topic_a import plots as plot_a
-from subliminal.topic_a.mech_runs import run_sweep, sweep_experiment
-from subliminal.topic_a.train import TopicAConfig
-
-
-@dataclass
-class Config(TopicAConfig):
-    student_lrs: tuple[float, ...] = field(default=(1e-4, 3e-4, 1e-3, 3e-3), metadata={"help": "students' Adam learning rates"})
-    weight_decays: tuple[float, ...] = field(default=(0.0, 1e-4, 1e-3), metadata={"help": "students' Adam weight decays"})
-    teacher_decays: tuple[float, ...] = field(default=(1e-4,), metadata={
-        "help": "weight decays applied to the teachers as well as the students (own teachers per value; 0 = none)"})
-    grid: bool = field(default=False, metadata={
-        "help": "full lr × weight-decay grid (12 settings) instead of one knob at a time around the baseline (6)"})
-
-    @classmethod
-    def quick(cls) -> Config:
-        return cls(n_models=5, n_train=10_000, n_distill=10_000, batch_size=256, teacher_epochs=2, distill_epochs=3,
-                   student_lrs=(3e-4, 1e-3), weight_decays=(0.0, 1e-4), teacher_decays=(1e-4,))
-
-    def validate(self) -> None:
-        super().validate()
-        if not self.student_lrs or min(self.student_lrs) <= 0 or not self.weight_decays or min(self.weight_decays) < 0:
-            raise UserError("--student-lrs must be > 0 and --weight-decays ≥ 0")
-        if min(self.teacher_decays, default=0) < 0:
-            raise UserError("--teacher-decays must be ≥ 0")
+from subliminal.topic_a.mech_runs import run_sweep
+from subliminal.topic_a.registry import MECH_OPTIM as EXPERIMENT
+from subliminal.topic_a.registry import OptimConfig as Config
 
 
 def plot(summary, path, cfg: Config) -> None:
@@ -62,11 +40,6 @@ def plot(summary, path, cfg: Config) -> None:
                  + s["teacher_weight_decay"].map(lambda v: ", teachers too" if v > 0 else ""))
     plot_a.curves(s.sort_values("log10_lr"), "log10_lr", path, f"Students' Adam lr × weight decay ({cfg.n_models} models, "
                   f"teacher lr {cfg.lr:g}, 95% CI)", group="line", xlabel="log10 student learning rate")
-
-
-# the reference of the paired tests: the first setting, the baseline (students with the teacher's lr, no decay)
-EXPERIMENT = sweep_experiment(__file__, Config, ["lr", "weight_decay", "teacher_weight_decay"], reference=lambda cfg: None,
-                              plot=plot)
 
 
 def main(cfg: Config) -> None:
@@ -80,7 +53,7 @@ def main(cfg: Config) -> None:
     for wd in sorted({w for w in cfg.teacher_decays if w > 0}):
         sweep[f"lr={cfg.lr:g} wd={wd:g}, teacher too"] = {"lr": cfg.lr, "weight_decay": float(wd), "teacher_weight_decay": float(wd)}
 
-    run_sweep(EXPERIMENT, cfg, sweep, extra={"teacher_lr": cfg.lr}, students_only=True, readout_norms=True)
+    run_sweep(EXPERIMENT, cfg, sweep, plot=plot, extra={"teacher_lr": cfg.lr}, students_only=True, readout_norms=True)
 
 
 if __name__ == "__main__":

@@ -18,28 +18,12 @@ from subliminal.interrupt import quiet_ctrl_c
 
 quiet_ctrl_c(__name__)  # Ctrl-C during the imports below: the one-line message, not a traceback
 
-from dataclasses import dataclass, field
-
 from subliminal.cli import cli_main
 from subliminal.topic_a import noise_regime
 from subliminal.topic_a import plots as plot_a
 from subliminal.topic_a.experiments import run_and_write
-from subliminal.topic_a.spec import Experiment
-from subliminal.topic_a.train import TopicAConfig
-
-
-@dataclass
-class Config(TopicAConfig):
-    pool_sizes: tuple[int, ...] = field(default=(1000, 10_000, 60_000), metadata={"help": "distinct noise images per model (fixed regime)"})
-    mnist_sizes: tuple[int, ...] = field(default=(1000, 10_000, 60_000), metadata={"help": "MNIST subset sizes used as distillation inputs"})
-    curve_milestones: tuple[int, ...] = field(default=(1, 2, 5, 10, 20, 40), metadata={"help": "epochs for the fixed-vs-fresh curve (empty: skip)"})
-    curve_conditions: tuple[str, ...] = field(default=("student_aux", "cross_aux"), metadata={
-        "help": "student conditions for the fresh-noise curve (cross_aux: its control, 40 more model-epochs)"})
-
-    @classmethod
-    def quick(cls) -> Config:
-        return cls(n_models=5, n_train=20_000, n_distill=20_000, pool_sizes=(1000, 20_000), mnist_sizes=(1000, 20_000),
-                   curve_milestones=(1, 5, 10))
+from subliminal.topic_a.registry import NOISE_REGIME as EXPERIMENT
+from subliminal.topic_a.registry import NoiseRegimeConfig as Config
 
 
 def plot(summary, path, cfg: Config) -> None:
@@ -55,15 +39,11 @@ def plot(summary, path, cfg: Config) -> None:
                       xlabel="distillation epochs", logx=True)
 
 
-EXPERIMENT = Experiment(__file__, Config, by=("part", "setting", "condition", "distill_epochs"),
-                        tests=lambda df, cfg: noise_regime.tests_vs_reference(df, cfg.n_distill),
-                        extras=noise_regime.with_params, plot=plot, group="noise")
-
-
 def main(cfg: Config) -> None:
     run_and_write(EXPERIMENT, cfg,
                   lambda A, st: noise_regime.run(A, cfg.pool_sizes, cfg.mnist_sizes, st[1], curve_conditions=cfg.curve_conditions,
                                                  n_settings=st[0]),
+                  plot=plot,
                   stages=noise_regime.stages(cfg.n_distill, cfg.pool_sizes, cfg.mnist_sizes, cfg.curve_milestones))
 
 

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import torch
 
-from subliminal.reporting.mechanisms import tables
+from subliminal.reporting.mechanisms import declared, tables
 from subliminal.topic_a.distill import distill, students_at
 from subliminal.topic_a.engine import MLPShape, ParallelMLP
 from subliminal.topic_a.mechanisms import linear_cka, similarity
@@ -99,14 +99,8 @@ def test_teacher_weight_decay_has_its_own_key_and_shrinks_only_what_it_should(sm
 
 TINY = ["--quick", "--n-models", "3", "--n-train", "3000", "--n-distill", "3000", "--batch-size", "512", "--device", "cpu",
         "--teacher-epochs", "1"]
-SCRIPTS = {
-    "topic_a_mech_convergence": ["--milestones", "0", "1", "2", "--n-eval", "1000"],
-    "topic_a_mech_probe": ["--distill-epochs", "1", "--n-probe-train", "2000", "--probe-iters", "20"],
-    "topic_a_mech_aux_width": ["--distill-epochs", "1", "--aux-widths", "2", "3"],
-    "topic_a_mech_hidden_width": ["--distill-epochs", "1", "--widths", "32", "256"],
-    "topic_a_mech_init": ["--distill-epochs", "1", "--sigmas", "0", "0.05"],
-    "topic_a_mech_optim": ["--distill-epochs", "1", "--student-lrs", "3e-4", "--weight-decays", "0", "1e-3"],
-}
+# every declared mechanism experiment (subliminal/topic_a/registry.py), each run with TINY and its own `tiny_args`
+MECHANISMS = {e.name: e for e in declared()}
 
 
 @pytest.fixture(scope="module")
@@ -114,11 +108,11 @@ def script_out(tmp_path_factory):
     return tmp_path_factory.mktemp("mech_out")
 
 
-@pytest.mark.parametrize("name", list(SCRIPTS))
+@pytest.mark.parametrize("name", list(MECHANISMS))
 def test_mech_script_quick_run_writes_outputs(name, script_out, tmp_path_factory, mnist):
     out = script_out / "plots_a"
     cache = tmp_path_factory.getbasetemp() / "mech_scripts_cache"
-    cmd = [sys.executable, f"{name}.py", *TINY, *SCRIPTS[name], "--out", str(out), "--cache-dir", str(cache)]
+    cmd = [sys.executable, f"{name}.py", *TINY, *MECHANISMS[name].tiny_args, "--out", str(out), "--cache-dir", str(cache)]
     p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr[-2000:]
     for suffix in (".csv", "_summary.csv", "_tests.csv", ".png", ".json"):
@@ -144,20 +138,47 @@ def test_mech_script_quick_run_writes_outputs(name, script_out, tmp_path_factory
 
 
 def test_report_tables_after_the_scripts(script_out):
-    if not (script_out / "plots_a" / "topic_a_mech_optim.csv").exists():
+    if not all((script_out / "plots_a" / f"{name}.csv").exists() for name in MECHANISMS):
         pytest.skip("needs the script runs above (run the whole file)")
     got = tables(script_out)
-    for key in ("a_mech_convergence", "a_mech_probe", "a_mech_aux_width", "a_mech_hidden_width", "a_mech_init", "a_mech_optim"):
-        assert got[key].startswith("|") and "Not run yet" not in got[key], (key, got[key][:300])
+    for e in MECHANISMS.values():
+        assert got[e.report.marker].startswith("|") and "Not run yet" not in got[e.report.marker], (e.name, got[e.report.marker][:300])
     missing = tables(script_out / "nowhere")
-    assert "python topic_a_mech_probe.py" in missing["a_mech_probe"]
+    assert all(f"python {e.script}" in missing[e.report.marker] for e in MECHANISMS.values())
     # the fast-set bench compares these verdicts between two output directories
     from subliminal.reporting.mechanisms import verdicts_for
     from subliminal.verdicts import VERDICTS
     v = verdicts_for(script_out / "plots_a")
-    assert set(v) <= {"convergence", "probe", "aux_width", "hidden_width", "init", "optim"} and v
+    assert set(v) <= {name.removeprefix("topic_a_mech_") for name in MECHANISMS} and v
     assert v == verdicts_for(script_out / "plots_a") and all(w in VERDICTS for recs in v.values() for _, w in recs)
     assert verdicts_for(script_out / "nowhere") == {}
+
+
+def test_every_declared_mechanism_has_its_section_in_the_docs():
+    from subliminal.reporting.mechanisms import SECTIONS
+    docs = (ROOT / "docs" / "topic_a_mechanisms.md").read_text()
+    markers = [e.report.marker for e in MECHANISMS.values()]
+    assert len(set(markers)) == len(markers) and all(e.report.section in SECTIONS for e in MECHANISMS.values())
+    for m in markers + ["a_mech_scripts", "a_mech_commands"]:
+        assert docs.count(f"<!-- report:{m} -->") == 1 and docs.count(f"<!-- /report:{m} -->") == 1, m
+    got = tables(ROOT)  # the script table and the run commands list every declared script, in declaration order
+    rows = [line.split(" | ")[0].strip("| `") for line in got["a_mech_scripts"].splitlines()[2:]]
+    assert rows == [e.script for e in MECHANISMS.values()]
+    assert got["a_mech_commands"].splitlines()[1:-1] == [f"python {e.script}" for e in MECHANISMS.values()]
+
+
+def test_a_new_sweep_gets_the_generic_section_from_its_declaration():
+    """A one-knob sweep with no renderer of its own: its table against the declared reference, no verdict without a Trend."""
+    from dataclasses import replace
+
+    from subliminal.reporting.mechanisms import SECTIONS
+    from subliminal.topic_a.registry import MECH_INIT
+    from subliminal.topic_a.spec import Report
+    new = replace(MECH_INIT, report=Report("a_mech_new", "q?", "how"))  # the init sweep's data, the generic section
+    text, recs = SECTIONS[new.report.section](ROOT / "plots_a", new)
+    assert new.report.section == "sweep" and recs == []
+    assert text.startswith("| setting | n |") and "student − σ=0 |" in text and "| σ=0.05 | 25 |" in text
+    assert SECTIONS["sweep"](ROOT / "nowhere", replace(new, name="topic_a_mech_new"))[0].startswith("_Not run yet: `python topic_a_mech_new.py`")
 
 
 def test_init_report_names_the_factor_that_removes_transfer():

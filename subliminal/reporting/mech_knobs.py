@@ -8,17 +8,20 @@ import numpy as np
 import pandas as pd
 
 from subliminal.reporting.render import diff, load_plots_a, not_run, paras, row, sign
-from subliminal.reporting.sweeps import sweep_table
+from subliminal.reporting.sweeps import reference_setting, sweep_table
 from subliminal.reporting.topic_a import cfg_line
+from subliminal.topic_a.spec import Experiment
 from subliminal.verdicts import record
 
 
-def init(plots: Path) -> tuple[str, list[dict]]:
-    got = load_plots_a(plots, "topic_a_mech_init")
+def init(plots: Path, exp: Experiment) -> tuple[str, list[dict]]:
+    """The init sweep (knobs student_init_noise, init, signed_inputs): where σ removes the transfer, and which of
+    init scheme and input range carries it."""
+    got = load_plots_a(plots, exp.name)
     if got is None:
-        return not_run("topic_a_mech_init"), []
+        return not_run(exp.name), []
     s, t, meta = got
-    tab, means = sweep_table(s, t, ["student_init_noise", "init", "signed_inputs"], "σ=0")
+    tab, means = sweep_table(s, t, list(exp.sweep.knobs), reference_setting(exp, s, meta))
     sigma = (means.init == "reference") & means.signed_inputs.astype(bool)  # the σ sweep: reference init and inputs
     noise = means[sigma].sort_values("student_init_noise")
     notes, recs = [], []
@@ -26,7 +29,7 @@ def init(plots: Path) -> tuple[str, list[dict]]:
     if len(noise) > 1:
         if noise.transfer_sign.iloc[0] <= 0:
             notes.append("No significant same-init transfer even at σ = 0 in this run, so it cannot test init sensitivity.")
-            recs.append(record("A", "topic_a_mech_init.py", claim, "untestable here", "no transfer at σ = 0"))
+            recs.append(record("A", exp.script, claim, "untestable here", "no transfer at σ = 0"))
         else:
             lost = noise[noise.transfer_sign <= 0]
             worst = noise.vs_ref.iloc[-1]
@@ -40,7 +43,7 @@ def init(plots: Path) -> tuple[str, list[dict]]:
                                      "with σ but a perturbed copy still beats the cross-model control at every σ tried.")
             gone = f"is gone from σ = {lost.student_init_noise.iloc[0]:g} on" if len(lost) else "survives every σ tried"
             notes.append(f"Same-init transfer (student − cross CI above 0) {gone}; largest σ − σ = 0: {diff(worst)}. {text}")
-            recs.append(record("A", "topic_a_mech_init.py", claim, v, f"transfer {gone}; largest σ − σ = 0: {diff(worst, p=False)}"))
+            recs.append(record("A", exp.script, claim, v, f"transfer {gone}; largest σ − σ = 0: {diff(worst, p=False)}"))
     schemes = means[~sigma]
     if len(schemes):
         kept = ", ".join(f"{r.setting}: {r.transfer:+.1%}" + ("" if r.transfer_sign > 0 else " (CI includes 0)")
@@ -85,16 +88,17 @@ def _peer(means: pd.DataFrame, r) -> tuple[str, str]:
     return "contradicts", "**not reproduced**" + (f" ({drop})" if drop else "")
 
 
-def optim(plots: Path) -> tuple[str, list[dict]]:
-    got = load_plots_a(plots, "topic_a_mech_optim")
+def optim(plots: Path, exp: Experiment) -> tuple[str, list[dict]]:
+    """The optimiser sweep (knobs lr, weight_decay, teacher_weight_decay): what decay does to the readouts, and the
+    peer's 'wd = 1e-4 collapses transfer'."""
+    got = load_plots_a(plots, exp.name)
     if got is None:
-        return not_run("topic_a_mech_optim"), []
+        return not_run(exp.name), []
     s, t, meta = got
     if "teacher_weight_decay" not in s:  # runs before teacher decay was a setting
         s = s.assign(teacher_weight_decay=0.0)
-    reference = s.setting.iloc[0]
     has_norm = row(t, kind="measure", measure="readout_norm") is not None
-    tab, means = sweep_table(s, t, ["lr", "weight_decay", "teacher_weight_decay"], reference,
+    tab, means = sweep_table(s, t, list(exp.sweep.knobs), reference_setting(exp, s, meta),
                              extra="readout_norm" if has_norm else None)
 
     def measure(setting, m, cond):
@@ -129,7 +133,7 @@ def optim(plots: Path) -> tuple[str, list[dict]]:
         whom = "teachers and students" if r.teacher_weight_decay > 0 else "the students alone"
         v, text = _peer(means, r)
         parts.append(f"{who}, {text}")
-        recs.append(record("A", "topic_a_mech_optim.py", f"peer report: weight decay 1e-4 on {whom} collapses transfer", v,
+        recs.append(record("A", exp.script, f"peer report: weight decay 1e-4 on {whom} collapses transfer", v,
                            f"transfer {r.transfer:+.1%} vs {means.transfer.iloc[0]:+.1%} at wd 0"
                            + (f"; student − wd 0: {diff(r.vs_ref, p=False)}" if r.vs_ref is not None else "")))
     if parts:

@@ -1,6 +1,10 @@
 """Tables and verdicts for the mechanism scripts (issue 4), read from plots_a/topic_a_mech_*_{summary,tests}.csv.
 
-Every number comes from the analysis' files (`subliminal.topic_a.analysis`); nothing is recomputed here.
+Every number comes from the analysis' files (`subliminal.topic_a.analysis`); nothing is recomputed here. Which
+experiments get a section, under which marker, with which renderer, and the docs' script table and run commands all
+come from their declarations (`subliminal.topic_a.registry`, group 'mechanism', in declaration order): a new
+one-knob sweep gets the generic `sweep` section (its table, and the verdict on its declared `Trend` if any) with
+no code here; a section whose prose is its own is a renderer registered by name in `SECTIONS`.
 """
 
 from __future__ import annotations
@@ -10,24 +14,23 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from subliminal.cli import UserError
 from subliminal.reporting.mech_knobs import init, optim
 from subliminal.reporting.render import ci, diff, load_plots_a, not_run, num, paras, row, sign, table
-from subliminal.reporting.sweeps import sweep_table
+from subliminal.reporting.sweeps import reference_setting, sweep_table
 from subliminal.reporting.topic_a import cfg_line
+from subliminal.topic_a.registry import EXPERIMENTS
+from subliminal.topic_a.spec import Experiment
 from subliminal.verdicts import record
 
 MEASURE_COLS = ("cka_h1", "cka_h2", "cos_h1", "cos_h2", "update_cos_w1")
 
 
-def _script(name: str) -> str:
-    return f"topic_a_mech_{name}.py"
-
-
 # ---------------------------------------------------------------------- convergence
-def convergence(plots: Path) -> tuple[str, list[dict]]:
-    got = load_plots_a(plots, "topic_a_mech_convergence")
+def convergence(plots: Path, exp: Experiment) -> tuple[str, list[dict]]:
+    got = load_plots_a(plots, exp.name)
     if got is None:
-        return not_run("topic_a_mech_convergence"), []
+        return not_run(exp.name), []
     s, t, meta = got
     rows = []
     for r in s.itertuples():
@@ -68,7 +71,7 @@ def convergence(plots: Path) -> tuple[str, list[dict]]:
                 "contradicts": "**Contradicts the seed's mechanism 1 as stated**: the student's accuracy rises above the "
                                "cross-model control without a measurable move of its layer-2 representation towards the teacher's.",
                 "untestable here": "No transfer above the cross-model control in this run, so it cannot test mechanism 1."}[v]
-        recs.append(record("A", _script("convergence"), "seed mechanism 1: with a shared init, distillation makes the "
+        recs.append(record("A", exp.script, "seed mechanism 1: with a shared init, distillation makes the "
                            "student's representation converge to the teacher's", v,
                            f"student cosine h2 epoch {first} → {last}: {diff(moved, 'num')}; accuracy student − cross: {diff(gain)}"))
     head = ["condition", "distill ep", "n", "accuracy", "CKA h1", "CKA h2", "cosine h1", "cosine h2", "update cosine w1"]
@@ -81,10 +84,10 @@ def convergence(plots: Path) -> tuple[str, list[dict]]:
 FEATURE_ORDER = ("readout_argmax", "probe_readout", "probe_h1", "probe_h2", "probe_aux")
 
 
-def probe(plots: Path) -> tuple[str, list[dict]]:
-    got = load_plots_a(plots, "topic_a_mech_probe")
+def probe(plots: Path, exp: Experiment) -> tuple[str, list[dict]]:
+    got = load_plots_a(plots, exp.name)
     if got is None:
-        return not_run("topic_a_mech_probe"), []
+        return not_run(exp.name), []
     s, t, meta = got
     feats = [f for f in FEATURE_ORDER if f in set(s.features)]
     rows = [[c, int(g.n.max()), *[ci(row(g, features=f)) for f in feats]] for c, g in s.groupby("condition", sort=False)]
@@ -106,7 +109,7 @@ def probe(plots: Path) -> tuple[str, list[dict]]:
                          "**contradicts the seed's mechanism 3 as an explanation by itself** (Johnson-Lindenstrauss "
                          "applies to the reference too, whose random readout sits at chance)." if small else
                          "Distillation adds digit information to the representation on top of random features."))
-        recs.append(record("A", _script("probe"), "seed mechanism 3: a random readout of digit-structured features "
+        recs.append(record("A", exp.script, "seed mechanism 3: a random readout of digit-structured features "
                            "(Johnson-Lindenstrauss) explains the transfer", "contradicts" if small else "reproduced",
                            f"student − reference: layer-2 probe {diff(added, p=False)}, own readout {diff(ref_arg, p=False)}"))
     ghost = row(t, features="probe_aux", a="teacher", b="reference")
@@ -117,19 +120,23 @@ def probe(plots: Path) -> tuple[str, list[dict]]:
                      f"at {ci(m)} (chance 10%), {diff(ghost)} over the reference's: "
                      + ("**consistent with the seed's mechanism 2** (ghost logits carry digit information)." if ok
                         else "no evidence for the seed's mechanism 2."))
-        recs.append(record("A", _script("probe"), "seed mechanism 2: the teacher's ghost logits carry digit information",
+        recs.append(record("A", exp.script, "seed mechanism 2: the teacher's ghost logits carry digit information",
                            "reproduced" if ok else "contradicts", f"probe on ghost logits {ci(m)}; teacher − reference {diff(ghost, p=False)}"))
     return "\n".join([table(rows, ["model", "n", *feats]), "", *paras(notes), "", cfg_line(meta)]), recs
 
 
 # ---------------------------------------------------------------------- one-knob sweeps
-def width(plots: Path, key: str, x: str, label: str, claim: str, claim_sign: int) -> tuple[str, list[dict]]:
-    got = load_plots_a(plots, f"topic_a_mech_{key}")
+def sweep(plots: Path, exp: Experiment) -> tuple[str, list[dict]]:
+    """Any declared one-knob sweep: its table against the reference setting, and with a declared `Trend` (the width
+    sweeps) the verdict on its claim from the transfer's rank trend in the knob."""
+    got = load_plots_a(plots, exp.name)
     if got is None:
-        return not_run(f"topic_a_mech_{key}"), []
+        return not_run(exp.name), []
     s, t, meta = got
-    reference = f"m={meta.get('config', {}).get('n_aux', 3)}" if x == "n_aux" else f"H={meta.get('config', {}).get('hidden', 256)}"
-    tab, means = sweep_table(s, t, [x], reference)
+    tab, means = sweep_table(s, t, list(exp.sweep.knobs), reference_setting(exp, s, meta))
+    if exp.sweep.trend is None:
+        return "\n".join([tab, "", cfg_line(meta)]), []
+    x, claim = exp.sweep.trend.knob, exp.sweep.trend.claim
     tr = row(t, kind="trend", measure=x)
     if tr is None:
         return "\n".join([tab, "", "Too few settings for a trend.", "", cfg_line(meta)]), []
@@ -138,14 +145,14 @@ def width(plots: Path, key: str, x: str, label: str, claim: str, claim_sign: int
 
     trend = f"Spearman ρ of the transfer (student − cross) against {x} over the {int(tr['n'])} settings = {rho:+.2f} (p = {p:.2g})"
     if p < 0.05:
-        v = "reproduced" if rho * claim_sign > 0 else "contradicts"
+        v = "reproduced" if rho * exp.sweep.trend.sign > 0 else "contradicts"
         text = f"{trend}: **{'consistent with' if v == 'reproduced' else 'contradicts'} {said}**."
-    elif abs(rho) > 0.5 and rho * claim_sign > 0:
+    elif abs(rho) > 0.5 and rho * exp.sweep.trend.sign > 0:
         v, text = "partly", f"{trend}: the rank trend **points the way of {said}, but is not significant** over {int(tr['n'])} settings."
     elif abs(rho) > 0.5:
         v, text = "inconclusive", f"{trend}: the rank trend **runs against {said}, but is not significant** over {int(tr['n'])} settings."
     else:
-        v, text = "inconclusive", f"{trend}: **no clear monotone trend** with {label}, so no support for {said}."
+        v, text = "inconclusive", f"{trend}: **no clear monotone trend** with {exp.sweep.trend.label}, so no support for {said}."
     m = means.sort_values(x).reset_index(drop=True)
     k = int(m.transfer.idxmax()) if m.transfer.notna().any() else 0
     if 0 < k < len(m) - 1:
@@ -153,27 +160,48 @@ def width(plots: Path, key: str, x: str, label: str, claim: str, claim_sign: int
         shape = "falls at every step" if np.all(np.diff(tail) < 0) else "does not fall monotonically"
         text += (f" The transfer peaks inside the range, at {x} = {m[x].iloc[k]:g} ({m.transfer.iloc[k]:+.1%}), and above it "
                  f"{shape} ({', '.join(f'{a:g}: {b:+.1%}' for a, b in zip(m[x].iloc[k:], tail))}).")
-    rec = record("A", _script(key), claim, v, f"Spearman ρ = {rho:+.2f} (p = {p:.2g}) over {int(tr['n'])} settings")
+    rec = record("A", exp.script, claim, v, f"Spearman ρ = {rho:+.2f} (p = {p:.2g}) over {int(tr['n'])} settings")
     return "\n".join([tab, "", text, "", cfg_line(meta)]), [rec]
 
 
+# ---------------------------------------------------------------------- the sections, by the name a Report gives
+SECTIONS = {"sweep": sweep, "convergence": convergence, "probe": probe, "init": init, "optim": optim}
+READ_SWEEP = {"sweep", "init", "optim"}  # the sections that read the experiment's declared Sweep
+
+
+def declared() -> list[Experiment]:
+    """The mechanism experiments, in the order the registry declares them (the docs' and the verdicts' order)."""
+    return [e for e in EXPERIMENTS.values() if e.group == "mechanism"]
+
+
+def _section(exp: Experiment, plots: Path) -> tuple[str, list[dict]]:
+    render = SECTIONS.get(exp.report.section)
+    if render is None:
+        raise UserError(f"{exp.name} declares report section {exp.report.section!r}, which subliminal.reporting.mechanisms "
+                        f"does not know; choose from {', '.join(SECTIONS)}")
+    if exp.report.section in READ_SWEEP and exp.sweep is None:
+        raise UserError(f"{exp.name}: report section {exp.report.section!r} reads a one-knob sweep, and it declares no Sweep")
+    return render(plots, exp)
+
+
 def _all(plots: Path) -> dict[str, tuple[str, list[dict]]]:
-    """Every mechanism section from the results in `plots` (a folder of topic_a_mech_* outputs)."""
-    plots = Path(plots)
-    return {
-        "a_mech_convergence": convergence(plots),
-        "a_mech_probe": probe(plots),
-        "a_mech_aux_width": width(plots, "aux_width", "n_aux", "the number of ghost logits",
-                                  "peer report: more auxiliary logits carry more transfer (and the seed's 3-logit bottleneck)", +1),
-        "a_mech_hidden_width": width(plots, "hidden_width", "hidden", "hidden width",
-                                     "peer report: wider networks transfer less", -1),
-        "a_mech_init": init(plots),
-        "a_mech_optim": optim(plots),
-    }
+    """Every mechanism section from the results in `plots` (a folder of topic_a_mech_* outputs), by marker."""
+    return {e.report.marker: _section(e, Path(plots)) for e in declared()}
+
+
+def script_table() -> str:
+    """The docs' table of the mechanism scripts: what each asks and how, as declared."""
+    return table([[f"`{e.script}`", e.report.question, e.report.how] for e in declared()], ["script", "question", "how"])
+
+
+def commands() -> str:
+    """The docs' block of commands that run every mechanism script at its committed size."""
+    return "\n".join(["```bash", *(f"python {e.script}" for e in declared()), "```"])
 
 
 def tables(root: Path) -> dict[str, str]:
-    return {k: text for k, (text, _) in _all(Path(root) / "plots_a").items()}
+    return {"a_mech_scripts": script_table(), "a_mech_commands": commands(),
+            **{k: text for k, (text, _) in _all(Path(root) / "plots_a").items()}}
 
 
 def verdicts(root: Path) -> list[dict]:

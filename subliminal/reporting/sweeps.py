@@ -6,6 +6,15 @@ import numpy as np
 import pandas as pd
 
 from subliminal.reporting.render import ci, diff, num, row, sign, table
+from subliminal.topic_a.spec import Experiment
+
+
+def reference_setting(exp: Experiment, summary: pd.DataFrame, meta: dict) -> str:
+    """The setting a sweep's paired tests compared every other with: the declared reference for the run's recorded
+    config, or the first setting when it names none or one the run lacks (as `mech_runs.sweep_tests` chose)."""
+    ref = exp.sweep.reference(exp.config_from(meta.get("config", {})))
+    names = list(dict.fromkeys(summary.setting))
+    return ref if ref in names else names[0]
 
 
 def sweep_table(s: pd.DataFrame, t: pd.DataFrame, knobs: list[str], reference: str, extra: str | None = None):

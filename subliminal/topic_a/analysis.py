@@ -1,8 +1,9 @@
 """Topic A statistics, once: summaries and tests as pure functions of the tidy per-model CSVs.
 
 `run_and_write` calls `analyse` when a script finishes; `python -m subliminal.topic_a.analysis` redoes
-the same from the committed tidy CSVs without training, so every number the report shows can be
-recomputed from plots_a/*.csv. The reporting layer only reads what this writes.
+the same from the committed tidy CSVs without training, for every experiment that `registry.py` declares,
+so every number the report shows can be recomputed from plots_a/*.csv. The reporting layer only reads
+what this writes. Nothing here reads the scripts.
 
     python -m subliminal.topic_a.analysis            # rewrite plots_a/*_summary.csv and *_tests.csv
     python -m subliminal.topic_a.analysis --check    # only say whether they match
@@ -16,53 +17,26 @@ rows only to within that rounding, the committed rows are kept verbatim and the 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import sys
-from functools import cache
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from subliminal.cli import UserError
 from subliminal.results import atomic_write_text
-from subliminal.stats import summarize
-from subliminal.topic_a.spec import Experiment
+from subliminal.topic_a.registry import EXPERIMENTS
+from subliminal.topic_a.spec import Experiment, analyse
+
+__all__ = ["analyse", "experiments", "load_tidy", "merge_committed", "rewrite"]
 
 FLOAT_FORMAT = "%.6g"
-ROOT = Path(__file__).resolve().parents[2]  # where the topic_a*.py scripts are
 
 
-# ---------------------------------------------------------------------- the experiments, as the scripts declare them
-def _load_script(path: Path):
-    name = f"_topic_a_script_{path.stem}"
-    if name not in sys.modules:  # dataclasses look their module up in sys.modules
-        spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        try:
-            spec.loader.exec_module(module)
-        except BaseException:
-            del sys.modules[name]
-            raise
-    return sys.modules[name]
-
-
-@cache
-def experiments(root: Path = ROOT) -> dict[str, Experiment]:
-    """Every Topic A script's EXPERIMENT, by name, in report order (seed scripts, noise, mechanisms)."""
-    found = {}
-    for path in sorted(Path(root).glob("topic_a*.py")):
-        exp = getattr(_load_script(path), "EXPERIMENT", None)
-        if not isinstance(exp, Experiment):
-            raise UserError(f"{path} declares no EXPERIMENT (a subliminal.topic_a.spec.Experiment): every Topic A "
-                            "script declares its experiment once, for the runner, the analysis and the report")
-        if exp.name != path.stem:
-            raise UserError(f"{path}: its EXPERIMENT names {exp.script}, not this file")
-        found[exp.name] = exp
-    return dict(sorted(found.items(), key=lambda kv: kv[1].sort_key()))
+def experiments() -> dict[str, Experiment]:
+    """Every declared Topic A experiment (`registry.py`), by name, in report order (seed scripts, noise, mechanisms)."""
+    return dict(sorted(EXPERIMENTS.items(), key=lambda kv: kv[1].sort_key()))
 
 
 def load_tidy(path: Path) -> pd.DataFrame:
@@ -72,15 +46,6 @@ def load_tidy(path: Path) -> pd.DataFrame:
         raise UserError(f"{path} is not a tidy Topic A result (no accuracy/condition column): rerun its script")
     df["accuracy"] = df["accuracy"].astype("float32").astype("float64")
     return df
-
-
-def analyse(exp: Experiment, df: pd.DataFrame, cfg: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The summary (mean, 95% CI per group of the experiment's `by`) and its tests of one script's tidy result,
-    with the extra rows/columns that the report reads for that script. `cfg`: the script's typed Config."""
-    summary, tests = summarize(df, list(exp.by)), exp.tests(df, cfg)
-    if exp.extras is not None and len(df):
-        summary, tests = exp.extras(df, summary, tests, cfg)
-    return summary, tests
 
 
 def _csv(df: pd.DataFrame) -> str:
@@ -116,17 +81,17 @@ def merge_committed(old: str, new: pd.DataFrame) -> tuple[str, str]:
     return "\n".join(kept) + "\n", "kept"
 
 
-def rewrite(plots: Path, check: bool = False, root: Path = ROOT) -> dict[str, str]:
-    """Recompute every script's summary and tests in `plots` from its tidy CSV; write them unless `check`.
-    A tidy CSV that no script in `root` declares is an error."""
-    exps = experiments(Path(root))
+def rewrite(plots: Path, check: bool = False) -> dict[str, str]:
+    """Recompute every experiment's summary and tests in `plots` from its tidy CSV; write them unless `check`.
+    A tidy CSV that no experiment declares is an error."""
+    exps = experiments()
     tidy = sorted(p for p in Path(plots).glob("topic_a*.csv") if not p.stem.endswith(("_summary", "_tests")))
     if not tidy:
         raise UserError(f"no Topic A tidy CSV (topic_a*.csv) in {plots}: pass --plots DIR with a script's --out directory")
     unknown = [p.name for p in tidy if p.stem not in exps]
     if unknown:
-        raise UserError(f"{', '.join(unknown)} in {plots}: no script in {root} declares it (topic_a*.py with an EXPERIMENT); "
-                        "restore the script or remove the result")
+        raise UserError(f"{', '.join(unknown)} in {plots}: no Topic A experiment declares it (subliminal/topic_a/registry.py); "
+                        "restore its declaration or remove the result")
     status = {}
     for name, exp in exps.items():
         path = Path(plots) / f"{name}.csv"

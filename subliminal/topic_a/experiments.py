@@ -1,4 +1,5 @@
-"""The five Topic A experiments as functions of a config; the top-level scripts are thin wrappers.
+"""The five Topic A experiments as functions of a config, and the runner that writes any experiment's outputs;
+the top-level scripts are thin wrappers (their declarations are in `registry.py`).
 
 Each experiment returns a tidy DataFrame (one row per condition × model × setting) and the writer
 produces `<out>/<name>.csv`, `<name>_summary.csv`, `<name>_tests.csv` (paired tests), `<name>.png`
@@ -15,9 +16,8 @@ import pandas as pd
 
 from subliminal.cli import UserError
 from subliminal.results import OutputSet, prepare_out, read_json, to_jsonable, write_csv, write_run_json
-from subliminal.topic_a.analysis import analyse
 from subliminal.topic_a.distill import distill
-from subliminal.topic_a.spec import Experiment
+from subliminal.topic_a.spec import Experiment, Plot, analyse
 from subliminal.topic_a.train import TopicA, TopicAConfig, accuracy_rows, log, teacher, teachers
 
 BASELINE_CONDITIONS = ("student_aux", "student_all", "cross_aux", "cross_all")
@@ -79,10 +79,10 @@ def _earlier_seconds(json_path: Path, cfg) -> float:
     return float(prev.get("wall_seconds_all_runs", prev.get("wall_seconds", 0.0)))
 
 
-def run_and_write(exp: Experiment, cfg: TopicAConfig, body: Callable[..., pd.DataFrame], extra: dict | None = None,
-                  stages: Sequence | None = None) -> pd.DataFrame:
+def run_and_write(exp: Experiment, cfg: TopicAConfig, body: Callable[..., pd.DataFrame], *, plot: Plot,
+                  extra: dict | None = None, stages: Sequence | None = None) -> pd.DataFrame:
     """Run `body`, then write the experiment's tidy CSV, the summary with 95% CIs, the tests, the JSON and the figure
-    (`<out>/<exp.name>.*`; `exp` says how: see `spec.Experiment`).
+    (`<out>/<exp.name>.*`; `exp` says how: see `spec.Experiment`; `plot(summary, path, cfg)` draws the figure).
 
     With `stages`, `body(A, stage)` runs once per stage (e.g. growing milestone lists) and all outputs are
     rewritten after each, marked `"complete": false` in the JSON until the last: a long sweep that is
@@ -105,7 +105,7 @@ def run_and_write(exp: Experiment, cfg: TopicAConfig, body: Callable[..., pd.Dat
             write_csv(df, o.path(f"{name}.csv"))
             write_csv(summary, o.path(f"{name}_summary.csv"))
             write_csv(test_table, o.path(f"{name}_tests.csv"))
-            exp.plot(summary, o.path(f"{name}.png"), cfg)
+            plot(summary, o.path(f"{name}.png"), cfg)
             write_run_json(o.path(f"{name}.json"), cfg, cfg.seed, time.time() - t0,
                            {"script": f"{name}.py", **done, "wall_seconds_all_runs": round(earlier + time.time() - t0, 2),
                             "work": A.work.summary(A.device), **(extra or {})})

@@ -21,7 +21,7 @@ from subliminal.topic_a.engine import ParallelMLP
 from subliminal.topic_a.experiments import run_and_write
 from subliminal.topic_a.mechanisms import readout_norm_ratio, similarity, update_alignment
 from subliminal.topic_a.probes import probe_accuracy
-from subliminal.topic_a.spec import Experiment
+from subliminal.topic_a.spec import Experiment, Plot, Report, Sweep
 from subliminal.topic_a.train import TopicA, accuracy_rows, student_init, teacher
 
 MEASURES = ("cka_h1", "cka_h2", "cos_h1", "cos_h2", "update_cos_w1", "update_cos_w2")
@@ -183,21 +183,22 @@ def setting_sweep(A: TopicA, settings: dict[str, dict], memo: dict, conditions: 
     return pd.concat([memo[n] for n in settings], ignore_index=True)
 
 
-def sweep_experiment(script: str, config: type, knobs: Sequence[str], reference, plot, trend_knob: str | None = None) -> Experiment:
-    """The Experiment of a one-knob sweep script: summary by setting × knobs × condition, `sweep_tests` against the
-    reference setting (`reference(cfg)`: its name, or None for the first), `sweep_extras` (with a rank trend in
-    `trend_knob` for width sweeps)."""
-    return Experiment(script, config, by=("setting", *knobs, "condition"),
-                      tests=lambda df, cfg: sweep_tests(df, reference(cfg)), plot=plot,
-                      extras=sweep_extras(trend_knob), group="mechanism")
+def sweep_experiment(name: str, config: type, sweep: Sweep, report: Report, tiny_args: Sequence[str] = ()) -> Experiment:
+    """The Experiment of a one-knob sweep: summary by setting × `sweep.knobs` × condition, `sweep_tests` against the
+    reference setting (`sweep.reference(cfg)`: its name, or None for the first), `sweep_extras` (with a rank trend in
+    the knob of `sweep.trend`, for width sweeps); `report` and `tiny_args` as `Experiment` takes them."""
+    return Experiment(name, config, by=("setting", *sweep.knobs, "condition"),
+                      tests=lambda df, cfg: sweep_tests(df, sweep.reference(cfg)),
+                      extras=sweep_extras(sweep.trend.knob if sweep.trend else None), group="mechanism",
+                      sweep=sweep, report=report, tiny_args=tuple(tiny_args))
 
 
-def run_sweep(exp: Experiment, cfg, sweep: dict[str, dict], extra: dict | None = None, **sweep_kw) -> pd.DataFrame:
+def run_sweep(exp: Experiment, cfg, sweep: dict[str, dict], *, plot: Plot, extra: dict | None = None, **sweep_kw) -> pd.DataFrame:
     """A topic_a_mech_* one-knob sweep end to end: each setting in order, outputs rewritten after each
-    (a stopped run leaves honest partial results), paired tests against the reference setting."""
+    (a stopped run leaves honest partial results), paired tests against the reference setting; `plot` draws its figure."""
     names = list(sweep)
     memo: dict = {}
-    return run_and_write(exp, cfg, lambda A, st: setting_sweep(A, {n: sweep[n] for n in st}, memo, **sweep_kw),
+    return run_and_write(exp, cfg, lambda A, st: setting_sweep(A, {n: sweep[n] for n in st}, memo, **sweep_kw), plot=plot,
                          stages=[names[:k] for k in range(1, len(names) + 1)], extra=extra)
 
 
