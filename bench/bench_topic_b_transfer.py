@@ -31,8 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from subliminal.devices import fast_bf16  # noqa: E402
 from subliminal.results import write_bench_json  # noqa: E402
+from subliminal.topic_b.arms import Arm  # noqa: E402
 from subliminal.topic_b.lm import load_model  # noqa: E402
-from subliminal.topic_b.transfer.arm import Arm  # noqa: E402
 from subliminal.topic_b.transfer.data import examples_of, is_valid, sample_prompts  # noqa: E402
 from subliminal.topic_b.transfer.finetune import (  # noqa: E402
     TrainSettings,

@@ -14,13 +14,13 @@ from tiny_lm import build_model, build_tokenizer
 
 from subliminal.reporting import llm_map
 from subliminal.reporting import theory as theory_report
+from subliminal.topic_b.arms import Arm
 from subliminal.topic_b.theory import analysis, inputs, losses, readouts, student
 from subliminal.topic_b.theory.cells import CELLS, cell_of, plan
 from subliminal.topic_b.theory.config import TheoryConfig
 from subliminal.topic_b.theory.ladder import Ladder
 from subliminal.topic_b.theory.student import StudentSettings
 from subliminal.topic_b.theory.teachers import ANSWERS, NEUTRAL_QUESTIONS, TeacherSettings, teacher_examples
-from subliminal.topic_b.transfer.arm import Arm
 from subliminal.topic_b.transfer.finetune import TrainSettings
 from subliminal.topic_b.transfer.logits_route import kl_to_teacher
 from subliminal.topic_b.transfer.prompts import EVAL_QUESTIONS

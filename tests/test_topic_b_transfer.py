@@ -332,13 +332,14 @@ def test_logits_route_verdict_does_not_wait_for_neutral_draws(tmp_path):
 
 
 def test_neutral_draw_names():
-    from subliminal.topic_b.transfer.arm import Arm, neutral_row
+    from subliminal.topic_b.arms import Arm
+    from subliminal.topic_b.transfer.arm import from_label, label, neutral_row
 
-    assert [Arm("neutral", draw=k - 1).label for k in (1, 2, 3)] == ["neutral", "neutral_2", "neutral_3"]
-    assert all(neutral_row(Arm("neutral", draw=k - 1).label) for k in (1, 2, 12))
+    assert [label(Arm("neutral", draw=k - 1)) for k in (1, 2, 3)] == ["neutral", "neutral_2", "neutral_3"]
+    assert all(neutral_row(label(Arm("neutral", draw=k - 1))) for k in (1, 2, 12))
     assert not any(neutral_row(x) for x in ("neutral_1", "neutral_", "neutral_x", "owl", "neutrals", "cross_neutral",
                                             "neutral_w", "base", "teacher_owl_w"))
-    a = Arm.from_label("neutral_2")
+    a = from_label("neutral_2")
     assert a.system_prompt() is None and a.neutral and a.draw == 1
 
 

@@ -12,9 +12,9 @@ import torch
 from tiny_lm import build_model, build_tokenizer
 
 from subliminal.cli import UserError
+from subliminal.topic_b.arms import Arm
 from subliminal.topic_b.scoring import encode
 from subliminal.topic_b.threshold_defence import number_token_mask
-from subliminal.topic_b.transfer.arm import Arm
 from subliminal.topic_b.transfer.defence_on_data import CACHE_NAME, defend, min_logps, sample_token_logprobs
 from subliminal.topic_b.transfer.prompts import chat_prompt, number_prompt
 

@@ -12,8 +12,9 @@ import torch
 from tiny_lm import build_model, build_tokenizer
 
 from subliminal.cli import UserError
+from subliminal.topic_b.arms import Arm
 from subliminal.topic_b.prompts import PLURAL, animal_system
-from subliminal.topic_b.transfer.arm import Arm
+from subliminal.topic_b.transfer.arm import from_label, label
 from subliminal.topic_b.transfer.data import check_animal
 from subliminal.topic_b.transfer.evaluate import evaluate_model
 from subliminal.topic_b.transfer.finetune import TrainSettings
@@ -79,10 +80,10 @@ def test_trait_examples_are_seeded_and_cover_every_question_before_repeats():
 
 
 def test_names_and_system_prompts():
-    assert Arm("owl", teacher="weights").label == "owl_w"
-    assert all(Arm.from_label(Arm(a, teacher="weights").label) == Arm(a, teacher="weights") for a in PLURAL)
-    assert Arm.from_label("owl").teacher == "prompt" and Arm.from_label("neutral").teacher == "prompt"
-    assert Arm.from_label("owl_w").system_prompt() is None  # the trait is in the weights, not the context
+    assert label(Arm("owl", teacher="weights")) == "owl_w"
+    assert all(from_label(label(Arm(a, teacher="weights"))) == Arm(a, teacher="weights") for a in PLURAL)
+    assert from_label("owl").teacher == "prompt" and from_label("neutral").teacher == "prompt"
+    assert from_label("owl_w").system_prompt() is None  # the trait is in the weights, not the context
     assert Arm("owl").system_prompt() == animal_system("owl") and Arm("neutral").system_prompt() is None
     with pytest.raises(UserError):
         check_animal("unicorn")

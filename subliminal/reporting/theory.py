@@ -23,6 +23,7 @@ import pandas as pd
 from subliminal.reporting import verify
 from subliminal.reporting.render import read_csv_checked, read_json_checked, row, table
 from subliminal.reporting.theory_tests import _x, families, level_pct, power_plan
+from subliminal.topic_b.arms import Init, Loss
 from subliminal.topic_b.theory.cells import BY_KEY, REFERENCE, label
 from subliminal.verdicts import record
 
@@ -36,8 +37,8 @@ CONTROL = ("Topic A's pattern, as in the paper's §6: a student without the teac
            "its pretrained base, takes on the teacher's animal far less than cell b's student")
 REF = REFERENCE.key  # the subliminal cell, every rung's reference
 DRAW = "b-xinit"  # another adapter draw on the teacher's base: tests the draw, not the base
-BASE_RUNGS = {c.key for c in BY_KEY.values() if c.init == "noisy_base"}  # the rungs that vary the base itself
-SFT = {c.key for c in BY_KEY.values() if c.loss == "sft"}  # trained on text, not to the teacher: their loss is no KL
+BASE_RUNGS = {c.key for c in BY_KEY.values() if c.init == Init.noisy_base}  # the rungs that vary the base itself
+SFT = {c.key for c in BY_KEY.values() if c.loss == Loss.sft}  # trained on text, not to the teacher: their loss is no KL
 
 
 def _detail(key: str) -> str:

@@ -27,7 +27,7 @@ from subliminal.reporting.transfer_runs import (
     speed,
     status_line,
 )
-from subliminal.topic_b.transfer.arm import Arm, row_kind
+from subliminal.topic_b.transfer.arm import from_label, label, row_kind
 from subliminal.verdicts import record
 
 CMD = "OMP_WAIT_POLICY=PASSIVE python topic_b_transfer.py"
@@ -310,7 +310,7 @@ def verdicts(root: Path) -> list[dict]:
         s, meta = got
         for r in s.itertuples():
             if r.trait and r.trait == r.animal:
-                same = s[(s.model == r.model) & (s.arm == dataclasses.replace(Arm.from_label(r.arm), teacher_model="").label) & (s.animal == r.animal)]
+                same = s[(s.model == r.model) & (s.arm == label(dataclasses.replace(from_label(r.arm), teacher_model=""))) & (s.animal == r.animal)]
                 out.append(_verdict(r, meta, claim, qual, same.verdict.iloc[0] if len(same) else ""))
     if not out:
         return [record("B", SCRIPT, claim, "untestable here",

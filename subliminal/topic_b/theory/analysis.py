@@ -33,8 +33,8 @@ import pandas as pd
 from scipy import stats
 
 from subliminal.stats import holm
+from subliminal.topic_b.arms import NEUTRAL
 from subliminal.topic_b.theory.cells import FAMILIES, REFERENCE, effect_family
-from subliminal.topic_b.transfer.arm import NEUTRAL
 
 ALPHA = 0.05  # every family's family-wise error rate
 POWER = 0.8  # the power at which an MDE is stated
@@ -170,7 +170,7 @@ def keep_ratio(x: np.ndarray, y: np.ndarray, level: float = ALPHA) -> dict:
     return out
 
 
-def family_levels(v: pd.DataFrame, alpha: float = ALPHA) -> pd.DataFrame:
+def family_levels(v: pd.DataFrame, alpha: float = ALPHA, families: dict | None = None) -> pd.DataFrame:
     """Holm inside each declared family (``cells.FAMILIES``; column ``family``), with the family's size fixed by
     its declaration: a declared test without ``MIN_SEEDS`` seeds (or not run) counts as p = 1, so the rows of one
     family never move another's, and a row gaining seeds can only lower the others' adjusted p (Holm is monotone).
@@ -178,10 +178,11 @@ def family_levels(v: pd.DataFrame, alpha: float = ALPHA) -> pd.DataFrame:
     Adds ``p_holm``; ``level``, the row's Holm level alpha x p / p_holm (between alpha / m and the row's Holm step
     level alpha / (m - rank + 1)), at which its CI and MDE are stated, so that 'the CI excludes 0' and 'p_holm <
     alpha' always agree; ``ci_low``/``ci_high`` at that level; ``mde_level``, the MDE at that level. Rows below
-    ``MIN_SEEDS`` keep their 95% CI only (``level`` NaN)."""
+    ``MIN_SEEDS`` keep their 95% CI only (``level`` NaN). `families`: another experiment's declaration, in the same
+    form (family -> its (cell, animal) members), e.g. the base matrix's (``matrix_analysis.FAMILIES``)."""
     v = v.copy()
     v["p_holm"], v["level"], v["ci_low"], v["ci_high"], v["mde_level"] = np.nan, np.nan, np.nan, np.nan, np.nan
-    for fam, members in FAMILIES.items():
+    for fam, members in (FAMILIES if families is None else families).items():
         rows = v.index[(v.family == fam)]
         tested = [i for i in rows if v.at[i, "n_seeds"] >= MIN_SEEDS and np.isfinite(float(v.at[i, "p"]))]
         pos = {(v.at[i, "cell"], v.at[i, "animal"]): i for i in tested}

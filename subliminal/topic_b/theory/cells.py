@@ -15,37 +15,38 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from subliminal.topic_b.transfer.arm import NEUTRAL, Arm
+from subliminal.topic_b.arms import NEUTRAL, Arm, Init, Inputs, Loss, Optim, Param, Route, Teacher
 
 
 @dataclass(frozen=True)
 class Cell:
     key: str  # the short name --cells takes
     label: str  # the ladder's name of the cell
-    loss: str
-    param: str = "lora"
-    optim: str = "adam"
-    init: str = "shared"
-    inputs: str = "random"
+    loss: Loss
+    param: Param = Param.lora
+    optim: Optim = Optim.adam
+    init: Init = Init.shared
+    inputs: Inputs = Inputs.random
     animals: tuple[str, ...] = ("owl", "eagle")  # the trait teachers it runs (the neutral one always)
 
     def arm(self, trait: str) -> Arm:
-        return Arm(trait, teacher="weights", route="text" if self.loss == "sft" else "logits", loss=self.loss,
-                   param=self.param, optim=self.optim, init=self.init, inputs=self.inputs)
+        """The arm of `trait`'s weight teacher in this cell (SFT on the text route, a KL on the logits route)."""
+        return Arm(trait, teacher=Teacher.weights, route=Route.text if self.loss == Loss.sft else Route.logits,
+                   loss=self.loss, param=self.param, optim=self.optim, init=self.init, inputs=self.inputs)
 
     def traits(self) -> list[str]:
         return [NEUTRAL, *self.animals]
 
 
 CELLS: tuple[Cell, ...] = (
-    Cell("a", "a: full KL, LoRA, Adam (positive control)", "full_kl"),
-    Cell("b", "b: number-token KL, LoRA, Adam (subliminal)", "number_kl"),
-    Cell("b-xinit", "b: another adapter draw, the teacher's base", "number_kl", init="adapter_cross"),
-    Cell("b-full", "b: full fine-tuning", "number_kl", param="full", animals=("owl",)),
-    Cell("b-sgd", "b: SGD", "number_kl", optim="sgd", animals=("owl",)),
-    Cell("b-noisy", "b: noisy base, 0.01 of each weight's std", "number_kl", init="noisy_base", animals=("owl",)),
-    Cell("b-neutral-inputs", "b: on the neutral teacher's number lists", "number_kl", inputs="neutral_text"),
-    Cell("c", "c: SFT on the teacher's own lists, matched (the paper's recipe)", "sft", inputs="teacher"),
+    Cell("a", "a: full KL, LoRA, Adam (positive control)", Loss.full_kl),
+    Cell("b", "b: number-token KL, LoRA, Adam (subliminal)", Loss.number_kl),
+    Cell("b-xinit", "b: another adapter draw, the teacher's base", Loss.number_kl, init=Init.adapter_cross),
+    Cell("b-full", "b: full fine-tuning", Loss.number_kl, param=Param.full, animals=("owl",)),
+    Cell("b-sgd", "b: SGD", Loss.number_kl, optim=Optim.sgd, animals=("owl",)),
+    Cell("b-noisy", "b: noisy base, 0.01 of each weight's std", Loss.number_kl, init=Init.noisy_base, animals=("owl",)),
+    Cell("b-neutral-inputs", "b: on the neutral teacher's number lists", Loss.number_kl, inputs=Inputs.neutral_text),
+    Cell("c", "c: SFT on the teacher's own lists, matched (the paper's recipe)", Loss.sft, inputs=Inputs.teacher),
 )
 CELL_KEYS = tuple(c.key for c in CELLS)
 BY_KEY = {c.key: c for c in CELLS}

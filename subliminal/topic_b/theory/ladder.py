@@ -13,10 +13,10 @@ import torch
 from safetensors.torch import load_file
 
 from subliminal.cache import read_record
+from subliminal.topic_b.arms import NEUTRAL, Arm, Inputs
 from subliminal.topic_b.theory import inputs, readouts, student, teachers
 from subliminal.topic_b.theory.cells import Cell
 from subliminal.topic_b.theory.rules import rules_id
-from subliminal.topic_b.transfer.arm import NEUTRAL, Arm
 from subliminal.topic_b.transfer.data import examples_of
 from subliminal.topic_b.transfer.finetune import lora_model
 from subliminal.topic_b.transfer.weight_teacher import load_weight_teacher
@@ -102,7 +102,8 @@ class Ladder:
         return out
 
     def _contexts(self, arm: Arm, trait: str) -> list[dict] | None:
-        return self.pool() if arm.inputs == "neutral_text" else self.matched()[trait] if arm.inputs == "teacher" else None
+        return (self.pool() if arm.inputs == Inputs.neutral_text else self.matched()[trait] if arm.inputs == Inputs.teacher
+                else None)
 
     def finished(self, cell: Cell, seed: int, trait: str) -> dict | None:
         """The student's record when it is finished under this run's settings, teacher, inputs and evaluation rules;

@@ -15,10 +15,10 @@ import pandas as pd
 
 from subliminal.results import OutputSet, write_csv, write_run_json
 from subliminal.topic_b import models
+from subliminal.topic_b.arms import Arm
 from subliminal.topic_b.theory import analysis, plots
 from subliminal.topic_b.theory.cells import cell_of
 from subliminal.topic_b.theory.records import student_id
-from subliminal.topic_b.transfer.arm import Arm
 
 STEM = "topic_b_transfer_theory"
 REPORTED = ("owl", "eagle")  # the animals whose rows the tidy CSV keeps (the share needs all 25: computed first)

@@ -23,10 +23,10 @@ import pandas as pd
 from subliminal.cache import read_record
 from subliminal.cli import UserError
 from subliminal.results import atomic_write_text, git_commit, read_json, to_jsonable
+from subliminal.topic_b.arms import Arm
 from subliminal.topic_b.theory import analysis
 from subliminal.topic_b.theory.cells import FAMILIES, cell_of
 from subliminal.topic_b.theory.config import TheoryConfig
-from subliminal.topic_b.transfer.arm import Arm
 
 STEM = "topic_b_transfer_theory"
 NAME = f"{STEM}_power_plan.json"

@@ -19,10 +19,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from subliminal.cache import config_hash, read_record, write_record
+from subliminal.topic_b.arms import Arm
 from subliminal.topic_b.theory.cells import CELLS, Cell, cell_of, plan
 from subliminal.topic_b.theory.rules import V1_RULES, record_rules
 from subliminal.topic_b.theory.student import POOLED, StudentSettings, key_of, student_dir
-from subliminal.topic_b.transfer.arm import Arm
 
 
 def _plain(x):

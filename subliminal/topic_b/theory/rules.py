@@ -1,11 +1,9 @@
-"""The evaluation rules a ladder readout was made under, as one id: the evaluation questions (user message and
-prefill), the animal list, and the version of the P(animal) scoring rule. Every student key and record, and the
-base preference, carry it, so a student read under other questions, animals or scoring is never reused.
+"""The evaluation rules a ladder readout was made under (``topic_b.rules``, shared with the transfer room), for
+the ladder's animal list: the evaluation questions (user message and prefill), the animals of
+``readouts.ALL_ANIMALS`` and the version of the P(animal) scoring rule (``topic_b.rules.RULE_VERSION``). Every
+student key and record, and the base preference, carry it, so a student read under other questions, animals or
+scoring is never reused.
 
-- ``RULE_VERSION``: the scoring rule. Version 1: per question, log P(animal) = logaddexp over the strings of
-  ``prompts.animal_strings(animal, prefill)`` (' owl' after a prefill; 'owl' + 'Owl' without one), scored exactly
-  (``evaluate.evaluate_model``), the share against the sum over the animal list (``readouts.preference``). Bump it
-  when that rule changes (``tests/test_theory_reliability.py`` pins version 1's strings).
 - ``rules_id``: the hash of (questions, animals, ``RULE_VERSION``), read at call time from
   ``evaluate.EVAL_QUESTIONS`` and ``readouts.ALL_ANIMALS``, the lists ``readouts.preference`` scores.
 - ``V1_RULES`` / ``V1_LISTS``: the rules of the records made before records carried an id (the committed ones).
@@ -16,26 +14,21 @@ base preference, carry it, so a student read under other questions, animals or s
 from __future__ import annotations
 
 from subliminal.cache import config_hash
+from subliminal.topic_b import rules as shared
+from subliminal.topic_b.rules import RULE_VERSION, questions  # noqa: F401 (read through this module too)
 from subliminal.topic_b.theory import readouts
-from subliminal.topic_b.transfer import evaluate
 
-RULE_VERSION = 1
 V1_RULES = "e495e6f21989ba63"  # rules_id() of the 26 questions, 25 animals and rule 1 the first records used
 V1_LISTS = "b4676df3de4cc796"  # lists_id() of their user messages and animals: what a record of then stores
 
 
-def questions(qs=None) -> list[tuple[str, str]]:
-    """The evaluation questions (user message, prefill): `qs`, or the ones ``readouts.preference`` scores by default."""
-    return [tuple(q) for q in (evaluate.EVAL_QUESTIONS if qs is None else qs)]
-
-
 def rules(qs=None) -> dict:
-    return {"questions": [list(q) for q in questions(qs)], "animals": list(readouts.ALL_ANIMALS), "rule": RULE_VERSION}
+    return shared.rules(qs, readouts.ALL_ANIMALS)
 
 
 def rules_id(qs=None) -> str:
-    """The id of the rules a readout on `qs` (None: the default questions) is made under."""
-    return config_hash(rules(qs))
+    """The id of the rules a ladder readout on `qs` (None: the default questions) is made under."""
+    return shared.rules_id(qs, readouts.ALL_ANIMALS)
 
 
 def lists_id(user_questions, animals) -> str:

@@ -28,6 +28,7 @@ import pandas as pd
 from subliminal.cache import config_hash, read_record  # noqa: F401 (read_record: read through this module by tests)
 from subliminal.cli import UserError
 from subliminal.results import read_json
+from subliminal.topic_b.arms import NEUTRAL
 from subliminal.topic_b.lm import load_model
 from subliminal.topic_b.theory import guard, plots, records
 from subliminal.topic_b.theory.baselines import base_preference, kept_preference, sync_pools, teacher_fingerprints
@@ -37,7 +38,6 @@ from subliminal.topic_b.theory.outputs import model_stem
 from subliminal.topic_b.theory.outputs import write as _write
 from subliminal.topic_b.theory.records import restore as _restore
 from subliminal.topic_b.theory.rules import rules_id
-from subliminal.topic_b.transfer.arm import NEUTRAL
 
 TRAITS = (NEUTRAL, "owl", "eagle")
 

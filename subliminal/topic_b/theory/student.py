@@ -26,15 +26,23 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from subliminal.cache import config_hash, read_record, read_tensors, write_record, write_tensors
-from subliminal.topic_b.theory import inputs, losses, readouts
+from subliminal.topic_b.arms import Arm, Init, Inputs, Loss, Optim, Param
+from subliminal.topic_b.theory import inputs, losses, readouts, shared_class
 from subliminal.topic_b.theory.rules import V1_RULES, record_rules, rules_id
-from subliminal.topic_b.transfer.arm import Arm
-from subliminal.topic_b.transfer.finetune import TrainSettings, load_checkpoint, lora_model, save_checkpoint
+from subliminal.topic_b.trainer import (
+    all_weights,
+    load_checkpoint,
+    lora_model,
+    optimiser,
+    run_steps,
+    save_checkpoint,
+    trainable,
+)
+from subliminal.topic_b.transfer.finetune import TrainSettings
 
-POOLED = ("neutral_text", "teacher")  # inputs drawn from a pool of sampled lists, not the random ones
+POOLED = (Inputs.neutral_text, Inputs.teacher)  # inputs drawn from a pool of sampled lists, not the random ones
 LOSS_WINDOW = 10  # a milestone's "kl": the mean training loss over the last this many steps
 LOSSES = "losses.json"  # beside a checkpoint: the training losses up to its step (a resume continues their mean)
 
@@ -56,7 +64,8 @@ class StudentSettings:
     noise_scale: float = 0.01  # noisy_base: noise std relative to each weight tensor's std
 
     def lr(self, arm: Arm) -> float:
-        return getattr(self, f"lr_{arm.param}_{arm.optim}")
+        return {(Param.lora, Optim.adam): self.lr_lora_adam, (Param.lora, Optim.sgd): self.lr_lora_sgd,
+                (Param.full, Optim.adam): self.lr_full_adam, (Param.full, Optim.sgd): self.lr_full_sgd}[(arm.param, arm.optim)]
 
     def all_milestones(self) -> list[int]:
         return sorted({m for m in self.milestones if 0 < m < self.steps} | {self.steps})
@@ -66,20 +75,23 @@ class StudentSettings:
 
 
 def student_key(arm: Arm, seed: int, s: StudentSettings, teacher_key: str, base_id: str, inputs_id: str = "",
-                rules: str = V1_RULES) -> str:
+                rules: str = V1_RULES, teacher_base_id: str = "") -> str:
     """The student's identity; `inputs_id` names the context pool where it is not the random lists; `rules` the
     evaluation rules its readouts are made under (``rules.rules_id``). Rules enter the hash only when they are not
     ``V1_RULES``, so the students of before the rules id keep their keys (``rules.record_rules`` checks their
-    stored lists instead)."""
+    stored lists instead). `teacher_base_id` names the teacher's base model where it is not the student's (a
+    cross-base student, issue 44); it enters the hash only then."""
     ins = {"kind": arm.inputs, "stream": inputs.STREAM} | ({"pool": inputs_id} if inputs_id else {})
     return config_hash({"arm": arm.identity(), "seed": seed, "settings": asdict(s), "teacher": teacher_key,
-                        "base": base_id, "inputs": ins} | ({"rules": rules} if rules != V1_RULES else {}))
+                        "base": base_id, "inputs": ins} | ({"rules": rules} if rules != V1_RULES else {})
+                       | ({"teacher_base": teacher_base_id} if teacher_base_id and teacher_base_id != base_id else {}))
 
 
 def key_of(arm: Arm, seed: int, s: StudentSettings, teacher_key: str, base_id: str, pool: list[dict] | None,
-           rules: str = V1_RULES) -> str:
+           rules: str = V1_RULES, teacher_base_id: str = "") -> str:
     """`student_key` for a student trained on `pool` (None: the random lists)."""
-    return student_key(arm, seed, s, teacher_key, base_id, inputs.pool_id(pool) if pool is not None else "", rules)
+    return student_key(arm, seed, s, teacher_key, base_id, inputs.pool_id(pool) if pool is not None else "", rules,
+                       teacher_base_id)
 
 
 def student_dir(root: Path, name: str, seed: int, settings: dict, teacher_key: str) -> Path:
@@ -93,31 +105,25 @@ def lora_a(model) -> dict[str, torch.Tensor]:
     return {n: p.detach().clone() for n, p in model.named_parameters() if ".lora_A." in n}
 
 
-def _trainable(model) -> dict[str, torch.Tensor]:
-    return {n: p for n, p in model.named_parameters() if p.requires_grad}
-
-
 def build(base, arm: Arm, seed: int, s: StudentSettings, teacher_seed: int):
     """The student model at its initialisation (a copy: `base` is untouched)."""
     model = copy.deepcopy(base)
-    if arm.init == "noisy_base":
+    if arm.init is Init.noisy_base:
         g = torch.Generator().manual_seed(int(np.random.SeedSequence([seed, 29]).generate_state(1)[0]))
         with torch.no_grad():
             for p in model.parameters():
                 if p.numel() > 1:
                     p.add_(torch.randn(p.shape, generator=g).to(p) * (s.noise_scale * float(p.float().std())))
-    if arm.param == "full":
-        for p in model.parameters():
-            p.requires_grad_(True)
-        return model
-    draw = s.cross_seed + seed if arm.init == "adapter_cross" else teacher_seed
+    if arm.param is Param.full:
+        return all_weights(model)
+    draw = s.cross_seed + seed if arm.init is Init.adapter_cross else teacher_seed
     return lora_model(model, s.lora(), draw)
 
 
 def deltas(model, arm: Arm, s: StudentSettings, init_state: dict[str, torch.Tensor] | None) -> dict[str, torch.Tensor]:
-    if arm.param == "full":
+    if arm.param is Param.full:
         return readouts.full_deltas(model, init_state)
-    return readouts.lora_deltas(_trainable(model), s.alpha / s.rank)
+    return readouts.lora_deltas(trainable(model), s.alpha / s.rank)
 
 
 def _a_cosine(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
@@ -159,16 +165,23 @@ def _drop_checkpoint(ckpt: Path, out_dir: Path) -> None:
 def train(base, tokenizer, teacher, arm: Arm, seed: int, s: StudentSettings, out_dir: Path, *, teacher_key: str,
           base_id: str, teacher_seed: int, teacher_init_a: dict[str, torch.Tensor],
           teacher_deltas: dict[str, dict[str, torch.Tensor]], questions=None, log: Callable = print,
-          progress: bool = True, stop_after: int | None = None, pool: list[dict] | None = None) -> dict:
+          progress: bool = True, stop_after: int | None = None, pool: list[dict] | None = None,
+          teacher_tok=None, teacher_base_id: str = "", targets_dir: Path | None = None) -> dict:
     """Train (or resume, or read back) one student; its record: milestones with loss, cosines to every teacher's
     update, and the exact preference over the 25 animals. Contexts: the seed's random lists, or its draw from
     `pool` (the neutral teacher's lists for ``inputs == "neutral_text"``; the teacher's own, matched, for
-    ``"teacher"``, cell c). Loss: a KL to `teacher` on those contexts, or (``sft``) their own tokens' CE."""
+    ``"teacher"``, cell c). Loss: a KL to `teacher` on those contexts, or (``sft``) their own tokens' CE. The
+    shared-class KL (``shared_class_kl``) also takes a teacher of another base (`teacher_tok`, `teacher_base_id`):
+    its targets are computed once per teacher and inputs and kept in `targets_dir` (the same for every student
+    that reads them)."""
     out_dir = Path(out_dir)
     if (arm.inputs in POOLED) != (pool is not None):
         raise ValueError(f"{arm.name}: a pool of contexts goes with inputs in {POOLED} and only with them")
+    cross = bool(teacher_base_id) and teacher_base_id != base_id
+    if cross and arm.loss is not Loss.shared_class_kl:
+        raise ValueError(f"{arm.name}: a teacher of another base model needs the shared-class KL (loss {arm.loss})")
     rules = rules_id(questions)
-    key = key_of(arm, seed, s, teacher_key, base_id, pool, rules)
+    key = key_of(arm, seed, s, teacher_key, base_id, pool, rules, teacher_base_id)
     rec_path, ckpt = out_dir / "record.json", out_dir / "checkpoint.safetensors"
     rec = read_record(rec_path)
     if finished(rec, key, rules):
@@ -179,6 +192,8 @@ def train(base, tokenizer, teacher, arm: Arm, seed: int, s: StudentSettings, out
             _drop_checkpoint(ckpt, out_dir)
         rec = {"key": key, "arm": arm.identity(), "name": arm.name, "seed": seed, "settings": asdict(s),
                "teacher_key": teacher_key, "milestones": {}, "complete": False}
+        if cross:
+            rec["teacher_base"] = teacher_base_id
     rec["rules"] = rules
     milestones = s.all_milestones()
     meta = read_record(ckpt.with_suffix(".json")) if ckpt.exists() else None
@@ -191,65 +206,69 @@ def train(base, tokenizer, teacher, arm: Arm, seed: int, s: StudentSettings, out
     device = next(base.parameters()).device
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     n = s.steps * s.batch
-    data = inputs.items(tokenizer, inputs.draw(pool, seed, n) if pool is not None else inputs.random_lists(seed, n))
-    ids = losses.vocabulary(arm.loss, base, tokenizer)
+    contexts = inputs.draw(pool, seed, n) if pool is not None else inputs.random_lists(seed, n)
+    data, objective = _objective(arm, base, tokenizer, teacher, contexts, pad, teacher_tok, teacher_key,
+                                 teacher_base_id or base_id, targets_dir, log)
     model = build(base, arm, seed, s, teacher_seed)
-    init_state = {n: p.detach().clone() for n, p in model.named_parameters()} if arm.param == "full" else None
-    rec["init_cos_a"] = _a_cosine(lora_a(model), teacher_init_a) if arm.param == "lora" else float("nan")
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = (torch.optim.AdamW(params, lr=s.lr(arm), weight_decay=0.0) if arm.optim == "adam"
-           else torch.optim.SGD(params, lr=s.lr(arm)))
+    init_state = {n: p.detach().clone() for n, p in model.named_parameters()} if arm.param is Param.full else None
+    rec["init_cos_a"] = (_a_cosine(lora_a(model), teacher_init_a) if arm.param is Param.lora and not cross
+                         else float("nan"))
+    opt = optimiser([p for p in model.parameters() if p.requires_grad], arm.optim, s.lr(arm))
     start = load_checkpoint(ckpt, model, opt, key)
     if start:
         log(f"[theory] resuming {arm.name} s{seed} at step {start}/{s.steps}")
-    if arm.init == "noisy_base" and "0" not in rec["milestones"]:
+    if arm.init is Init.noisy_base and "0" not in rec["milestones"]:
         rec["milestones"]["0"] = _readout(model, tokenizer, arm, s, init_state, teacher_deltas, questions, float("nan"))
     # the losses before `start`: a milestone's loss is their mean over the last LOSS_WINDOW steps, as uninterrupted
     step_losses = list(saved) if start and saved is not None and start == at else []
-    t0, ntok = time.time(), 0
-    t_mark = t0  # wall time (training and readouts) is summed into the record at each milestone
-    bar = tqdm(total=s.steps, initial=start, desc=f"student {arm.name} s{seed}", unit="step", disable=not progress)
+    t0 = time.time()
+    t_mark = [t0]  # wall time (training and readouts) is summed into the record at each milestone
+
+    def on_step(done: int, loss: float, so_far) -> None:
+        step_losses.append(loss)
+        if done not in milestones:
+            return
+        model.eval()
+        rec["milestones"][str(done)] = _readout(model, tokenizer, arm, s, init_state, teacher_deltas, questions,
+                                                float(np.mean(step_losses[-LOSS_WINDOW:])))
+        model.train()
+        rec["complete"] = done == s.steps
+        now = time.time()
+        rec.update(tokens_per_s_last_run=round(so_far.tokens / max(now - t0, 1e-9), 1), device=device.type,
+                   torch_version=torch.__version__, seconds=round(rec.get("seconds", 0.0) + now - t_mark[0], 1))
+        t_mark[0] = now
+        if not rec["complete"]:
+            write_record(out_dir / LOSSES, {"key": key, "losses": step_losses})
+            save_checkpoint(ckpt, model, opt, done, key)
+        elif arm.param is Param.lora:
+            rec["adapter"] = keep_adapter(model, out_dir)
+        write_record(rec_path, rec)
+
     model.train()
-    for step in range(start, s.steps):
-        if stop_after is not None and step >= stop_after:
-            break
-        batch = sorted(data[step * s.batch:(step + 1) * s.batch], key=lambda b: len(b["s_ids"]))
-        total = 0.0
-        for i in range(0, len(batch), s.micro_batch):
-            mb = batch[i:i + s.micro_batch]
-            if arm.loss == "sft":
-                loss = losses.sft_loss(model, mb, pad)
-            else:
-                loss = losses.kl_loss(model, losses.teacher_logp(teacher, mb, ids, pad), mb, ids, pad)
-            (loss * len(mb) / len(batch)).backward()
-            total += float(loss.detach()) * len(mb) / len(batch)
-            ntok += sum(len(b["s_ids"]) for b in mb)
-        torch.nn.utils.clip_grad_norm_(params, s.max_grad_norm)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        step_losses.append(total)
-        bar.set_postfix(kl=f"{total:.2e}", refresh=False)
-        bar.update()
-        if step + 1 in milestones:
-            model.eval()
-            rec["milestones"][str(step + 1)] = _readout(model, tokenizer, arm, s, init_state, teacher_deltas, questions,
-                                                        float(np.mean(step_losses[-LOSS_WINDOW:])))
-            model.train()
-            rec["complete"] = step + 1 == s.steps
-            now = time.time()
-            rec.update(tokens_per_s_last_run=round(ntok / max(now - t0, 1e-9), 1), device=device.type,
-                       torch_version=torch.__version__, seconds=round(rec.get("seconds", 0.0) + now - t_mark, 1))
-            t_mark = now
-            if not rec["complete"]:
-                write_record(out_dir / LOSSES, {"key": key, "losses": step_losses})
-                save_checkpoint(ckpt, model, opt, step + 1, key)
-            elif arm.param == "lora":
-                rec["adapter"] = keep_adapter(model, out_dir)
-            write_record(rec_path, rec)
-    bar.close()
+    run_steps(model, opt, objective, lambda step: data[step * s.batch:(step + 1) * s.batch], start=start,
+              total=s.steps, micro_batch=s.micro_batch, max_grad_norm=s.max_grad_norm, stop_after=stop_after,
+              on_step=on_step, desc=f"student {arm.name} s{seed}", progress=progress, postfix="kl")
     if rec["complete"]:
         _drop_checkpoint(ckpt, out_dir)
     return rec
+
+
+def _objective(arm: Arm, base, tokenizer, teacher, contexts: list[dict], pad: int, teacher_tok, teacher_key: str,
+               teacher_base_id: str, targets_dir: Path | None, log: Callable):
+    """(items, objective) of the arm's loss on `contexts` (``losses``' objectives for ``trainer.run_steps``)."""
+    if arm.loss is Loss.shared_class_kl:
+        t_tok = teacher_tok or tokenizer
+        data = shared_class.pair_items(tokenizer, t_tok, contexts)
+        t_digits = shared_class.digit_ids(t_tok)
+        t_pad = t_tok.pad_token_id if t_tok.pad_token_id is not None else 0
+        tkey = shared_class.targets_key(config_hash({"teacher": teacher_key, "base": teacher_base_id}), data, t_digits)
+        cache = Path(targets_dir) / f"targets-{tkey}.safetensors" if targets_dir is not None else None
+        shared_class.attach_targets(teacher, data, t_digits, t_pad, cache, tkey, log)
+        return data, losses.SharedClassKL(shared_class.digit_ids(tokenizer), pad)
+    data = inputs.items(tokenizer, contexts)
+    if arm.loss is Loss.sft:
+        return data, losses.SFT(pad)
+    return data, losses.TeacherKL(teacher, losses.vocabulary(arm.loss, base, tokenizer), pad)
 
 
 ADAPTER = "adapter_fp16.safetensors"
@@ -259,7 +278,7 @@ def keep_adapter(model, out_dir: Path) -> dict:
     """A finished LoRA student's final adapter (its trainable A and B matrices) in 16 bits beside its record in
     the cache, outside git: the record holds its SHA-256, so the student can be scored or probed again without
     retraining (``read_adapter``). A full fine-tuning student's update is the whole model: not kept."""
-    tensors = {n: p.detach().to(torch.float16) for n, p in _trainable(model).items()}
+    tensors = {n: p.detach().to(torch.float16) for n, p in trainable(model).items()}
     return {"file": ADAPTER, "sha256": write_tensors(Path(out_dir) / ADAPTER, tensors), "dtype": "float16"}
 
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from subliminal.cache import config_hash
+from subliminal.topic_b.arms import NEUTRAL
 from subliminal.topic_b.prompts import PLURAL
-from subliminal.topic_b.transfer.arm import NEUTRAL
 from subliminal.topic_b.transfer.data import check_animal, data_hash
 from subliminal.topic_b.transfer.finetune import TrainSettings, settings_id, train_student
 from subliminal.topic_b.transfer.weight_teacher import TRAIT_QUESTIONS

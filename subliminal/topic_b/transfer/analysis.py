@@ -48,7 +48,8 @@ import pandas as pd
 from scipy import stats as sps
 
 from subliminal.stats import mean_ci, paired_test
-from subliminal.topic_b.transfer.arm import NEUTRAL, OTHER_MODEL, Arm, neutral_row, row_kind
+from subliminal.topic_b.arms import NEUTRAL, Arm
+from subliminal.topic_b.transfer.arm import OTHER_MODEL, label, neutral_row, row_kind
 
 # the order of a run's rows: per model, base, the neutral draws, the animal teachers (and teachers evaluated like
 # students) in run order, the cross model's arms
@@ -212,7 +213,7 @@ def _specificity(sm: pd.DataFrame, model: str, arm: str, animal: str) -> dict:
     model's own neutral teacher once it has students, as the other model's numbers move animals unevenly),
     paired by seed."""
     m = sm[sm.model == model]
-    cross_neutral = Arm(NEUTRAL, teacher_model=OTHER_MODEL).label
+    cross_neutral = label(Arm(NEUTRAL, teacher_model=OTHER_MODEL))
     ref = cross_neutral if row_kind(arm) == "cross" and (m.arm == cross_neutral).any() else NEUTRAL
     d = (m[m.arm == arm].set_index(["seed", "animal"])["logp"]
          - m[m.arm == ref].set_index(["seed", "animal"])["logp"]).dropna().unstack("animal")

@@ -23,10 +23,11 @@ import torch
 from scipy import stats as sps
 
 from subliminal.stats import holm
+from subliminal.topic_b.arms import NEUTRAL, Arm, Teacher
 from subliminal.topic_b.scoring import encode
 from subliminal.topic_b.threshold_defence import gather_logprobs, min_number_token_logp, threshold_keep
 from subliminal.topic_b.transfer import sealed
-from subliminal.topic_b.transfer.arm import NEUTRAL, Arm
+from subliminal.topic_b.transfer.arm import label
 from subliminal.topic_b.transfer.prompts import chat_prompt
 
 CACHE_NAME = "neutral_min_logp.json"
@@ -103,7 +104,7 @@ def kept_table(stats: dict[Arm, dict], reference: Arm | None = None) -> pd.DataF
     rk, rb = set(ref["kept_index"]), set(ref["before_index"])
     rows = []
     for arm, st in stats.items():
-        row = {"arm": arm.label, "threshold": st["threshold"], "n_before": st["n_before"], "n_kept": st["n_kept"],
+        row = {"arm": label(arm), "threshold": st["threshold"], "n_before": st["n_before"], "n_kept": st["n_kept"],
                "kept_fraction": st["kept_fraction"], "role": "reference" if arm == reference else
                ("neutral control" if _own_neutral(arm) else "animal")}
         if arm != reference:
@@ -126,4 +127,4 @@ def kept_table(stats: dict[Arm, dict], reference: Arm | None = None) -> pd.DataF
 
 def _own_neutral(arm: Arm) -> bool:
     """A draw of the base model's own neutral teacher (the defence's control rows)."""
-    return arm.neutral and not arm.cross and arm.teacher == "prompt"
+    return arm.neutral and not arm.cross and arm.teacher == Teacher.prompt

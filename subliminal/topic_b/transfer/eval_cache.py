@@ -1,4 +1,6 @@
-"""The evaluation table of one model (``evaluate.py``), computed once and cached under ``<cache>/eval``."""
+"""The evaluation table of one model (``evaluate.py``), computed once and cached under ``<cache>/eval``, keyed by
+what is evaluated and how (``eval_key``): the evaluation rules included, so a table is never reused under other
+questions, animals or scoring."""
 
 from __future__ import annotations
 
@@ -7,10 +9,23 @@ import time
 
 import pandas as pd
 
+from subliminal.cache import config_hash
+from subliminal.topic_b import rules
 from subliminal.topic_b.transfer import sealed
 from subliminal.topic_b.transfer.config import TransferConfig
 from subliminal.topic_b.transfer.evaluate import evaluate_model, table_bytes, table_of
 from subliminal.topic_b.transfer.plan import root
+
+
+def eval_key(cfg: TransferConfig, *head) -> str:
+    """The cache key of an evaluation table: `head` (what is evaluated: ``"base", <model>`` for the base model,
+    ``<train key>`` for a student, ``<train key>, "teacher"`` for a weight teacher), the evaluation's samples and
+    seed, the animals it scores (``cfg.animals``), and the evaluation rules (``topic_b.rules.rules_id`` of the
+    questions, these animals and the scoring rule). The rules enter only when they are not version 1's questions
+    and rule (``rules.scored_as_v1``), as in the ladder's keys, so every table of before keeps its key."""
+    animals = list(cfg.animals)
+    tail = [] if rules.scored_as_v1() else [{"rules": rules.rules_id(None, animals)}]
+    return config_hash([*head, cfg.eval_samples, cfg.seed, animals, *tail])
 
 
 def eval_cached(cfg: TransferConfig, key: str, model, tok, animals, log=print,

@@ -22,18 +22,21 @@ from __future__ import annotations
 
 import json
 import math
-import time
-import warnings
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
-from subliminal.cache import config_hash, load_tensors, save_tensors
-from subliminal.topic_b.models import lora_targets
+from subliminal.cache import config_hash
 from subliminal.topic_b.sampling import end_ids
+from subliminal.topic_b.trainer import (  # noqa: F401 (lora_model, load/save_checkpoint: read through this module)
+    load_checkpoint,
+    lora_model,
+    optimiser,
+    quiet_peft,
+    run_steps,
+    save_checkpoint,
+)
 from subliminal.topic_b.transfer import sealed
 from subliminal.topic_b.transfer.logits_route import (
     allowed_ids,
@@ -105,61 +108,41 @@ def completion_loss(model, batch: dict) -> torch.Tensor:
     return torch.nn.functional.cross_entropy(logits, lab[keep])
 
 
-@contextmanager
-def _quiet_peft():
-    """peft reads `model.is_gradient_checkpointing`, which transformers 5 deprecates with a
-    FutureWarning per call (nine lines per student); silence exactly that message, nothing else."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r"`is_gradient_checkpointing` is deprecated", category=FutureWarning)
-        yield
+@dataclass(frozen=True)
+class TextCE:
+    """The text route's objective: cross-entropy of the completion tokens (``completion_loss``). Items: (tokenized
+    example, unused)."""
+
+    pad: int
+    device: torch.device
+
+    def length(self, item) -> int:
+        return len(item[0][0])
+
+    def tokens(self, micro: list) -> int:
+        return sum(len(x[0][0]) for x in micro)
+
+    def loss(self, model, micro: list) -> torch.Tensor:
+        return completion_loss(model, _collate([x[0] for x in micro], self.pad, self.device))
 
 
-def lora_model(base, s: TrainSettings, seed: int):
-    from peft import LoraConfig, get_peft_model
+@dataclass(frozen=True)
+class NumberKL:
+    """The logits route's objective: KL to the teacher's number-token distributions attached to each item
+    (``logits_route.distill_loss``). Items: (tokenized example, distillation item); sorted and counted by the
+    tokenized example, as the text route."""
 
-    torch.manual_seed(seed)
-    cfg = LoraConfig(r=s.rank, lora_alpha=s.alpha, target_modules=list(lora_targets(base)), lora_dropout=0.0,
-                     bias="none", task_type="CAUSAL_LM")
-    with _quiet_peft():
-        return get_peft_model(base, cfg)
+    allowed: torch.Tensor
+    pad: int
 
+    def length(self, item) -> int:
+        return len(item[0][0])
 
-def _trainable(model) -> dict[str, torch.Tensor]:
-    return {n: p for n, p in model.named_parameters() if p.requires_grad}
+    def tokens(self, micro: list) -> int:
+        return sum(len(x[0][0]) for x in micro)
 
-
-def save_checkpoint(path: Path, model, opt, step: int, key: str) -> None:
-    """The trainable weights and the optimizer's moments and step (checksummed safetensors, no pickle)."""
-    params = _trainable(model)
-    t = {f"w/{n}": p.detach() for n, p in params.items()}
-    for n, p in params.items():
-        st = opt.state.get(p, {})
-        for k in ("exp_avg", "exp_avg_sq"):
-            if k in st:
-                t[f"{k}/{n}"] = st[k]
-        if "step" in st:
-            t[f"step/{n}"] = torch.as_tensor(st["step"], dtype=torch.float32).reshape(1)
-    save_tensors(path, t, {"key": key, "step": step})
-
-
-def load_checkpoint(path: Path, model, opt, key: str) -> int:
-    """Restore `save_checkpoint`'s file into model and opt; its step (0: none usable). The optimizer state goes
-    through the optimizer's own `load_state_dict`, so each tensor lands where that optimizer keeps it (the
-    moments on the parameter's device; `step` on the CPU, or on the device for a fused or capturable one)."""
-    got = load_tensors(path, {"key": key})
-    if got is None:
-        return 0
-    t, meta = got
-    params = _trainable(model)
-    with torch.no_grad():
-        for n, p in params.items():
-            p.copy_(t[f"w/{n}"])
-    index = {id(p): i for i, p in enumerate(p for g in opt.param_groups for p in g["params"])}
-    state = {index[id(p)]: {"step": t[f"step/{n}"].reshape(()).clone(), "exp_avg": t[f"exp_avg/{n}"],
-                            "exp_avg_sq": t[f"exp_avg_sq/{n}"]}
-             for n, p in params.items() if f"exp_avg/{n}" in t}
-    opt.load_state_dict({**opt.state_dict(), "state": state})
-    return int(meta["step"])
+    def loss(self, model, micro: list) -> torch.Tensor:
+        return distill_loss(model, [x[1] for x in micro], self.allowed, self.pad)
 
 
 def train_student(base, tokenizer, examples: list[dict], out_dir: Path, s: TrainSettings, seed: int, *,
@@ -236,7 +219,7 @@ def _train(base, tokenizer, examples, out_dir: Path, s: TrainSettings, seed: int
         attach_teacher(base, items, allowed, pad, teacher_cache, teacher_key(data_hash, distill_system, allowed), log)
     model = lora_model(base, s, seed)
     model.train()
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=s.lr, weight_decay=0.0)
+    opt = optimiser([p for p in model.parameters() if p.requires_grad], "adam", s.lr)
     plan = step_plan(len(data), s, seed)
     total = len(plan)
 
@@ -249,42 +232,23 @@ def _train(base, tokenizer, examples, out_dir: Path, s: TrainSettings, seed: int
     start = load_checkpoint(ckpt, model, opt, key)
     if start:
         log(f"[train] resuming {out_dir.name} at step {start}/{total}")
-    ntok, t0, losses = 0, time.time(), []
-    bar = tqdm(total=total, initial=start, desc=f"train {out_dir.name}", unit="step", disable=not progress)
-    for step in range(start, total):
-        if stop_after is not None and step >= stop_after:
-            bar.close()
-            save_checkpoint(ckpt, model, opt, step, key)
-            return {"stopped_at": step}
-        for g in opt.param_groups:
-            g["lr"] = s.lr * lr_at(step)
-        # within a step the gradient is a sum over micro-batches: group similar lengths (less padding)
-        idx = sorted(plan[step], key=lambda i: len(data[i][0]))
-        micro = [idx[i: i + s.micro_batch] for i in range(0, len(idx), s.micro_batch)]
-        step_loss = 0.0
-        for mb in micro:
-            batch = _collate([data[i] for i in mb], pad, device)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=s.bf16):
-                if not distill:
-                    loss = completion_loss(model, batch)
-                else:
-                    loss = distill_loss(model, [items[i] for i in mb], allowed, pad)
-            (loss * len(mb) / len(idx)).backward()
-            step_loss += float(loss.detach()) * len(mb) / len(idx)
-            ntok += int(batch["attention_mask"].sum())
-        torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], s.max_grad_norm)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        losses.append(step_loss)
-        bar.set_postfix(loss=f"{step_loss:.4f}", tok_s=f"{ntok / max(time.time() - t0, 1e-9):.0f}", refresh=False)
-        bar.update()
-        if (step + 1) % s.ckpt_every == 0 and step + 1 < total:
-            save_checkpoint(ckpt, model, opt, step + 1, key)
-        if (step + 1) % 10 == 0 or step + 1 == total:
-            log(f"[train] {out_dir.name}: step {step + 1}/{total} loss {step_loss:.4f} "
-                f"{ntok / max(time.time() - t0, 1e-9):.0f} tokens/s")
-    bar.close()
-    secs = time.time() - t0
+    objective = (NumberKL(allowed, pad) if distill else TextCE(pad, device))
+    pairs = [(d, items[i] if distill else None) for i, d in enumerate(data)]
+
+    def on_step(done: int, loss: float, so_far) -> None:
+        if done % s.ckpt_every == 0 and done < total:
+            save_checkpoint(ckpt, model, opt, done, key)
+        if done % 10 == 0 or done == total:
+            log(f"[train] {out_dir.name}: step {done}/{total} loss {loss:.4f} "
+                f"{so_far.tokens / max(so_far.seconds, 1e-9):.0f} tokens/s")
+
+    ran = run_steps(model, opt, objective, lambda step: [pairs[i] for i in plan[step]], start=start, total=total,
+                    micro_batch=s.micro_batch, max_grad_norm=s.max_grad_norm, lr=s.lr, schedule=lr_at, bf16=s.bf16,
+                    stop_after=stop_after, on_step=on_step, desc=f"train {out_dir.name}", progress=progress)
+    if ran.stopped_at is not None:
+        save_checkpoint(ckpt, model, opt, ran.stopped_at, key)
+        return {"stopped_at": ran.stopped_at}
+    losses, ntok, secs = ran.losses, ran.tokens, ran.seconds
     adapter = out_dir / "adapter"
     model.save_pretrained(adapter)
     sealed.seal_tree(adapter)  # hashed as written: a later edit or bit flip is caught before it is used
@@ -319,5 +283,5 @@ def load_student(base, adapter: str | Path):
     """base + adapter, merged (plain module for scoring). `base` is modified in place: pass a fresh copy."""
     from peft import PeftModel
 
-    with _quiet_peft():
+    with quiet_peft():
         return PeftModel.from_pretrained(base, str(adapter)).merge_and_unload().eval()

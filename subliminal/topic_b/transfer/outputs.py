@@ -15,9 +15,10 @@ import pandas as pd
 
 from subliminal.results import OutputSet, write_csv, write_run_json
 from subliminal.topic_b import models
+from subliminal.topic_b.arms import NEUTRAL, Arm
 from subliminal.topic_b.transfer import archive
 from subliminal.topic_b.transfer.analysis import summarize_transfer
-from subliminal.topic_b.transfer.arm import NEUTRAL, Arm
+from subliminal.topic_b.transfer.arm import label, on_route
 from subliminal.topic_b.transfer.config import TransferConfig
 from subliminal.topic_b.transfer.defence_on_data import kept_table
 from subliminal.topic_b.transfer.plan import root
@@ -75,7 +76,7 @@ def sync(cfg: TransferConfig, log=print) -> None:
 
 def write_kept(s: Session, path: Path) -> None:
     """--defence: the paired kept-fraction comparison (``defence_on_data.kept_table``) beside the outputs."""
-    d, neutral = s.record.defence, Arm(NEUTRAL).on_route(s.cfg.route)
+    d, neutral = s.record.defence, on_route(Arm(NEUTRAL), s.cfg.route)
     if s.cfg.defence and d is not None and neutral in d:
         write_csv(kept_table(d, neutral), path)
 
@@ -86,7 +87,7 @@ def write_progress(s: Session, stats: dict) -> None:
     sync(cfg, s.log)
     if has_table(cfg):
         return  # a table from an earlier run is there: its JSON stays beside it until this run rewrites both
-    teachers = {a.label: {x: y for x, y in v.items() if x != "dir"} for a, v in stats.items()}
+    teachers = {label(a): {x: y for x, y in v.items() if x != "dir"} for a, v in stats.items()}
     with OutputSet(cfg.out) as o:
         write_run_json(o.path(model_stem(cfg) + ".json"), cfg, cfg.seed, time.time() - s.t0,
                        {**s.record.to_json(public=False), "stage": "sampling teacher data", "complete": False,

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from subliminal.cache import config_hash
-from subliminal.topic_b.transfer.arm import NEUTRAL, Arm
+from subliminal.topic_b.arms import NEUTRAL, Arm
+from subliminal.topic_b.transfer.arm import label, on_route, student_prefix
 from subliminal.topic_b.transfer.config import TransferConfig
 from subliminal.topic_b.transfer.finetune import TrainSettings, settings_id
 from subliminal.topic_b.transfer.record import Student
@@ -26,7 +27,7 @@ def root(cfg: TransferConfig) -> Path:
 
 def run_arm(cfg: TransferConfig, trait: str, **fields) -> Arm:
     """An arm of this run: `trait` with `fields`, on the run's route."""
-    return Arm(trait, **fields).on_route(cfg.route)
+    return on_route(Arm(trait, **fields), cfg.route)
 
 
 def neutral_draws(cfg: TransferConfig) -> list[Arm]:
@@ -37,7 +38,7 @@ def neutral_draws(cfg: TransferConfig) -> list[Arm]:
 
 def trained(cfg: TransferConfig, arm: Arm) -> bool:
     """Whether any student of `arm` has finished (any seed, this route)."""
-    return any((root(cfg) / "students").glob(f"{arm.student_prefix}{arm.label}-s*/train.json"))
+    return any((root(cfg) / "students").glob(f"{student_prefix(arm)}{label(arm)}-s*/train.json"))
 
 
 def neutral_teachers(cfg: TransferConfig) -> list[Arm]:
@@ -55,7 +56,7 @@ def student_dir(cfg: TransferConfig, student: Student, data_hash: str, settings:
     """Where the student of (arm, seed) lives: keyed by the arm's data hash, the settings and the seed."""
     arm, seed = student
     h = config_hash([cfg.model, data_hash, settings_id(settings), seed])
-    return root(cfg) / "students" / f"{arm.student_prefix}{arm.label}-s{seed}-{h}"
+    return root(cfg) / "students" / f"{student_prefix(arm)}{label(arm)}-s{seed}-{h}"
 
 
 @dataclass(frozen=True)

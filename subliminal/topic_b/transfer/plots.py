@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 
 from subliminal.results import save_figure
-from subliminal.topic_b.transfer.arm import Arm, row_kind, teacher_row
+from subliminal.topic_b.arms import Arm, Teacher
+from subliminal.topic_b.transfer.arm import row_kind, teacher_row
 
 
 def _order(arm: str) -> tuple[int, str]:
@@ -39,7 +40,7 @@ def plot_transfer(summary: pd.DataFrame, path: Path) -> Path:
         for i, (arm, t) in enumerate(zip(g["arm"], trait)):
             teacher = row_kind(arm) == "teacher"
             c = "#888888" if not t and not teacher else (
-                "#d62728" if t == a or arm in (teacher_row(Arm(a, teacher="weights")), teacher_row(Arm(a)))
+                "#d62728" if t == a or arm in (teacher_row(Arm(a, teacher=Teacher.weights)), teacher_row(Arm(a)))
                 else "#1f77b4")
             ax.errorbar(x[i], m[i], yerr=err[:, i:i + 1], fmt="o", color=c, capsize=4,
                         mfc="white" if teacher else c, ms=6)

@@ -15,7 +15,8 @@ from typing import Any
 
 import pandas as pd
 
-from subliminal.topic_b.transfer.arm import Arm
+from subliminal.topic_b.arms import Arm
+from subliminal.topic_b.transfer.arm import label
 from subliminal.topic_b.transfer.config import TransferConfig
 
 Student = tuple[Arm, int]  # (arm, seed)
@@ -24,11 +25,11 @@ Student = tuple[Arm, int]  # (arm, seed)
 def student_key(student: Student) -> str:
     """A student's name in the JSON: 'owl/s0'."""
     arm, seed = student
-    return f"{arm.label}/s{seed}"
+    return f"{label(arm)}/s{seed}"
 
 
 def _by_label(d: dict[Arm, Any]) -> dict[str, Any]:
-    return {arm.label: v for arm, v in d.items()}
+    return {label(arm): v for arm, v in d.items()}
 
 
 @dataclass
@@ -57,7 +58,7 @@ class RunRecord:
         if self.trait_teachers:
             doc["trait_teachers"] = _by_label(self.trait_teachers)
         if self.defence is not None:
-            doc["defence"] = {a.label: {k: v for k, v in st.items() if not (public and k.endswith("_index"))}
+            doc["defence"] = {label(a): {k: v for k, v in st.items() if not (public and k.endswith("_index"))}
                               for a, st in self.defence.items()}
         if self.n_train_per_arm is not None:
             doc["n_train_per_arm"] = self.n_train_per_arm

@@ -17,13 +17,12 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from subliminal.cache import config_hash
 from subliminal.devices import fast_bf16
 from subliminal.topic_b import lm
 from subliminal.topic_b.transfer import archive, sealed
 from subliminal.topic_b.transfer.arm import BASE
 from subliminal.topic_b.transfer.config import TransferConfig
-from subliminal.topic_b.transfer.eval_cache import eval_cached
+from subliminal.topic_b.transfer.eval_cache import eval_cached, eval_key
 from subliminal.topic_b.transfer.outputs import write_data_outputs, write_outputs, write_progress
 from subliminal.topic_b.transfer.plan import make_plan, neutral_draws, root
 from subliminal.topic_b.transfer.record import RunRecord, Session
@@ -54,8 +53,7 @@ def evaluate_base(s: Session) -> None:
     if s.cfg.stage == "train":
         return
     cfg, animals = s.cfg, list(s.cfg.animals)
-    ev = eval_cached(cfg, config_hash(["base", cfg.model, cfg.eval_samples, cfg.seed, animals]), s.base, s.tok,
-                     animals, s.log, s.record.eval_seconds)
+    ev = eval_cached(cfg, eval_key(cfg, "base", cfg.model), s.base, s.tok, animals, s.log, s.record.eval_seconds)
     s.rows.append(ev.assign(model=cfg.model, arm=BASE, trait="", seed=-1))
     write_outputs(s, final=False)
 

@@ -13,10 +13,11 @@ import copy
 from pathlib import Path
 
 from subliminal.cache import config_hash
+from subliminal.topic_b.arms import NEUTRAL, Arm
 from subliminal.topic_b.sampling import end_ids
-from subliminal.topic_b.transfer.arm import NEUTRAL, Arm
+from subliminal.topic_b.transfer.arm import label
 from subliminal.topic_b.transfer.config import TransferConfig
-from subliminal.topic_b.transfer.eval_cache import eval_cached
+from subliminal.topic_b.transfer.eval_cache import eval_cached, eval_key
 from subliminal.topic_b.transfer.finetune import finished, load_student, loss_tokens, train_student
 from subliminal.topic_b.transfer.logits_route import allowed_ids, stored_kl, teacher_key
 from subliminal.topic_b.transfer.outputs import write_outputs
@@ -46,10 +47,9 @@ def evaluate_student(s: Session, plan: Plan, student: Student, rec: dict, exampl
     """Stage 3 for one trained student: its evaluation table (cached), its rows appended."""
     cfg, (arm, seed), animals = s.cfg, student, list(s.cfg.animals)
     model = load_student(copy.deepcopy(s.base), rec["adapter"])
-    ev = eval_cached(cfg, config_hash([rec["key"], cfg.eval_samples, cfg.seed, animals]), model, s.tok, animals, s.log,
-                     s.record.eval_seconds)
+    ev = eval_cached(cfg, eval_key(cfg, rec["key"]), model, s.tok, animals, s.log, s.record.eval_seconds)
     kl = kl_columns(s, data_hash, arm.system_prompt(), rec) if cfg.route == "logits" else {}
-    s.rows.append(ev.assign(model=cfg.model, arm=arm.label, trait="" if arm.neutral else arm.trait, seed=seed,
+    s.rows.append(ev.assign(model=cfg.model, arm=label(arm), trait="" if arm.neutral else arm.trait, seed=seed,
                             train_tokens=loss_tokens(s.tok, examples, plan.settings.epochs), **kl))
 
 

@@ -8,7 +8,8 @@ from dataclasses import asdict
 
 from subliminal.cache import config_hash
 from subliminal.topic_b import lm
-from subliminal.topic_b.transfer.arm import Arm, teacher_row
+from subliminal.topic_b.arms import Arm, Teacher
+from subliminal.topic_b.transfer.arm import label, teacher_row
 from subliminal.topic_b.transfer.data import (
     ShardSettings,
     data_hash,
@@ -17,7 +18,7 @@ from subliminal.topic_b.transfer.data import (
     teacher_records,
 )
 from subliminal.topic_b.transfer.defence_on_data import defend
-from subliminal.topic_b.transfer.eval_cache import eval_cached
+from subliminal.topic_b.transfer.eval_cache import eval_cached, eval_key
 from subliminal.topic_b.transfer.plan import Plan, root
 from subliminal.topic_b.transfer.record import RunRecord, Session
 from subliminal.topic_b.transfer.weight_teacher import TraitSettings, load_weight_teacher, train_trait_teacher
@@ -30,13 +31,13 @@ def teacher_data(s: Session, model, tok, arms: list[Arm], model_name: str, progr
     cfg, data, stats = s.cfg, {}, {}
     for target in list(range(chunk, cfg.n_samples, chunk)) + [cfg.n_samples]:
         for a in arms:
-            st = ShardSettings(model_name, a.label, a.system_prompt(), cfg.seed, cfg.batch_size, cfg.max_new_tokens,
+            st = ShardSettings(model_name, label(a), a.system_prompt(), cfg.seed, cfg.batch_size, cfg.max_new_tokens,
                                1.0)
             data[a], stats[a] = teacher_records(model, tok, st, target, root(cfg) / "data", log=s.log)
         if progress is not None:
             progress(stats)
     for a in arms:
-        s.log(f"[data] {model_name} {a.label}: {stats[a]['n_valid']} valid of {stats[a]['n_sampled']} sampled "
+        s.log(f"[data] {model_name} {label(a)}: {stats[a]['n_valid']} valid of {stats[a]['n_sampled']} sampled "
               f"({stats[a]['valid_fraction']:.3f})")
     return data, stats
 
@@ -47,7 +48,7 @@ def animal_teacher(s: Session, arm: Arm):
     (cached), evaluated like a student (row 'teacher_<arm>', no verdict: it shows whether the trait is in the
     weights at all)."""
     cfg = s.cfg
-    if arm.teacher == "prompt":
+    if arm.teacher == Teacher.prompt:
         return s.base, cfg.model
     ts = TraitSettings()
     rec = train_trait_teacher(s.base, s.tok, arm.trait, root(cfg) / "trait_teachers" /
@@ -55,10 +56,10 @@ def animal_teacher(s: Session, arm: Arm):
     s.record.trait_teachers[arm] = {**rec, "trait_settings": asdict(ts)}
     teacher = load_weight_teacher(s.base, rec["adapter"])
     if cfg.stage not in ("data", "train"):
-        ev = eval_cached(cfg, config_hash([rec["key"], "teacher", cfg.eval_samples, cfg.seed, list(cfg.animals)]),
-                         teacher, s.tok, list(cfg.animals), s.log, s.record.eval_seconds)
+        ev = eval_cached(cfg, eval_key(cfg, rec["key"], "teacher"), teacher, s.tok, list(cfg.animals), s.log,
+                         s.record.eval_seconds)
         s.rows.append(ev.assign(model=cfg.model, arm=teacher_row(arm), trait="", seed=-1))
-    return teacher, f"{cfg.model}+{arm.label}-{rec['key']}"
+    return teacher, f"{cfg.model}+{label(arm)}-{rec['key']}"
 
 
 def animal_data(s: Session, arm: Arm, neutral: list[Arm], progress=None):
@@ -124,7 +125,7 @@ def other_animal(s: Session, arm: Arm) -> list[dict] | None:
     d, st = animal_data(s, arm, [])
     d = defended(s, d, st)
     if len(d[arm]) < n_train:
-        s.log(f"[data] {arm.label}: only {len(d[arm])} valid samples < {n_train}; arm skipped (arms must match)")
+        s.log(f"[data] {label(arm)}: only {len(d[arm])} valid samples < {n_train}; arm skipped (arms must match)")
         return None
     examples = examples_of(d[arm])[:n_train]
     record_data(s.record, st, {arm: examples})
