@@ -1,0 +1,113 @@
+"""The base matrix (issue 44): does the shared *base model* carry the trait? Teacher base x student base, every cell
+with the shared-class KL (``shared_class``), which two vocabularies can both compute, so the diagonal (the
+teacher's own base) and the off-diagonal (another base) differ in the base alone, not in the loss.
+
+Teachers: each base's owl, eagle and neutral weight teachers by the ladder's one recipe (``teachers``), checked to
+carry their trait before any student reads them (``teacher_check``). Students: cell b's design otherwise (LoRA,
+Adam, the seed's random number lists, the same for every arm of a seed, 60 steps of 8): a student starts from its
+*own* base with its own base's teacher adapter draw (on the diagonal that is the teacher's initialisation; off it,
+there is nothing of the teacher's to share, and the student starts exactly as the diagonal student of its base).
+Its arm names the teacher's base (``Arm.teacher_model``) where it is not the student's. The teacher's targets on a
+seed's lists are computed once and kept, verified, in the teacher base's cache (``targets/``), so the three
+students of a seed that read the same teacher pay for its forward passes once.
+
+Run order: seed by seed, and within a seed the pairs in `pairs` order, each pair's three teachers together; so a
+stopped run leaves whole comparisons. Records are copied beside the outputs (``<out>/topic_b_base_matrix_records``)
+and restored into the cache on another machine, as the ladder's.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+
+from subliminal.cache import config_hash, read_record
+from subliminal.topic_b.arms import NEUTRAL, Arm
+from subliminal.topic_b.lm import load_model
+from subliminal.topic_b.theory import student
+from subliminal.topic_b.theory.ladder import Ladder
+
+TRAITS = (NEUTRAL, "owl", "eagle")
+STEM = "topic_b_base_matrix"
+
+
+def base_id(model: str) -> str:
+    """A base model's id in student keys (the ladder's: ``config_hash({"model": ...})``)."""
+    return config_hash({"model": model})
+
+
+def arm(trait: str, teacher_base: str, student_base: str) -> Arm:
+    """The matrix's arm: the weight teacher of `trait` on `teacher_base`, the shared-class KL, LoRA, Adam."""
+    return Arm(trait, teacher="weights", teacher_model="" if teacher_base == student_base else teacher_base,
+               route="logits", loss="shared_class_kl", inputs="random")
+
+
+def plan(pairs: list[tuple[str, str]], seeds, traits=TRAITS) -> list[tuple[str, str, int, str]]:
+    """(teacher base, student base, seed, trait) in run order: seed by seed, pair by pair, the traits together."""
+    return [(tb, sb, s, t) for s in seeds for tb, sb in pairs for t in traits]
+
+
+class Bases:
+    """The base models of a run and their ladders (teachers), loaded on first use."""
+
+    def __init__(self, cache_root: Path, tset, sset, device: str = "cpu", log: Callable = print,
+                 progress: bool = True):
+        self.root, self.tset, self.sset, self.device = Path(cache_root), tset, sset, device
+        self.log, self.progress = log, progress
+        self._models: dict[str, tuple] = {}
+        self._ladders: dict[str, Ladder] = {}
+
+    def model(self, name: str):
+        if name not in self._models:
+            self._models[name] = load_model(name, device=self.device)
+        return self._models[name]
+
+    def ladder(self, name: str) -> Ladder:
+        if name not in self._ladders:
+            base, tok = self.model(name)
+            self._ladders[name] = Ladder(base, tok, self.root / name, self.tset, self.sset, base_id(name), log=self.log,
+                                         progress=self.progress)
+        return self._ladders[name]
+
+    def student_dir(self, tb: str, sb: str, seed: int, trait: str) -> Path:
+        a = arm(trait, tb, sb)
+        return student.student_dir(self.root / sb, f"matrix-{a.name}", seed, asdict(self.sset),
+                                   self.ladder(tb).teacher_key(trait))
+
+    def student(self, tb: str, sb: str, seed: int, trait: str, stop_after: int | None = None) -> dict:
+        """Train (or resume, or read back) one matrix student."""
+        t, s = self.ladder(tb), self.ladder(sb)
+        base, tok = self.model(sb)
+        return student.train(base, tok, t.teacher(trait), arm(trait, tb, sb), seed, self.sset,
+                             self.student_dir(tb, sb, seed, trait), teacher_key=t.teacher_key(trait),
+                             base_id=base_id(sb), teacher_seed=self.tset.seed, teacher_init_a=s.init_a,
+                             teacher_deltas=t.deltas if tb == sb else {}, log=self.log, progress=self.progress,
+                             stop_after=stop_after, teacher_tok=self.model(tb)[1], teacher_base_id=base_id(tb),
+                             targets_dir=self.root / tb / "targets")
+
+
+def archive(archive_dir: Path, student_dir: Path) -> Path:
+    """Copy a finished student's record beside the outputs (``<archive_dir>/<student folder>/record.json``; the
+    caller passes ``<archive>/<student base>``)."""
+    dest = Path(archive_dir) / student_dir.name / "record.json"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(student_dir / "record.json", dest)
+    return dest
+
+
+def restore(archive_dir: Path, cache_root: Path) -> int:
+    """Put every archived record (``<archive>/<student base>/<student folder>/record.json``) whose cache folder lacks
+    a finished one there, so another machine continues from the committed state; returns how many were restored."""
+    n = 0
+    for f in sorted(Path(archive_dir).glob("*/*/record.json")) if Path(archive_dir).is_dir() else []:
+        rec = read_record(f)
+        if rec is None or not rec.get("complete"):
+            continue
+        dest = Path(cache_root) / f.parent.parent.name / "students" / f.parent.name / "record.json"
+        if read_record(dest) is None:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(f, dest)
+            n += 1
+    return n

@@ -1,0 +1,148 @@
+"""The base matrix's statistics (issue 44), once, from the students' records and the teachers' targets.
+
+Declared before the data (``FAMILIES``):
+- "base matrix": every (teacher base, student base) pair x owl, eagle: the share effect of the animal's teacher's
+  student against the neutral teacher's student of the same seed and pair (the ladder's primary measure). Holm
+  over all of them, the family's size fixed by the declaration.
+- "base contrasts": each off-diagonal pair minus the diagonal pair of the same *student* base, paired by seed (the
+  two students read the same lists and start from the same weights; only the teacher's base differs): what taking
+  the teacher's base away changes. Holm over these.
+Words: the ladder's (``verdicts.TEST_WORDS``): transfer / reverse / none detected; for the contrasts, smaller /
+larger than the diagonal / not distinguishable from the diagonal; too few seeds below ``analysis.MIN_SEEDS``.
+
+Beside every verdict (``fit``): how well its students fit their teacher, the final shared-class KL to the teacher
+(training loss, mean of the last 10 steps), against the signal to be learned, the KL between the trait teacher's and
+the neutral teacher's own shared-class distributions on the same lists (``signal``). A student whose fit is not
+below the signal has not learned what the trait teacher writes into digits: its null is a weaker test.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from subliminal.topic_b.arms import NEUTRAL
+from subliminal.topic_b.theory import analysis
+
+ANIMALS = ("owl", "eagle")
+DEFAULT_BASES = ("smollm2-135m-instruct", "gemma-3-270m")
+SHORT = {"smollm2-135m-instruct": "SmolLM2", "gemma-3-270m": "Gemma", "qwen2.5-coder-0.5b-instruct": "Qwen"}
+
+
+def pair_key(teacher_base: str, student_base: str) -> str:
+    """A pair's key as the CSVs carry it: '<teacher base>><student base>'."""
+    return f"{teacher_base}>{student_base}"
+
+
+def split(key: str) -> tuple[str, str]:
+    tb, sb = key.split(">")
+    return tb, sb
+
+
+def pair_label(key: str) -> str:
+    tb, sb = split(key)
+    return f"{SHORT.get(tb, tb)} teacher -> {SHORT.get(sb, sb)} student"
+
+
+def declared(bases=DEFAULT_BASES) -> dict[str, tuple[tuple[str, str], ...]]:
+    """The families of tests for a matrix over `bases` (diagonal pairs first)."""
+    pairs = [pair_key(b, b) for b in bases] + [pair_key(t, s) for t in bases for s in bases if t != s]
+    return {"base matrix": tuple((p, a) for p in pairs for a in ANIMALS),
+            "base contrasts": tuple((p, a) for p in pairs if split(p)[0] != split(p)[1] for a in ANIMALS)}
+
+
+FAMILIES = declared()
+
+
+def record_pair(rec: dict) -> str:
+    """The pair of a matrix student's record: its teacher's base (the arm's teacher_model, else its own) and its base."""
+    sb = rec["student_base"]
+    return pair_key(rec["arm"].get("teacher_model") or sb, sb)
+
+
+def tidy(records: list[dict]) -> pd.DataFrame:
+    """One row per student x milestone x question x animal: pair, teacher (trait), seed, step, logp, share."""
+    empty = pd.DataFrame(columns=["question", "animal", "logp_animal", "share"])
+    df = analysis.tidy(records, empty, record_pair)
+    return df[df.cell != "base"].rename(columns={"cell": "pair"}).reset_index(drop=True)
+
+
+def _effect(df: pd.DataFrame, pair: str, animal: str) -> pd.Series:
+    g = df[df.pair == pair]
+    if not len(g):
+        return pd.Series(dtype=float)
+    g = g[g.step == g.step.max()]
+    return analysis._by_seed(g, animal, animal, NEUTRAL, "share")
+
+
+def effects(df: pd.DataFrame, families=None, alpha: float = analysis.ALPHA) -> pd.DataFrame:
+    """Per pair x animal at its last milestone: the share effect over seeds, tested in 'base matrix'."""
+    fam = families or FAMILIES
+    unknown = set(df.pair) - {p for p, _ in fam["base matrix"]} if len(df) else set()
+    if unknown:
+        raise ValueError(f"rows outside the declared family 'base matrix': {sorted(unknown)}")
+    rows = []
+    for pair, animal in fam["base matrix"]:
+        x = _effect(df, pair, animal)
+        if not len(x):
+            continue
+        rows.append({"cell": pair, "animal": animal, "family": "base matrix",
+                     "step": int(df[df.pair == pair].step.max()), **analysis._ci(x.to_numpy())})
+    v = pd.DataFrame(rows)
+    if not len(v):
+        return v
+    v = analysis.family_levels(v, alpha, fam)
+    v.insert(3, "verdict", analysis._words(v, ("none detected", "transfer", "reverse")))
+    return _ratios(v.rename(columns={"cell": "pair"}))
+
+
+def contrasts(df: pd.DataFrame, families=None, alpha: float = analysis.ALPHA) -> pd.DataFrame:
+    """Per off-diagonal pair x animal: its share effect minus the diagonal's of the same student base, by seed."""
+    fam = families or FAMILIES
+    rows = []
+    for pair, animal in fam["base contrasts"]:
+        diag = pair_key(split(pair)[1], split(pair)[1])
+        both = pd.concat({"x": _effect(df, pair, animal), "y": _effect(df, diag, animal)}, axis=1).dropna()
+        if not len(both):
+            continue
+        rows.append({"cell": pair, "versus": diag, "animal": animal, "family": "base contrasts",
+                     **analysis._ci((both.x - both.y).to_numpy()), "_x": both.x.to_numpy(), "_y": both.y.to_numpy()})
+    v = pd.DataFrame(rows)
+    if not len(v):
+        return v
+    v = analysis.family_levels(v, alpha, fam)
+    keep = [analysis.keep_ratio(x, y, lvl if np.isfinite(lvl) else alpha)
+            for x, y, lvl in zip(v["_x"], v["_y"], v["level"])]
+    v = pd.concat([v.drop(columns=["_x", "_y"]), pd.DataFrame(keep, index=v.index)], axis=1)
+    v["reading"] = analysis._words(v, ("not distinguishable from the diagonal", "larger than the diagonal",
+                                       "smaller than the diagonal"))
+    return _ratios(v.rename(columns={"cell": "pair"}))
+
+
+def _ratios(v: pd.DataFrame) -> pd.DataFrame:
+    """The share ratios exp(.) of the mean and of the CI at the row's level (95% where it has none)."""
+    v = v.copy()
+    v["ratio"] = np.exp(v["mean"])
+    low = np.where(np.isfinite(v.ci_low.astype(float)), v.ci_low, v.ci95_low)
+    high = np.where(np.isfinite(v.ci_high.astype(float)), v.ci_high, v.ci95_high)
+    v["ratio_low"], v["ratio_high"] = np.exp(low.astype(float)), np.exp(high.astype(float))
+    return v
+
+
+def fit(records: list[dict], signal: pd.DataFrame) -> pd.DataFrame:
+    """Per pair x teacher: the students' final KL to their teacher (mean and range over seeds) beside the signal of
+    the teacher's base (mean over seeds of the trait-neutral teacher KL, both animals; ``signal``) and their ratio."""
+    rows = []
+    for r in records:
+        last = r["milestones"][str(max(int(k) for k in r["milestones"]))]
+        rows.append({"pair": record_pair(r), "teacher": r["arm"]["trait"], "seed": r["seed"], "kl": last["kl"]})
+    df = pd.DataFrame(rows)
+    if not len(df):
+        return df
+    out = df.groupby(["pair", "teacher"], sort=False).kl.agg(["mean", "min", "max", "count"]).reset_index()
+    out = out.rename(columns={"mean": "kl_to_teacher", "min": "kl_min", "max": "kl_max", "count": "n_seeds"})
+    sig = signal.groupby("teacher_base").kl.mean() if len(signal) else pd.Series(dtype=float)
+    out["signal_kl"] = [float(sig.get(split(p)[0], np.nan)) for p in out.pair]
+    out["fit_over_signal"] = out.kl_to_teacher / out.signal_kl
+    out["fits"] = np.where(out.fit_over_signal < 1, "below the signal", "not below the signal")
+    return out

@@ -1,0 +1,164 @@
+"""One run of the base matrix end to end (issue 44): every base's teachers and their trait check, then every
+planned student in order (``matrix.plan``), and after each student every output rewritten together from all
+current students on record (whichever subset this command planned), marked complete or not.
+
+Outputs (``<out>/topic_b_base_matrix*``): ``_teachers.csv`` (each trait teacher's share of its animal against the
+neutral teacher's, ``teacher_check``), ``_signal.csv`` (per teacher base, animal and seed: the shared-class KL
+between the trait and the neutral teacher on the seed's lists, the signal a student must learn), ``.csv`` (tidy:
+pair, teacher, seed, step, question, animal in {owl, eagle}, logp, share), ``_effects.csv`` (per pair and animal:
+the share effect, verdict at its Holm level), ``_contrasts.csv`` (off-diagonal minus diagonal of the same student
+base, by seed), ``_fit.csv`` (each pair's students' KL to their teacher against the signal), ``.json`` (config,
+students planned and done, "complete", teachers, the hash of every record used). Students' records are copied to
+``<out>/topic_b_base_matrix_records/<student base>/<student folder>/record.json`` and restored into the cache on
+another machine; the teachers retrain deterministically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+
+import pandas as pd
+
+from subliminal.cache import config_hash, read_record, write_record
+from subliminal.results import OutputSet, write_csv, write_run_json
+from subliminal.topic_b.arms import NEUTRAL
+from subliminal.topic_b.theory import inputs, matrix, matrix_analysis, shared_class, student, teacher_check
+from subliminal.topic_b.theory.guard import CacheLock
+from subliminal.topic_b.theory.rules import rules_id
+
+STEM = matrix.STEM
+SIGNAL = "signal.json"  # in the archive: the signal rows measured so far (teacher base, animal, seed, kl)
+
+
+def run(cfg, device, log: Callable = print) -> dict:
+    t0 = time.time()
+    out, root = Path(cfg.out), cfg.cache_root()
+    archive = out / f"{STEM}_records"
+    n = matrix.restore(archive, root)
+    if n:
+        log(f"[matrix] {n} finished student record(s) restored from {archive} into {root}")
+    root.mkdir(parents=True, exist_ok=True)
+    with CacheLock(root, log):
+        bases = matrix.Bases(root, cfg.teacher_settings(), cfg.student_settings(), device=str(device), log=log,
+                             progress=cfg.progress)
+        prefs, rules = {}, rules_id()
+        for b in cfg.bases:
+            lad = bases.ladder(b)
+            prefs[b] = {t: teacher_check.teacher_preference(lad.teacher(t), bases.model(b)[1],
+                                                            Path(lad.records[t]["adapter"]).parent, rules, log)
+                        for t in matrix.TRAITS}
+        check = teacher_check.check(prefs)
+        if cfg.teachers_only:
+            _write(cfg, bases, check, [], _signal_rows(archive), [], t0)
+            return {"students": 0}
+        todo = matrix.plan(cfg.pair_list(), cfg.seeds)
+        planned = [_student_id(tb, sb, s, t) for tb, sb, s, t in todo]
+        for i, (tb, sb, seed, trait) in enumerate(todo):
+            rec = bases.student(tb, sb, seed, trait)
+            if rec.get("complete"):
+                matrix.archive(archive / sb, bases.student_dir(tb, sb, seed, trait))
+                _add_signal(bases, archive, tb, seed, log)
+            found = _on_record(bases, cfg, archive)
+            _write(cfg, bases, check, found, _signal_rows(archive), planned, t0)
+            log(f"[matrix] {i + 1}/{len(todo)} students: {tb} -> {sb} {trait} s{seed} ({len(found)} on record)")
+    return {"students": len(found) if todo else 0}
+
+
+def _student_id(tb: str, sb: str, seed: int, trait: str) -> str:
+    return f"{matrix_analysis.pair_key(tb, sb)}:{trait}:s{seed}"
+
+
+def _on_record(bases: matrix.Bases, cfg, archive: Path) -> list[dict]:
+    """Every current student on record (archived, finished, of this run's settings, teachers and rules), with its
+    student base and the archived file's SHA-256 added (not part of the sealed record)."""
+    found = []
+    for tb in cfg.bases:
+        for sb in cfg.bases:
+            for seed in sorted({*cfg.seeds, *_archived_seeds(archive / sb)}):
+                for trait in matrix.TRAITS:
+                    d = bases.student_dir(tb, sb, seed, trait)
+                    f = archive / sb / d.name / "record.json"
+                    rec = read_record(f)
+                    key = student.key_of(matrix.arm(trait, tb, sb), seed, bases.sset,
+                                         bases.ladder(tb).teacher_key(trait), matrix.base_id(sb), None, rules_id(),
+                                         matrix.base_id(tb))
+                    if rec is not None and student.finished(rec, key, rules_id()):
+                        found.append(rec | {"student_base": sb, "file": f.relative_to(archive).as_posix(),
+                                            "sha256": hashlib.sha256(f.read_bytes()).hexdigest()})
+    return found
+
+
+def _archived_seeds(d: Path) -> set[int]:
+    seeds = set()
+    for f in d.glob("*/record.json") if d.is_dir() else []:
+        rec = read_record(f)
+        if rec is not None and isinstance(rec.get("seed"), int):
+            seeds.add(rec["seed"])
+    return seeds
+
+
+def _add_signal(bases: matrix.Bases, archive: Path, tb: str, seed: int, log: Callable) -> None:
+    """The signal of teacher base `tb` on seed `seed`'s lists, once: KL(trait teacher || neutral teacher) over the
+    shared classes at the completion positions (the teachers' targets come from the cache the students use)."""
+    path = archive / SIGNAL
+    doc = read_record(path) or {"rows": []}
+    if any(r["teacher_base"] == tb and r["seed"] == seed and r.get("settings") == _sig_settings(bases)
+           for r in doc["rows"]):
+        return
+    base, tok = bases.model(tb)
+    lad = bases.ladder(tb)
+    contexts = inputs.random_lists(seed, bases.sset.steps * bases.sset.batch)
+    items = shared_class.pair_items(tok, tok, contexts)
+    digits = shared_class.digit_ids(tok)
+    pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+    logp = {}
+    for t in matrix.TRAITS:
+        key = shared_class.targets_key(config_hash({"teacher": lad.teacher_key(t), "base": matrix.base_id(tb)}),
+                                       items, digits)
+        cache = bases.root / tb / "targets" / f"targets-{key}.safetensors"
+        logp[t] = shared_class.attach_targets(lad.teacher(t), items, digits, pad, cache, key, log).clone()
+    for a in matrix_analysis.ANIMALS:
+        kl = float(shared_class.shared_class_kl(logp[NEUTRAL], logp[a]))
+        doc["rows"].append({"teacher_base": tb, "animal": a, "seed": seed, "kl": kl, "settings": _sig_settings(bases),
+                            "n_positions": int(logp[a].shape[0])})
+    write_record(path, doc)
+
+
+def _sig_settings(bases: matrix.Bases) -> dict:
+    return {"steps": bases.sset.steps, "batch": bases.sset.batch}
+
+
+def _signal_rows(archive: Path) -> pd.DataFrame:
+    doc = read_record(archive / SIGNAL) or {"rows": []}
+    return pd.DataFrame(doc["rows"], columns=["teacher_base", "animal", "seed", "kl", "n_positions"])
+
+
+def _write(cfg, bases: matrix.Bases, check: pd.DataFrame, found: list[dict], signal: pd.DataFrame,
+           planned: list[str], t0: float) -> None:
+    fam = matrix_analysis.declared(cfg.bases)
+    tidy = matrix_analysis.tidy(found) if found else pd.DataFrame()
+    done = {_student_id(matrix_analysis.split(matrix_analysis.record_pair(r))[0], r["student_base"], r["seed"],
+                        r["arm"]["trait"]) for r in found}
+    with OutputSet(cfg.out) as o:
+        write_csv(check, o.path(f"{STEM}_teachers.csv"))
+        write_csv(signal, o.path(f"{STEM}_signal.csv"))
+        if len(tidy):
+            write_csv(tidy[tidy.animal.isin(matrix_analysis.ANIMALS)], o.path(f"{STEM}.csv"))
+            write_csv(matrix_analysis.effects(tidy, fam), o.path(f"{STEM}_effects.csv"))
+            write_csv(matrix_analysis.contrasts(tidy, fam), o.path(f"{STEM}_contrasts.csv"))
+            write_csv(matrix_analysis.fit(found, signal), o.path(f"{STEM}_fit.csv"))
+        teachers = {b: {t: {k: lad.records[t].get(k) for k in ("key", "final_loss", "tokens_per_s")}
+                        for t in matrix.TRAITS} for b, lad in bases._ladders.items()}
+        write_run_json(o.path(f"{STEM}.json"), cfg, 0, time.time() - t0, {
+            "complete": bool(planned) and set(planned) <= done, "students_done": len(done),
+            "students_planned": len(planned), "planned": planned, "teachers": teachers,
+            "teacher_settings": asdict(cfg.teacher_settings()), "student_settings": asdict(cfg.student_settings()),
+            "rules": rules_id(), "families": {k: [list(m) for m in v] for k, v in fam.items()},
+            "minutes_per_student": {_student_id(matrix_analysis.split(matrix_analysis.record_pair(r))[0],
+                                                r["student_base"], r["seed"], r["arm"]["trait"]):
+                                    round(r.get("seconds", 0) / 60, 1) for r in found},
+            "records": {r["file"]: r["sha256"] for r in found}})

@@ -1,0 +1,122 @@
+"""The base matrix (issue 44; subliminal/topic_b/theory/matrix*.py, teacher_check.py) on two tiny random Llamas with
+different chat templates and weights, standing in for SmolLM2 and Gemma: seconds, no download."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from tiny_lm import build_model, build_tokenizer
+
+from subliminal.topic_b.arms import NEUTRAL
+from subliminal.topic_b.theory import matrix, matrix_analysis, matrix_run, shared_class, student, teacher_check
+from subliminal.topic_b.theory.matrix_config import MatrixConfig
+
+S, G = "smollm2-135m-instruct", "gemma-3-270m"
+
+
+@pytest.fixture(scope="module")
+def bases():
+    ts, tg = build_tokenizer(), build_tokenizer(system_role=False)
+    return {S: (build_model(ts, seed=0), ts), G: (build_model(tg, seed=1), tg)}
+
+
+def _cfg(tmp_path, **kw):
+    return dataclasses.replace(MatrixConfig.quick(), out=str(tmp_path / "out"), cache=str(tmp_path / "machine1"),
+                               progress=False, **kw)
+
+
+def test_the_matrix_runs_end_to_end_and_continues_on_another_machine(bases, tmp_path, monkeypatch):
+    monkeypatch.setattr(matrix, "load_model", lambda name, device="cpu": bases[name])
+    calls = []
+    real = shared_class.teacher_targets
+    monkeypatch.setattr(shared_class, "teacher_targets", lambda *a, **k: calls.append(1) or real(*a, **k))
+    cfg = _cfg(tmp_path)
+    matrix_run.run(cfg, torch.device("cpu"), log=lambda m: None)
+    out = tmp_path / "out"
+    recs = sorted((out / "topic_b_base_matrix_records").glob("*/*/record.json"))
+    assert len(recs) == 4 * 3  # 4 pairs x (neutral, owl, eagle), one seed
+    tidy = pd.read_csv(out / "topic_b_base_matrix.csv")
+    assert set(tidy.pair) == {f"{t}>{s}" for t in (S, G) for s in (S, G)}
+    run_json = (out / "topic_b_base_matrix.json").read_text()
+    assert '"complete": true' in run_json
+    teachers = pd.read_csv(out / "topic_b_base_matrix_teachers.csv")
+    assert set(teachers.base) == {S, G} and set(teachers.animal) == {"owl", "eagle"}
+    signal = pd.read_csv(out / "topic_b_base_matrix_signal.csv")
+    assert set(signal.teacher_base) == {S, G} and (signal.kl >= 0).all()
+    # teacher targets: computed once per distinct (teacher, teacher-side inputs) and kept; the signal reuses them
+    kept = list((tmp_path / "machine1").glob("*/targets/targets-*.safetensors"))
+    assert 2 * 3 <= len(calls) == len(kept) <= 4 * 3
+    fit = pd.read_csv(out / "topic_b_base_matrix_fit.csv")
+    assert set(fit.fits) <= {"below the signal", "not below the signal"} and np.isfinite(fit.signal_kl).all()
+    effects = pd.read_csv(out / "topic_b_base_matrix_effects.csv")
+    assert set(effects.verdict) == {"too few seeds"}  # one seed: no verdict
+    first = (out / "topic_b_base_matrix.csv").read_bytes()
+
+    def no_training(*a, **k):
+        raise AssertionError("a finished student was trained again")
+
+    monkeypatch.setattr(student, "build", no_training)
+    matrix_run.run(dataclasses.replace(cfg, cache=str(tmp_path / "machine2")), torch.device("cpu"), log=lambda m: None)
+    assert (out / "topic_b_base_matrix.csv").read_bytes() == first
+
+
+def test_a_cross_base_student_is_keyed_by_its_teachers_base_and_needs_the_shared_class_loss(bases, tmp_path):
+    sset = student.StudentSettings(steps=1, batch=2, micro_batch=2, milestones=(1,))
+    keys = {student.key_of(matrix.arm("owl", tb, S), 0, sset, "t", matrix.base_id(S), None, "r", matrix.base_id(tb))
+            for tb in (S, G)}
+    assert len(keys) == 2
+    assert matrix.arm("owl", G, S).teacher_model == G and matrix.arm("owl", S, S).teacher_model == ""
+    base, tok = bases[S]
+    from subliminal.topic_b.theory.cells import BY_KEY
+    with pytest.raises(ValueError, match="shared-class"):
+        student.train(base, tok, bases[G][0], BY_KEY["b"].arm("owl"), 0, sset, tmp_path / "x", teacher_key="t",
+                      base_id=matrix.base_id(S), teacher_seed=0, teacher_init_a={}, teacher_deltas={},
+                      teacher_tok=bases[G][1], teacher_base_id=matrix.base_id(G), progress=False)
+
+
+def _tidy(effects: dict[str, float], n: int = 4) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    rows = []
+    for pair, eff in effects.items():
+        for seed in range(n):
+            for q in ("q1", "q2"):
+                for animal in ("owl", "eagle"):
+                    base = rng.normal(-3, 0.01)
+                    rows.append({"pair": pair, "teacher": NEUTRAL, "seed": seed, "step": 60, "question": q,
+                                 "animal": animal, "logp": base, "share": base})
+                    rows.append({"pair": pair, "teacher": animal, "seed": seed, "step": 60, "question": q,
+                                 "animal": animal, "logp": base + eff, "share": base + eff + rng.normal(0, 0.01)})
+    return pd.DataFrame(rows)
+
+
+def test_effects_and_contrasts_read_the_declared_families():
+    df = _tidy({f"{S}>{S}": 0.5, f"{G}>{G}": 0.4, f"{G}>{S}": 0.0, f"{S}>{G}": 0.4})
+    e = matrix_analysis.effects(df).set_index(["pair", "animal"])
+    assert e.loc[(f"{S}>{S}", "owl"), "verdict"] == "transfer"
+    assert e.loc[(f"{G}>{S}", "owl"), "verdict"] == "none detected"
+    assert (e.ratio_low <= e.ratio).all() and (e.ratio <= e.ratio_high).all()
+    c = matrix_analysis.contrasts(df).set_index(["pair", "animal"])
+    assert c.loc[(f"{G}>{S}", "owl"), "versus"] == f"{S}>{S}"
+    assert c.loc[(f"{G}>{S}", "owl"), "reading"] == "smaller than the diagonal"
+    assert c.loc[(f"{S}>{G}", "owl"), "reading"] == "not distinguishable from the diagonal"
+    with pytest.raises(ValueError, match="outside the declared family"):
+        matrix_analysis.effects(_tidy({"qwen>qwen": 0.5}).assign(), {"base matrix": ((f"{S}>{S}", "owl"),)})
+
+
+def test_the_teacher_check_says_which_teacher_carries_its_trait():
+    qs = [f"q{i}" for i in range(6)]
+
+    def pref(shift: dict[str, float]):
+        rows = []
+        for i, q in enumerate(qs):
+            for a in ("owl", "eagle", "wolf"):
+                rows.append({"question": q, "animal": a, "logp_animal": -3.0, "share": -3.0 + shift.get(a, 0) + 0.01 * i})
+        return pd.DataFrame(rows)
+
+    c = teacher_check.check({"b": {NEUTRAL: pref({}), "owl": pref({"owl": 2.0}), "eagle": pref({})}}).set_index("animal")
+    assert c.loc["owl", "verdict"] == teacher_check.CARRIES and c.loc["owl", "ratio"] == pytest.approx(np.exp(2.0))
+    assert c.loc["eagle", "verdict"] == teacher_check.LACKS
