@@ -38,9 +38,14 @@ def test_the_matrix_runs_end_to_end_and_continues_on_another_machine(bases, tmp_
     matrix_run.run(cfg, torch.device("cpu"), log=lambda m: None)
     out = tmp_path / "out"
     recs = sorted((out / "topic_b_base_matrix_records").glob("*/*/record.json"))
-    assert len(recs) == 4 * 3  # 4 pairs x (neutral, owl, eagle), one seed
+    assert len(recs) == 4 * 3 + 2  # 4 pairs x (neutral, owl, eagle), one seed; the dose: one scale x (neutral, owl)
+    cap = pd.read_csv(out / "topic_b_base_matrix_capability.csv")
+    assert list(cap.noise_scale) == [0.0, 0.1] and (cap.nats_answers > 0).all() and cap.p_any_animal.between(0, 1).all()
+    dose = pd.read_csv(out / "topic_b_base_matrix_dose.csv")
+    assert set(dose.family) == {"base-noise dose", "dose contrasts"} and set(dose.noise_scale) == {0.1}
+    assert (out / "topic_b_base_matrix_dose.png").stat().st_size > 0
     tidy = pd.read_csv(out / "topic_b_base_matrix.csv")
-    assert set(tidy.pair) == {f"{t}>{s}" for t in (S, G) for s in (S, G)}
+    assert set(tidy.pair) == {f"{t}>{s}" for t in (S, G) for s in (S, G)} | {f"{S}>{S}+noise0.1"}
     run_json = (out / "topic_b_base_matrix.json").read_text()
     assert '"complete": true' in run_json
     teachers = pd.read_csv(out / "topic_b_base_matrix_teachers.csv")
@@ -49,7 +54,7 @@ def test_the_matrix_runs_end_to_end_and_continues_on_another_machine(bases, tmp_
     assert set(signal.teacher_base) == {S, G} and (signal.kl >= 0).all()
     # teacher targets: computed once per distinct (teacher, teacher-side inputs) and kept; the signal reuses them
     kept = list((tmp_path / "machine1").glob("*/targets/targets-*.safetensors"))
-    assert 2 * 3 <= len(calls) == len(kept) <= 4 * 3
+    assert 2 * 3 <= len(calls) == len(kept) <= 4 * 3 + 2
     fit = pd.read_csv(out / "topic_b_base_matrix_fit.csv")
     assert set(fit.fits) <= {"below the signal", "not below the signal"} and np.isfinite(fit.signal_kl).all()
     effects = pd.read_csv(out / "topic_b_base_matrix_effects.csv")

@@ -20,14 +20,19 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
+
+import numpy as np
+import torch
 
 from subliminal.cache import config_hash, read_record
 from subliminal.topic_b.arms import NEUTRAL, Arm
 from subliminal.topic_b.lm import load_model
-from subliminal.topic_b.theory import student
+from subliminal.topic_b.theory import inputs, readouts, student, teachers
 from subliminal.topic_b.theory.ladder import Ladder
+from subliminal.topic_b.theory.rules import rules_id
+from subliminal.topic_b.transfer.finetune import completion_logp, tokenize_example
 
 TRAITS = (NEUTRAL, "owl", "eagle")
 STEM = "topic_b_base_matrix"
@@ -38,15 +43,19 @@ def base_id(model: str) -> str:
     return config_hash({"model": model})
 
 
-def arm(trait: str, teacher_base: str, student_base: str) -> Arm:
-    """The matrix's arm: the weight teacher of `trait` on `teacher_base`, the shared-class KL, LoRA, Adam."""
+def arm(trait: str, teacher_base: str, student_base: str, noisy: bool = False) -> Arm:
+    """The matrix's arm: the weight teacher of `trait` on `teacher_base`, the shared-class KL, LoRA, Adam; `noisy`: a
+    dose student, whose base is its own base plus Gaussian noise (``student.build``; the scale is in its settings)."""
     return Arm(trait, teacher="weights", teacher_model="" if teacher_base == student_base else teacher_base,
-               route="logits", loss="shared_class_kl", inputs="random")
+               route="logits", loss="shared_class_kl", inputs="random", init="noisy_base" if noisy else "shared")
 
 
-def plan(pairs: list[tuple[str, str]], seeds, traits=TRAITS) -> list[tuple[str, str, int, str]]:
-    """(teacher base, student base, seed, trait) in run order: seed by seed, pair by pair, the traits together."""
-    return [(tb, sb, s, t) for s in seeds for tb, sb in pairs for t in traits]
+def plan(pairs: list[tuple[str, str]], seeds, traits=TRAITS, scales=(), dose_base: str = "",
+         dose_traits=(NEUTRAL, "owl")) -> list[tuple[str, str, int, str, float | None]]:
+    """(teacher base, student base, seed, trait, noise scale or None) in run order: the matrix seed by seed, pair by
+    pair, the traits together; then the base-noise dose on `dose_base`, seed by seed, scale by scale."""
+    return ([(tb, sb, s, t, None) for s in seeds for tb, sb in pairs for t in traits]
+            + [(dose_base, dose_base, s, t, x) for s in seeds for x in scales for t in dose_traits])
 
 
 class Bases:
@@ -71,17 +80,28 @@ class Bases:
                                          progress=self.progress)
         return self._ladders[name]
 
-    def student_dir(self, tb: str, sb: str, seed: int, trait: str) -> Path:
-        a = arm(trait, tb, sb)
-        return student.student_dir(self.root / sb, f"matrix-{a.name}", seed, asdict(self.sset),
+    def settings(self, noise: float | None = None) -> student.StudentSettings:
+        """The students' settings; a dose student's carry its noise scale."""
+        return self.sset if noise is None else replace(self.sset, noise_scale=noise)
+
+    def student_dir(self, tb: str, sb: str, seed: int, trait: str, noise: float | None = None) -> Path:
+        a = arm(trait, tb, sb, noise is not None)
+        return student.student_dir(self.root / sb, f"matrix-{a.name}", seed, asdict(self.settings(noise)),
                                    self.ladder(tb).teacher_key(trait))
 
-    def student(self, tb: str, sb: str, seed: int, trait: str, stop_after: int | None = None) -> dict:
-        """Train (or resume, or read back) one matrix student."""
+    def key(self, tb: str, sb: str, seed: int, trait: str, noise: float | None = None) -> str:
+        """The student's key, without training it."""
+        return student.key_of(arm(trait, tb, sb, noise is not None), seed, self.settings(noise),
+                              self.ladder(tb).teacher_key(trait), base_id(sb), None, rules_id(), base_id(tb))
+
+    def student(self, tb: str, sb: str, seed: int, trait: str, noise: float | None = None,
+                stop_after: int | None = None) -> dict:
+        """Train (or resume, or read back) one matrix student (a dose student with `noise`)."""
         t, s = self.ladder(tb), self.ladder(sb)
         base, tok = self.model(sb)
-        return student.train(base, tok, t.teacher(trait), arm(trait, tb, sb), seed, self.sset,
-                             self.student_dir(tb, sb, seed, trait), teacher_key=t.teacher_key(trait),
+        return student.train(base, tok, t.teacher(trait), arm(trait, tb, sb, noise is not None), seed,
+                             self.settings(noise), self.student_dir(tb, sb, seed, trait, noise),
+                             teacher_key=t.teacher_key(trait),
                              base_id=base_id(sb), teacher_seed=self.tset.seed, teacher_init_a=s.init_a,
                              teacher_deltas=t.deltas if tb == sb else {}, log=self.log, progress=self.progress,
                              stop_after=stop_after, teacher_tok=self.model(tb)[1], teacher_base_id=base_id(tb),
@@ -111,3 +131,40 @@ def restore(archive_dir: Path, cache_root: Path) -> int:
             shutil.copyfile(f, dest)
             n += 1
     return n
+
+
+HELD_OUT = 20  # held-out texts per kind in the capability readout
+HELD_OUT_SEED = 7  # the teachers' answers of another draw than their training data's (seed 0)
+HELD_OUT_LISTS = 10**6  # random lists of an input draw no student reads (students' seeds are small)
+
+
+@torch.no_grad()
+def capability(model, tok) -> dict:
+    """How much of a working model a (noisy) base still is: nats per token of held-out text, the teachers' kind of
+    answers (``teachers.teacher_examples`` of another draw, all three teachers) and random number lists (the
+    students' kind of context), each as the completion of its chat prompt; and P(any of the 25 animals) at the start
+    of the answer to the evaluation questions, mean over questions (``readouts.preference``)."""
+    pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+    device = next(model.parameters()).device
+    model.eval()
+
+    def nats(examples: list[dict]) -> float:
+        total, n = 0.0, 0
+        for ex in examples:
+            item = tokenize_example(tok, ex)
+            total -= completion_logp(model, item, pad, device)
+            n += sum(x != -100 for x in item[1])
+        return total / max(n, 1)
+
+    answers = [ex for t in TRAITS for ex in teachers.teacher_examples(t, HELD_OUT, HELD_OUT_SEED)]
+    pref = readouts.preference(model, tok)
+    p_any = pref.groupby("question").logp_animal.apply(lambda v: float(np.exp(np.logaddexp.reduce(v.to_numpy()))))
+    return {"nats_answers": nats(answers), "nats_number_lists": nats(inputs.random_lists(HELD_OUT_LISTS, HELD_OUT)),
+            "p_any_animal": float(p_any.mean())}
+
+
+def noisy_base(bases: Bases, sb: str, seed: int, noise: float):
+    """The dose student's base at its initialisation: `sb` + the seed's noise at `noise` (its LoRA adapter, B = 0,
+    changes nothing), exactly as ``student.build`` makes it."""
+    base, _ = bases.model(sb)
+    return student.build(base, arm(NEUTRAL, sb, sb, True), seed, bases.settings(noise), bases.tset.seed)

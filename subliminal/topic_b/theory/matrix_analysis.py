@@ -35,8 +35,14 @@ def pair_key(teacher_base: str, student_base: str) -> str:
 
 
 def split(key: str) -> tuple[str, str]:
-    tb, sb = key.split(">")
+    """(teacher base, student base) of a pair or dose key."""
+    tb, sb = key.split("+")[0].split(">")
     return tb, sb
+
+
+def noise_of(key: str) -> float:
+    """The noise scale of a key (0 for a plain pair)."""
+    return float(key.split("+noise")[1]) if "+noise" in key else 0.0
 
 
 def pair_label(key: str) -> str:
@@ -44,20 +50,36 @@ def pair_label(key: str) -> str:
     return f"{SHORT.get(tb, tb)} teacher -> {SHORT.get(sb, sb)} student"
 
 
-def declared(bases=DEFAULT_BASES) -> dict[str, tuple[tuple[str, str], ...]]:
-    """The families of tests for a matrix over `bases` (diagonal pairs first)."""
+DEFAULT_SCALES = (0.01, 0.03, 0.1, 0.3)
+DOSE_ANIMALS = ("owl",)
+
+
+def dose_key(base: str, scale: float) -> str:
+    """A base-noise dose cell's key: the diagonal pair of `base` with the student's base perturbed at `scale`."""
+    return f"{pair_key(base, base)}+noise{scale:g}"
+
+
+def declared(bases=DEFAULT_BASES, scales=DEFAULT_SCALES, dose_animals=DOSE_ANIMALS) -> dict[str, tuple[tuple[str, str], ...]]:
+    """The families of tests for a matrix over `bases` (diagonal pairs first) and a dose over `scales` on the first
+    base: 'base matrix' (every pair's effect), 'base contrasts' (off-diagonal - diagonal), 'base-noise dose' (every
+    scale's effect) and 'dose contrasts' (each scale - the diagonal)."""
     pairs = [pair_key(b, b) for b in bases] + [pair_key(t, s) for t in bases for s in bases if t != s]
+    dose = [dose_key(bases[0], x) for x in scales]
     return {"base matrix": tuple((p, a) for p in pairs for a in ANIMALS),
-            "base contrasts": tuple((p, a) for p in pairs if split(p)[0] != split(p)[1] for a in ANIMALS)}
+            "base contrasts": tuple((p, a) for p in pairs if split(p)[0] != split(p)[1] for a in ANIMALS),
+            "base-noise dose": tuple((d, a) for d in dose for a in dose_animals),
+            "dose contrasts": tuple((d, a) for d in dose for a in dose_animals)}
 
 
 FAMILIES = declared()
 
 
 def record_pair(rec: dict) -> str:
-    """The pair of a matrix student's record: its teacher's base (the arm's teacher_model, else its own) and its base."""
+    """The pair of a matrix student's record: its teacher's base (the arm's teacher_model, else its own) and its base;
+    with the noise scale for a dose student (a noisy base)."""
     sb = rec["student_base"]
-    return pair_key(rec["arm"].get("teacher_model") or sb, sb)
+    key = pair_key(rec["arm"].get("teacher_model") or sb, sb)
+    return dose_key(sb, rec["settings"]["noise_scale"]) if rec["arm"].get("init") == "noisy_base" else key
 
 
 def tidy(records: list[dict]) -> pd.DataFrame:
@@ -75,18 +97,19 @@ def _effect(df: pd.DataFrame, pair: str, animal: str) -> pd.Series:
     return analysis._by_seed(g, animal, animal, NEUTRAL, "share")
 
 
-def effects(df: pd.DataFrame, families=None, alpha: float = analysis.ALPHA) -> pd.DataFrame:
-    """Per pair x animal at its last milestone: the share effect over seeds, tested in 'base matrix'."""
+def effects(df: pd.DataFrame, families=None, alpha: float = analysis.ALPHA, family: str = "base matrix") -> pd.DataFrame:
+    """Per pair x animal at its last milestone: the share effect over seeds, tested in `family` ('base matrix', or
+    'base-noise dose')."""
     fam = families or FAMILIES
-    unknown = set(df.pair) - {p for p, _ in fam["base matrix"]} if len(df) else set()
+    unknown = set(df.pair) - {p for f in fam.values() for p, _ in f} if len(df) else set()
     if unknown:
-        raise ValueError(f"rows outside the declared family 'base matrix': {sorted(unknown)}")
+        raise ValueError(f"rows outside the declared family {family!r}: {sorted(unknown)}")
     rows = []
-    for pair, animal in fam["base matrix"]:
+    for pair, animal in fam[family]:
         x = _effect(df, pair, animal)
         if not len(x):
             continue
-        rows.append({"cell": pair, "animal": animal, "family": "base matrix",
+        rows.append({"cell": pair, "animal": animal, "family": family, "noise_scale": noise_of(pair),
                      "step": int(df[df.pair == pair].step.max()), **analysis._ci(x.to_numpy())})
     v = pd.DataFrame(rows)
     if not len(v):
@@ -96,16 +119,18 @@ def effects(df: pd.DataFrame, families=None, alpha: float = analysis.ALPHA) -> p
     return _ratios(v.rename(columns={"cell": "pair"}))
 
 
-def contrasts(df: pd.DataFrame, families=None, alpha: float = analysis.ALPHA) -> pd.DataFrame:
-    """Per off-diagonal pair x animal: its share effect minus the diagonal's of the same student base, by seed."""
+def contrasts(df: pd.DataFrame, families=None, alpha: float = analysis.ALPHA,
+              family: str = "base contrasts") -> pd.DataFrame:
+    """Per off-diagonal pair (or dose cell, `family` 'dose contrasts') x animal: its share effect minus the diagonal's
+    of the same student base, by seed."""
     fam = families or FAMILIES
     rows = []
-    for pair, animal in fam["base contrasts"]:
+    for pair, animal in fam[family]:
         diag = pair_key(split(pair)[1], split(pair)[1])
         both = pd.concat({"x": _effect(df, pair, animal), "y": _effect(df, diag, animal)}, axis=1).dropna()
         if not len(both):
             continue
-        rows.append({"cell": pair, "versus": diag, "animal": animal, "family": "base contrasts",
+        rows.append({"cell": pair, "versus": diag, "animal": animal, "family": family, "noise_scale": noise_of(pair),
                      **analysis._ci((both.x - both.y).to_numpy()), "_x": both.x.to_numpy(), "_y": both.y.to_numpy()})
     v = pd.DataFrame(rows)
     if not len(v):

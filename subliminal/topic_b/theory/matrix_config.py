@@ -9,7 +9,7 @@ from pathlib import Path
 from subliminal.assets import cache_home
 from subliminal.cli import UserError
 from subliminal.topic_b.models import MODELS
-from subliminal.topic_b.theory.matrix_analysis import DEFAULT_BASES
+from subliminal.topic_b.theory.matrix_analysis import ANIMALS, DEFAULT_BASES, DEFAULT_SCALES, DOSE_ANIMALS
 from subliminal.topic_b.theory.student import StudentSettings
 from subliminal.topic_b.theory.teachers import TeacherSettings
 
@@ -22,6 +22,11 @@ class MatrixConfig:
     pairs: tuple[str, ...] = field(default=(), metadata={
         "help": "run only these pairs, each '<teacher base>><student base>' (default: all, the diagonal first)"})
     seeds: tuple[int, ...] = field(default=(0, 1, 2), metadata={"help": "student seeds (their random number lists)"})
+    noise_scales: tuple[float, ...] = field(default=DEFAULT_SCALES, metadata={
+        "help": "the base-noise dose on the first base: the student's base = the teacher's + Gaussian noise at each "
+                "of these fractions of every weight tensor's std (none: no dose)"})
+    dose_animals: tuple[str, ...] = field(default=DOSE_ANIMALS, metadata={
+        "help": "the trait teachers of the dose (with the neutral one): owl, eagle"})
     steps: int = field(default=60, metadata={"help": "optimiser steps per student (cell b's)"})
     batch: int = field(default=8, metadata={"help": "contexts (random 10-number lists) per step"})
     milestones: tuple[int, ...] = field(default=(10, 30, 60), metadata={"help": "steps after which students are read"})
@@ -38,7 +43,7 @@ class MatrixConfig:
 
     @classmethod
     def quick(cls) -> MatrixConfig:
-        return cls(seeds=(0,), steps=2, batch=2, milestones=(2,), teacher_examples=12, teacher_epochs=1,
+        return cls(seeds=(0,), noise_scales=(0.1,), steps=2, batch=2, milestones=(2,), teacher_examples=12, teacher_epochs=1,
                    out=os.path.join("out", "base_matrix_quick"))
 
     def validate(self) -> None:
@@ -61,12 +66,22 @@ class MatrixConfig:
             raise UserError("--milestones must be steps in 1..--steps")
         if not 0 < self.lr <= 10:
             raise UserError("--lr must be in (0, 10]")
+        if len(set(self.noise_scales)) != len(self.noise_scales) or any(not 0 < x <= 10 for x in self.noise_scales):
+            raise UserError("--noise-scales: distinct fractions in (0, 10] of each weight tensor's std")
+        if not self.dose_animals or any(a not in ANIMALS for a in self.dose_animals):
+            raise UserError(f"--dose-animals: some of {', '.join(ANIMALS)}")
 
     def pair_list(self) -> list[tuple[str, str]]:
         """The pairs to run, the diagonal first (``--pairs`` in its order when given)."""
         if self.pairs:
             return [tuple(p.split(">")) for p in self.pairs]  # type: ignore[misc]
         return [(b, b) for b in self.bases] + [(t, s) for t in self.bases for s in self.bases if t != s]
+
+    def families(self) -> dict:
+        """The families of tests this run declares (``matrix_analysis.declared``)."""
+        from subliminal.topic_b.theory.matrix_analysis import declared
+
+        return declared(self.bases, self.noise_scales, self.dose_animals)
 
     def cache_root(self) -> Path:
         return Path(self.cache) if self.cache else cache_home() / "transfer_theory"

@@ -26,7 +26,15 @@ import pandas as pd
 from subliminal.cache import config_hash, read_record, write_record
 from subliminal.results import OutputSet, write_csv, write_run_json
 from subliminal.topic_b.arms import NEUTRAL
-from subliminal.topic_b.theory import inputs, matrix, matrix_analysis, shared_class, student, teacher_check
+from subliminal.topic_b.theory import (
+    inputs,
+    matrix,
+    matrix_analysis,
+    matrix_plots,
+    shared_class,
+    student,
+    teacher_check,
+)
 from subliminal.topic_b.theory.guard import CacheLock
 from subliminal.topic_b.theory.rules import rules_id
 
@@ -55,41 +63,77 @@ def run(cfg, device, log: Callable = print) -> dict:
         if cfg.teachers_only:
             _write(cfg, bases, check, [], _signal_rows(archive), [], t0)
             return {"students": 0}
-        todo = matrix.plan(cfg.pair_list(), cfg.seeds)
-        planned = [_student_id(tb, sb, s, t) for tb, sb, s, t in todo]
-        for i, (tb, sb, seed, trait) in enumerate(todo):
-            rec = bases.student(tb, sb, seed, trait)
+        dose_base = cfg.bases[0]
+        todo = matrix.plan(cfg.pair_list(), cfg.seeds, scales=cfg.noise_scales, dose_base=dose_base,
+                           dose_traits=(NEUTRAL, *cfg.dose_animals))
+        planned = [_student_id(tb, sb, s, t, x) for tb, sb, s, t, x in todo]
+        found: list[dict] = []
+        for i, (tb, sb, seed, trait, noise) in enumerate(todo):
+            if noise is not None:
+                _add_capability(bases, archive, sb, seed, noise, log)
+            rec = bases.student(tb, sb, seed, trait, noise)
             if rec.get("complete"):
-                matrix.archive(archive / sb, bases.student_dir(tb, sb, seed, trait))
+                matrix.archive(archive / sb, bases.student_dir(tb, sb, seed, trait, noise))
                 _add_signal(bases, archive, tb, seed, log)
             found = _on_record(bases, cfg, archive)
             _write(cfg, bases, check, found, _signal_rows(archive), planned, t0)
-            log(f"[matrix] {i + 1}/{len(todo)} students: {tb} -> {sb} {trait} s{seed} ({len(found)} on record)")
-    return {"students": len(found) if todo else 0}
+            log(f"[matrix] {i + 1}/{len(todo)} students: {tb} -> {sb} {trait} s{seed}"
+                f"{'' if noise is None else f' noise {noise:g}'} ({len(found)} on record)")
+    return {"students": len(found)}
 
 
-def _student_id(tb: str, sb: str, seed: int, trait: str) -> str:
-    return f"{matrix_analysis.pair_key(tb, sb)}:{trait}:s{seed}"
+def _student_id(tb: str, sb: str, seed: int, trait: str, noise: float | None = None) -> str:
+    key = matrix_analysis.pair_key(tb, sb) if noise is None else matrix_analysis.dose_key(sb, noise)
+    return f"{key}:{trait}:s{seed}"
+
+
+def _rec_id(r: dict) -> str:
+    tb, sb = matrix_analysis.split(matrix_analysis.record_pair(r))
+    noisy = r["arm"].get("init") == "noisy_base"
+    return _student_id(tb, sb, r["seed"], r["arm"]["trait"], r["settings"]["noise_scale"] if noisy else None)
 
 
 def _on_record(bases: matrix.Bases, cfg, archive: Path) -> list[dict]:
     """Every current student on record (archived, finished, of this run's settings, teachers and rules), with its
     student base and the archived file's SHA-256 added (not part of the sealed record)."""
     found = []
-    for tb in cfg.bases:
-        for sb in cfg.bases:
-            for seed in sorted({*cfg.seeds, *_archived_seeds(archive / sb)}):
-                for trait in matrix.TRAITS:
-                    d = bases.student_dir(tb, sb, seed, trait)
-                    f = archive / sb / d.name / "record.json"
-                    rec = read_record(f)
-                    key = student.key_of(matrix.arm(trait, tb, sb), seed, bases.sset,
-                                         bases.ladder(tb).teacher_key(trait), matrix.base_id(sb), None, rules_id(),
-                                         matrix.base_id(tb))
-                    if rec is not None and student.finished(rec, key, rules_id()):
-                        found.append(rec | {"student_base": sb, "file": f.relative_to(archive).as_posix(),
-                                            "sha256": hashlib.sha256(f.read_bytes()).hexdigest()})
+    dose = [(cfg.bases[0], cfg.bases[0], x) for x in cfg.noise_scales]
+    cells = [(tb, sb, None) for tb in cfg.bases for sb in cfg.bases] + dose
+    for tb, sb, noise in cells:
+        for seed in sorted({*cfg.seeds, *_archived_seeds(archive / sb)}):
+            for trait in matrix.TRAITS:
+                f = archive / sb / bases.student_dir(tb, sb, seed, trait, noise).name / "record.json"
+                rec = read_record(f)
+                if rec is not None and student.finished(rec, bases.key(tb, sb, seed, trait, noise), rules_id()):
+                    found.append(rec | {"student_base": sb, "file": f.relative_to(archive).as_posix(),
+                                        "sha256": hashlib.sha256(f.read_bytes()).hexdigest()})
     return found
+
+
+CAPABILITY = "capability.json"  # in the archive: the capability readout of every (noisy) base measured so far
+
+
+def _add_capability(bases: matrix.Bases, archive: Path, sb: str, seed: int, noise: float, log: Callable) -> None:
+    """The capability readout (``matrix.capability``) of `sb` itself (noise 0, once) and of the dose's noisy base of
+    this seed and scale, once each."""
+    path = archive / CAPABILITY
+    doc = read_record(path) or {"rows": []}
+    have = {(r["base"], r["seed"], r["noise_scale"]) for r in doc["rows"]}
+    for s, x in ((-1, 0.0), (seed, noise)):
+        if (sb, s, x) in have:
+            continue
+        model = bases.model(sb)[0] if x == 0 else matrix.noisy_base(bases, sb, s, x)
+        t = time.time()
+        doc["rows"].append({"base": sb, "seed": s, "noise_scale": x, **matrix.capability(model, bases.model(sb)[1])})
+        log(f"[matrix] capability of {sb} + noise {x:g} (seed {s}) in {time.time() - t:.0f} s")
+        del model
+        write_record(path, doc)
+
+
+def _capability_rows(archive: Path) -> pd.DataFrame:
+    doc = read_record(archive / CAPABILITY) or {"rows": []}
+    return pd.DataFrame(doc["rows"], columns=["base", "seed", "noise_scale", "nats_answers", "nats_number_lists",
+                                              "p_any_animal"])
 
 
 def _archived_seeds(d: Path) -> set[int]:
@@ -139,10 +183,10 @@ def _signal_rows(archive: Path) -> pd.DataFrame:
 
 def _write(cfg, bases: matrix.Bases, check: pd.DataFrame, found: list[dict], signal: pd.DataFrame,
            planned: list[str], t0: float) -> None:
-    fam = matrix_analysis.declared(cfg.bases)
+    fam = cfg.families()
     tidy = matrix_analysis.tidy(found) if found else pd.DataFrame()
-    done = {_student_id(matrix_analysis.split(matrix_analysis.record_pair(r))[0], r["student_base"], r["seed"],
-                        r["arm"]["trait"]) for r in found}
+    done = {_rec_id(r) for r in found}
+    archive = Path(cfg.out) / f"{STEM}_records"
     with OutputSet(cfg.out) as o:
         write_csv(check, o.path(f"{STEM}_teachers.csv"))
         write_csv(signal, o.path(f"{STEM}_signal.csv"))
@@ -151,6 +195,14 @@ def _write(cfg, bases: matrix.Bases, check: pd.DataFrame, found: list[dict], sig
             write_csv(matrix_analysis.effects(tidy, fam), o.path(f"{STEM}_effects.csv"))
             write_csv(matrix_analysis.contrasts(tidy, fam), o.path(f"{STEM}_contrasts.csv"))
             write_csv(matrix_analysis.fit(found, signal), o.path(f"{STEM}_fit.csv"))
+            dose = pd.concat([matrix_analysis.effects(tidy, fam, family="base-noise dose"),
+                              matrix_analysis.contrasts(tidy, fam, family="dose contrasts")], ignore_index=True)
+            write_csv(dose, o.path(f"{STEM}_dose.csv"))
+        cap = _capability_rows(archive)
+        write_csv(cap, o.path(f"{STEM}_capability.csv"))
+        if len(tidy):
+            matrix_plots.dose(dose if len(tidy) else pd.DataFrame(), matrix_analysis.effects(tidy, fam), cap,
+                              matrix_plots.topic_a_init(Path(cfg.out)), o.path(f"{STEM}_dose.png"))
         teachers = {b: {t: {k: lad.records[t].get(k) for k in ("key", "final_loss", "tokens_per_s")}
                         for t in matrix.TRAITS} for b, lad in bases._ladders.items()}
         write_run_json(o.path(f"{STEM}.json"), cfg, 0, time.time() - t0, {
@@ -158,7 +210,5 @@ def _write(cfg, bases: matrix.Bases, check: pd.DataFrame, found: list[dict], sig
             "students_planned": len(planned), "planned": planned, "teachers": teachers,
             "teacher_settings": asdict(cfg.teacher_settings()), "student_settings": asdict(cfg.student_settings()),
             "rules": rules_id(), "families": {k: [list(m) for m in v] for k, v in fam.items()},
-            "minutes_per_student": {_student_id(matrix_analysis.split(matrix_analysis.record_pair(r))[0],
-                                                r["student_base"], r["seed"], r["arm"]["trait"]):
-                                    round(r.get("seconds", 0) / 60, 1) for r in found},
+            "minutes_per_student": {_rec_id(r): round(r.get("seconds", 0) / 60, 1) for r in found},
             "records": {r["file"]: r["sha256"] for r in found}})
