@@ -31,8 +31,9 @@ DEFINITIONS = {
     "untestable here": "the data here cannot test it (offline models, no effect to explain, a run not yet done)",
 }
 VERDICTS = tuple(DEFINITIONS)
-# The words of single tests (an effect in the LLM ladder or a transfer run, a rung against cell b), which the
-# README's map prints beside each ratio, defined once here; the claim verdicts above are built from them.
+# The words of single tests (an effect in the LLM ladder, a transfer run or the base matrix, a rung against cell b, a
+# pair against the base matrix's diagonal, a teacher's trait check), which the README prints beside each ratio,
+# defined once here; the claim verdicts above are built from them.
 TEST_WORDS = {
     "transfer": "the own teacher's students take on the animal more than the control's: the test is significant "
                 "after the correction of its family, and the CI printed beside it (at that level) lies above ×1",
@@ -43,6 +44,15 @@ TEST_WORDS = {
     "larger than b": "a rung's share effect exceeds cell b's, paired by seed, significant after Holm over the rungs",
     "smaller than b": "a rung's share effect falls short of cell b's, paired by seed, significant after Holm over the rungs",
     "not distinguishable from b": "the rung's difference from cell b is not significant after Holm over the rungs",
+    "larger than the diagonal": "in the base matrix, a pair's (or a noisy base's) share effect exceeds the diagonal's "
+                                "of the same student base, paired by seed, significant after Holm in its family",
+    "smaller than the diagonal": "the same test significant the other way: the pair keeps less of the effect than "
+                                 "the teacher's own base does",
+    "not distinguishable from the diagonal": "the pair's difference from the diagonal is not significant after Holm "
+                                             "in its family",
+    "carries its trait": "a trait teacher's own share of its animal exceeds the neutral teacher's: the CI over the "
+                         "evaluation questions, at its Holm level over the bases × animals checked, lies above ×1",
+    "trait not detected": "that CI does not lie above ×1: the teacher's students cannot test its trait",
 }
 COLUMNS = ("topic", "script", "claim", "verdict", "evidence", "model")
 

@@ -62,6 +62,7 @@ def _detail(claim: str, short: str) -> str:
 
 CORRECTION = "this repo's earlier reading"
 MAP_SCRIPTS = ("topic_b_transfer.py", "topic_b_transfer_theory.py")  # shown in README's LLM map instead
+BLOCK_SCRIPTS = ("topic_b_base_matrix.py",)  # their claims and verdicts in their own README block (b_matrix_glance)
 ANIMALS = ("owl", "eagle")
 
 
@@ -94,6 +95,7 @@ def glance(root: Path, va: pd.DataFrame, vb: pd.DataFrame) -> str:
     out += [""] + [f"- {_word(v)}: " + "; ".join(_short(c) for c in g.claim) + "."
                    for v, g in rest.groupby("verdict", sort=False)]
     # corrections of this repo's own earlier statements stay in verdicts.csv and docs/, not in the headline
+    vb = vb[~vb.script.isin(BLOCK_SCRIPTS)]
     testable = vb[(vb.verdict != "untestable here") & ~vb.claim.str.startswith(CORRECTION)]
     models = list(dict.fromkeys(m for m in testable.model if m))
     out += ["", "**Topic B** (token entanglement, one column per offline model):", ""]
@@ -127,7 +129,7 @@ def verdict_words() -> str:
     """The verdict words, each defined once (subliminal.verdicts.DEFINITIONS)."""
     return ("Verdicts, one record per claim (and per model in Topic B) in `plots_a/verdicts.csv` and "
             "`plots_b/verdicts.csv`, with the evidence:\n" + "\n".join(f"- **{w}**: {d}." for w, d in DEFINITIONS.items())
-            + "\n\nThe words of single tests in the LLM transfer map:\n"
+            + "\n\nThe words of single tests in the LLM transfer map and the base matrix:\n"
             + "\n".join(f"- *{w}*: {d}." for w, d in TEST_WORDS.items()))
 
 

@@ -37,6 +37,7 @@ PROVIDERS = (
     "subliminal.reporting.transfer",  # the LLM transfer experiment (tables b_transfer, b_transfer_glance)
     "subliminal.reporting.theory",  # the ladder under the theorem's conditions (table b_theory)
     "subliminal.reporting.llm_map",  # README's map of the LLM transfer results (table b_llm_map)
+    "subliminal.reporting.base_matrix",  # teacher base x student base (issue 44; b_matrix_glance, docs' b_matrix*)
 )
 VERDICT_FILES = {"A": Path("plots_a") / "verdicts.csv", "B": Path("plots_b") / "verdicts.csv"}
 MARK = re.compile(r"<!-- report:([\w.-]+) -->.*?<!-- /report:\1 -->", re.S)

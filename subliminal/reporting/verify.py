@@ -9,8 +9,9 @@ written, and a run's records against the summary they produced.
   it does not fail, on results without a manifest.
 - ``verify_records(records_dir, run_json)``: the ladder's run JSON lists ``"records": {"<dir>/record.json":
   "<sha256>"}`` (paths relative to `records_dir`); every listed record must exist with that hash, and every
-  ``*/record.json`` in `records_dir` must be listed (a record the outputs were not built from). The first bad
-  one is a ``UserError`` naming it. A run JSON without ``records`` (written before they were listed) is noted
+  ``*/record.json`` in `records_dir` (``*/*/record.json`` for the base matrix, whose records sit under their
+  student base: `pattern`) must be listed (a record the outputs were not built from). The first bad one is a
+  ``UserError`` naming it. A run JSON without ``records`` (written before they were listed) is noted
   as unverified.
 """
 
@@ -68,9 +69,9 @@ def _how(size: int, recorded) -> str:
     return "edited" if size == recorded else f"edited: {size} bytes, {recorded} recorded"
 
 
-def verify_records(records_dir: str | os.PathLike, run_json) -> int:
+def verify_records(records_dir: str | os.PathLike, run_json, pattern: str = "*/record.json") -> int:
     """Check the records a run JSON (a path, or the parsed dict) lists against the files in `records_dir`:
-    each listed one exists with its recorded SHA-256, and no ``*/record.json`` there is unlisted. Raises a
+    each listed one exists with its recorded SHA-256, and no record there (`pattern`) is unlisted. Raises a
     one-line UserError naming the first bad file; returns the number checked (0 for a run JSON that lists
     no records: noted as unverified)."""
     records_dir = Path(records_dir)
@@ -105,7 +106,7 @@ def verify_records(records_dir: str | os.PathLike, run_json) -> int:
             raise UserError(f"{p} cannot be read ({e.strerror or e}); {fix}") from None
         if got != digest:
             raise UserError(f"{p} does not match the SHA-256 that {where} records (edited or truncated); {fix}")
-    for p in sorted(records_dir.glob("*/record.json")):
+    for p in sorted(records_dir.glob(pattern)):
         if p.relative_to(records_dir).as_posix() not in rels:
             raise UserError(f"{p} is not among the records {where} lists (added after the outputs were written); "
                             "rerun the ladder to rebuild its outputs from every record, or remove it")

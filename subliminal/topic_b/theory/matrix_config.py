@@ -25,6 +25,7 @@ class MatrixConfig:
     noise_scales: tuple[float, ...] = field(default=DEFAULT_SCALES, metadata={
         "help": "the base-noise dose on the first base: the student's base = the teacher's + Gaussian noise at each "
                 "of these fractions of every weight tensor's std (none: no dose)"})
+    dose: bool = field(default=True, metadata={"help": "run the base-noise dose after the matrix (--no-dose: the matrix only)"})
     dose_animals: tuple[str, ...] = field(default=DOSE_ANIMALS, metadata={
         "help": "the trait teachers of the dose (with the neutral one): owl, eagle"})
     steps: int = field(default=60, metadata={"help": "optimiser steps per student (cell b's)"})
@@ -76,6 +77,10 @@ class MatrixConfig:
         if self.pairs:
             return [tuple(p.split(">")) for p in self.pairs]  # type: ignore[misc]
         return [(b, b) for b in self.bases] + [(t, s) for t in self.bases for s in self.bases if t != s]
+
+    def scales(self) -> tuple[float, ...]:
+        """The dose's noise scales this command runs (none with --no-dose)."""
+        return self.noise_scales if self.dose else ()
 
     def families(self) -> dict:
         """The families of tests this run declares (``matrix_analysis.declared``)."""

@@ -64,7 +64,7 @@ def run(cfg, device, log: Callable = print) -> dict:
             _write(cfg, bases, check, [], _signal_rows(archive), [], t0)
             return {"students": 0}
         dose_base = cfg.bases[0]
-        todo = matrix.plan(cfg.pair_list(), cfg.seeds, scales=cfg.noise_scales, dose_base=dose_base,
+        todo = matrix.plan(cfg.pair_list(), cfg.seeds, scales=cfg.scales(), dose_base=dose_base,
                            dose_traits=(NEUTRAL, *cfg.dose_animals))
         planned = [_student_id(tb, sb, s, t, x) for tb, sb, s, t, x in todo]
         found: list[dict] = []
