@@ -67,6 +67,11 @@ def test_the_matrix_runs_end_to_end_and_continues_on_another_machine(bases, tmp_
     monkeypatch.setattr(student, "build", no_training)
     matrix_run.run(dataclasses.replace(cfg, cache=str(tmp_path / "machine2")), torch.device("cpu"), log=lambda m: None)
     assert (out / "topic_b_base_matrix.csv").read_bytes() == first
+    # --teachers-only rewrites the teacher check and keeps every student on record in the outputs
+    matrix_run.run(dataclasses.replace(cfg, cache=str(tmp_path / "machine2"), teachers_only=True), torch.device("cpu"),
+                   log=lambda m: None)
+    assert (out / "topic_b_base_matrix.csv").read_bytes() == first
+    assert '"students_done": 14' in (out / "topic_b_base_matrix.json").read_text()
 
 
 def test_a_cross_base_student_is_keyed_by_its_teachers_base_and_needs_the_shared_class_loss(bases, tmp_path):

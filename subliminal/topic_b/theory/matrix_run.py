@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from subliminal.cache import config_hash, read_record, write_record
+from subliminal.cache import read_record, write_record
 from subliminal.results import OutputSet, write_csv, write_run_json
 from subliminal.topic_b.arms import NEUTRAL
 from subliminal.topic_b.theory import (
@@ -60,9 +60,10 @@ def run(cfg, device, log: Callable = print) -> dict:
                                                             Path(lad.records[t]["adapter"]).parent, rules, log)
                         for t in matrix.TRAITS}
         check = teacher_check.check(prefs)
-        if cfg.teachers_only:
-            _write(cfg, bases, check, [], _signal_rows(archive), [], t0)
-            return {"students": 0}
+        if cfg.teachers_only:  # the students on record stay in the outputs
+            found = _on_record(bases, cfg, archive)
+            _write(cfg, bases, check, found, _signal_rows(archive), [], t0)
+            return {"students": len(found)}
         dose_base = cfg.bases[0]
         todo = matrix.plan(cfg.pair_list(), cfg.seeds, scales=cfg.scales(), dose_base=dose_base,
                            dose_traits=(NEUTRAL, *cfg.dose_animals))
@@ -153,18 +154,12 @@ def _add_signal(bases: matrix.Bases, archive: Path, tb: str, seed: int, log: Cal
     if any(r["teacher_base"] == tb and r["seed"] == seed and r.get("settings") == _sig_settings(bases)
            for r in doc["rows"]):
         return
-    base, tok = bases.model(tb)
+    tok = bases.model(tb)[1]
     lad = bases.ladder(tb)
     contexts = inputs.random_lists(seed, bases.sset.steps * bases.sset.batch)
     items = shared_class.pair_items(tok, tok, contexts)
-    digits = shared_class.digit_ids(tok)
-    pad = tok.pad_token_id if tok.pad_token_id is not None else 0
-    logp = {}
-    for t in matrix.TRAITS:
-        key = shared_class.targets_key(config_hash({"teacher": lad.teacher_key(t), "base": matrix.base_id(tb)}),
-                                       items, digits)
-        cache = bases.root / tb / "targets" / f"targets-{key}.safetensors"
-        logp[t] = shared_class.attach_targets(lad.teacher(t), items, digits, pad, cache, key, log).clone()
+    logp = {t: student.class_targets(lad.teacher(t), tok, items, lad.teacher_key(t), matrix.base_id(tb),
+                                     bases.root / tb / "targets", log) for t in matrix.TRAITS}
     for a in matrix_analysis.ANIMALS:
         kl = float(shared_class.shared_class_kl(logp[NEUTRAL], logp[a]))
         doc["rows"].append({"teacher_base": tb, "animal": a, "seed": seed, "kl": kl, "settings": _sig_settings(bases),
@@ -201,7 +196,7 @@ def _write(cfg, bases: matrix.Bases, check: pd.DataFrame, found: list[dict], sig
         cap = _capability_rows(archive)
         write_csv(cap, o.path(f"{STEM}_capability.csv"))
         if len(tidy):
-            matrix_plots.dose(dose if len(tidy) else pd.DataFrame(), matrix_analysis.effects(tidy, fam), cap,
+            matrix_plots.dose(dose, matrix_analysis.effects(tidy, fam), cap,
                               matrix_plots.topic_a_init(Path(cfg.out)), o.path(f"{STEM}_dose.png"))
         teachers = {b: {t: {k: lad.records[t].get(k) for k in ("key", "final_loss", "tokens_per_s")}
                         for t in matrix.TRAITS} for b, lad in bases._ladders.items()}

@@ -41,15 +41,13 @@ aligned positions of a student and a teacher, in the ``s_ids``/``s_pos``/``t_ids
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import torch
 
-from subliminal.cache import config_hash, load_tensors, save_tensors
+from subliminal.cache import config_hash
 from subliminal.topic_b.prompts import LLAMA_DATE
-from subliminal.topic_b.transfer import sealed
-from subliminal.topic_b.transfer.logits_route import at_positions, restricted_logits
+from subliminal.topic_b.transfer.logits_route import at_positions, attach_cached, restricted_logits
 from subliminal.topic_b.transfer.prompts import chat_prompt
 
 DIGITS = "0123456789"
@@ -212,21 +210,8 @@ def attach_targets(teacher, items: list[dict], digit_ids: torch.Tensor, pad: int
     with `cache`, read them from that checksummed file when its record names `key` and the shape fits, else compute
     them once and write them there (sealed, as ``logits_route.attach_teacher``'s files)."""
     n = sum(len(i["t_pos"]) for i in items)
-    got = load_tensors(Path(cache), {"key": key}) if cache else None
-    if got is not None and got[0]["logp11"].shape == (n, N_CLASSES):
-        logp = got[0]["logp11"]
-    else:
-        t0 = time.time()
-        logp = teacher_targets(teacher, items, digit_ids, pad)
-        log(f"[shared-class] teacher targets at {n} positions in {time.time() - t0:.0f} s")
-        if cache:
-            cache = Path(cache)
-            save_tensors(cache, {"logp11": logp}, {"key": key, "n_positions": n, "loss": VERSION})
-            for f in (cache, cache.with_suffix(".json")):
-                sealed.seal(f)
-    for it, part in zip(items, logp.split([len(i["t_pos"]) for i in items])):
-        it["t_logp11"] = part
-    return logp
+    return attach_cached(items, "t_logp11", "logp11", lambda: teacher_targets(teacher, items, digit_ids, pad), cache,
+                         key, N_CLASSES, "[shared-class] teacher targets", {"n_positions": n, "loss": VERSION}, log)
 
 
 def shared_class_loss(student, items: list[dict], digit_ids: torch.Tensor, pad: int) -> torch.Tensor:

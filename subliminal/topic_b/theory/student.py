@@ -259,16 +259,24 @@ def _objective(arm: Arm, base, tokenizer, teacher, contexts: list[dict], pad: in
     if arm.loss is Loss.shared_class_kl:
         t_tok = teacher_tok or tokenizer
         data = shared_class.pair_items(tokenizer, t_tok, contexts)
-        t_digits = shared_class.digit_ids(t_tok)
-        t_pad = t_tok.pad_token_id if t_tok.pad_token_id is not None else 0
-        tkey = shared_class.targets_key(config_hash({"teacher": teacher_key, "base": teacher_base_id}), data, t_digits)
-        cache = Path(targets_dir) / f"targets-{tkey}.safetensors" if targets_dir is not None else None
-        shared_class.attach_targets(teacher, data, t_digits, t_pad, cache, tkey, log)
+        class_targets(teacher, t_tok, data, teacher_key, teacher_base_id, targets_dir, log)
         return data, losses.SharedClassKL(shared_class.digit_ids(tokenizer), pad)
     data = inputs.items(tokenizer, contexts)
     if arm.loss is Loss.sft:
         return data, losses.SFT(pad)
     return data, losses.TeacherKL(teacher, losses.vocabulary(arm.loss, base, tokenizer), pad)
+
+
+def class_targets(teacher, t_tok, items: list[dict], teacher_key: str, teacher_base_id: str,
+                  targets_dir: Path | None, log: Callable = print) -> torch.Tensor:
+    """The teacher's shared-class targets on `items` (``shared_class.pair_items``), attached to them and returned:
+    kept in `targets_dir` under a key of the teacher (its training key and base) and its side of the inputs, so
+    every student and readout that reads the same teacher on the same inputs computes them once."""
+    digits = shared_class.digit_ids(t_tok)
+    pad = t_tok.pad_token_id if t_tok.pad_token_id is not None else 0
+    key = shared_class.targets_key(config_hash({"teacher": teacher_key, "base": teacher_base_id}), items, digits)
+    cache = Path(targets_dir) / f"targets-{key}.safetensors" if targets_dir is not None else None
+    return shared_class.attach_targets(teacher, items, digits, pad, cache, key, log)
 
 
 ADAPTER = "adapter_fp16.safetensors"

@@ -22,6 +22,7 @@ import pandas as pd
 from scipy import stats
 
 from subliminal.cache import read_record, write_record
+from subliminal.stats import holm
 from subliminal.topic_b.arms import NEUTRAL
 from subliminal.topic_b.theory.readouts import preference
 
@@ -63,18 +64,10 @@ def check(prefs: dict[str, dict[str, pd.DataFrame]]) -> pd.DataFrame:
     df = pd.DataFrame(rows)
     if df.empty:
         return df
-    m = len(df)
-    order = np.argsort(df.p.to_numpy())
-    holm = np.empty(m)
-    running = 0.0
-    for rank, i in enumerate(order):
-        running = max(running, min(1.0, (m - rank) * df.p.iloc[i]))
-        holm[i] = running
-    df["p_holm"] = holm
+    df["p_holm"] = holm(df.p.to_numpy())
     # the level each row's Holm step tests it at: alpha / (m - rank); its CI is at that level
-    level = np.empty(m)
-    for rank, i in enumerate(order):
-        level[i] = ALPHA / (m - rank)
+    level = np.empty(len(df))
+    level[np.argsort(df.p.to_numpy())] = ALPHA / (len(df) - np.arange(len(df)))
     df["level"] = level
     half = [stats.t.ppf(1 - lv / 2, n - 1) * sd / np.sqrt(n) if n > 1 else float("nan")
             for lv, n, sd in zip(df.level, df.n_questions, df.sd)]

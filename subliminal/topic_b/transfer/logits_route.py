@@ -120,24 +120,38 @@ def teacher_logprobs(base, items: list[dict], allowed: torch.Tensor, pad: int, b
         restricted_logits(m, seqs, pos, allowed, pad).float(), -1), batch))
 
 
+def attach_cached(items: list[dict], field: str, name: str, compute, cache: Path | None, key: str, width: int,
+                  what: str, meta: dict | None = None, log=print) -> torch.Tensor:
+    """Put each item's slice of a teacher tensor at its ``t_pos`` (rows: every item's positions in order, `width`
+    columns) in ``item[field]`` and return the whole tensor. With `cache`, read it (tensor `name`) from that
+    checksummed file when its record names `key` and the shape fits, else `compute()` it once and write it there
+    with `meta` (`what` names it in the log line; self-checked on
+    load, ``cache.load_tensors``, and sealed, so an archive copies it). One mechanism for the logits route's teacher
+    log-probs (``attach_teacher``) and the shared-class KL's targets (``shared_class.attach_targets``)."""
+    n = sum(len(i["t_pos"]) for i in items)
+    got = load_tensors(Path(cache), {"key": key}) if cache else None
+    if got is not None and name in got[0] and got[0][name].shape == (n, width):
+        t = got[0][name]
+    else:
+        t0 = time.time()
+        t = compute()
+        log(f"{what} at {n} positions in {time.time() - t0:.0f} s")
+        if cache:
+            cache = Path(cache)
+            save_tensors(cache, {name: t}, {"key": key, **(meta or {})})
+            for f in (cache, cache.with_suffix(".json")):
+                sealed.seal(f)
+    for it, part in zip(items, t.split([len(i["t_pos"]) for i in items])):
+        it[field] = part
+    return t
+
+
 def attach_teacher(base, items: list[dict], allowed: torch.Tensor, pad: int, cache: Path | None = None,
                    key: str = "", log=print) -> None:
     """Put each item's teacher log-probs (``teacher_logprobs``) in ``item["t_logp"]``; with `cache`, read them
-    from that checksummed file when its record names `key`, else compute and write them there."""
-    got = load_tensors(cache, {"key": key}) if cache else None
-    n = sum(len(i["t_pos"]) for i in items)
-    if got is not None and got[0]["logp"].shape == (n, len(allowed)):
-        logp = got[0]["logp"]
-    else:
-        t0 = time.time()
-        logp = teacher_logprobs(base, items, allowed, pad)
-        log(f"[logits] teacher distributions at {n} positions in {time.time() - t0:.0f} s")
-        if cache:
-            save_tensors(cache, {"logp": logp}, {"key": key})  # self-checked on load (cache.load_tensors)
-            for f in (cache, cache.with_suffix(".json")):  # and sealed, so the archive copies them
-                sealed.seal(f)
-    for it, part in zip(items, logp.split([len(i["t_pos"]) for i in items])):
-        it["t_logp"] = part
+    from that checksummed file when its record names `key`, else compute and write them there (``attach_cached``)."""
+    attach_cached(items, "t_logp", "logp", lambda: teacher_logprobs(base, items, allowed, pad), cache, key,
+                  len(allowed), "[logits] teacher distributions", log=log)
 
 
 def distill_loss(model, items: list[dict], allowed: torch.Tensor, pad: int) -> torch.Tensor:
