@@ -38,7 +38,12 @@ def test_the_matrix_runs_end_to_end_and_continues_on_another_machine(bases, tmp_
     matrix_run.run(cfg, torch.device("cpu"), log=lambda m: None)
     out = tmp_path / "out"
     recs = sorted((out / "topic_b_base_matrix_records").glob("*/*/record.json"))
-    assert len(recs) == 4 * 3 + 2  # 4 pairs x (neutral, owl, eagle), one seed; the dose: one scale x (neutral, owl)
+    students_recs = [f for f in recs if f.parent.parent.name in (S, G)]
+    assert len(students_recs) == 4 * 3 + 2  # 4 pairs x (neutral, owl, eagle), one seed; the dose: 1 scale x 2
+    # the fit rule decided each cross-base pair's steps and lr on its neutral teacher, before its trait students
+    rule = pd.read_csv(out / "topic_b_base_matrix_fit_rule.csv")
+    assert set(rule.pair) == {f"{S}>{G}", f"{G}>{S}"} and (rule.groupby("pair").chosen.sum() == 1).all()
+    assert [f.parent.name for f in recs if f.parent.parent.name == "fit_rule"] == [f"{G}__{S}", f"{S}__{G}"]
     cap = pd.read_csv(out / "topic_b_base_matrix_capability.csv")
     assert list(cap.noise_scale) == [0.0, 0.1] and (cap.nats_answers > 0).all() and cap.p_any_animal.between(0, 1).all()
     dose = pd.read_csv(out / "topic_b_base_matrix_dose.csv")
@@ -59,6 +64,8 @@ def test_the_matrix_runs_end_to_end_and_continues_on_another_machine(bases, tmp_
     assert set(fit.fits) <= {"below the signal", "not below the signal"} and np.isfinite(fit.signal_kl).all()
     effects = pd.read_csv(out / "topic_b_base_matrix_effects.csv")
     assert set(effects.verdict) == {"too few seeds"}  # one seed: no verdict
+    chosen = rule[rule.chosen].set_index("pair").steps
+    assert all(effects[effects.pair == p].step.eq(k).all() for p, k in chosen.items())  # read at the chosen steps
     first = (out / "topic_b_base_matrix.csv").read_bytes()
 
     def no_training(*a, **k):
@@ -130,3 +137,34 @@ def test_the_teacher_check_says_which_teacher_carries_its_trait():
     c = teacher_check.check({"b": {NEUTRAL: pref({}), "owl": pref({"owl": 2.0}), "eagle": pref({})}}).set_index("animal")
     assert c.loc["owl", "verdict"] == teacher_check.CARRIES and c.loc["owl", "ratio"] == pytest.approx(np.exp(2.0))
     assert c.loc["eagle", "verdict"] == teacher_check.LACKS
+
+
+def test_the_fit_rule_takes_the_cheapest_candidate_below_the_bar_and_keeps_its_decision(tmp_path):
+    from subliminal.topic_b.theory import matrix_fit
+
+    rule = matrix_fit.FitRule(lrs=(1e-3, 4e-3), steps=(60, 120), target=1.0)
+    assert rule.order() == [(60, 1e-3), (60, 4e-3), (120, 1e-3), (120, 4e-3)]
+    base = student.StudentSettings()
+    fits = {(60, 1e-3): 0.5, (60, 4e-3): 0.3, (120, 1e-3): 0.08, (120, 4e-3): 0.01}
+    asked = []
+
+    def train(lr, sset, stop_after):
+        assert sset.steps == 120 and sset.lr_lora_adam == lr and sset.milestones == (60, 120)
+        asked.append((stop_after, lr))
+        return {"milestones": {str(stop_after): {"kl": fits[(stop_after, lr)]}}}
+
+    rec = matrix_fit.decide(tmp_path, S, G, rule, base, 0.1, train, log=lambda m: None)
+    assert rec["chosen"] == {"steps": 120, "lr": 1e-3, "reached": True}
+    assert asked == [(60, 1e-3), (60, 4e-3), (120, 1e-3)]  # stops at the first below the bar
+    assert matrix_fit.overrides(rec) == {"steps": 120, "lr_lora_adam": 1e-3}
+    assert matrix_fit.decided(tmp_path, S, G, rule, base) == rec
+    # another rule or other student settings: not this decision
+    assert matrix_fit.decided(tmp_path, S, G, dataclasses.replace(rule, target=0.5), base) is None
+    assert matrix_fit.decided(tmp_path, S, G, rule, dataclasses.replace(base, batch=4)) is None
+    # no candidate below the bar: the best fit, marked not reached
+    rec = matrix_fit.decide(tmp_path / "b", G, S, rule, base, 0.001, train, log=lambda m: None)
+    assert rec["chosen"] == {"steps": 120, "lr": 4e-3, "reached": False}
+    t = matrix_fit.table(tmp_path / "b")
+    assert len(t) == 4 and t.chosen.sum() == 1 and not t.reached.any()
+    signal = pd.DataFrame({"teacher_base": [S, S, G], "animal": ["owl", "eagle", "owl"], "kl": [0.2, 0.1, 0.3]})
+    assert matrix_fit.bar(signal, S, 0.5) == pytest.approx(0.05) and matrix_fit.bar(signal, G, 1.0) is None

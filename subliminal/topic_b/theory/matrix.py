@@ -18,7 +18,6 @@ and restored into the cache on another machine, as the ladder's.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -26,9 +25,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from subliminal import carry
 from subliminal.cache import config_hash, read_record
 from subliminal.topic_b.arms import NEUTRAL, Arm
 from subliminal.topic_b.lm import load_model
+from subliminal.topic_b.models import MODELS
 from subliminal.topic_b.theory import inputs, readouts, student, teachers
 from subliminal.topic_b.theory.ladder import Ladder
 from subliminal.topic_b.theory.rules import rules_id
@@ -67,6 +68,7 @@ class Bases:
         self.log, self.progress = log, progress
         self._models: dict[str, tuple] = {}
         self._ladders: dict[str, Ladder] = {}
+        self.fitted: dict[tuple[str, str], dict] = {}  # (teacher base, student base) -> the fit rule's settings
 
     def model(self, name: str):
         if name not in self._models:
@@ -80,27 +82,33 @@ class Bases:
                                          progress=self.progress)
         return self._ladders[name]
 
-    def settings(self, noise: float | None = None) -> student.StudentSettings:
-        """The students' settings; a dose student's carry its noise scale."""
-        return self.sset if noise is None else replace(self.sset, noise_scale=noise)
+    def settings(self, noise: float | None = None, tb: str = "", sb: str = "") -> student.StudentSettings:
+        """The students' settings; a dose student's carry its noise scale, a cross-base pair's the steps and
+        learning rate its fit rule chose (``matrix_fit``)."""
+        s = self.sset if noise is None else replace(self.sset, noise_scale=noise)
+        return replace(s, **self.fitted[(tb, sb)]) if noise is None and (tb, sb) in self.fitted else s
 
-    def student_dir(self, tb: str, sb: str, seed: int, trait: str, noise: float | None = None) -> Path:
+    def student_dir(self, tb: str, sb: str, seed: int, trait: str, noise: float | None = None,
+                    settings: student.StudentSettings | None = None, prefix: str = "matrix") -> Path:
         a = arm(trait, tb, sb, noise is not None)
-        return student.student_dir(self.root / sb, f"matrix-{a.name}", seed, asdict(self.settings(noise)),
-                                   self.ladder(tb).teacher_key(trait))
+        return student.student_dir(self.root / sb, f"{prefix}-{a.name}", seed,
+                                   asdict(settings or self.settings(noise, tb, sb)), self.ladder(tb).teacher_key(trait))
 
     def key(self, tb: str, sb: str, seed: int, trait: str, noise: float | None = None) -> str:
         """The student's key, without training it."""
-        return student.key_of(arm(trait, tb, sb, noise is not None), seed, self.settings(noise),
+        return student.key_of(arm(trait, tb, sb, noise is not None), seed, self.settings(noise, tb, sb),
                               self.ladder(tb).teacher_key(trait), base_id(sb), None, rules_id(), base_id(tb))
 
     def student(self, tb: str, sb: str, seed: int, trait: str, noise: float | None = None,
-                stop_after: int | None = None) -> dict:
-        """Train (or resume, or read back) one matrix student (a dose student with `noise`)."""
+                stop_after: int | None = None, settings: student.StudentSettings | None = None,
+                prefix: str = "matrix") -> dict:
+        """Train (or resume, or read back) one matrix student (a dose student with `noise`; a fit-rule student with
+        its own `settings` and folder `prefix`)."""
         t, s = self.ladder(tb), self.ladder(sb)
         base, tok = self.model(sb)
+        sset = settings or self.settings(noise, tb, sb)
         return student.train(base, tok, t.teacher(trait), arm(trait, tb, sb, noise is not None), seed,
-                             self.settings(noise), self.student_dir(tb, sb, seed, trait, noise),
+                             sset, self.student_dir(tb, sb, seed, trait, noise, sset, prefix),
                              teacher_key=t.teacher_key(trait),
                              base_id=base_id(sb), teacher_seed=self.tset.seed, teacher_init_a=s.init_a,
                              teacher_deltas=t.deltas if tb == sb else {}, log=self.log, progress=self.progress,
@@ -109,28 +117,20 @@ class Bases:
 
 
 def archive(archive_dir: Path, student_dir: Path) -> Path:
-    """Copy a finished student's record beside the outputs (``<archive_dir>/<student folder>/record.json``; the
-    caller passes ``<archive>/<student base>``)."""
-    dest = Path(archive_dir) / student_dir.name / "record.json"
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(student_dir / "record.json", dest)
-    return dest
+    """Keep a finished student's record beside the outputs (``carry.keep``: ``<archive_dir>/<student folder>/
+    record.json``; the caller passes ``<archive>/<student base>``)."""
+    return carry.keep(archive_dir, student_dir.name, read_record(student_dir / carry.RECORD))
 
 
 def restore(archive_dir: Path, cache_root: Path) -> int:
-    """Put every archived record (``<archive>/<student base>/<student folder>/record.json``) whose cache folder lacks
-    a finished one there, so another machine continues from the committed state; returns how many were restored."""
-    n = 0
-    for f in sorted(Path(archive_dir).glob("*/*/record.json")) if Path(archive_dir).is_dir() else []:
-        rec = read_record(f)
-        if rec is None or not rec.get("complete"):
-            continue
-        dest = Path(cache_root) / f.parent.parent.name / "students" / f.parent.name / "record.json"
-        if read_record(dest) is None:
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(f, dest)
-            n += 1
-    return n
+    """Put every archived record (``<archive>/<student base>/<student folder>/record.json``) into the cache where
+    the cache lacks one as far along (``carry.restore``), so another machine continues from the committed state;
+    returns how many were restored."""
+    def place(f: Path, body: dict) -> Path | None:
+        sb = f.parent.parent.name  # the student base; other folders (the fit rule's decisions) stay where they are
+        return Path(cache_root) / sb / "students" / f.parent.name / carry.RECORD if sb in MODELS else None
+
+    return carry.restore(archive_dir, place, pattern=f"*/*/{carry.RECORD}")
 
 
 HELD_OUT = 20  # held-out texts per kind in the capability readout

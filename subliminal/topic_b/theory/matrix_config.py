@@ -32,6 +32,13 @@ class MatrixConfig:
     batch: int = field(default=8, metadata={"help": "contexts (random 10-number lists) per step"})
     milestones: tuple[int, ...] = field(default=(10, 30, 60), metadata={"help": "steps after which students are read"})
     lr: float = field(default=StudentSettings.lr_lora_adam, metadata={"help": "learning rate (LoRA, Adam)"})
+    fit_lrs: tuple[float, ...] = field(default=(StudentSettings.lr_lora_adam, 4 * StudentSettings.lr_lora_adam),
+                                       metadata={"help": "the off-diagonal fit rule's learning rates (matrix_fit)"})
+    fit_steps: tuple[int, ...] = field(default=(60, 120, 240), metadata={
+        "help": "the off-diagonal fit rule's step counts: a cross-base pair gets the cheapest (steps, lr) whose "
+                "neutral-teacher student fits below the signal, decided before its trait students"})
+    fit_target: float = field(default=1.0, metadata={
+        "help": "the fit rule's bar as a fraction of the signal (the trait-neutral teacher KL)"})
     teacher_examples: int = field(default=300, metadata={"help": "training answers per teacher"})
     teacher_epochs: int = field(default=2, metadata={"help": "teacher training epochs"})
     teachers_only: bool = field(default=False, metadata={
@@ -45,7 +52,7 @@ class MatrixConfig:
     @classmethod
     def quick(cls) -> MatrixConfig:
         return cls(seeds=(0,), noise_scales=(0.1,), steps=2, batch=2, milestones=(2,), teacher_examples=12, teacher_epochs=1,
-                   out=os.path.join("out", "base_matrix_quick"))
+                   fit_steps=(2, 4), out=os.path.join("out", "base_matrix_quick"))
 
     def validate(self) -> None:
         unknown = [b for b in self.bases if b not in MODELS]
@@ -69,6 +76,9 @@ class MatrixConfig:
             raise UserError("--lr must be in (0, 10]")
         if len(set(self.noise_scales)) != len(self.noise_scales) or any(not 0 < x <= 10 for x in self.noise_scales):
             raise UserError("--noise-scales: distinct fractions in (0, 10] of each weight tensor's std")
+        if (not self.fit_lrs or any(not 0 < x <= 10 for x in self.fit_lrs) or not self.fit_steps
+                or any(not 1 <= k <= 100_000 for k in self.fit_steps) or not 0 < self.fit_target <= 100):
+            raise UserError("--fit-lrs in (0, 10], --fit-steps in 1..100000, --fit-target in (0, 100]")
         if not self.dose_animals or any(a not in ANIMALS for a in self.dose_animals):
             raise UserError(f"--dose-animals: some of {', '.join(ANIMALS)}")
 
@@ -94,6 +104,11 @@ class MatrixConfig:
     def student_settings(self) -> StudentSettings:
         return StudentSettings(steps=self.steps, batch=self.batch, micro_batch=min(8, self.batch),
                                milestones=tuple(sorted(set(self.milestones))), lr_lora_adam=self.lr)
+
+    def fit_rule(self):
+        from subliminal.topic_b.theory.matrix_fit import FitRule
+
+        return FitRule(lrs=self.fit_lrs, steps=self.fit_steps, target=self.fit_target)
 
     def teacher_settings(self) -> TeacherSettings:
         t = TeacherSettings()

@@ -7,7 +7,8 @@ neutral teacher's, ``teacher_check``), ``_signal.csv`` (per teacher base, animal
 between the trait and the neutral teacher on the seed's lists, the signal a student must learn), ``.csv`` (tidy:
 pair, teacher, seed, step, question, animal in {owl, eagle}, logp, share), ``_effects.csv`` (per pair and animal:
 the share effect, verdict at its Holm level), ``_contrasts.csv`` (off-diagonal minus diagonal of the same student
-base, by seed), ``_fit.csv`` (each pair's students' KL to their teacher against the signal), ``.json`` (config,
+base, by seed), ``_fit.csv`` (each pair's students' KL to their teacher against the signal), ``_fit_rule.csv`` (the
+cross-base pairs' steps and learning rate, decided on the neutral teacher alone, ``matrix_fit``), ``.json`` (config,
 students planned and done, "complete", teachers, the hash of every record used). Students' records are copied to
 ``<out>/topic_b_base_matrix_records/<student base>/<student folder>/record.json`` and restored into the cache on
 another machine; the teachers retrain deterministically.
@@ -30,6 +31,7 @@ from subliminal.topic_b.theory import (
     inputs,
     matrix,
     matrix_analysis,
+    matrix_fit,
     matrix_plots,
     shared_class,
     student,
@@ -60,6 +62,11 @@ def run(cfg, device, log: Callable = print) -> dict:
                                                             Path(lad.records[t]["adapter"]).parent, rules, log)
                         for t in matrix.TRAITS}
         check = teacher_check.check(prefs)
+        rule = cfg.fit_rule()
+        for tb, sb in _cross_pairs(cfg.bases):  # the fit rule's decisions on record set those pairs' settings
+            rec = matrix_fit.decided(archive, tb, sb, rule, bases.sset)
+            if rec is not None:
+                bases.fitted[(tb, sb)] = matrix_fit.overrides(rec)
         if cfg.teachers_only:  # the students on record stay in the outputs
             found = _on_record(bases, cfg, archive)
             _write(cfg, bases, check, found, _signal_rows(archive), [], t0)
@@ -72,6 +79,8 @@ def run(cfg, device, log: Callable = print) -> dict:
         for i, (tb, sb, seed, trait, noise) in enumerate(todo):
             if noise is not None:
                 _add_capability(bases, archive, sb, seed, noise, log)
+            elif tb != sb and (tb, sb) not in bases.fitted:
+                _fit_rule(bases, archive, cfg, tb, sb, log)
             rec = bases.student(tb, sb, seed, trait, noise)
             if rec.get("complete"):
                 matrix.archive(archive / sb, bases.student_dir(tb, sb, seed, trait, noise))
@@ -81,6 +90,28 @@ def run(cfg, device, log: Callable = print) -> dict:
             log(f"[matrix] {i + 1}/{len(todo)} students: {tb} -> {sb} {trait} s{seed}"
                 f"{'' if noise is None else f' noise {noise:g}'} ({len(found)} on record)")
     return {"students": len(found)}
+
+
+def _cross_pairs(bases_: tuple[str, ...]) -> list[tuple[str, str]]:
+    return [(t, s) for t in bases_ for s in bases_ if t != s]
+
+
+def _fit_rule(bases: matrix.Bases, archive: Path, cfg, tb: str, sb: str, log: Callable) -> None:
+    """Decide a cross-base pair's steps and learning rate on its neutral teacher alone (``matrix_fit``), before
+    any of its trait students; the bar is the teacher base's signal (measured first on the first seed's lists
+    when it is not yet)."""
+    rule = cfg.fit_rule()
+    level = matrix_fit.bar(_signal_rows(archive), tb, rule.target)
+    if level is None:
+        _add_signal(bases, archive, tb, cfg.seeds[0], log)
+        level = matrix_fit.bar(_signal_rows(archive), tb, rule.target)
+
+    def train(lr: float, sset, stop_after: int) -> dict:
+        return bases.student(tb, sb, matrix_fit.FIT_SEED, NEUTRAL, settings=sset, prefix="matrix-fit",
+                             stop_after=stop_after)
+
+    rec = matrix_fit.decide(archive, tb, sb, rule, bases.sset, level, train, log)
+    bases.fitted[(tb, sb)] = matrix_fit.overrides(rec)
 
 
 def _student_id(tb: str, sb: str, seed: int, trait: str, noise: float | None = None) -> str:
@@ -193,6 +224,7 @@ def _write(cfg, bases: matrix.Bases, check: pd.DataFrame, found: list[dict], sig
             dose = pd.concat([matrix_analysis.effects(tidy, fam, family="base-noise dose"),
                               matrix_analysis.contrasts(tidy, fam, family="dose contrasts")], ignore_index=True)
             write_csv(dose, o.path(f"{STEM}_dose.csv"))
+        write_csv(matrix_fit.table(archive), o.path(f"{STEM}_fit_rule.csv"))
         cap = _capability_rows(archive)
         write_csv(cap, o.path(f"{STEM}_capability.csv"))
         if len(tidy):
@@ -204,6 +236,8 @@ def _write(cfg, bases: matrix.Bases, check: pd.DataFrame, found: list[dict], sig
             "complete": bool(planned) and set(planned) <= done, "students_done": len(done),
             "students_planned": len(planned), "planned": planned, "teachers": teachers,
             "teacher_settings": asdict(cfg.teacher_settings()), "student_settings": asdict(cfg.student_settings()),
+            "fit_rule": asdict(cfg.fit_rule()) | {"decided": {matrix_analysis.pair_key(*p): o
+                                                             for p, o in bases.fitted.items()}},
             "rules": rules_id(), "families": {k: [list(m) for m in v] for k, v in fam.items()},
             "minutes_per_student": {_rec_id(r): round(r.get("seconds", 0) / 60, 1) for r in found},
             "records": {r["file"]: r["sha256"] for r in found}})

@@ -13,21 +13,16 @@ place is never overwritten: a student of this run then goes to ``<name>-s<seed>-
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from subliminal.cache import config_hash, read_record, write_record
+from subliminal import carry
+from subliminal.cache import config_hash, read_record
 from subliminal.topic_b.arms import Arm
 from subliminal.topic_b.theory.cells import CELLS, Cell, cell_of, plan
 from subliminal.topic_b.theory.rules import V1_RULES, record_rules
 from subliminal.topic_b.theory.student import POOLED, StudentSettings, key_of, student_dir
-
-
-def _plain(x):
-    """A value as a record stores it (tuples as lists): what settings are compared as."""
-    return json.loads(json.dumps(x, default=str))
 
 
 def student_id(name: str, seed: int) -> str:
@@ -57,7 +52,7 @@ class Want:
     def same_run(self, rec: dict) -> bool:
         """Settings, teacher and rules as this run's (whatever the record's progress)."""
         trait = (rec.get("arm") or {}).get("trait")
-        return (_plain(rec.get("settings")) == _plain(asdict(self.sset)) and trait in self.teacher_keys
+        return (carry.plain(rec.get("settings")) == carry.plain(asdict(self.sset)) and trait in self.teacher_keys
                 and rec.get("teacher_key") == self.teacher_keys[trait] and record_rules(rec) == self.rules)
 
     def current(self, rec: dict) -> bool:
@@ -85,23 +80,15 @@ def slot(archive: Path, rec: dict, want: Want) -> Path:
 
 
 def archive(archive_dir: Path, rec: dict, want: Want) -> Path:
-    """Keep a finished student of this run in the archive (unless the same record is there already)."""
-    dest = slot(archive_dir, rec, want)
-    if read_record(dest) != _plain(rec):
-        write_record(dest, rec)
-    return dest
+    """Keep a finished student of this run in the archive (``carry.keep``; unless the same record is there)."""
+    return carry.keep(archive_dir, slot(archive_dir, rec, want).parent.name, carry.plain(rec))
 
 
 def restore(archive_dir: Path, root: Path) -> None:
     """Finished or partial student records from the committed archive into the model's cache `root`, where the
-    ladder reads them (``student.student_dir``; verified; never over a record that is further along)."""
-    for f in sorted(Path(archive_dir).glob("*/record.json")) if Path(archive_dir).exists() else []:
-        body = read_record(f)
-        if body is None:
-            continue
-        dest = student_dir(root, body["name"], body["seed"], body["settings"], body["teacher_key"]) / "record.json"
-        if (read_record(dest) or {}).get("milestones", {}).keys() <= body["milestones"].keys():
-            write_record(dest, body)
+    ladder reads them (``student.student_dir``; ``carry.restore``: verified, never over a record further along)."""
+    carry.restore(archive_dir, lambda f, b: student_dir(root, b["name"], b["seed"], b["settings"],
+                                                        b["teacher_key"]) / carry.RECORD, pattern=f"*/{carry.RECORD}")
 
 
 def on_record(archive_dir: Path, root: Path | None, want: Want, log: Callable = print) -> dict[str, tuple[Path, dict]]:
@@ -149,7 +136,7 @@ def same_run_json(prev: dict, want: Want) -> bool:
     """Whether a previous run JSON was written under this run's student settings, teachers and rules (a JSON of
     before the rules id: version 1's)."""
     teachers = prev.get("teachers") if isinstance(prev.get("teachers"), dict) else {}
-    return bool(prev) and _plain(prev.get("student_settings")) == _plain(asdict(want.sset)) \
+    return bool(prev) and carry.plain(prev.get("student_settings")) == carry.plain(asdict(want.sset)) \
         and prev.get("rules", V1_RULES) == want.rules \
         and all((teachers.get(t) or {}).get("key", k) == k for t, k in want.teacher_keys.items())
 

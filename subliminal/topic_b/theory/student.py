@@ -27,7 +27,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from subliminal.cache import config_hash, read_record, read_tensors, write_record, write_tensors
+from subliminal import carry
+from subliminal.cache import config_hash, read_record, write_record
 from subliminal.topic_b.arms import Arm, Init, Inputs, Loss, Optim, Param
 from subliminal.topic_b.theory import inputs, losses, readouts, shared_class
 from subliminal.topic_b.theory.rules import V1_RULES, record_rules, rules_id
@@ -286,14 +287,12 @@ def keep_adapter(model, out_dir: Path) -> dict:
     """A finished LoRA student's final adapter (its trainable A and B matrices) in 16 bits beside its record in
     the cache, outside git: the record holds its SHA-256, so the student can be scored or probed again without
     retraining (``read_adapter``). A full fine-tuning student's update is the whole model: not kept."""
-    tensors = {n: p.detach().to(torch.float16) for n, p in trainable(model).items()}
-    return {"file": ADAPTER, "sha256": write_tensors(Path(out_dir) / ADAPTER, tensors), "dtype": "float16"}
+    return carry.keep_tensors(Path(out_dir) / ADAPTER, trainable(model))
 
 
 def read_adapter(rec: dict, out_dir: Path) -> dict[str, torch.Tensor] | None:
     """The finished student's kept adapter when its file matches the record's SHA-256; None otherwise."""
-    a = rec.get("adapter") or {}
-    return read_tensors(Path(out_dir) / a.get("file", ADAPTER), a.get("sha256"))
+    return carry.read_kept(out_dir, rec.get("adapter"))
 
 
 @torch.no_grad()
