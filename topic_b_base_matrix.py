@@ -14,7 +14,8 @@ their teacher against the trait-neutral teacher KL (the signal to be learned).
     python topic_b_base_matrix.py --pairs "smollm2-135m-instruct>smollm2-135m-instruct" --seeds 0 1 2
     python topic_b_base_matrix.py --quick                                     # tiny end-to-end check
 
-Writes plots_b/topic_b_base_matrix_teachers.csv, _signal.csv, .csv, _effects.csv, _contrasts.csv, _fit.csv,
+Writes plots_b/topic_b_base_matrix_teachers.csv, _signal.csv, .csv, _effects.csv, _contrasts.csv, _fit.csv, _fit_rule.csv
+(each cross-base pair's steps and lr, decided on its neutral teacher before its trait students run),
 .json, and the students' records in plots_b/topic_b_base_matrix_records/ (rerun the same command to continue).
 """
 

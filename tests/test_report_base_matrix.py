@@ -94,6 +94,10 @@ def _write(tmp_path: Path, effects, contrasts, dose, meta=None, figure=False) ->
             + [{"pair": GS, "teacher": "owl", "kl_to_teacher": 0.004, "kl_min": 0.003, "kl_max": 0.005, "n_seeds": 3,
                 "signal_kl": 0.002, "fit_over_signal": 2.0, "fits": "not below the signal"}]),
             o.path("topic_b_base_matrix_fit.csv"))
+        write_csv(pd.DataFrame([{"pair": GS, "steps": k, "lr": lr, "kl": kl, "bar": 0.002, "over_bar": kl / 0.002,
+                                 "chosen": k == 120 and lr == 0.002, "reached": True}
+                                for k, lr, kl in ((60, 0.0005, 0.009), (60, 0.002, 0.004), (120, 0.0005, 0.0031),
+                                                  (120, 0.002, 0.0015))]), o.path("topic_b_base_matrix_fit_rule.csv"))
         write_csv(pd.DataFrame({"teacher_base": [S, S], "animal": ["owl", "owl"], "seed": [0, 1], "kl": [0.0021, 0.0019],
                                 "n_positions": [100, 100]}), o.path("topic_b_base_matrix_signal.csv"))
         write_csv(pd.DataFrame([{"base": S, "seed": -1, "noise_scale": 0.0, "nats_answers": 1.11,
@@ -146,6 +150,8 @@ def test_synthetic_results_are_printed_as_written(tmp_path):
     assert "| 0.3 | owl | not run yet |" in d  # declared (config noise_scales), not run
     assert "](../plots_b/topic_b_base_matrix_dose.png)" in d
     assert "0.0021 (seed 0), 0.0019 (seed 1)" in t["b_matrix_fit"] and "not below the signal" in t["b_matrix_fit"]
+    assert "| Gemma teacher → SmolLM2 student | 120 | 0.002 | 0.0015 | 0.002 | 0.75 | chosen |" in t["b_matrix_fit"]
+    assert "| Gemma teacher → SmolLM2 student | 60 | 0.0005 | 0.009 | 0.002 | 4.5 |  |" in t["b_matrix_fit"]
     v = {r["claim"].split(" (")[0] + f" {r['model']}": r for r in bm.verdicts(root)}
     ctl = v[f"{bm.CONTROL} "]
     assert ctl["verdict"] == "partly" and ctl["evidence"].startswith("from the base contrasts")

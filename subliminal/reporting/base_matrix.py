@@ -107,7 +107,21 @@ def b_matrix_fit(d: Matrix) -> str:
                         f"{r.fit_over_signal:.3g}" if _fit_ok(r) else "—", r.fits if _fit_ok(r) else "no signal yet"]
                        for r in f.itertuples()],
                       ["pair", "teacher", "seeds", "KL to teacher [min, max]", "signal KL", "KL / signal", "fit"])]
+    r = d["_fit_rule"]
+    if len(r):
+        out += ["", "The fit rule (`_fit_rule.csv`, `theory/matrix_fit.py`): each cross-base pair's steps and learning "
+                "rate, decided on its neutral teacher's students alone before any trait student ran: the cheapest "
+                "candidate whose KL to the teacher is below the bar (the signal of the teacher's base, the smaller "
+                "animal's); none below: the best, and that pair's nulls are a weaker test:", "",
+                table([[label(x.pair), int(x.steps), f"{x.lr:.3g}", f"{x.kl:.3g}", f"{x.bar:.3g}",
+                        f"{x.over_bar:.3g}", ("chosen" + ("" if _true(x.reached) else " (bar not reached)"))
+                        if _true(x.chosen) else ""] for x in r.itertuples()],
+                      ["pair", "steps", "lr", "KL to teacher", "bar", "KL / bar", "decision"])]
     return "\n".join(out).strip() or "_Not run yet: no student on record (`_fit.csv`, `_signal.csv`)._"
+
+
+def _true(v) -> bool:
+    return str(v).strip().lower() in ("true", "1")
 
 
 def dose_rows(d: Matrix) -> list[list[str]]:

@@ -53,6 +53,7 @@ REQUIRED = {
                    "p_holm", "mde_level", "keep", "keep_ci_low", "keep_ci_high", "reading"),
     "_fit": ("pair", "teacher", "n_seeds", "kl_to_teacher", "kl_min", "kl_max", "signal_kl", "fit_over_signal", "fits"),
     "_signal": ("teacher_base", "animal", "seed", "kl"),
+    "_fit_rule": ("pair", "steps", "lr", "kl", "bar", "over_bar", "chosen", "reached"),
     "_dose": ("pair", "animal", "family", "noise_scale", "n_seeds", "ratio", "ratio_low", "ratio_high", "level"),
     "_capability": ("base", "seed", "noise_scale", "nats_answers", "nats_number_lists", "p_any_animal"),
 }

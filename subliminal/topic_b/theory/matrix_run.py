@@ -240,4 +240,6 @@ def _write(cfg, bases: matrix.Bases, check: pd.DataFrame, found: list[dict], sig
                                                              for p, o in bases.fitted.items()}},
             "rules": rules_id(), "families": {k: [list(m) for m in v] for k, v in fam.items()},
             "minutes_per_student": {_rec_id(r): round(r.get("seconds", 0) / 60, 1) for r in found},
-            "records": {r["file"]: r["sha256"] for r in found}})
+            "records": {r["file"]: r["sha256"] for r in found} | {
+                f.relative_to(archive).as_posix(): hashlib.sha256(f.read_bytes()).hexdigest()
+                for f in sorted(archive.glob(f"{matrix_fit.FOLDER}/*/record.json"))}})
