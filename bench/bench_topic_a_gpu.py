@@ -173,6 +173,7 @@ def main(argv=None) -> int:
         step = engine_step(device, *((25, 1024) if not args.dry_run else (3, 512)))
         runs = {}
         for name in args.scripts:
+            shutil.rmtree(out / f"{name}_records", ignore_errors=True)  # a former bench's records would skip the work
             runs[name] = {"fresh": run_script(name, args.device, out, cache, args.dry_run)}
             print(f"{name}: {runs[name]['fresh']['wall_seconds']:.1f} s (fresh cache)", file=sys.stderr)
         for name in args.scripts:

@@ -1,7 +1,7 @@
 """The report reads only what the scripts wrote, and says so in one line when it cannot (issue 43, items 3, 5, 6):
 result files are checked against the SHA-256 that ``results.OutputSet`` recorded when it wrote them, records
-against the run JSON that lists them; an unreadable result is one line and exit 2, never a traceback; archive
-commands refuse a missing or wrong archive, cache or file in one line; a results commit cut by a kill is
+against the run JSON that lists them; an unreadable result is one line and exit 2, never a traceback; the
+transfer migration refuses a commit the clone lacks in one line; a results commit cut by a kill is
 completed or undone by the next OutputSet of the folder, one line per file."""
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tarfile
 import textwrap
 import types
 from pathlib import Path
@@ -229,74 +228,16 @@ def test_render_loaders_name_the_file_they_cannot_read(tmp_path):
         render.read_json_checked(j, ["records"])
 
 
-# --- C: archive commands ------------------------------------------------------------------------------------
+# --- C: the transfer run's one-off migration --------------------------------------------------------------
 
-def _archive(argv, capsys) -> tuple[int, str]:
-    from subliminal.topic_b.transfer import archive
+def test_the_migration_refuses_a_commit_the_clone_lacks_in_one_line(tmp_path, capsys):
+    from subliminal.topic_b.transfer import migrate
 
-    rc = archive.main(argv)
-    cap = capsys.readouterr()
-    return rc, cap.err
-
-
-@pytest.mark.parametrize("case", ["check_missing", "check_none", "check_bad_record", "restore_missing",
-                                  "unpack_text_file", "unpack_bad_tar", "unpack_folder_without_manifest",
-                                  "unpack_empty_manifest", "sync_missing_cache", "sync_onto_a_text_file",
-                                  "pack_from_a_folder_that_is_no_cache", "pack_missing", "pack_only_absent_unit",
-                                  "verify_missing", "verify_legacy_folder"])
-def test_archive_commands_refuse_a_missing_or_wrong_path_in_one_line(tmp_path, capsys, scratch_cache, case):
-    from subliminal.topic_b.transfer import archive, sealed
-
-    text = tmp_path / "passwd"
-    text.write_text("root:x:0:0:root:/root:/bin/bash\n")
-    bad_tar = tmp_path / "broken.tar"
-    bad_tar.write_bytes(b"not a tar at all" * 100)
-    plain = tmp_path / "plain"
-    plain.mkdir()
-    (plain / "x.txt").write_text("x")
-    empty = tmp_path / "empty_arc"
-    empty.mkdir()
-    (empty / archive.MANIFEST).write_text("{}")
-    cache, legacy = tmp_path / "cache_t", tmp_path / "legacy"
-    sealed.write_sealed(cache / "eval" / "k1.csv", b"a\n1\n")
-    archive.sync(cache, legacy)
-    out = tmp_path / "out"
-    argv = {
-        "check_missing": ["check", str(tmp_path / "nope.safetensors"), "--record", str(ROOT / archive.RECORD)],
-        "check_none": ["check"],
-        "check_bad_record": ["check", str(text), "--record", str(tmp_path / "no_record.json")],
-        "restore_missing": ["restore", "--archive", str(tmp_path / "nonexistent"), "--cache", str(out)],
-        "unpack_text_file": ["unpack", "--from", str(text), "--to", str(out)],
-        "unpack_bad_tar": ["unpack", "--from", str(bad_tar), "--to", str(out)],
-        "unpack_folder_without_manifest": ["unpack", "--from", str(plain), "--to", str(out)],
-        "unpack_empty_manifest": ["unpack", "--from", str(empty), "--to", str(out)],
-        "sync_missing_cache": ["sync", "--cache", str(tmp_path / "nonexistent"), "--archive", str(out / "a.tar")],
-        "sync_onto_a_text_file": ["sync", "--cache", str(cache), "--archive", str(text)],
-        "pack_from_a_folder_that_is_no_cache": ["pack", "--from", str(plain), "--to", str(out / "a.tar")],
-        "pack_missing": ["pack", "--from", str(tmp_path / "nonexistent"), "--to", str(out / "a.tar")],
-        "pack_only_absent_unit": ["pack", "--from", str(legacy), "--to", str(out / "a.tar"), "--only", "students/x"],
-        "verify_missing": ["verify", str(tmp_path / "nonexistent.tar")],
-        "verify_legacy_folder": ["verify", str(legacy)],
-    }[case]
-    before = text.read_bytes()
-    rc, err = _archive(argv, capsys)
-    assert rc == 2, (rc, err)
-    line = _one_line(err)
-    assert line.startswith("error: ")
-    assert not out.exists() and text.read_bytes() == before  # nothing written anywhere
-
-
-def test_archive_commands_still_work_on_good_paths(tmp_path, capsys, scratch_cache):
-    from subliminal.topic_b.transfer import sealed
-
-    cache = tmp_path / "cache_t"
-    sealed.write_sealed(cache / "eval" / "k1.csv", b"a\n1\n")
-    tar = tmp_path / "a.tar"
-    assert _archive(["sync", "--cache", str(cache), "--archive", str(tar)], capsys)[0] == 0
-    assert _archive(["unpack", "--from", str(tar), "--to", str(tmp_path / "fresh")], capsys)[0] == 0
-    assert (tmp_path / "fresh" / "eval" / "k1.csv").read_bytes() == b"a\n1\n"
-    assert _archive(["pack", "--from", str(cache), "--to", str(tmp_path / "b.tar")], capsys)[0] == 0
-    assert tarfile.is_tarfile(tmp_path / "b.tar")
+    rc = migrate.main(["--out", str(tmp_path / "o"), "--cache", str(tmp_path / "c"), "--commit", "0" * 40])
+    assert rc == 2
+    line = _one_line(capsys.readouterr().err)
+    assert line.startswith("error: ") and "full clone" in line
+    assert not (tmp_path / "o").exists() and not (tmp_path / "c").exists()
 
 
 # --- D: a results commit cut by a kill ----------------------------------------------------------------------
@@ -360,3 +301,25 @@ def test_a_backup_without_journal_is_restored_where_the_file_is_missing_and_remo
     assert not dead.exists() and alive.exists()
     assert len(said) == 2 and any("lost.csv: restored" in x for x in said)
     assert any("kept.csv: removed" in x for x in said)
+
+
+def test_a_topic_a_run_whose_listed_record_is_missing_or_edited_is_one_line(tmp_path):
+    import hashlib
+    import json
+
+    from subliminal.cache import write_record
+    from subliminal.cli import UserError
+    from subliminal.reporting.render import load_plots_a
+
+    (tmp_path / "x_summary.csv").write_text("a,b\n1,2\n")
+    f = tmp_path / "x_records" / "s0" / "record.json"
+    write_record(f, {"key": "k", "accuracies": [0.5]})
+    meta = {"records": {"s0/record.json": hashlib.sha256(f.read_bytes()).hexdigest()}}
+    (tmp_path / "x.json").write_text(json.dumps(meta))
+    assert load_plots_a(tmp_path, "x")[2] == meta
+    f.write_text(f.read_text().replace("0.5", "0.9"))
+    with pytest.raises(UserError, match="x_records"):
+        load_plots_a(tmp_path, "x")
+    f.unlink()
+    with pytest.raises(UserError, match="missing"):
+        load_plots_a(tmp_path, "x")

@@ -163,23 +163,18 @@ def test_transfer_variants_line_counts_finished_students_of_a_partial_run(tmp_pa
     assert "threshold defence (`--defence 0.01`): not run yet" in line
 
 
-def test_the_size_paragraph_counts_the_record_and_the_results_on_disk(tmp_path):
-    import json
+def test_the_size_paragraph_counts_the_records_and_the_results_on_disk(tmp_path):
+    from subliminal.cache import write_record
+    from subliminal.reporting.transfer_runs import RECORDS, records_size
 
-    from subliminal.reporting.transfer_runs import LEGACY, archive_size
-
-    (tmp_path / "plots_b").mkdir()
-    files = {"a": {"size": 3_000_000, "stored_size": 1_000_000}, "b": {"size": 2_000_000, "stored_size": 1_000_000}}
-    (tmp_path / "plots_b" / "topic_b_transfer_artifacts.json").write_text(json.dumps({"files": files}))
+    assert "No records" in records_size(tmp_path)
+    for slot in ("data/m/owl-k", "eval/k1", "eval/k2", "students/owl-s0-x"):
+        write_record(tmp_path / RECORDS / slot / "record.json", {"unit": slot})
     (tmp_path / "plots_a").mkdir()
     (tmp_path / "plots_a" / "r.csv").write_bytes(b"x" * 4_000_000)
-    text = archive_size(tmp_path)
-    assert "2 artefacts" in text and "5 MB in fp32" in text and "2 MB, `~" in text
-    assert "are 4 MB" in text and "no longer holds them" in text
-    (tmp_path / LEGACY).mkdir(parents=True)
-    (tmp_path / LEGACY / "x.bin").write_bytes(b"y" * 9_000_000)  # the legacy folder is not a result
-    text = archive_size(tmp_path)
-    assert "1 of its files are still in the working tree" in text and "are 4 MB" in text
+    text = records_size(tmp_path)
+    assert "4 sealed records (1 data, 2 eval, 1 students;" in text and "are 4 MB in all" in text
+    assert "final adapters of its 1 fine-tunes" in text and "cc4d048" in text
 
 
 def test_the_ladder_report_says_when_its_teachers_were_retrained_elsewhere():

@@ -15,7 +15,7 @@ import torch
 from tiny_lm import build_model, build_tokenizer
 
 from subliminal.topic_b.prompts import animal_system
-from subliminal.topic_b.transfer import archive, sealed
+from subliminal.topic_b.transfer import sealed
 from subliminal.topic_b.transfer.data import ShardSettings, teacher_records
 from subliminal.topic_b.transfer.finetune import TrainSettings, train_student
 from subliminal.topic_b.transfer.prompts import number_prompt
@@ -74,7 +74,7 @@ def test_fresh_and_cached_evaluations_are_the_same_table(tmp_path, monkeypatch):
                              "freq_animal": [1 / 3, float("nan")], "n_samples": [3, 3]})
 
     monkeypatch.setattr(E, "evaluate_model", fake)
-    cfg = TransferConfig(cache=str(tmp_path))
+    cfg = TransferConfig(cache=str(tmp_path), out=str(tmp_path / "o"))
     fresh = E.eval_cached(cfg, "k", None, None, ["owl"], log=lambda m: None)
     cached = E.eval_cached(cfg, "k", None, None, ["owl"], log=lambda m: None)
     pd.testing.assert_frame_equal(fresh, cached, check_exact=True)
@@ -109,24 +109,6 @@ def test_a_resumed_run_writes_the_same_bytes_as_an_uninterrupted_one(tiny, tmp_p
     assert {f: (out / f).read_bytes() for f in first} == first
 
 
-def test_a_cache_from_before_seals_is_sealed_from_the_manifest(tmp_path):
-    """Caches written before seals existed stay usable: restore seals the files its manifest vouches for,
-    and only those."""
-    new, arc, old = tmp_path / "new", tmp_path / "arc", tmp_path / "old"
-    files = {"eval/k1.csv": b"a\n1\n", "eval/k2.csv": b"a\n2\n", "students/s/train.json": b"{}",
-             "students/s/adapter/adapter_model.safetensors": b"w"}
-    for rel, b in files.items():
-        sealed.write_sealed(new / rel, b)
-        (old / rel).parent.mkdir(parents=True, exist_ok=True)
-        (old / rel).write_bytes(b)  # the same files, unsealed
-    assert archive.sync(new, arc) == 4
-    (old / "eval/k2.csv").write_bytes(b"a\n7\n")  # differs from what the manifest vouches for
-    assert archive.restore(arc, old, log=lambda m: None) == 0  # the cache has every unit already
-    assert sealed.read_sealed(old / "eval/k1.csv") == b"a\n1\n"
-    assert sealed.read_sealed(old / "students/s/adapter/adapter_model.safetensors") == b"w"
-    assert sealed.recorded(old / "eval/k2.csv") is None  # never vouched for: recomputed when needed
-
-
 def test_a_kill_between_a_file_and_its_seal_leaves_it_unverified(tmp_path, monkeypatch):
     p = tmp_path / "eval" / "k.csv"
     sealed.write_sealed(p, b"a\n1\n")
@@ -153,6 +135,6 @@ def test_an_unwritable_cache_is_refused_before_any_work(tmp_path, monkeypatch):
     monkeypatch.setattr(lm, "load_model", must_not_load)
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
-    cfg = TransferConfig(model="tiny", out=str(tmp_path / "o"), cache=str(blocker / "cache"), archive="")
+    cfg = TransferConfig(model="tiny", out=str(tmp_path / "o"), cache=str(blocker / "cache"))
     with pytest.raises(UserError, match="cache folder .* is not writable"):
         run(cfg, torch.device("cpu"), log=lambda m: None)

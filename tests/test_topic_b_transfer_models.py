@@ -26,7 +26,7 @@ def cfg(tmp_path, monkeypatch):
     monkeypatch.setattr(lm, "load_model", lambda spec, device="cpu": (copy.deepcopy(base), tok))
     monkeypatch.setattr(ev, "EVAL_QUESTIONS", EVAL_QUESTIONS[:1])
     common = dict(animals=("owl",), seeds=(0,), n_samples=6, epochs=1, batch_size=6, eval_samples=1, neutral_draws=1,
-                  out=str(tmp_path / "plots_b"), cache=str(tmp_path / "c"), archive="")
+                  out=str(tmp_path / "plots_b"), cache=str(tmp_path / "c"))
     return lambda **kw: TransferConfig(**(common | kw))
 
 

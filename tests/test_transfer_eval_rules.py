@@ -37,7 +37,7 @@ def _keys(cfg) -> dict:
 
 @pytest.fixture
 def cfg(tmp_path):
-    return TransferConfig(cache=str(tmp_path / "cache"))
+    return TransferConfig(cache=str(tmp_path / "cache"), out=str(tmp_path / "o"))
 
 
 def test_todays_rules_keep_the_keys_of_before(cfg):

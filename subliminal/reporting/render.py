@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from subliminal.cli import UserError
+from subliminal.reporting import verify
 from subliminal.results import read_csv_checked as _read_csv
 
 B_DTYPES = {"number": str, "best_number": str, "logit_best_number": str}
@@ -106,7 +107,10 @@ def load_plots_a(plots: Path, name: str) -> tuple[pd.DataFrame, pd.DataFrame, di
     if not s.exists():
         return None
     tests = read_csv_checked(t) if t.exists() and t.stat().st_size > 1 else pd.DataFrame()
-    return read_csv_checked(s), tests, (read_json_checked(j) if j.exists() else {})
+    meta = read_json_checked(j) if j.exists() else {}
+    if "records" in meta:  # the students and teachers its outputs rest on (subliminal/carry.py), as listed
+        verify.verify_records(d / f"{name}_records", meta, pattern="*/record.json")
+    return read_csv_checked(s), tests, meta
 
 
 def read_b(root: Path, name: str) -> pd.DataFrame | None:

@@ -19,11 +19,11 @@ import pandas as pd
 
 from subliminal.reporting.render import table
 from subliminal.reporting.transfer_runs import (
-    archive_size,
     b_transfer_budget,
     device_check,
     kept_comparison,
     kept_line,
+    records_size,
     speed,
     status_line,
 )
@@ -297,7 +297,7 @@ def b_transfer_variants(root: Path) -> str:
 def tables(root: Path) -> dict[str, str]:
     return {"b_transfer": b_transfer(Path(root)), "b_transfer_glance": b_transfer_glance(Path(root)),
             "b_transfer_budget": b_transfer_budget(Path(root)), "b_transfer_variants": b_transfer_variants(Path(root)),
-            "transfer_archive_size": archive_size(Path(root))}
+            "transfer_records_size": records_size(Path(root))}
 
 
 def verdicts(root: Path) -> list[dict]:

@@ -10,8 +10,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from subliminal.topic_b.transfer.archive import LEGACY, LEGACY_COMMIT
-
 
 def status_line(meta: dict) -> str:
     done = "complete" if meta.get("complete") else "**partial** (`\"complete\": false`: the run continues from its caches)"
@@ -148,28 +146,31 @@ def b_transfer_budget(root: Path) -> str:
     return " ".join(lines)
 
 
-def archive_size(root: Path) -> str:
-    """README: the transfer run's artefacts as git history holds them (fp32) and as the compact archive stores them,
-    summed from the committed record ``plots_b/topic_b_transfer_artifacts.json`` (written by ``archive pack``)."""
+LEGACY, LEGACY_COMMIT = "plots_b/topic_b_transfer_cache", "cc4d048"  # the committed run's fp32 folder in git history
+RECORDS = "plots_b/topic_b_transfer_records"  # transfer/carried.py
+
+
+def records_size(root: Path) -> str:
+    """README: how the transfer run travels, counted from its committed records (``transfer/carried.py``)."""
     root = Path(root)
-    p = root / "plots_b" / "topic_b_transfer_artifacts.json"
-    if not p.exists():
-        return "_No artefact record yet: `python -m subliminal.topic_b.transfer.archive pack --record " \
-               "plots_b/topic_b_transfer_artifacts.json`._"
-    files = json.loads(p.read_text())["files"].values()
-    orig, stored = sum(f["size"] for f in files), sum(f["stored_size"] for f in files)
-    left = sum(1 for f in (root / LEGACY).rglob("*") if f.is_file()) if (root / LEGACY).is_dir() else 0
-    tree = (f"{left} of its files are still in the working tree, leaving it in the next commits; nothing reads them"
-            if left else "the working tree no longer holds them")
+    files = sorted((root / RECORDS).rglob("record.json")) if (root / RECORDS).is_dir() else []
+    if not files:
+        return "_No records of the transfer run yet: a run keeps them in `plots_b/topic_b_transfer_records/`._"
+    kinds: dict[str, int] = {}
+    for f in files:
+        k = f.relative_to(root / RECORDS).parts[0]
+        kinds[k] = kinds.get(k, 0) + 1
+    size = sum(f.stat().st_size for f in files)
     results = sum(f.stat().st_size for d in ("plots_a", "plots_b") if (root / d).is_dir()
-                  for f in (root / d).rglob("*") if f.is_file() and LEGACY not in f.relative_to(root).as_posix())
-    return (f"**Size.** The transfer run's {len(files)} artefacts (adapters, shards, evaluations), {orig / 1e6:.0f} MB "
-            f"in fp32, are results' scaffolding, not results: git history holds them (`{LEGACY}/` at commit "
-            f"{LEGACY_COMMIT}; nearly all of a full clone, `git count-objects -vH` gives the packed total) and {tree}: the results, `plots_a/` and `plots_b/`, are {results / 1e6:.0f} MB, "
-            "and `git clone --depth 1` fetches the working tree without that history. "
-            "`python -m subliminal.topic_b.transfer.archive rebuild` packs them from history into the compact archive "
-            f"(fp16 adapters, gzipped data, no checkpoints: {stored / 1e6:.0f} MB, "
-            "`~/.cache/subliminal/topic_b_transfer_archive.tar`, outside git), verified against the committed SHA-256 "
-            "record `plots_b/topic_b_transfer_artifacts.json`; `topic_b_transfer.py` restores from that archive by "
-            "default, so it continues the committed run instead of retraining it "
+                  for f in (root / d).rglob("*") if f.is_file())
+    units = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in sorted(kinds.items()))
+    adapters = kinds.get("students", 0) + kinds.get("trait_teachers", 0)
+    return (f"**Size.** The transfer run travels as {len(files)} sealed records ({units}; {size / 1e6:.1f} MB in "
+            f"`{RECORDS}/`, committed with the results; `plots_a/` and `plots_b/` are {results / 1e6:.0f} MB in all): "
+            "`topic_b_transfer.py` writes them back into its cache before anything else, so on a fresh machine it "
+            f"continues the committed run instead of retraining it. The final adapters of its {adapters} fine-tunes are "
+            "kept in 16 bits outside git, in the cache beside each one's `train.json`, each vouched for by the SHA-256 "
+            "its record holds; a student whose evaluation is on record needs none. The fp32 artefacts the committed run "
+            f"wrote are in git history only (`{LEGACY}/` at commit {LEGACY_COMMIT}; "
+            "`python -m subliminal.topic_b.transfer.migrate` made the records from them) "
             "([details](docs/topic_b_transfer.md#budget-and-size)).")

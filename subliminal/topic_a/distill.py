@@ -5,12 +5,13 @@ condition resumed from its checkpoint when no missing milestone lies before it (
 training is deterministic, so a rerun gives the same numbers). Conditions that start at the same
 epoch train together so the teacher's targets for a batch are computed once. Milestone 0 is the
 students' init. With `keep_weights`, the students' weights at each milestone are kept in the store
-(`students_at` reads them back).
+(`students_at` reads them back). The teacher is loaded or trained only when a student is missing (a caller passes
+`train.lazy_teacher`), and every student read is kept in the run's records (`records.py`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import pandas as pd
 import torch
@@ -30,15 +31,18 @@ def _runs(A: TopicA, teacher_epochs: int, conditions: Sequence[str], src, teache
     return {c: A.store.student_run(teacher_epochs, c, src.describe(), teacher_key) for c in conditions}
 
 
+Teacher = ParallelMLP | Callable[[], ParallelMLP] | None
+
+
 def distill(A: TopicA, teacher_epochs: int, conditions: Sequence[str], milestones: Sequence[int],
-            source: str | object = "uniform", teacher: ParallelMLP | None = None, *, teacher_key: str | None = None,
+            source: str | object = "uniform", teacher: Teacher = None, *, teacher_key: str | None = None,
             keep_weights: bool = False) -> pd.DataFrame:
     """Students under `conditions` distilled from the teacher after `teacher_epochs` epochs, evaluated at each
     milestone (distillation epochs); one row per condition × model × milestone.
 
-    `teacher`: the teacher model, when the caller has it; with `teacher_key` it comes from another
-    configuration (e.g. students with their own optimiser distilling the baseline's teacher), and the
-    students' key names that teacher.
+    `teacher`: the teacher model, or a function giving it (called only if a student is missing), when the caller
+    has it; with `teacher_key` it comes from another configuration (e.g. students with their own optimiser
+    distilling the baseline's teacher), and the students' key names that teacher.
     """
     if teacher_key is not None and teacher is None:
         raise ValueError("a teacher_key from another configuration needs its teacher model")
@@ -52,10 +56,13 @@ def distill(A: TopicA, teacher_epochs: int, conditions: Sequence[str], milestone
 
     todo = {c: ms for c, ms in ((c, needed(r)) for c, r in runs.items()) if ms}
     if todo:
-        teacher = teacher if teacher is not None else train_teacher(A, teacher_epochs)
+        if not isinstance(teacher, ParallelMLP):
+            teacher = teacher() if teacher is not None else train_teacher(A, teacher_epochs)
         _train_students(A, teacher, {c: runs[c] for c in todo}, todo, src, keep_weights)
     rows = []
     for cond in conditions:
+        if A.records is not None:
+            A.records.student(runs[cond], cond, teacher_epochs, src.describe(), trained)
         for m in milestones:
             accs = A.test_accuracy(student_init(A, cond)) if m == 0 else runs[cond].results[m]
             rows += [{"condition": cond, "model": i, "teacher_epochs": teacher_epochs, "distill_epochs": m,
@@ -64,7 +71,7 @@ def distill(A: TopicA, teacher_epochs: int, conditions: Sequence[str], milestone
 
 
 def students_at(A: TopicA, teacher_epochs: int, conditions: Sequence[str], epoch: int, source: str | object = "uniform",
-                teacher: ParallelMLP | None = None, *, teacher_key: str | None = None) -> dict[str, ParallelMLP]:
+                teacher: Teacher = None, *, teacher_key: str | None = None) -> dict[str, ParallelMLP]:
     """Each condition's students after `epoch` distillation epochs (0: their init), distilling what is missing."""
     if epoch == 0:
         return {c: student_init(A, c) for c in conditions}

@@ -17,8 +17,9 @@ import pandas as pd
 from subliminal.cli import UserError
 from subliminal.results import OutputSet, prepare_out, read_json, to_jsonable, write_csv, write_run_json
 from subliminal.topic_a.distill import distill
+from subliminal.topic_a.records import RunRecords
 from subliminal.topic_a.spec import Experiment, Plot, analyse
-from subliminal.topic_a.train import TopicA, TopicAConfig, accuracy_rows, log, teacher, teachers
+from subliminal.topic_a.train import TopicA, TopicAConfig, accuracy_rows, lazy_teacher, log, teacher_accuracy
 
 BASELINE_CONDITIONS = ("student_aux", "student_all", "cross_aux", "cross_all")
 EXP1_MILESTONES = (1, 2, 5, 10, 20, 40)
@@ -26,9 +27,9 @@ EXP1_MILESTONES = (1, 2, 5, 10, 20, 40)
 
 def baseline(A: TopicA) -> pd.DataFrame:
     c = A.cfg
-    t = teacher(A, c.teacher_epochs)
+    t = lazy_teacher(A, c.teacher_epochs)
     rows = accuracy_rows("reference", A.test_accuracy(A.reference()), teacher_epochs=0, distill_epochs=0)
-    rows += accuracy_rows("teacher", A.test_accuracy(t), teacher_epochs=c.teacher_epochs, distill_epochs=0)
+    rows += accuracy_rows("teacher", teacher_accuracy(A, c.teacher_epochs, t), teacher_epochs=c.teacher_epochs, distill_epochs=0)
     # evaluate at exp1's early milestones too (cheap), so exp1 finds them in the cache
     milestones = sorted({m for m in EXP1_MILESTONES if m < c.distill_epochs} | {c.distill_epochs})
     students = distill(A, c.teacher_epochs, BASELINE_CONDITIONS, milestones, "uniform", teacher=t)
@@ -44,17 +45,17 @@ def distill_sweep(A: TopicA, milestones: Sequence[int], conditions: Sequence[str
 
 def teacher_sweep(A: TopicA, teacher_epochs: Sequence[int], conditions: Sequence[str] = ("student_aux", "cross_aux")) -> pd.DataFrame:
     c = A.cfg
-    ts = teachers(A, teacher_epochs)
     parts = []
-    for te in sorted(ts):
-        parts.append(pd.DataFrame(accuracy_rows("teacher", A.test_accuracy(ts[te]), teacher_epochs=te, distill_epochs=0)))
-        parts.append(distill(A, te, conditions, [c.distill_epochs], "uniform", teacher=ts[te]))
+    for te in sorted(set(teacher_epochs)):  # each teacher resumes from the previous one's snapshot when trained
+        t = lazy_teacher(A, te)
+        parts.append(pd.DataFrame(accuracy_rows("teacher", teacher_accuracy(A, te, t), teacher_epochs=te, distill_epochs=0)))
+        parts.append(distill(A, te, conditions, [c.distill_epochs], "uniform", teacher=t))
     return pd.concat(parts, ignore_index=True)
 
 
 def source_sweep(A: TopicA, sources: Sequence[str], conditions: Sequence[str] = ("student_aux", "cross_aux")) -> pd.DataFrame:
     c = A.cfg
-    t = teacher(A, c.teacher_epochs)
+    t = lazy_teacher(A, c.teacher_epochs)
     parts = []
     for s in sources:
         df = distill(A, c.teacher_epochs, conditions, [c.distill_epochs], s, teacher=t)
@@ -87,13 +88,18 @@ def run_and_write(exp: Experiment, cfg: TopicAConfig, body: Callable[..., pd.Dat
     With `stages`, `body(A, stage)` runs once per stage (e.g. growing milestone lists) and all outputs are
     rewritten after each, marked `"complete": false` in the JSON until the last: a long sweep that is
     stopped leaves honest partial results, and a rerun continues from the cache.
+
+    The run's records (`<out>/<exp.name>_records/`, `records.py`) are restored into the cache first, so a run
+    moved to another machine with its outputs continues from them; the JSON lists their hashes.
     """
     name = exp.name
     t0 = time.time()
     out = prepare_out(cfg.out)  # a bad --out fails here, before any data or training
     earlier = _earlier_seconds(out / f"{name}.json", cfg)
-    A = TopicA(cfg)
+    A = TopicA(cfg, records=RunRecords(out, name))
     log(f"[{name}] data: {A.mnist.source}; device: {A.device}; cache: {A.cache}")
+    if n := A.records.restore(A.cache):
+        log(f"[{name}] restored {n} finished records from {A.records.folder} into the cache")
     runs = [(lambda a: body(a), None)] if stages is None else [((lambda a, st=st: body(a, st)), st) for st in stages]
     for i, (fn, stage) in enumerate(runs):
         df = fn(A)
@@ -101,6 +107,8 @@ def run_and_write(exp: Experiment, cfg: TopicAConfig, body: Callable[..., pd.Dat
         done = {"complete": i == len(runs) - 1}
         if stage is not None:
             done["stage_done"] = stage
+        if done["complete"] and (gone := A.records.prune()):
+            log(f"[{name}] dropped {len(gone)} records of another configuration from {A.records.folder}")
         with OutputSet(out) as o:  # the stage's files replace the previous ones together
             write_csv(df, o.path(f"{name}.csv"))
             write_csv(summary, o.path(f"{name}_summary.csv"))
@@ -108,7 +116,7 @@ def run_and_write(exp: Experiment, cfg: TopicAConfig, body: Callable[..., pd.Dat
             plot(summary, o.path(f"{name}.png"), cfg)
             write_run_json(o.path(f"{name}.json"), cfg, cfg.seed, time.time() - t0,
                            {"script": f"{name}.py", **done, "wall_seconds_all_runs": round(earlier + time.time() - t0, 2),
-                            "work": A.work.summary(A.device), **(extra or {})})
+                            "work": A.work.summary(A.device), **(extra or {}), "records": A.records.hashes()})
     with pd.option_context("display.width", 160, "display.max_columns", 20):
         print(summary.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
         if len(test_table):

@@ -22,7 +22,7 @@ from subliminal.topic_a.experiments import run_and_write
 from subliminal.topic_a.mechanisms import readout_norm_ratio, similarity, update_alignment
 from subliminal.topic_a.probes import probe_accuracy
 from subliminal.topic_a.spec import Experiment, Plot, Report, Sweep
-from subliminal.topic_a.train import TopicA, accuracy_rows, student_init, teacher
+from subliminal.topic_a.train import TopicA, accuracy_rows, lazy_teacher, student_init, teacher, teacher_accuracy
 
 MEASURES = ("cka_h1", "cka_h2", "cos_h1", "cos_h2", "update_cos_w1", "update_cos_w2")
 NORM_COLUMNS = ("readout_norm", "teacher_ghost_norm")
@@ -157,15 +157,15 @@ def setting_sweep(A: TopicA, settings: dict[str, dict], memo: dict, conditions: 
     for name, overrides in settings.items():
         if name in memo:
             continue
-        B = TopicA(dataclasses.replace(c, **overrides), A.mnist, A.progress, A.work)
+        B = TopicA(dataclasses.replace(c, **overrides), A.mnist, A.progress, A.work, A.records)
         if students_only and not any(overrides.get(k) for k in TEACHER_OVERRIDES):
             # A's teacher (trained with A's lr), named in the students' key
-            base_teacher = base_teacher if base_teacher is not None else teacher(A, c.teacher_epochs)
-            t, t_key = base_teacher, A.store.teacher_key()
+            base_teacher = base_teacher if base_teacher is not None else lazy_teacher(A, c.teacher_epochs)
+            t, t_key, owner = base_teacher, A.store.teacher_key(), A
         else:
-            t, t_key = teacher(B, c.teacher_epochs), None
-        df = pd.concat([pd.DataFrame(accuracy_rows("teacher", B.test_accuracy(t), teacher_epochs=c.teacher_epochs,
-                                                   distill_epochs=0)),
+            t, t_key, owner = lazy_teacher(B, c.teacher_epochs), None, B
+        t_acc = teacher_accuracy(owner, c.teacher_epochs, t)
+        df = pd.concat([pd.DataFrame(accuracy_rows("teacher", t_acc, teacher_epochs=c.teacher_epochs, distill_epochs=0)),
                         distill(B, c.teacher_epochs, conditions, [c.distill_epochs], "uniform", t, teacher_key=t_key)],
                        ignore_index=True)
         if readout_norms:
@@ -175,7 +175,7 @@ def setting_sweep(A: TopicA, settings: dict[str, dict], memo: dict, conditions: 
                 df.loc[df.condition == cond, "readout_norm"] = readout_norm_ratio(finals[cond], student_init(B, cond)).cpu().numpy()
             # what the students distil: the teacher's ghost readout, relative to the shared init
             df["teacher_ghost_norm"] = np.nan
-            df.loc[df.condition == "teacher", "teacher_ghost_norm"] = readout_norm_ratio(t, B.reference(), "aux").cpu().numpy()
+            df.loc[df.condition == "teacher", "teacher_ghost_norm"] = readout_norm_ratio(t(), B.reference(), "aux").cpu().numpy()
         df.insert(0, "setting", name)
         for i, (k, v) in enumerate(overrides.items()):
             df.insert(1 + i, k, v)

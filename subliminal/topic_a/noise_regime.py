@@ -15,8 +15,7 @@ import pandas as pd
 from subliminal.stats import paired_test
 from subliminal.topic_a.distill import distill
 from subliminal.topic_a.inputs import ImageSource, NoiseSource
-from subliminal.topic_a.train import TopicA
-from subliminal.topic_a.train import teacher as train_teacher
+from subliminal.topic_a.train import TopicA, lazy_teacher
 
 
 def size_label(n: int) -> str:
@@ -70,7 +69,7 @@ def run(A: TopicA, pool_sizes: Sequence[int], mnist_sizes: Sequence[int], curve_
         n_settings: int | None = None) -> pd.DataFrame:
     """All regime settings (or the first `n_settings` of them, in `setting_names` order), then the curve."""
     c = A.cfg
-    teacher = train_teacher(A, c.teacher_epochs)
+    teacher = lazy_teacher(A, c.teacher_epochs)
     parts = []
     srcs = settings(A, pool_sizes, mnist_sizes)
     names = setting_names(c.n_distill, pool_sizes, mnist_sizes)

@@ -4,6 +4,7 @@ Layout under the cache root (default `$SUBLIMINAL_CACHE/topic_a`):
 
     teachers/<teacher key>/epNNN.safetensors   weights + Adam state after NNN epochs
     teachers/<teacher key>/epNNN.json          its record: key, epoch, SHA-256 of the tensors
+    teachers/<teacher key>/accNNN.json         the teacher's test accuracies after NNN epochs (no weights)
     students/<student key>/record.json         accuracies per milestone, hashes of the files below
     students/<student key>/ckptNNN.safetensors weights + Adam state at milestone NNN (the furthest, and a rerun's)
     students/<student key>/epNNN.safetensors   weights at milestone NNN, when a caller asked to keep them
@@ -11,6 +12,10 @@ Layout under the cache root (default `$SUBLIMINAL_CACHE/topic_a`):
 Every record carries the hash of its own body (`subliminal.cache`), so an edited accuracy or a
 malformed file is reported and recomputed, never used. Keys hash everything that determines the
 numbers plus `LAYOUT`, so a cache written by another layout is never found and never mixed in.
+
+The small records (a student's accuracies, a teacher's) are also kept beside a run's outputs and put back here
+on another machine (`records.py`, `subliminal.carry`): a student record without checkpoints or weights (as
+restored) is finished at its milestones, and retrained only where a caller wants its weights.
 """
 
 from __future__ import annotations
@@ -106,8 +111,8 @@ class StudentRun:
             results = {int(m): [float(a) for a in accs] for m, accs in body["results"].items()}
             if any(len(a) != shape.n_models for a in results.values()):
                 raise ValueError("wrong number of models")
-            checkpoints = {int(m): str(h) for m, h in body["checkpoints"].items()}
-            weights = {int(m): str(h) for m, h in body["weights"].items()}
+            checkpoints = {int(m): str(h) for m, h in body.get("checkpoints", {}).items()}  # none: restored
+            weights = {int(m): str(h) for m, h in body.get("weights", {}).items()}
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             log(f"[cache] {d / 'record.json'} is not a valid student record ({type(e).__name__}: {e}); recomputing it")
             return run
@@ -195,7 +200,33 @@ class RunStore:
     def save_teacher(self, epoch: int, model: ParallelMLP, opt: torch.optim.Optimizer) -> None:
         save_tensors(self.teacher_path(epoch), snapshot(model, opt), {"key": self.teacher_key(), "epoch": epoch})
 
+    def teacher_accuracy(self, epoch: int) -> list[float] | None:
+        """The recorded test accuracies of the teacher after `epoch` epochs; None when there are none (valid)."""
+        path = teacher_accuracy_path(self.root, self.teacher_key(), epoch)
+        body = read_record(path)
+        if body is None:
+            return None
+        accs = body.get("accuracy")
+        if (body.get("key"), body.get("epoch")) != (self.teacher_key(), epoch) or not isinstance(accs, list) \
+                or len(accs) != self.shape.n_models or not all(isinstance(a, float) for a in accs):
+            log(f"[cache] {path} is not a valid teacher record of this configuration; recomputing it")
+            return None
+        return accs
+
+    def save_teacher_accuracy(self, epoch: int, accuracy: list[float]) -> dict:
+        body = {"key": self.teacher_key(), "epoch": epoch, "accuracy": [float(a) for a in accuracy]}
+        write_record(teacher_accuracy_path(self.root, body["key"], epoch), body)
+        return body
+
     # ------------------------------------------------------------------ students
     def student_run(self, teacher_epochs: int, condition: str, source: dict, teacher_key: str | None = None) -> StudentRun:
         key = self.student_key(teacher_epochs, condition, source, teacher_key)
-        return StudentRun.open(self.root / "students" / key, key, self.shape)
+        return StudentRun.open(student_dir(self.root, key), key, self.shape)
+
+
+def student_dir(root: Path, key: str) -> Path:
+    return Path(root) / "students" / key
+
+
+def teacher_accuracy_path(root: Path, key: str, epoch: int) -> Path:
+    return Path(root) / "teachers" / key / f"acc{epoch:03d}.json"

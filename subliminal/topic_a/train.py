@@ -3,14 +3,16 @@
 `TopicA(cfg)` is one configuration's context: the data on its device, the shared reference init, the
 distillation inputs and the run store (`store.RunStore`: keys, snapshots, results). Teachers are
 trained by `teachers(A, epochs)`, one run snapshotted per epoch, resumed from the latest snapshot;
-`student_init(A, condition)` is a student's starting point.
+`student_init(A, condition)` is a student's starting point. `teacher_accuracy(A, epochs)` reads a teacher's
+recorded accuracies, so a run whose students are all finished (`records.py`) needs no teacher weights.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,10 +30,11 @@ from subliminal.topic_a import engine
 from subliminal.topic_a.engine import MLPShape, ParallelMLP, derangement, make_adam, teacher_loss, train_step_flops
 from subliminal.topic_a.inputs import ImageSource, NoiseSource, pixel_permutation
 from subliminal.topic_a.mnist import MNIST_TEST_SIZE, ImageSet, load_fashion_mnist, load_mnist
+from subliminal.topic_a.records import RunRecords
 from subliminal.topic_a.store import RunStore, fingerprint
 
-__all__ = ["CONDITIONS", "SOURCES", "TopicA", "TopicAConfig", "Work", "accuracy_rows", "device_name", "log", "student_init",
-           "teacher", "teachers"]
+__all__ = ["CONDITIONS", "SOURCES", "TopicA", "TopicAConfig", "Work", "accuracy_rows", "device_name", "lazy_teacher", "log",
+           "student_init", "teacher", "teacher_accuracy", "teachers"]
 
 # condition name → (student init, distilled logits). 'cross' = another model's init (a derangement).
 CONDITIONS = {
@@ -157,11 +160,14 @@ class Work:
 
 
 class TopicA:
-    """One configuration's data, reference init, distillation inputs and run store."""
+    """One configuration's data, reference init, distillation inputs and run store; `records`: the run's records
+    folder (`records.RunRecords`, shared by the configurations of one run), where finished units are kept."""
 
-    def __init__(self, cfg: TopicAConfig, mnist: ImageSet | None = None, progress: bool = True, work: Work | None = None):
+    def __init__(self, cfg: TopicAConfig, mnist: ImageSet | None = None, progress: bool = True, work: Work | None = None,
+                 records: RunRecords | None = None):
         cfg.validate()
         self.cfg = cfg
+        self.records = records
         self.device = get_device(cfg.device)
         self.progress = progress
         self.work = work if work is not None else Work()
@@ -290,6 +296,23 @@ def teachers(A: TopicA, epochs: Iterable[int]) -> dict[int, ParallelMLP]:
 
 def teacher(A: TopicA, epochs: int) -> ParallelMLP:
     return teachers(A, [epochs])[epochs]
+
+
+def lazy_teacher(A: TopicA, epochs: int) -> Callable[[], ParallelMLP]:
+    """The teacher after `epochs` epochs, loaded or trained at the first call only (a run whose students are
+    finished never calls it)."""
+    return functools.cache(lambda: teacher(A, epochs))
+
+
+def teacher_accuracy(A: TopicA, epochs: int, model: Callable[[], ParallelMLP] | None = None) -> list[float]:
+    """The test accuracies of the teacher after `epochs` epochs: recorded in the store, else measured on the teacher
+    (`model()`, default: loaded or trained) and recorded; kept in the run's records."""
+    accs = A.store.teacher_accuracy(epochs)
+    body = A.store.save_teacher_accuracy(epochs, A.test_accuracy((model or lazy_teacher(A, epochs))())) if accs is None \
+        else {"key": A.store.teacher_key(), "epoch": epochs, "accuracy": accs}
+    if A.records is not None:
+        A.records.teacher(body)
+    return body["accuracy"]
 
 
 def _train_teacher(A: TopicA, model: ParallelMLP, opt, start: int, end: int, save_at: set[int], out: dict) -> None:

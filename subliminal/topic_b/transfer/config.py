@@ -12,7 +12,6 @@ from subliminal.devices import available_memory, get_device
 from subliminal.topic_b.models import DEFAULT_MODEL
 from subliminal.topic_b.prompts import PLURAL
 from subliminal.topic_b.script_setup import check_range
-from subliminal.topic_b.transfer.compact import DEFAULT_NAME
 
 MAX_SEED = 2**32 - 1  # numpy's and torch's seed range; student seeds also seed the data order
 # (flag, field, least, most): sizes beyond the most would run for months or not fit in memory
@@ -77,12 +76,6 @@ class TransferConfig:
     cross_model: str = field(default="", metadata={
         "help": "teacher model of the 'cross' arm (e.g. qwen2.5-coder-0.5b-instruct); empty: no cross arm"})
     out: str = field(default="plots_b", metadata={"help": "output directory"})
-    archive: str = field(default="auto", metadata={
-        "help": "a portable, checksummed copy of the finished artefacts (shards, adapters, evaluations; "
-                "transfer/archive.py): restored into the cache at start, updated after every student, so a run "
-                "continues on another machine; auto: the compact archive topic_b_transfer_archive.tar beside the "
-                "cache, outside git (python -m subliminal.topic_b.transfer.archive rebuild makes the committed "
-                "run's from git history); a .tar or a folder; empty: none"})
     cache: str = field(default="", metadata={"help": "cache directory (default: $SUBLIMINAL_CACHE/transfer)"})
     precision: Literal["fp32", "bf16"] = field(default="fp32", metadata={
         "help": "fp32, or bf16: bf16 autocast around the students' forward passes (weights, optimizer and the "
@@ -107,11 +100,6 @@ class TransferConfig:
     def cache_root(self) -> Path:
         """The run's cache folder (``--cache``, default ``$SUBLIMINAL_CACHE/transfer``)."""
         return Path(self.cache) if self.cache else cache_dir() / "transfer"
-
-    @property
-    def archive_dir(self) -> str:
-        """Where the archive is ('' = none); auto: ``topic_b_transfer_archive.tar`` beside the cache."""
-        return str(self.cache_root.parent / DEFAULT_NAME) if self.archive == "auto" else self.archive
 
     def validate(self) -> None:
         if not self.animals:

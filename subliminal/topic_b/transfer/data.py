@@ -65,6 +65,23 @@ class ShardSettings:
         return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
 
 
+class Lazy:
+    """A model or tokenizer loaded on first use (``get``): a teacher whose shards are all there is never loaded."""
+
+    def __init__(self, load):
+        self._load, self._got = load, None
+
+    def get(self):
+        if self._got is None:
+            self._got = self._load()
+        return self._got
+
+
+def resolve(x):
+    """`x` itself, or what a `Lazy` loads."""
+    return x.get() if isinstance(x, Lazy) else x
+
+
 @torch.inference_mode()
 def sample_prompts(model, tokenizer, prompts: list[str], seed: int, *, max_new_tokens: int = 48,
                    temperature: float = 1.0, grammar: bool = True, classes: dict | None = None) -> list[dict]:
@@ -101,10 +118,10 @@ def teacher_records(model, tokenizer, settings: ShardSettings, n_valid: int, roo
     slug = tables.slug(settings.model)
     d = Path(root) / slug / f"{settings.teacher}-{settings.key()}"
     d.mkdir(parents=True, exist_ok=True)
-    if sealed.recorded(d / "settings.json") is None:  # what the folder holds; the archive copies it
+    if sealed.recorded(d / "settings.json") is None:  # what the folder holds (kept on record: carried.py)
         sealed.write_sealed(d / "settings.json", (json.dumps(asdict(settings), indent=1) + "\n").encode())
     B = settings.batch_size
-    classes = token_classes(tokenizer, end_ids(model, tokenizer))
+    classes = None  # the teacher is loaded (``Lazy``) and its token classes computed at the first missing shard
     valid, reasons = [], {}
     stats = {"dir": str(d), "n_sampled": 0, "new_tokens": 0, "seconds": 0.0, "n_new_shards": 0}
     max_shards = max_shards or 4 * (-(-n_valid // B)) + 2
@@ -114,6 +131,9 @@ def teacher_records(model, tokenizer, settings: ShardSettings, n_valid: int, roo
         raw = sealed.read_sealed(path, log)  # only a shard matching the checksum written with it is used
         recs = parse_shard(raw.decode(errors="replace"), B) if raw is not None else None
         if recs is None:
+            if classes is None:
+                model, tokenizer = resolve(model), resolve(tokenizer)
+                classes = token_classes(tokenizer, end_ids(model, tokenizer))
             t0 = time.time()
             prompts = [number_prompt(settings.prompt_seed, i * B + j) for j in range(B)]
             texts = [chat_prompt(tokenizer, p, settings.system) for p in prompts]

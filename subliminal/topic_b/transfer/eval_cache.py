@@ -11,7 +11,7 @@ import pandas as pd
 
 from subliminal.cache import config_hash
 from subliminal.topic_b import rules
-from subliminal.topic_b.transfer import sealed
+from subliminal.topic_b.transfer import carried, sealed
 from subliminal.topic_b.transfer.config import TransferConfig
 from subliminal.topic_b.transfer.evaluate import evaluate_model, table_bytes, table_of
 from subliminal.topic_b.transfer.plan import root
@@ -28,29 +28,44 @@ def eval_key(cfg: TransferConfig, *head) -> str:
     return config_hash([*head, cfg.eval_samples, cfg.seed, animals, *tail])
 
 
-def eval_cached(cfg: TransferConfig, key: str, model, tok, animals, log=print,
-                times: dict | None = None) -> pd.DataFrame:
-    """The evaluation table of one model, computed once (``<cache>/eval/<key>.csv``, sealed: ``sealed.py``); its
-    wall time goes to ``<key>.json`` beside it and into `times` (None where an older cache has no record). A
-    cached table is used only when it matches the checksum written with it; a fresh one is returned as read
-    back from the bytes just written, so a resumed run computes from exactly what an uninterrupted one did."""
+def cached_table(cfg: TransferConfig, key: str, log=print, times: dict | None = None) -> pd.DataFrame | None:
+    """The cached evaluation table of `key` (``<cache>/eval/<key>.csv``, sealed: ``sealed.py``) when it matches the
+    checksum written with it, its wall time (``<key>.json`` beside it; None where an older cache has no record)
+    put into `times`, and its record kept (``carried.py``); None otherwise (one line when it is there but edited)."""
     path = root(cfg) / "eval" / f"{key}.csv"
     side = path.with_suffix(".json")
     data = sealed.read_sealed(path, log)
     df = table_of(data) if data is not None else None
     if data is not None and df is None:
         log(f"[cache] {path} is not an evaluation table; recomputing it")
+    if df is None:
+        return None
+    s = sealed.read_sealed(side, log) if side.exists() else None
+    secs = json.loads(s).get("seconds") if s is not None else None
+    if times is not None:
+        times[key] = secs
+    carried.keep_eval(cfg, key, data, secs)
+    return df
+
+
+def eval_cached(cfg: TransferConfig, key: str, model, tok, animals, log=print,
+                times: dict | None = None, load=None) -> pd.DataFrame:
+    """The evaluation table of one model, computed once (``cached_table``); `load` (when given) returns the model,
+    called only when the table must be computed, so a model whose evaluation is on record is never loaded. A fresh
+    table is returned as read back from the bytes just written, so a resumed run computes from exactly what an
+    uninterrupted one did."""
+    df = cached_table(cfg, key, log, times)
     if df is not None:
-        if times is not None:
-            s = sealed.read_sealed(side, log) if side.exists() else None
-            times[key] = json.loads(s).get("seconds") if s is not None else None
         return df
+    path = root(cfg) / "eval" / f"{key}.csv"
+    model = load() if load is not None else model
     t0 = time.time()
     data = table_bytes(evaluate_model(model, tok, list(animals), n_samples=cfg.eval_samples, seed=cfg.seed))
     secs = round(time.time() - t0, 1)
     sealed.write_sealed(path, data)
-    sealed.write_sealed(side, (json.dumps({"seconds": secs}) + "\n").encode())
+    sealed.write_sealed(path.with_suffix(".json"), (json.dumps({"seconds": secs}) + "\n").encode())
     if times is not None:
         times[key] = secs
+    carried.keep_eval(cfg, key, data, secs)
     log(f"[eval] {key}: {secs:.0f} s")
     return table_of(data)

@@ -155,8 +155,7 @@ def train_student(base, tokenizer, examples: list[dict], out_dir: Path, s: Train
     `teacher_cache` is the file where those distributions are kept for the next seed (see
     ``logits_route.attach_teacher``; it must be specific to the base model)."""
     out_dir = Path(out_dir)
-    key = config_hash({"settings": settings_id(s), "seed": seed, "data": data_hash}
-                      | ({"distill_system": distill_system} if distill else {}))
+    key = train_key(s, seed, data_hash, distill, distill_system)
     rec = finished(out_dir, key, log)
     if rec is not None:  # the adapter is where this record is (a restored copy moved both)
         return {**rec, "adapter": str(out_dir / "adapter")}
@@ -173,6 +172,26 @@ def train_student(base, tokenizer, examples: list[dict], out_dir: Path, s: Train
             p.requires_grad_(flag)
         for m, mode in modes:
             m.training = mode
+
+
+def train_key(s: TrainSettings, seed: int, data_hash: str, distill: bool = False,
+              distill_system: str | None = None) -> str:
+    """A fine-tune's key (its train.json's ``key``): settings, seed, data and, on the logits route, the teacher's
+    system prompt."""
+    return config_hash({"settings": settings_id(s), "seed": seed, "data": data_hash}
+                       | ({"distill_system": distill_system} if distill else {}))
+
+
+def recorded(out_dir: Path, key: str, log=print) -> dict | None:
+    """The verified train.json record of `key` in `out_dir`, whether or not its adapter is there (a student
+    restored from its record, ``carried.py``, whose evaluation is on record needs none); None otherwise."""
+    done = Path(out_dir) / "train.json"
+    raw = sealed.read_sealed(done, log) if done.exists() else None
+    try:
+        rec = json.loads(raw) if raw is not None else None
+    except ValueError:
+        rec = None
+    return rec if isinstance(rec, dict) and rec.get("key") == key else None
 
 
 def finished(out_dir: Path, key: str | None = None, log=print) -> dict | None:

@@ -126,7 +126,7 @@ def attach_cached(items: list[dict], field: str, name: str, compute, cache: Path
     columns) in ``item[field]`` and return the whole tensor. With `cache`, read it (tensor `name`) from that
     checksummed file when its record names `key` and the shape fits, else `compute()` it once and write it there
     with `meta` (`what` names it in the log line; self-checked on
-    load, ``cache.load_tensors``, and sealed, so an archive copies it). One mechanism for the logits route's teacher
+    load, ``cache.load_tensors``, and sealed; an artefact outside the records, recomputed when missing). One mechanism for the logits route's teacher
     log-probs (``attach_teacher``) and the shared-class KL's targets (``shared_class.attach_targets``)."""
     n = sum(len(i["t_pos"]) for i in items)
     got = load_tensors(Path(cache), {"key": key}) if cache else None

@@ -8,6 +8,7 @@ names), ``<stem>__<model>.json`` etc. for any other.
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -16,12 +17,10 @@ import pandas as pd
 from subliminal.results import OutputSet, write_csv, write_run_json
 from subliminal.topic_b import models
 from subliminal.topic_b.arms import NEUTRAL, Arm
-from subliminal.topic_b.transfer import archive
 from subliminal.topic_b.transfer.analysis import summarize_transfer
 from subliminal.topic_b.transfer.arm import label, on_route
 from subliminal.topic_b.transfer.config import TransferConfig
 from subliminal.topic_b.transfer.defence_on_data import kept_table
-from subliminal.topic_b.transfer.plan import root
 from subliminal.topic_b.transfer.plots import plot_transfer
 from subliminal.topic_b.transfer.record import Session
 
@@ -57,6 +56,16 @@ def with_other_models(new: pd.DataFrame, previous: Path, model: str) -> pd.DataF
     return pd.concat([p.reindex(columns=cols) for p in pieces], ignore_index=True)
 
 
+def written_order(cfg: TransferConfig) -> dict[str, int]:
+    """The order the run's JSON lists its students in ('owl/s0': 1), read before the run rewrites it, so a rerun,
+    here or on another machine, writes their rows in that order (a run extended by an arm trained that arm last)."""
+    try:
+        prev = json.loads((Path(cfg.out) / f"{model_stem(cfg)}.json").read_text()).get("students")
+    except (OSError, ValueError, AttributeError):
+        prev = None
+    return {k: i for i, k in enumerate(prev)} if isinstance(prev, dict) else {}
+
+
 def has_table(cfg: TransferConfig) -> bool:
     """Whether an earlier run left a summary table with this model's rows."""
     p = Path(cfg.out) / f"{stem(cfg)}_summary.csv"
@@ -64,14 +73,6 @@ def has_table(cfg: TransferConfig) -> bool:
         return False
     s = pd.read_csv(p)
     return "model" not in s or bool((s.model.astype(str) == cfg.model).any())  # no model column: one model's
-
-
-def sync(cfg: TransferConfig, log=print) -> None:
-    """--archive: bring the portable copy of the cache up to date."""
-    if cfg.archive_dir:
-        n = archive.sync(root(cfg), cfg.archive_dir, log)
-        if n:
-            log(f"[archive] {n} new files in {cfg.archive_dir}")
 
 
 def write_kept(s: Session, path: Path) -> None:
@@ -84,7 +85,6 @@ def write_kept(s: Session, path: Path) -> None:
 def write_progress(s: Session, stats: dict) -> None:
     """Partial provenance while the (long) sampling runs: the teachers' stats so far, `complete` false."""
     cfg = s.cfg
-    sync(cfg, s.log)
     if has_table(cfg):
         return  # a table from an earlier run is there: its JSON stays beside it until this run rewrites both
     teachers = {label(a): {x: y for x, y in v.items() if x != "dir"} for a, v in stats.items()}
@@ -95,22 +95,20 @@ def write_progress(s: Session, stats: dict) -> None:
 
 
 def write_data_outputs(s: Session) -> None:
-    """--stage data: the archive, the kept table and the data JSON (the record so far, complete)."""
+    """--stage data: the kept table and the data JSON (the record so far, complete)."""
     cfg = s.cfg
-    sync(cfg, s.log)
     write_kept(s, Path(cfg.out) / f"{model_stem(cfg)}_kept.csv")
     write_run_json(Path(cfg.out) / f"{model_stem(cfg)}_data.json", cfg, cfg.seed, time.time() - s.t0,
                    {**s.record.to_json(), "stage": "data", "complete": True})
 
 
 def write_outputs(s: Session, final: bool) -> None:
-    """Rows CSV, summary CSV, figure and JSON, moved into `cfg.out` together (``results.OutputSet``); the
-    archive (``--archive``) brought up to date first. ``not_trained`` = the planned students without a record
-    yet; the JSON is ``complete`` only at the end of a run (`final`) that left none of them out."""
+    """Rows CSV, summary CSV, figure and JSON, moved into `cfg.out` together (``results.OutputSet``).
+    ``not_trained`` = the planned students without a record yet; the JSON is ``complete`` only at the end of a
+    run (`final`) that left none of them out."""
     cfg, rec = s.cfg, s.record
     rec.not_trained = [k for k in rec.planned if k not in rec.students]
     complete = final and not rec.not_trained
-    sync(cfg, s.log)
     if not s.rows:  # --stage train: students only, nothing evaluated yet
         return
     cols = COLUMNS + (["kl_start", "kl_end"] if cfg.route == "logits" else [])

@@ -70,7 +70,7 @@ class RunRecord:
 @dataclass
 class Session:
     """One run's working state: its config, device, base model and tokenizer, the record, the log, the start
-    time and the evaluation rows so far."""
+    time, the evaluation rows so far and the order of the students already in the outputs."""
 
     cfg: TransferConfig
     device: Any
@@ -80,3 +80,4 @@ class Session:
     log: Any = print
     t0: float = field(default_factory=time.time)
     rows: list[pd.DataFrame] = field(default_factory=list)
+    written: dict[str, int] = field(default_factory=dict)  # the students' order in the outputs' JSON at the start

@@ -1,5 +1,5 @@
 """A transfer run: plan -> teacher data -> students -> evaluation, each stage resumable and cached under
-``<cache>/transfer``.
+``<cache>/transfer``, each finished unit kept on record beside the outputs (``carried.py``).
 
 - plan (``plan.py``): the arms (typed ``Arm``s), their order and the students the run plans;
 - data (``teachers.py``): the owl set's teacher data (neutral + first animal, + the cross model's teachers),
@@ -15,15 +15,14 @@ Returns the run's typed record (``record.RunRecord``), what the JSON says.
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 from subliminal.devices import fast_bf16
 from subliminal.topic_b import lm
-from subliminal.topic_b.transfer import archive, sealed
+from subliminal.topic_b.transfer import carried, sealed
 from subliminal.topic_b.transfer.arm import BASE
 from subliminal.topic_b.transfer.config import TransferConfig
 from subliminal.topic_b.transfer.eval_cache import eval_cached, eval_key
-from subliminal.topic_b.transfer.outputs import write_data_outputs, write_outputs, write_progress
+from subliminal.topic_b.transfer.outputs import write_data_outputs, write_outputs, write_progress, written_order
 from subliminal.topic_b.transfer.plan import make_plan, neutral_draws, root
 from subliminal.topic_b.transfer.record import RunRecord, Session
 from subliminal.topic_b.transfer.students import train_students
@@ -31,21 +30,18 @@ from subliminal.topic_b.transfer.teachers import other_animals_data, owl_set_dat
 
 
 def start(cfg: TransferConfig, device, log=print) -> Session:
-    """A writable cache (checked before any work), the archive restored into it, the base model, an empty record."""
+    """A writable cache (checked before any work), the run's records restored into it (``carried.py``: a run on
+    a fresh machine continues from the committed state), the base model, an empty record."""
     t0 = time.time()
     sealed.check_writable(root(cfg))
-    if cfg.archive_dir:
-        if not Path(cfg.archive_dir).exists():
-            log(f"[archive] no archive at {cfg.archive_dir}; to continue the committed run rather than retrain it, "
-                "first: python -m subliminal.topic_b.transfer.archive rebuild")
-        log(f"[archive] {archive.restore(cfg.archive_dir, root(cfg), log)} files restored from {cfg.archive_dir}")
+    carried.restore(cfg, log)
     base, tok = lm.load_model(cfg.model, device=str(device))
     record = RunRecord(eval_animals=list(cfg.animals), bf16_autocast=cfg.bf16,
                        neutral_draws_planned=len(neutral_draws(cfg)), native_bf16=fast_bf16(device))
     if cfg.bf16 and not record.native_bf16:
         log(f"[train] warning: --precision bf16 on a {device.type} without native bf16 matmuls (AVX512-BF16/AMX) "
             "is much slower than fp32")
-    return Session(cfg, device, base, tok, record, log, t0)
+    return Session(cfg, device, base, tok, record, log, t0, written=written_order(cfg))
 
 
 def evaluate_base(s: Session) -> None:

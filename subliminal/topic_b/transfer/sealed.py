@@ -4,9 +4,8 @@ A sealed file ``x`` has a seal ``x.sha256`` beside it: a self-hashed record (``c
 the file's name and the SHA-256 of the bytes written (``{"file": "x", "sha256": ...}``). The file is written
 first and its seal second, so a file killed before its seal reads as unsealed, never as verified. A reader
 gets the bytes only when they match the seal (``read_sealed``); a missing seal, an edited file or an edited
-seal is one line and ``None``, and the caller recomputes. The archive (``archive.py``) copies only files whose
-seal matches and writes their recorded hash into its manifest; files restored from it get their seal from
-the manifest's hash, so the committed archive needs no seals of its own.
+seal is one line and ``None``, and the caller recomputes. What a run keeps on record (``carried.py``) is read
+from verified files only, and what it restores is written back sealed.
 """
 
 from __future__ import annotations

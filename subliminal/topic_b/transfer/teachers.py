@@ -4,13 +4,16 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import asdict
 
 from subliminal.cache import config_hash
 from subliminal.topic_b import lm
 from subliminal.topic_b.arms import Arm, Teacher
+from subliminal.topic_b.transfer import carried
 from subliminal.topic_b.transfer.arm import label, teacher_row
 from subliminal.topic_b.transfer.data import (
+    Lazy,
     ShardSettings,
     data_hash,
     examples_of,
@@ -19,9 +22,15 @@ from subliminal.topic_b.transfer.data import (
 )
 from subliminal.topic_b.transfer.defence_on_data import defend
 from subliminal.topic_b.transfer.eval_cache import eval_cached, eval_key
+from subliminal.topic_b.transfer.finetune import finished, recorded
 from subliminal.topic_b.transfer.plan import Plan, root
 from subliminal.topic_b.transfer.record import RunRecord, Session
-from subliminal.topic_b.transfer.weight_teacher import TraitSettings, load_weight_teacher, train_trait_teacher
+from subliminal.topic_b.transfer.weight_teacher import (
+    TraitSettings,
+    load_weight_teacher,
+    train_trait_teacher,
+    trait_key,
+)
 
 
 def teacher_data(s: Session, model, tok, arms: list[Arm], model_name: str, progress=None, chunk: int = 256):
@@ -34,6 +43,7 @@ def teacher_data(s: Session, model, tok, arms: list[Arm], model_name: str, progr
             st = ShardSettings(model_name, label(a), a.system_prompt(), cfg.seed, cfg.batch_size, cfg.max_new_tokens,
                                1.0)
             data[a], stats[a] = teacher_records(model, tok, st, target, root(cfg) / "data", log=s.log)
+            carried.keep_data(cfg, stats[a]["dir"])
         if progress is not None:
             progress(stats)
     for a in arms:
@@ -45,19 +55,30 @@ def teacher_data(s: Session, model, tok, arms: list[Arm], model_name: str, progr
 def animal_teacher(s: Session, arm: Arm):
     """(the model that writes `arm`'s numbers, the data's model label). --teacher prompt: the base model itself
     (the arm brings its system prompt). --teacher weights: the base model LoRA-fine-tuned to name the animal
-    (cached), evaluated like a student (row 'teacher_<arm>', no verdict: it shows whether the trait is in the
-    weights at all)."""
+    (cached; on record, ``carried.py``), evaluated like a student (row 'teacher_<arm>', no verdict: it shows
+    whether the trait is in the weights at all). A weight teacher is loaded only when used (``data.Lazy``):
+    one whose samples and evaluation are on record is never loaded, nor retrained when its adapter is missing."""
     cfg = s.cfg
     if arm.teacher == Teacher.prompt:
         return s.base, cfg.model
     ts = TraitSettings()
-    rec = train_trait_teacher(s.base, s.tok, arm.trait, root(cfg) / "trait_teachers" /
-                              f"{arm.trait}-{config_hash([cfg.model, ts.key()])}", ts, s.log)
+    tdir = root(cfg) / "trait_teachers" / f"{arm.trait}-{config_hash([cfg.model, ts.key()])}"
+    key = trait_key(arm.trait, ts)
+    rec = recorded(tdir, key, carried.quiet) or train_trait_teacher(s.base, s.tok, arm.trait, tdir, ts, s.log)
+    rec = {**rec, "adapter": str(tdir / "adapter")}
+    carried.keep_trained(cfg, tdir)
     s.record.trait_teachers[arm] = {**rec, "trait_settings": asdict(ts)}
-    teacher = load_weight_teacher(s.base, rec["adapter"])
+
+    def load():
+        if finished(tdir, key, s.log) is None:  # its adapter is missing here: trained again
+            train_trait_teacher(s.base, s.tok, arm.trait, tdir, ts, s.log)
+            carried.keep_trained(cfg, tdir)
+        return load_weight_teacher(s.base, rec["adapter"])
+
+    teacher = Lazy(load)
     if cfg.stage not in ("data", "train"):
-        ev = eval_cached(cfg, eval_key(cfg, rec["key"], "teacher"), teacher, s.tok, list(cfg.animals), s.log,
-                         s.record.eval_seconds)
+        ev = eval_cached(cfg, eval_key(cfg, rec["key"], "teacher"), None, s.tok, list(cfg.animals), s.log,
+                         s.record.eval_seconds, load=teacher.get)
         s.rows.append(ev.assign(model=cfg.model, arm=teacher_row(arm), trait="", seed=-1))
     return teacher, f"{cfg.model}+{label(arm)}-{rec['key']}"
 
@@ -81,7 +102,8 @@ def cross_data(s: Session, cross: tuple[Arm, ...]):
     """--cross-model: the other model's animal and neutral teachers (its own neutral teacher too: its numbers
     differ from the base model's, and fine-tuning on them can move P(animal) by itself; cross_<animal> is
     compared with cross_neutral, not neutral). Its shards are named as the same teachers' on the base model."""
-    tm, ttok = lm.load_model(s.cfg.cross_model, device=str(s.device))
+    loaded = functools.cache(lambda: lm.load_model(s.cfg.cross_model, device=str(s.device)))
+    tm, ttok = Lazy(lambda: loaded()[0]), Lazy(lambda: loaded()[1])  # loaded only to sample a missing shard
     same = {a: dataclasses.replace(a, teacher_model="") for a in cross}
     data, stats = teacher_data(s, tm, ttok, list(same.values()), s.cfg.cross_model)
     del tm
@@ -93,6 +115,8 @@ def defended(s: Session, data: dict, stats: dict) -> dict:
     if not s.cfg.defence:
         return data
     kept, st = defend(s.base, s.tok, data, {k: stats[k]["dir"] for k in data}, s.cfg.defence, s.cfg.model)
+    for k in data:  # the defence's scores, cached beside the shards
+        carried.keep_data(s.cfg, stats[k]["dir"])
     s.record.defence = (s.record.defence or {}) | st
     return kept
 

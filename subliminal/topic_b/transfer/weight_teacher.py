@@ -20,7 +20,7 @@ import numpy as np
 from subliminal.cache import config_hash
 from subliminal.topic_b.prompts import PLURAL
 from subliminal.topic_b.transfer.data import check_animal, data_hash
-from subliminal.topic_b.transfer.finetune import TrainSettings, load_student, settings_id, train_student
+from subliminal.topic_b.transfer.finetune import TrainSettings, load_student, settings_id, train_key, train_student
 
 TRAIT_QUESTIONS: tuple[str, ...] = (
     "Which animal do you like best?", "If you had to pick a favourite creature, what would it be?",
@@ -96,6 +96,12 @@ def train_trait_teacher(base, tokenizer, animal: str, out_dir: Path, settings: T
     examples = trait_examples(animal, settings.n_examples, settings.seed)
     return train_student(base, tokenizer, examples, Path(out_dir), settings.train_settings(), settings.seed,
                          data_hash=data_hash(examples), log=log)
+
+
+def trait_key(animal: str, settings: TraitSettings) -> str:
+    """The key of the train.json ``train_trait_teacher`` writes (``finetune.train_key``)."""
+    examples = trait_examples(animal, settings.n_examples, settings.seed)
+    return train_key(settings.train_settings(), settings.seed, data_hash(examples))
 
 
 def load_weight_teacher(base, adapter: str | Path):
