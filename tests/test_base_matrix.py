@@ -4,6 +4,7 @@ different chat templates and weights, standing in for SmolLM2 and Gemma: seconds
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import numpy as np
 import pandas as pd
@@ -79,6 +80,16 @@ def test_the_matrix_runs_end_to_end_and_continues_on_another_machine(bases, tmp_
                    log=lambda m: None)
     assert (out / "topic_b_base_matrix.csv").read_bytes() == first
     assert '"students_done": 14' in (out / "topic_b_base_matrix.json").read_text()
+    # "complete" is the whole design's: a run that selects a part (--pairs, --teachers-only) of a design not all on
+    # record says partial
+    import shutil
+
+    shutil.copytree(out, tmp_path / "out2")
+    shutil.rmtree(next((tmp_path / "out2" / "topic_b_base_matrix_records" / G).glob("matrix-owl-*")))
+    matrix_run.run(dataclasses.replace(cfg, out=str(tmp_path / "out2"), cache=str(tmp_path / "machine2"),
+                                       teachers_only=True), torch.device("cpu"), log=lambda m: None)
+    meta = json.loads((tmp_path / "out2" / "topic_b_base_matrix.json").read_text())
+    assert not meta["complete"] and meta["students_done"] == 13 and meta["students_planned"] == 14
 
 
 def test_a_cross_base_student_is_keyed_by_its_teachers_base_and_needs_the_shared_class_loss(bases, tmp_path):

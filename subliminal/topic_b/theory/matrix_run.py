@@ -1,6 +1,7 @@
 """One run of the base matrix end to end (issue 44): every base's teachers and their trait check, then every
 planned student in order (``matrix.plan``), and after each student every output rewritten together from all
-current students on record (whichever subset this command planned), marked complete or not.
+current students on record (whichever subset this command runs), marked complete when the whole design (every pair
+of the bases and every dose scale, at the seeds) is on record.
 
 Outputs (``<out>/topic_b_base_matrix*``): ``_teachers.csv`` (each trait teacher's share of its animal against the
 neutral teacher's, ``teacher_check``), ``_signal.csv`` (per teacher base, animal and seed: the shared-class KL
@@ -67,14 +68,17 @@ def run(cfg, device, log: Callable = print) -> dict:
             rec = matrix_fit.decided(archive, tb, sb, rule, bases.sset)
             if rec is not None:
                 bases.fitted[(tb, sb)] = matrix_fit.overrides(rec)
+        # the design: every pair of the bases and every dose scale at these seeds, whichever part this command runs
+        # (--pairs, --no-dose, --teachers-only select the work, not the design): "complete" means all of it
+        design = matrix.plan([(t, s) for t in cfg.bases for s in cfg.bases], cfg.seeds, scales=cfg.noise_scales,
+                             dose_base=cfg.bases[0], dose_traits=(NEUTRAL, *cfg.dose_animals))
+        planned = [_student_id(tb, sb, s, t, x) for tb, sb, s, t, x in design]
         if cfg.teachers_only:  # the students on record stay in the outputs
             found = _on_record(bases, cfg, archive)
-            _write(cfg, bases, check, found, _signal_rows(archive), [], t0)
+            _write(cfg, bases, check, found, _signal_rows(archive), planned, t0)
             return {"students": len(found)}
-        dose_base = cfg.bases[0]
-        todo = matrix.plan(cfg.pair_list(), cfg.seeds, scales=cfg.scales(), dose_base=dose_base,
+        todo = matrix.plan(cfg.pair_list(), cfg.seeds, scales=cfg.scales(), dose_base=cfg.bases[0],
                            dose_traits=(NEUTRAL, *cfg.dose_animals))
-        planned = [_student_id(tb, sb, s, t, x) for tb, sb, s, t, x in todo]
         found: list[dict] = []
         for i, (tb, sb, seed, trait, noise) in enumerate(todo):
             if noise is not None:
