@@ -34,7 +34,7 @@ PROVIDERS = (
     "subliminal.reporting.bench_tables", "subliminal.reporting.topic_b", "subliminal.reporting.topic_b_ext",
     "subliminal.reporting.topic_b_verdicts",
     "subliminal.reporting.specificity",  # Topic B specificity / multiplicity / 087-747 (tables b_specificity, …)
-    "subliminal.reporting.transfer",  # the LLM transfer experiment (tables b_transfer, b_transfer_glance)
+    "subliminal.reporting.transfer",  # the LLM transfer experiment (table b_transfer and its companions)
     "subliminal.reporting.theory",  # the ladder under the theorem's conditions (table b_theory)
     "subliminal.reporting.llm_map",  # README's map of the LLM transfer results (table b_llm_map)
     "subliminal.reporting.base_matrix",  # teacher base x student base (issue 44; b_matrix_glance, docs' b_matrix*)

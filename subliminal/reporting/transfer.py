@@ -1,6 +1,7 @@
 """README table and verdicts of the transfer experiment (``topic_b_transfer.py``), read from plots_b only.
 
-``tables(root)``: ``b_transfer`` (the summary with CIs over seeds) and ``b_transfer_glance`` (<= 5 lines).
+``tables(root)``: ``b_transfer`` (the summary with CIs over seeds), ``b_transfer_budget``, ``b_transfer_variants`` and
+``transfer_records_size``.
 ``verdicts(root)``: one record per model and animal teacher for the paper's claim that the trait
 travels through the numbers, plus the cross-model claim when the cross arm ran. The verdict comes from
 the ratio-to-neutral CI that ``subliminal.topic_b.transfer.analysis`` wrote: above 1 = reproduced (partly when
@@ -83,7 +84,7 @@ def _specific(r) -> str:
 
 
 def _versus(r) -> tuple[str, str, str]:
-    """(ratio with CI, what it is against, the same in short for the glance) for the verdict's basis: the
+    """(ratio with CI, what it is against, the same in short for the LLM map) for the verdict's basis: the
     neutral data draws when there are >= 2, else the training seeds of one draw (the CI then leaves out what
     another draw would do)."""
     basis = getattr(r, "verdict_basis", "")
@@ -127,11 +128,10 @@ def _learned(r) -> str:
             f"({r.kl_closed:.0%} of it closed)")
 
 
-def _outcome(r, brief: bool = False) -> str:
-    """The verdict sentence of one arm. `brief` (only for an arm with no verdict yet): the estimate and that there
-    is no verdict, without the specificity clauses and the question-level p (questions are not replicates)."""
+def _outcome(r) -> str:
+    """The verdict sentence of one arm."""
     rn, vs, _ = _versus(r)
-    sp = "" if brief else _specific(r)
+    sp = _specific(r)
     if r.verdict == "transfer":
         tail = "" if r.specific != "no" else (" (not specific: the other animals, or the other animal teachers' "
                                                "data, moved it about as much)")
@@ -146,11 +146,11 @@ def _outcome(r, brief: bool = False) -> str:
                 f"(× {r.ratio_to_neutral:.3g} vs this model's neutral arm: the other model's "
                 f"numbers as such){sp}; no verdict before ≥ 2 seeds")
     if pd.notna(r.ratio_to_neutral):  # one seed pair so far: the estimate, no verdict
-        p = ("" if brief or pd.isna(r.paired_t_p) else
+        p = ("" if pd.isna(r.paired_t_p) else
              f", paired over {int(r.paired_n)} questions t-test p = {r.paired_t_p:.2g}")
         return (f"{r.n_seeds} seed so far: P({r.animal}) × {r.ratio_to_neutral:.3g} vs the neutral arm{p}{sp}; "
                 "no verdict before ≥ 2 seeds"
-                + ("" if brief else " (questions are not independent replicates of the training run)"))
+                " (questions are not independent replicates of the training run)")
     return f"not enough seeds yet ({r.n_seeds})"
 
 
@@ -204,37 +204,6 @@ def _block(s: pd.DataFrame, meta: dict) -> str:
                          "Verdicts:\n\n" + ("\n".join(lines) or "- no animal arm yet.")])
 
 
-def b_transfer_glance(root: Path) -> str:
-    got = _load(root)
-    if got is None:
-        j = Path(root) / "plots_b" / "topic_b_transfer.json"
-        meta = json.loads(j.read_text()) if j.exists() else {}
-        if meta.get("stage"):
-            got = {k: v.get("n_valid", 0) for k, v in meta.get("teachers", {}).items()}
-            return (f"- Subliminal transfer (LLM, end to end): **partial run**, {meta['stage']} "
-                    f"({', '.join(f'{k} {n}' for k, n in got.items())} valid samples so far); no student "
-                    f"finished yet, so no result ([details](docs/topic_b_transfer.md)).")
-        return f"- Subliminal transfer (LLM, end to end): not run yet (`{CMD}`)."
-    lines = []
-    for stem, (_, qual) in ROUTES.items():
-        got = _load(root, stem)
-        if got is None:
-            continue
-        s, meta = got
-        lines += [f"- Subliminal transfer{qual}, {r.model}, {r.arm} teacher{_partial(r, meta)}: {_brief(r)}."
-                  for r in s.itertuples() if r.trait and r.trait == r.animal]
-    if not lines:
-        return "- Subliminal transfer (LLM): no animal student finished yet (partial run)."
-    more = len(lines) - GLANCE_LINES
-    lines = lines[:GLANCE_LINES] + [(f"  ({more} more arm(s) in the details; c" if more > 0 else "  (C")
-                                    + "Is with draw-to-draw variation, sensitivity CIs and the controls: "
-                                    "[docs/topic_b_transfer.md](docs/topic_b_transfer.md).)"]
-    return "\n".join(lines)
-
-
-GLANCE_LINES = 8  # verdict lines of the transfer runs in README's glance; the link to the details always follows
-
-
 def _partial(r, meta: dict) -> str:
     """' (partial run)' while a planned student of this arm (or, in an older JSON without the plan, any
     student) is missing; '' once the arm's own students are all in, even if the run goes on with others."""
@@ -243,23 +212,6 @@ def _partial(r, meta: dict) -> str:
     if "not_trained" not in meta:
         return " (partial run)"
     return " (partial run)" if any(k.split("/")[0] == r.arm for k in meta["not_trained"]) else ""
-
-
-def _brief(r) -> str:
-    """The glance form of `_sentence`: the verdict's ratio and CI, the power of a null, the specificity word."""
-    if not r.verdict:
-        return _outcome(r, brief=True)
-    rn, _, vs = _versus(r)
-    head = {"transfer": "transfer detected", "reverse": "P(animal) went down",
-            "none detected": "no transfer detected"}[r.verdict]
-    power = f", rules out ≥ {r.max_ratio_excluded:.3g}" if r.verdict == "none detected" else ""
-    ot = ("" if pd.isna(getattr(r, "ratio_vs_other_teachers", np.nan)) else
-          f"; vs the other animal teacher's data × {r.ratio_vs_other_teachers:.3g}")
-    spec = {"yes": "; specific to the animal", "no": "; not specific to the animal"}.get(
-        r.specific if r.verdict == "transfer" else "", "")
-    if row_kind(r.arm) == "cross" and r.verdict_basis != "cross-model neutral teacher":
-        head = "provisional (no control for the cross model's own numbers yet), " + head
-    return f"{head}: P({r.animal}) × {rn} ({vs}{power}){ot}{spec}"
 
 
 VARIANT_CMDS = {"topic_b_transfer_logits": "--route logits", "topic_b_transfer_weights": "--teacher weights",
@@ -295,9 +247,8 @@ def b_transfer_variants(root: Path) -> str:
 
 
 def tables(root: Path) -> dict[str, str]:
-    return {"b_transfer": b_transfer(Path(root)), "b_transfer_glance": b_transfer_glance(Path(root)),
-            "b_transfer_budget": b_transfer_budget(Path(root)), "b_transfer_variants": b_transfer_variants(Path(root)),
-            "transfer_records_size": records_size(Path(root))}
+    return {"b_transfer": b_transfer(Path(root)), "b_transfer_budget": b_transfer_budget(Path(root)),
+            "b_transfer_variants": b_transfer_variants(Path(root)), "transfer_records_size": records_size(Path(root))}
 
 
 def verdicts(root: Path) -> list[dict]:
