@@ -18,6 +18,7 @@ import pytest
 import torch
 from tiny_lm import build_model, build_tokenizer
 
+from subliminal import carry
 from subliminal.cache import read_record, write_record
 from subliminal.cli import UserError
 from subliminal.topic_b.prompts import animal_strings
@@ -147,8 +148,8 @@ def test_a_record_of_other_settings_in_the_archive_is_never_overwritten(tmp_path
                 "rules": rules.V1_RULES}
     first = records.archive(tmp_path, rec(s1), w1)
     second = records.archive(tmp_path, rec(s2), w2)
-    assert first != second and read_record(first) == records._plain(rec(s1))
-    assert read_record(second) == records._plain(rec(s2))
+    assert first != second and read_record(first) == carry.plain(rec(s1))
+    assert read_record(second) == carry.plain(rec(s2))
     assert list(records.on_record(tmp_path, None, w1, log=print).values())[0][0] == first
     assert list(records.on_record(tmp_path, None, w2, log=print).values())[0][0] == second
 
@@ -324,7 +325,7 @@ def _student(lad, folder, log=lambda m: None, **kw):
 
 
 def _untimed(rec: dict) -> dict:
-    return {k: v for k, v in records._plain(rec).items() if k not in TIMING}
+    return {k: v for k, v in carry.plain(rec).items() if k not in TIMING}
 
 
 def test_teacher_keys_are_known_without_a_model(lad):

@@ -9,7 +9,7 @@ students get their own cache keys, and a setting equal to the baseline reuses th
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -21,8 +21,10 @@ from subliminal.topic_a.engine import ParallelMLP
 from subliminal.topic_a.experiments import run_and_write
 from subliminal.topic_a.mechanisms import readout_norm_ratio, similarity, update_alignment
 from subliminal.topic_a.probes import probe_accuracy
+from subliminal.topic_a.records import measured
 from subliminal.topic_a.spec import Experiment, Plot, Report, Sweep
-from subliminal.topic_a.train import TopicA, accuracy_rows, lazy_teacher, student_init, teacher, teacher_accuracy
+from subliminal.topic_a.store import fingerprint
+from subliminal.topic_a.train import TopicA, accuracy_rows, lazy_teacher, student_init, teacher_accuracy
 
 MEASURES = ("cka_h1", "cka_h2", "cos_h1", "cos_h2", "update_cos_w1", "update_cos_w2")
 NORM_COLUMNS = ("readout_norm", "teacher_ghost_norm")
@@ -32,22 +34,37 @@ EPOCH_MEASURES = ("accuracy", "cka_h2", "cos_h2")
 # ---------------------------------------------------------------------- representation convergence
 def convergence(A: TopicA, milestones: Sequence[int], memo: dict, n_eval: int = 10_000,
                 conditions: Sequence[str] = ("student_aux", "cross_aux")) -> pd.DataFrame:
-    """Teacher-vs-student similarity and accuracy at each milestone; `memo` keeps finished milestones."""
+    """Teacher-vs-student similarity and accuracy at each milestone; `memo` keeps finished milestones. The measures
+    are kept records (`records.measured`): only a student whose are missing is loaded (or trained) and measured."""
     c = A.cfg
-    t = teacher(A, c.teacher_epochs)
+    te, src = c.teacher_epochs, A.source("uniform")
+    t = lazy_teacher(A, te)
     x = A.x_test[:n_eval]
+    on = {"teacher": A.store.teacher_key(), "teacher_epochs": te, "eval": fingerprint(x)}  # what every measure shares
     for m in sorted(set(milestones)):
         if m in memo:
             continue
-        students = students_at(A, c.teacher_epochs, conditions, m, "uniform", t)
+
+        def measure(labels: list[str], m: int = m) -> dict[str, dict]:
+            conds = [cond for cond in conditions if f"{cond}-e{m}" in labels]
+            students = students_at(A, te, conds, m, src, t)
+            got = {}
+            for cond, s in students.items():
+                got[f"{cond}-e{m}"] = similarity(t(), s, x)
+                if m > 0:
+                    got[f"{cond}-e{m}"].update(update_alignment(A.reference(), t(), student_init(A, cond), s))
+            return got
+
+        units = {f"{cond}-e{m}": {**on, "student": A.store.student_key(te, cond, src.describe()), "distill_epochs": m}
+                 for cond in conditions}
+        values = measured(A, "convergence", units, measure)
+        acc = distill(A, te, conditions, [m], src, t)  # the students' accuracies (their records: trains none kept)
         parts = []
-        for cond, s in students.items():
-            got = {k: v.cpu().numpy() for k, v in similarity(t, s, x).items()}
-            if m > 0:
-                got.update({k: v.cpu().numpy() for k, v in update_alignment(A.reference(), t, student_init(A, cond), s).items()})
-            df = pd.DataFrame(accuracy_rows(cond, A.test_accuracy(s), teacher_epochs=c.teacher_epochs, distill_epochs=m))
+        for cond in conditions:
+            df = acc[acc.condition == cond].reset_index(drop=True)
+            got = values[f"{cond}-e{m}"]
             for k in MEASURES:
-                df[k] = got.get(k, np.full(len(df), np.nan))
+                df[k] = np.asarray(got[k], dtype=np.float32) if k in got else np.full(len(df), np.nan)
             parts.append(df)
         memo[m] = pd.concat(parts, ignore_index=True)
     return pd.concat([memo[m] for m in sorted(set(milestones))], ignore_index=True)
@@ -102,22 +119,45 @@ def convergence_epochs(df: pd.DataFrame, summary: pd.DataFrame, tests: pd.DataFr
 # ---------------------------------------------------------------------- probes
 def probe_table(A: TopicA, feature_sets: Sequence[str], n_probe_train: int, l2: float, max_iter: int,
                 student_conditions: Sequence[str] = ("student_aux", "cross_aux")) -> pd.DataFrame:
-    """Per model: the argmax of its own (random or trained) digit readout, and probes on its frozen features."""
+    """Per model: the argmax of its own (random or trained) digit readout, and probes on its frozen features. Each
+    (model, features) is a kept record (`records.measured`): only a model with one missing is loaded and measured."""
     c = A.cfg
-    t = teacher(A, c.teacher_epochs)
-    models: dict[str, ParallelMLP] = {"reference": A.reference(), "teacher": t,
-                                      **students_at(A, c.teacher_epochs, student_conditions, c.distill_epochs, "uniform", t)}
+    te, de, src = c.teacher_epochs, c.distill_epochs, A.source("uniform")
+    t = lazy_teacher(A, te)
     x_tr, y_tr = A.x_train[:n_probe_train], A.y_train[:n_probe_train]
-    parts = []
-    for cond, model in models.items():
-        de = c.distill_epochs if cond in student_conditions else 0
-        te = 0 if cond == "reference" else c.teacher_epochs
-        results = {"readout_argmax": model.accuracy(A.x_test, A.y_test)}
+    train, test, tk = fingerprint(x_tr, y_tr), fingerprint(A.x_test, A.y_test), A.store.teacher_key()
+    who = {"reference": {"model": "reference", "init": tk}, "teacher": {"model": "teacher", "teacher": tk, "teacher_epochs": te},
+           **{cond: {"model": cond, "student": A.store.student_key(te, cond, src.describe()), "distill_epochs": de}
+              for cond in student_conditions}}
+    units = {}
+    for cond, model in who.items():
+        units[f"{cond}-readout_argmax"] = {**model, "features": "readout_argmax", "test": test}
         for fs in feature_sets:
-            results[f"probe_{fs}"] = probe_accuracy(model, fs, x_tr, y_tr, A.x_test, A.y_test, l2=l2, max_iter=max_iter)
-        for name, acc in results.items():
-            df = pd.DataFrame(accuracy_rows(cond, acc.cpu().tolist(), teacher_epochs=te, distill_epochs=de))
-            df.insert(1, "features", name)
+            units[f"{cond}-{fs}"] = {**model, "features": fs, "n_probe_train": n_probe_train, "l2": l2,
+                                     "max_iter": max_iter, "train": train, "test": test}
+
+    def measure(labels: list[str]) -> dict[str, dict]:
+        need = {label.rsplit("-", 1)[0] for label in labels}
+        students = students_at(A, te, [s for s in student_conditions if s in need], de, src, t)
+        models = {"reference": A.reference, "teacher": t, **{cond: (lambda s=s: s) for cond, s in students.items()}}
+        got = {}
+        for label in labels:
+            cond, fs = label.rsplit("-", 1)
+            model = models[cond]()
+            got[label] = {"accuracy": model.accuracy(A.x_test, A.y_test) if fs == "readout_argmax" else
+                          probe_accuracy(model, fs, x_tr, y_tr, A.x_test, A.y_test, l2=l2, max_iter=max_iter)}
+        return got
+
+    values = measured(A, "probe", units, measure)
+    distill(A, te, student_conditions, [de], src, t)  # the students' records (trains none kept)
+    parts = []
+    for cond in who:
+        d = de if cond in student_conditions else 0
+        e = 0 if cond == "reference" else te
+        for fs in ("readout_argmax", *(f"probe_{f}" for f in feature_sets)):
+            acc = values[f"{cond}-{fs.removeprefix('probe_')}"]["accuracy"]
+            df = pd.DataFrame(accuracy_rows(cond, acc, teacher_epochs=e, distill_epochs=d))
+            df.insert(1, "features", fs)
             parts.append(df)
     return pd.concat(parts, ignore_index=True)
 
@@ -169,18 +209,35 @@ def setting_sweep(A: TopicA, settings: dict[str, dict], memo: dict, conditions: 
                         distill(B, c.teacher_epochs, conditions, [c.distill_epochs], "uniform", t, teacher_key=t_key)],
                        ignore_index=True)
         if readout_norms:
-            df["readout_norm"] = np.nan
-            finals = students_at(B, c.teacher_epochs, conditions, c.distill_epochs, "uniform", t, teacher_key=t_key)
-            for cond in conditions:
-                df.loc[df.condition == cond, "readout_norm"] = readout_norm_ratio(finals[cond], student_init(B, cond)).cpu().numpy()
-            # what the students distil: the teacher's ghost readout, relative to the shared init
-            df["teacher_ghost_norm"] = np.nan
-            df.loc[df.condition == "teacher", "teacher_ghost_norm"] = readout_norm_ratio(t(), B.reference(), "aux").cpu().numpy()
+            _readout_norms(B, df, conditions, t, t_key)
         df.insert(0, "setting", name)
         for i, (k, v) in enumerate(overrides.items()):
             df.insert(1 + i, k, v)
         memo[name] = df
     return pd.concat([memo[n] for n in settings], ignore_index=True)
+
+
+def _readout_norms(B: TopicA, df: pd.DataFrame, conditions: Sequence[str], t: Callable[[], ParallelMLP],
+                   t_key: str | None) -> None:
+    """Columns `readout_norm` (each student's digit readout relative to its init) and `teacher_ghost_norm` (what the
+    students distil: the teacher's ghost readout, relative to the shared init) of setting `B`'s rows `df`, as kept
+    records (`records.measured`): only a model whose norm is missing is loaded (or trained)."""
+    c = B.cfg
+    te, de, src = c.teacher_epochs, c.distill_epochs, B.source("uniform")
+
+    def students(labels: list[str]) -> dict[str, dict]:
+        finals = students_at(B, te, labels, de, src, t, teacher_key=t_key)
+        return {cond: {"readout_norm": readout_norm_ratio(s, student_init(B, cond))} for cond, s in finals.items()}
+
+    norms = measured(B, "readout_norm", {cond: {"student": B.store.student_key(te, cond, src.describe(), t_key),
+                                                "distill_epochs": de} for cond in conditions}, students)
+    ghost = measured(B, "readout_norm", {"teacher": {"teacher": t_key or B.store.teacher_key(), "teacher_epochs": te}},
+                     lambda labels: {"teacher": {"teacher_ghost_norm": readout_norm_ratio(t(), B.reference(), "aux")}})
+    df["readout_norm"] = np.nan
+    for cond in conditions:
+        df.loc[df.condition == cond, "readout_norm"] = np.asarray(norms[cond]["readout_norm"], dtype=np.float32)
+    df["teacher_ghost_norm"] = np.nan
+    df.loc[df.condition == "teacher", "teacher_ghost_norm"] = np.asarray(ghost["teacher"]["teacher_ghost_norm"], dtype=np.float32)
 
 
 def sweep_experiment(name: str, config: type, sweep: Sweep, report: Report, tiny_args: Sequence[str] = ()) -> Experiment:

@@ -8,6 +8,8 @@ Layout under the cache root (default `$SUBLIMINAL_CACHE/topic_a`):
     students/<student key>/record.json         accuracies per milestone, hashes of the files below
     students/<student key>/ckptNNN.safetensors weights + Adam state at milestone NNN (the furthest, and a rerun's)
     students/<student key>/epNNN.safetensors   weights at milestone NNN, when a caller asked to keep them
+    measures/<measure key>/record.json         numbers measured on weights (CKA, probes, norms: `records.measured`),
+                                               keyed by everything that determines them (`measure_key`)
 
 Every record carries the hash of its own body (`subliminal.cache`), so an edited accuracy or a
 malformed file is reported and recomputed, never used. Keys hash everything that determines the
@@ -40,6 +42,7 @@ from subliminal.topic_a import engine
 from subliminal.topic_a.engine import MLPShape, ParallelMLP
 
 LAYOUT = 2  # bump when the files or records change; part of every key
+MEASURE_VERSION = 1  # bump when the code of a measurement on weights changes (mechanisms.py, probes.py): part of its key
 
 
 def fingerprint(*tensors: torch.Tensor) -> str:
@@ -230,3 +233,13 @@ def student_dir(root: Path, key: str) -> Path:
 
 def teacher_accuracy_path(root: Path, key: str, epoch: int) -> Path:
     return Path(root) / "teachers" / key / f"acc{epoch:03d}.json"
+
+
+def measure_key(measure: str, inputs: dict) -> str:
+    """The key of `measure` (a name: 'convergence', 'probe', ...) taken with `inputs`, everything that determines its
+    numbers (the models' keys, milestone, input set, the measurement's settings)."""
+    return config_hash({"layout": LAYOUT, "measure": measure, "version": MEASURE_VERSION, "inputs": inputs})
+
+
+def measure_path(root: Path, key: str) -> Path:
+    return Path(root) / "measures" / key / "record.json"

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from subliminal import carry
 from subliminal.cache import config_hash, read_record  # noqa: F401 (read_record: read through this module by tests)
 from subliminal.cli import UserError
 from subliminal.results import read_json
@@ -81,7 +82,7 @@ def _same_settings(cfg, prev: dict, out: Path) -> None:
         theirs = prev.get(name)
         if isinstance(theirs, dict):
             differ += [f for f in sorted(set(theirs) | set(mine))
-                       if records._plain(theirs.get(f)) != records._plain(mine.get(f))]
+                       if carry.plain(theirs.get(f)) != carry.plain(mine.get(f))]
     if differ:
         raise UserError(f"{out} holds the ladder's outputs under other settings ({', '.join(differ)} differ); this run "
                         "would replace them with its own students: pass another --out (its records stay apart too)")
