@@ -88,7 +88,6 @@ def decide(records: Path, tb: str, sb: str, rule: FitRule, base: student.Student
     """Search the candidates in order with ``train(lr, settings, stop_after)`` (the neutral fit student, resumable)
     until one is below `level`; keep and return the decision."""
     fits: dict[tuple[int, float], float] = {}
-    choice = None
     for k, lr in rule.order():
         rec = train(lr, rule.settings(base, lr), k)
         m = rec["milestones"].get(str(k))
@@ -98,9 +97,8 @@ def decide(records: Path, tb: str, sb: str, rule: FitRule, base: student.Student
         log(f"[matrix] fit rule {pair_key(tb, sb)}: lr {lr:g}, {k} steps: KL {fits[(k, lr)]:.4g} "
             f"(bar {level:.4g})")
         if fits[(k, lr)] < level:
-            choice = {"steps": k, "lr": lr, "reached": True}
             break
-    choice = choice or choose(fits, rule, level)
+    choice = choose(fits, rule, level)
     rec = carry.plain(_doc(tb, sb, rule, base, level) | {
         "candidates": [{"steps": k, "lr": lr, "kl": v, "over_bar": v / level} for (k, lr), v in fits.items()],
         "chosen": choice, "complete": True})
