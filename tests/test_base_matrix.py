@@ -135,6 +135,18 @@ def test_effects_and_contrasts_read_the_declared_families():
         matrix_analysis.effects(_tidy({"qwen>qwen": 0.5}).assign(), {"base matrix": ((f"{S}>{S}", "owl"),)})
 
 
+def test_contrasts_read_numbers_stored_as_objects_at_two_seeds():
+    """The tidy frame built from records once held its numbers as objects; at two seeds of an off-diagonal pair
+    the paired keep ratio then failed inside numpy (np.cov of object arrays). Same numbers, same contrasts."""
+    df = _tidy({f"{S}>{S}": 0.5, f"{G}>{S}": 0.1}, n=3)
+    df = df[(df.pair == f"{S}>{S}") | (df.seed < 2)]
+    want = matrix_analysis.contrasts(df)
+    got = matrix_analysis.contrasts(df.astype({"logp": object, "share": object}))
+    assert list(got.n_seeds) == [2, 2]
+    pd.testing.assert_frame_equal(got, want)
+    assert np.isfinite(got.keep).all()
+
+
 def test_the_teacher_check_says_which_teacher_carries_its_trait():
     qs = [f"q{i}" for i in range(6)]
 

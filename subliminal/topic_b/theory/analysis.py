@@ -155,6 +155,7 @@ def rung_contrasts(df: pd.DataFrame, cells: list[str], animals: list[str], ref: 
 def keep_ratio(x: np.ndarray, y: np.ndarray, level: float = ALPHA) -> dict:
     """mean(x) / mean(y) over paired seeds, with Fieller's CI at 1 - `level` (t, n - 1 df): the ratios r for which
     mean(x - r y) is not rejected. NaN bounds where mean(y) is not itself significant (the set is then unbounded)."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)  # a tidy frame's object columns arrive as objects
     n = len(x)
     out = {"keep": float(x.mean() / y.mean()) if y.mean() else np.nan, "keep_ci_low": np.nan, "keep_ci_high": np.nan}
     if n < 2:
