@@ -552,3 +552,16 @@ def test_a_finished_student_keeps_its_final_adapter_verified_in_16_bits(lad):
     assert all(".lora_A." in k or ".lora_B." in k for k in got) and any(v.abs().sum() > 0 for k, v in got.items() if ".lora_B." in k)
     (out / student.ADAPTER).write_bytes((out / student.ADAPTER).read_bytes()[:-4] + b"\0\0\0\0")
     assert student.read_adapter(rec, out) is None
+
+
+def test_by_layer_gives_nan_without_a_warning_for_a_layer_with_no_finite_cosine():
+    import math
+    import warnings
+
+    from subliminal.topic_b.theory.readouts import by_layer
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        r = by_layer({"m.layers.3.q": float("nan"), "m.layers.3.k": float("nan"), "m.layers.4.q": 0.5,
+                      "m.layers.4.k": float("nan"), "m.head": 0.9})
+    assert math.isnan(r["layers.3"]) and r["layers.4"] == 0.5 and set(r) == {"layers.3", "layers.4"}

@@ -76,4 +76,4 @@ def by_layer(cos: dict[str, float]) -> dict[str, float]:
     for m, v in cos.items():
         if ".layers." in m:
             groups.setdefault("layers." + m.split(".layers.")[1].split(".")[0], []).append(v)
-    return {k: float(np.nanmean(v)) for k, v in groups.items()}
+    return {k: float(np.nanmean(v)) if np.isfinite(v).any() else float("nan") for k, v in groups.items()}
