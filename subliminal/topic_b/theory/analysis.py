@@ -55,7 +55,10 @@ def tidy(records: list[dict], base_pref: pd.DataFrame, cell_label) -> pd.DataFra
                                  "question": q, "animal": a, "logp": logp[qi, ai], "share": share[qi, ai]})
     df = pd.DataFrame(rows)
     b = base_pref.rename(columns={"logp_animal": "logp"}).assign(cell="base", teacher="base", seed=-1, step=0)
-    return pd.concat([b[df.columns] if len(df) else b, df], ignore_index=True) if len(df) else b
+    if not len(df):
+        return b
+    # an empty base frame joins nothing: concatenated, its untyped columns would turn the numbers into objects
+    return pd.concat([b[df.columns], df], ignore_index=True) if len(b) else df
 
 
 def _ci(v: np.ndarray) -> dict:
@@ -155,7 +158,6 @@ def rung_contrasts(df: pd.DataFrame, cells: list[str], animals: list[str], ref: 
 def keep_ratio(x: np.ndarray, y: np.ndarray, level: float = ALPHA) -> dict:
     """mean(x) / mean(y) over paired seeds, with Fieller's CI at 1 - `level` (t, n - 1 df): the ratios r for which
     mean(x - r y) is not rejected. NaN bounds where mean(y) is not itself significant (the set is then unbounded)."""
-    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)  # a tidy frame's object columns arrive as objects
     n = len(x)
     out = {"keep": float(x.mean() / y.mean()) if y.mean() else np.nan, "keep_ci_low": np.nan, "keep_ci_high": np.nan}
     if n < 2:

@@ -85,7 +85,7 @@ def record_pair(rec: dict) -> str:
 def tidy(records: list[dict]) -> pd.DataFrame:
     """One row per student x milestone x question x animal: pair, teacher (trait), seed, step, logp, share."""
     empty = pd.DataFrame(columns=["question", "animal", "logp_animal", "share"])
-    df = analysis.tidy(records, empty, record_pair).infer_objects()  # the empty frame's object columns, as numbers
+    df = analysis.tidy(records, empty, record_pair)
     return df[df.cell != "base"].rename(columns={"cell": "pair"}).reset_index(drop=True)
 
 
