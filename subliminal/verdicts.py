@@ -53,6 +53,11 @@ TEST_WORDS = {
     "carries its trait": "a trait teacher's own share of its animal exceeds the neutral teacher's: the CI over the "
                          "evaluation questions, at its Holm level over the bases × animals checked, lies above ×1",
     "trait not detected": "that CI does not lie above ×1: the teacher's students cannot test its trait",
+    "base works": "in the base-noise dose, every seed's noisy base reads the teachers' held-out answers within 0.1 "
+                  "nats/token of the clean base (`matrix_analysis.WORKS_WITHIN`, fixed, not fitted): its students "
+                  "test transfer",
+    "base degraded": "a noisy base that some seed's draw leaves more than that above the clean base: a smaller effect "
+                     "there may be no model rather than no transfer, so the init-noise sweep's verdict does not count it",
 }
 COLUMNS = ("topic", "script", "claim", "verdict", "evidence", "model")
 

@@ -196,3 +196,23 @@ def test_the_fit_rule_takes_the_cheapest_candidate_below_the_bar_and_keeps_its_d
     assert len(t) == 4 and t.chosen.sum() == 1 and not t.reached.any()
     signal = pd.DataFrame({"teacher_base": [S, S, G], "animal": ["owl", "eagle", "owl"], "kl": [0.2, 0.1, 0.3]})
     assert matrix_fit.bar(signal, S, 0.5) == pytest.approx(0.05) and matrix_fit.bar(signal, G, 1.0) is None
+
+
+def test_a_noisy_base_works_within_the_declared_tolerance_of_the_clean_base_at_every_seed():
+    ma = matrix_analysis
+    cap = pd.DataFrame([{"base": S, "seed": -1, "noise_scale": 0.0, "nats_answers": 3.0},
+                        {"base": S, "seed": 0, "noise_scale": 0.03, "nats_answers": 3.0 + ma.WORKS_WITHIN / 2},
+                        {"base": S, "seed": 1, "noise_scale": 0.03, "nats_answers": 3.0 + ma.WORKS_WITHIN / 3},
+                        {"base": S, "seed": 0, "noise_scale": 0.1, "nats_answers": 3.0 + ma.WORKS_WITHIN / 2},
+                        {"base": S, "seed": 1, "noise_scale": 0.1, "nats_answers": 3.0 + 2 * ma.WORKS_WITHIN},
+                        {"base": G, "seed": 0, "noise_scale": 0.1, "nats_answers": 1.0}])  # no clean readout of G
+    c = ma.capability(cap)
+    assert list(c.base_state) == [ma.WORKS, ma.WORKS, ma.WORKS, ma.WORKS, ma.DEGRADED, ma.NO_READOUT]
+    assert np.allclose(c.d_nats_answers[:5], [0, ma.WORKS_WITHIN / 2, ma.WORKS_WITHIN / 3, ma.WORKS_WITHIN / 2,
+                                              2 * ma.WORKS_WITHIN])
+    dose = pd.DataFrame({"pair": [ma.dose_key(S, x) for x in (0.03, 0.1, 0.3)], "noise_scale": [0.03, 0.1, 0.3]})
+    d = ma.dose_capability(dose, cap)
+    assert list(d.base_state) == [ma.WORKS, ma.DEGRADED, ma.NO_READOUT]  # one degraded draw degrades the scale
+    assert np.allclose(d.d_nats_answers[:2], [ma.WORKS_WITHIN / 2, 2 * ma.WORKS_WITHIN]) and np.isnan(d.d_nats_answers[2])
+    from subliminal.verdicts import TEST_WORDS
+    assert f"within {ma.WORKS_WITHIN:g} nats/token" in TEST_WORDS[ma.WORKS]

@@ -81,13 +81,17 @@ def _contrast(pair, animal, ratio, lo, hi, reading, n=3, family="base contrasts"
                 "keep_ci_low": 0.05 if n >= 3 else NAN, "keep_ci_high": 0.4 if n >= 3 else NAN}
 
 
-def _write(tmp_path: Path, effects, contrasts, dose, meta=None, figure=False) -> Path:
+def _write(tmp_path: Path, effects, contrasts, dose, meta=None, figure=False, noisy_nats=2.5) -> Path:
     p = _plots(tmp_path)
+    cap = pd.DataFrame([{"base": S, "seed": -1, "noise_scale": 0.0, "nats_answers": 1.11, "nats_number_lists": 2.22,
+                         "p_any_animal": 0.33}]
+                       + [{"base": S, "seed": s, "noise_scale": 0.1, "nats_answers": noisy_nats + s / 10,
+                           "nats_number_lists": 3.0, "p_any_animal": 0.1} for s in range(3)])
     with OutputSet(p) as o:  # recorded in plots_b/sha256.json as the script records them
         shutil.copy(ROOT / "plots_b" / "topic_b_base_matrix_teachers.csv", o.path("topic_b_base_matrix_teachers.csv"))
         write_csv(pd.DataFrame(effects), o.path("topic_b_base_matrix_effects.csv"))
         write_csv(pd.DataFrame(contrasts), o.path("topic_b_base_matrix_contrasts.csv"))
-        write_csv(pd.DataFrame(dose), o.path("topic_b_base_matrix_dose.csv"))
+        write_csv(matrix_analysis.dose_capability(pd.DataFrame(dose), cap), o.path("topic_b_base_matrix_dose.csv"))
         write_csv(pd.DataFrame([
             {"pair": SS, "teacher": t, "kl_to_teacher": 0.001, "kl_min": 0.0009, "kl_max": 0.0012, "n_seeds": 3,
              "signal_kl": 0.002, "fit_over_signal": 0.5, "fits": "below the signal"} for t in ("neutral", "owl", "eagle")]
@@ -100,11 +104,7 @@ def _write(tmp_path: Path, effects, contrasts, dose, meta=None, figure=False) ->
                                                   (120, 0.002, 0.0015))]), o.path("topic_b_base_matrix_fit_rule.csv"))
         write_csv(pd.DataFrame({"teacher_base": [S, S], "animal": ["owl", "owl"], "seed": [0, 1], "kl": [0.0021, 0.0019],
                                 "n_positions": [100, 100]}), o.path("topic_b_base_matrix_signal.csv"))
-        write_csv(pd.DataFrame([{"base": S, "seed": -1, "noise_scale": 0.0, "nats_answers": 1.11,
-                                 "nats_number_lists": 2.22, "p_any_animal": 0.33}]
-                               + [{"base": S, "seed": s, "noise_scale": 0.1, "nats_answers": 2.5 + s / 10,
-                                   "nats_number_lists": 3.0, "p_any_animal": 0.1} for s in range(3)]),
-                  o.path("topic_b_base_matrix_capability.csv"))
+        write_csv(matrix_analysis.capability(cap), o.path("topic_b_base_matrix_capability.csv"))
         (o.path("topic_b_base_matrix.json")).write_text(json.dumps(meta or {
             "config": {"bases": [S, G], "seeds": [0, 1, 2], "noise_scales": [0.1, 0.3]}, "complete": False,
             "students_done": 20, "students_planned": 48,
@@ -145,8 +145,9 @@ def test_synthetic_results_are_printed_as_written(tmp_path):
            "(98.8% CI) | 20% [5%, 40%] (98.8%) | ×1.35 at 98.8% | smaller than the diagonal |" in c
     d = t["b_matrix_dose"]
     assert "| 0.1 | owl | ×1.05 [0.9, 1.2] (98.8% CI) none detected | ×0.55 [0.4, 0.8] (98.8% CI) smaller than the " \
-           "diagonal, keeps 20% [5%, 40%] (98.8%) | 2.5, 2.6, 2.7 | 3, 3, 3 | 0.1, 0.1, 0.1 | — |" in d
-    assert "| 0 (the diagonal) | owl | ×7.77 [1.5, 2.5] (98.8% CI) transfer | — | 1.11 | 2.22 | 0.33 | 0.5 (owl) |" in d
+           "diagonal, keeps 20% [5%, 40%] (98.8%) | 2.5, 2.6, 2.7 | 3, 3, 3 | 0.1, 0.1, 0.1 | base degraded (+1.59) | — |" in d
+    assert "| 0 (the diagonal) | owl | ×7.77 [1.5, 2.5] (98.8% CI) transfer | — | 1.11 | 2.22 | 0.33 | the clean base " \
+           "| 0.5 (owl) |" in d
     assert "| 0.3 | owl | not run yet |" in d  # declared (config noise_scales), not run
     assert "](../plots_b/topic_b_base_matrix_dose.png)" in d
     assert "0.0021 (seed 0), 0.0019 (seed 1)" in t["b_matrix_fit"] and "not below the signal" in t["b_matrix_fit"]
@@ -170,16 +171,33 @@ def test_the_control_claim_follows_the_base_contrasts(tmp_path, reading, word):
     assert bm.control(d)[0] == "reproduced"
 
 
-def test_below_3_seeds_the_control_claim_is_not_yet_tested_unless_the_dose_is(tmp_path):
-    root = _synthetic(tmp_path, n_off=2)
+def test_below_3_seeds_the_control_claim_is_not_yet_tested_and_the_dose_does_not_stand_in(tmp_path):
+    root = _synthetic(tmp_path, n_off=2, noisy_nats=0.96)
     d = bm.load(root)
     w, ev, basis = bm.control(d)
-    assert (w, basis) == ("partly", "from the dose contrasts only")  # the dose contrast has 3 seeds: at most partly
-    d.csv["_dose"] = d["_dose"].assign(n_seeds=2, reading=np.where(d["_dose"].family == "dose contrasts",
-                                                                   "too few seeds", None))
-    w, ev, basis = bm.control(d)
-    assert w == "untestable here" and basis == "not yet tested (2 seeds so far)"
-    assert "too few seeds (n = 2)" in ev
+    assert w == "untestable here" and basis == "not yet tested (2 seeds so far)" and "too few seeds (n = 2)" in ev
+    assert bm.dose_control(d)[0] == "reproduced"  # its own claim: a smaller effect on a base that still works
+
+
+@pytest.mark.parametrize("noisy_nats, reading, word", [
+    (0.96, "smaller than the diagonal", "reproduced"),
+    (0.96, "larger than the diagonal", "contradicts"),
+    (0.96, "not distinguishable from the diagonal", "inconclusive"),
+    (2.5, "smaller than the diagonal", "untestable here"),  # only a degraded base: no model, not no transfer
+])
+def test_the_init_noise_sweep_counts_only_scales_whose_noisy_base_still_works(tmp_path, noisy_nats, reading, word):
+    root = _synthetic(tmp_path, noisy_nats=noisy_nats)
+    d = bm.load(root)
+    dc = d["_dose"].family == "dose contrasts"
+    d.csv["_dose"] = d["_dose"].assign(reading=np.where(dc, reading, None))
+    w, ev, basis = bm.dose_control(d)
+    assert w == word
+    state = "base works, +0.05" if noisy_nats < 2 else "base degraded, +1.59"
+    assert state in ev
+    rec = [r for r in bm.records(d) if r["claim"] == bm.DOSE_CLAIM]
+    assert len(rec) == 1 and rec[0]["verdict"] == word and rec[0]["model"] == S
+    d.csv["_dose"] = d["_dose"].assign(n_seeds=2, reading=np.where(dc, "too few seeds", None))
+    assert bm.dose_control(d)[:3:2] == ("untestable here", "not yet tested (2 seeds so far)")
 
 
 def test_the_reader_takes_what_the_analysis_writes(tmp_path):

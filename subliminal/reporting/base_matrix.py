@@ -11,10 +11,10 @@ file not written yet is 'not run yet', a row below 3 seeds says 'too few seeds (
 ``docs/topic_b_base_matrix.md``, ``b_matrix_state``, ``b_matrix_families``, ``b_matrix_teachers``, ``b_matrix``,
 ``b_matrix_contrasts``, ``b_matrix_fit``, ``b_matrix_dose`` and ``b_matrix_verdicts``.
 ``verdicts(root)``: per base and animal, whether its teacher carries its trait; per diagonal pair and animal, the
-theorem's claim (the ladder's claim with the shared-class KL); and Topic A's control claim, from the base contrasts
-(off-diagonal minus diagonal: nothing of the teacher's initialisation shared) or, while none of those has 3
-seeds, from the dose contrasts (the teacher's base perturbed, so at most 'partly'); with no contrast at 3 seeds it
-is 'untestable here', "not yet tested (n seeds so far)".
+theorem's claim (the ladder's claim with the shared-class KL); Topic A's control claim, from the base contrasts
+(off-diagonal minus diagonal: nothing of the teacher's initialisation shared); and Topic A's init-noise sweep, from
+the dose contrasts at the scales whose noisy base still works (the analysis's ``base_state``). With no contrast at 3
+seeds a claim is 'untestable here', "not yet tested (n seeds so far)".
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import pandas as pd
 from subliminal.reporting.base_matrix_read import (  # noqa: F401 (read through this module by the report and tests)
     CLAIM,
     CONTROL,
+    DOSE_CLAIM,
     FAMILY_TEXT,
     FIGURE,
     PAGE,
@@ -62,7 +63,7 @@ from subliminal.reporting.base_matrix_read import (  # noqa: F401 (read through 
 )
 from subliminal.reporting.render import table
 from subliminal.topic_b.theory.analysis import MIN_SEEDS
-from subliminal.topic_b.theory.matrix_analysis import ANIMALS, noise_of, pair_key, split
+from subliminal.topic_b.theory.matrix_analysis import ANIMALS, DEGRADED, WORKS, WORKS_WITHIN, noise_of, pair_key, split
 from subliminal.verdicts import record
 
 
@@ -144,7 +145,7 @@ def dose_rows(d: Matrix) -> list[list[str]]:
     for a in dict.fromkeys(a for _, a in members):
         r0 = _one(d["_effects"], pair=diag, animal=a)
         rows.append(["0 (the diagonal)", a, f"{ratio(r0)} {word(r0)}" if r0 is not None else _absent(d, diag), "—",
-                     *capability(0.0), _fit_parts(d, diag, (a,)) or "—"])
+                     *capability(0.0), "the clean base", _fit_parts(d, diag, (a,)) or "—"])
         for key, animal in members:
             if animal != a:
                 continue
@@ -152,14 +153,20 @@ def dose_rows(d: Matrix) -> list[list[str]]:
             c = _one(dose, pair=key, animal=a, family="dose contrasts")
             rows.append([f"{noise_of(key):g}", a, f"{ratio(e)} {word(e)}" if e is not None else _absent(d, key),
                          f"{ratio(c)} {word(c, 'reading')}, keeps {_keep(c)}" if c is not None else "—",
-                         *capability(noise_of(key)),
+                         *capability(noise_of(key)), _short_state(e if e is not None else c),
                          _fit_parts(d, key, (a,)) or "—"])
     return rows
 
 
+def _short_state(r) -> str:
+    st = getattr(r, "base_state", None) if r is not None else None
+    return f"{st} ({r.d_nats_answers:+.3g})" if st in (WORKS, DEGRADED) else "—"
+
+
 DOSE_HEAD = ["noise (× each tensor's std)", "animal", "share effect: trait teacher's student / neutral's [CI] verdict",
              "against the diagonal, paired by seed [CI] reading", "held-out nats/token, teachers' answers (per seed)",
-             "nats/token, number lists (per seed)", "P(any of 25 animals) (per seed)", "KL to teacher / signal"]
+             "nats/token, number lists (per seed)", "P(any of 25 animals) (per seed)",
+             "noisy base (worst draw's nats/token on the answers − the clean base's)", "KL to teacher / signal"]
 
 
 def b_matrix_dose(d: Matrix) -> str:
@@ -174,7 +181,9 @@ def b_matrix_dose(d: Matrix) -> str:
         f"The base-noise dose on {base}: the student's base is the teacher's plus Gaussian noise at each fraction of "
         "every weight tensor's std (its own draw per seed), the teacher unchanged; the capability columns say how much "
         "of a working model the noisy base still is (the noiseless base: its one readout, listed once), so that "
-        "'no transfer' is told apart from 'no model':", "",
+        f"'no transfer' is told apart from 'no model': a noisy base *works* when every seed's draw reads the "
+        f"teachers' answers within {WORKS_WITHIN:g} nats/token of the clean base, else it is *degraded* (the "
+        "tolerance is fixed in `matrix_analysis.WORKS_WITHIN`, not fitted to the readouts):", "",
         table(rows, DOSE_HEAD), "", fig])
 
 
@@ -248,16 +257,30 @@ def _contrast_text(r) -> str:
     return f"{label(r.pair)}, {r.animal}: {ratio(r)} {word(r, 'reading')}, keeps {_keep(r)} of the diagonal's effect"
 
 
+def _tested(df: pd.DataFrame) -> pd.DataFrame:
+    return df[(df.n_seeds >= MIN_SEEDS) & (df.reading != "too few seeds")] if len(df) else df
+
+
+def _untested(rows: pd.DataFrame, parts: list[str], tail: str = "") -> tuple[str, str, str]:
+    n = int(max([0, *rows.n_seeds.tolist()]))
+    basis = f"not yet tested ({n} seed{'s' if n != 1 else ''} so far)"
+    return "untestable here", (f"{basis}; no verdict below {MIN_SEEDS} seeds"
+                               + (": " + "; ".join(parts) if parts else "") + tail), basis
+
+
+def _from_readings(readings: set) -> str:
+    """The claim's word from its contrasts' readings: every one smaller = reproduced, some = partly, none smaller and
+    some larger = contradicts, none significant = inconclusive."""
+    smaller, larger = "smaller than the diagonal" in readings, "larger than the diagonal" in readings
+    return ("reproduced" if readings == {"smaller than the diagonal"} else "partly" if smaller else
+            "contradicts" if larger else "inconclusive")
+
+
 def control(d: Matrix) -> tuple[str, str, str]:
-    """Topic A's control claim from the contrasts: (verdict, evidence, the verdict's basis in a few words)."""
-    c, dose = d["_contrasts"], d["_dose"]
-    base_c = _rows(c, family="base contrasts")
-    dc = _rows(dose, family="dose contrasts")
-
-    def tested(df: pd.DataFrame) -> pd.DataFrame:
-        return df[(df.n_seeds >= MIN_SEEDS) & (df.reading != "too few seeds")] if len(df) else df
-
-    parts = [_contrast_text(r) for r in base_c.itertuples()] + [_contrast_text(r) for r in dc.itertuples()]
+    """Topic A's control claim from the base contrasts (another base: nothing of the teacher's initialisation
+    shared): (verdict, evidence, the verdict's basis in a few words)."""
+    base_c = _rows(d["_contrasts"], family="base contrasts")
+    parts = [_contrast_text(r) for r in base_c.itertuples()]
     off = [f"{label(r.pair)}, {r.animal}: {ratio(r)} {word(r)}" for r in d["_effects"].itertuples()
            if split(r.pair)[0] != split(r.pair)[1] and r.family == "base matrix"]
     weak = [f"{label(r.pair)} ({r.teacher})" for r in d["_fit"].itertuples()
@@ -265,30 +288,45 @@ def control(d: Matrix) -> tuple[str, str, str]:
             and r.fits != "below the signal"]
     tail = ("; off-diagonal effects vs the neutral teacher's student: " + "; ".join(off) if off else "") + \
         ("; students whose fit is not below the signal (a weaker test): " + ", ".join(weak) if weak else "")
-    tb, td = tested(base_c), tested(dc)
-    if not len(tb) and not len(td):
-        n = int(max([0, *base_c.n_seeds.tolist(), *dc.n_seeds.tolist()]))
-        basis = f"not yet tested ({n} seed{'s' if n != 1 else ''} so far)"
-        return "untestable here", (f"{basis}; no verdict below {MIN_SEEDS} seeds"
-                                   + (": " + "; ".join(parts) if parts else "") + tail), basis
-    readings = set((tb if len(tb) else td).reading)
-    smaller, larger = "smaller than the diagonal" in readings, "larger than the diagonal" in readings
-    w = ("reproduced" if readings == {"smaller than the diagonal"} else "partly" if smaller else
-         "contradicts" if larger else "inconclusive")
-    if len(tb):
-        basis = "from the base contrasts"
-        src = "the base contrasts (off-diagonal − diagonal)"
-    else:
-        basis = "from the dose contrasts only"
-        src = "the dose contrasts only (the teacher's base perturbed, not another base: at most partly)"
-        w = "partly" if w == "reproduced" else w
-    return w, f"from {src}: " + "; ".join(parts) + tail, basis
+    tb = _tested(base_c)
+    if not len(tb):
+        return _untested(base_c, parts, tail)
+    w = _from_readings(set(tb.reading))
+    return w, "from the base contrasts (off-diagonal − diagonal): " + "; ".join(parts) + tail, "from the base contrasts"
+
+
+def _state_text(r) -> str:
+    st = getattr(r, "base_state", None)
+    if st not in (WORKS, DEGRADED):
+        return "no capability readout"
+    return f"{st}, {r.d_nats_answers:+.3g} nats/token on the teachers' answers (the worst draw)"
+
+
+def dose_control(d: Matrix) -> tuple[str, str, str]:
+    """Topic A's init-noise sweep from the dose contrasts, read only at the scales whose noisy base still works
+    (``matrix_analysis.WORKS_WITHIN``); a degraded base's contrast is listed, not counted: there a smaller effect
+    may be no model rather than no transfer. (verdict, evidence, basis)."""
+    dc = _rows(d["_dose"], family="dose contrasts")
+    parts = [f"{_contrast_text(r)} ({_state_text(r)})" for r in dc.itertuples()]
+    tested = _tested(dc)
+    if not len(tested):
+        return _untested(dc, parts)
+    works = tested[tested.base_state == WORKS]
+    if not len(works):
+        basis = "only degraded bases tested"
+        return "untestable here", f"{basis}; no tested scale whose noisy base still works: " + "; ".join(parts), basis
+    w = _from_readings(set(works.reading))
+    scales = ", ".join(f"{x:g}" for x in dict.fromkeys(works.noise_scale.astype(float)))
+    basis = f"from the dose contrasts where the noisy base works (noise {scales})"
+    return w, f"{basis}: " + "; ".join(parts), basis
 
 
 def records(d: Matrix) -> list[dict]:
     partial = "" if d.meta.get("complete") else " (partial run)"
     w, ev, _ = control(d)
-    return [*_teacher_records(d), *_diagonal_records(d, partial), record("B", SCRIPT, CONTROL, w, ev + partial, "")]
+    wd, evd, _ = dose_control(d)
+    return [*_teacher_records(d), *_diagonal_records(d, partial), record("B", SCRIPT, CONTROL, w, ev + partial, ""),
+            record("B", SCRIPT, DOSE_CLAIM, wd, evd + partial, d.bases[0])]
 
 
 def verdicts(root: Path) -> list[dict]:
@@ -311,12 +349,14 @@ def glance(d: Matrix | None) -> str:
     if d is None:
         return f"**Base matrix** (issue 44): {NOT_RUN.strip('_')}"
     w, _, basis = control(d)
+    wd, _, basis_d = dose_control(d)
     return "\n".join([
         f"**Base matrix** (issue 44, `{SCRIPT}`; {_state(d, short=True)}): does the shared base model carry the "
         "trait? Teacher base × student base, shared-class KL, cell b otherwise; the trait teacher's students / the "
         "neutral teacher's, ×share ratio [CI at its verdict's level] verdict, and the students' fit:", "",
         matrix_table(d), "",
-        f"{teacher_line(d)} Topic A's control claim: **{w}**, {basis}. [Full tables, the dose, the tests]({PAGE})."])
+        f"{teacher_line(d)} Topic A's control claim: **{w}**, {basis}; its init-noise sweep on {short(d.bases[0])}: "
+        f"**{wd}**, {basis_d}. [Full tables, the dose, the tests]({PAGE})."])
 
 
 def tables(root: Path) -> dict[str, str]:

@@ -35,6 +35,8 @@ CLAIM = ("theorem: a student that starts from the teacher's initialisation and i
          "takes on the teacher's animal")  # the ladder's claim (reporting.theory.CLAIM), here with the shared-class KL
 CONTROL = ("Topic A's pattern in an LLM, as in the paper's §6: without the teacher's initialisation the student "
            "takes on the animal far less")
+DOSE_CLAIM = ("Topic A's init-noise sweep in an LLM (`topic_a_mech_init`): a student whose base is the teacher's plus "
+              "noise takes on the animal less than one on the teacher's own base, while the noisy base still works")
 FAMILY_TEXT = {
     "base matrix": "each pair's share effect: the trait teacher's student against the neutral teacher's student of "
                    "the same pair and seed",
@@ -54,8 +56,10 @@ REQUIRED = {
     "_fit": ("pair", "teacher", "n_seeds", "kl_to_teacher", "kl_min", "kl_max", "signal_kl", "fit_over_signal", "fits"),
     "_signal": ("teacher_base", "animal", "seed", "kl"),
     "_fit_rule": ("pair", "steps", "lr", "kl", "bar", "over_bar", "chosen", "reached"),
-    "_dose": ("pair", "animal", "family", "noise_scale", "n_seeds", "ratio", "ratio_low", "ratio_high", "level"),
-    "_capability": ("base", "seed", "noise_scale", "nats_answers", "nats_number_lists", "p_any_animal"),
+    "_dose": ("pair", "animal", "family", "noise_scale", "n_seeds", "ratio", "ratio_low", "ratio_high", "level",
+              "base_state", "d_nats_answers"),
+    "_capability": ("base", "seed", "noise_scale", "nats_answers", "nats_number_lists", "p_any_animal",
+                    "d_nats_answers", "base_state"),
 }
 
 

@@ -14,6 +14,11 @@ Beside every verdict (``fit``): how well its students fit their teacher, the fin
 (training loss, mean of the last 10 steps), against the signal to be learned, the KL between the trait teacher's and
 the neutral teacher's own shared-class distributions on the same lists (``signal``). A student whose fit is not
 below the signal has not learned what the trait teacher writes into digits: its null is a weaker test.
+
+Beside every dose scale (``capability``, ``dose_capability``): whether the noisy base still *works*, its held-out
+nats/token on the teachers' answers within ``WORKS_WITHIN`` of the clean base's for every seed's draw, else
+*degraded*; a smaller effect on a degraded base may be no model rather than no transfer. The tolerance is fixed here,
+not fitted to the readouts.
 """
 
 from __future__ import annotations
@@ -72,6 +77,40 @@ def declared(bases=DEFAULT_BASES, scales=DEFAULT_SCALES, dose_animals=DOSE_ANIMA
 
 
 FAMILIES = declared()
+
+
+WORKS_WITHIN = 0.1  # nats/token on the teachers' held-out answers (perplexity within 11% of the clean base's)
+WORKS, DEGRADED, NO_READOUT = "base works", "base degraded", "no readout"
+
+
+def capability(cap: pd.DataFrame) -> pd.DataFrame:
+    """The capability readouts with, per row, its held-out nats/token on the teachers' answers minus the clean base's
+    (``d_nats_answers``; the clean base's own row is noise 0, 0 by definition) and its state: ``WORKS`` when that is
+    below ``WORKS_WITHIN``, else ``DEGRADED`` (``NO_READOUT`` where the base's clean readout is missing)."""
+    cap = cap.copy()
+    clean = cap[cap.noise_scale.astype(float) == 0].groupby("base").nats_answers.first()
+    ref = cap.base.map(clean).astype(float)
+    cap["d_nats_answers"] = cap.nats_answers.astype(float) - ref
+    cap["base_state"] = np.where(ref.isna(), NO_READOUT,
+                                 np.where(cap.d_nats_answers < WORKS_WITHIN, WORKS, DEGRADED))
+    return cap
+
+
+def dose_capability(dose: pd.DataFrame, cap: pd.DataFrame) -> pd.DataFrame:
+    """The dose rows with their noisy base's state (``capability``) beside them: ``WORKS`` when every seed's draw at
+    that scale works, ``DEGRADED`` when any is degraded, ``NO_READOUT`` when none was read; and the largest
+    ``d_nats_answers`` over those draws."""
+    dose = dose.copy()
+    if not len(dose):
+        return dose.assign(base_state=pd.Series(dtype=object), d_nats_answers=pd.Series(dtype=float))
+    cap = capability(cap)
+    states, worst = [], []
+    for r in dose.itertuples():
+        g = cap[(cap.base == split(r.pair)[1]) & np.isclose(cap.noise_scale.astype(float), float(r.noise_scale))
+                & (cap.base_state != NO_READOUT)]
+        states.append(NO_READOUT if not len(g) else DEGRADED if (g.base_state == DEGRADED).any() else WORKS)
+        worst.append(float(g.d_nats_answers.max()) if len(g) else np.nan)
+    return dose.assign(base_state=states, d_nats_answers=worst)
 
 
 def record_pair(rec: dict) -> str:
