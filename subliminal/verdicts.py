@@ -54,7 +54,7 @@ TEST_WORDS = {
                          "evaluation questions, at its Holm level over the bases × animals checked, lies above ×1",
     "trait not detected": "that CI does not lie above ×1: the teacher's students cannot test its trait",
     "base works": "in the base-noise dose, every seed's noisy base reads the teachers' held-out answers within 0.1 "
-                  "nats/token of the clean base (`matrix_analysis.WORKS_WITHIN`, fixed, not fitted): its students "
+                  "nats/token of the clean base (`matrix_analysis.WORKS_WITHIN`, fixed in code): its students "
                   "test transfer",
     "base degraded": "a noisy base that some seed's draw leaves more than that above the clean base: a smaller effect "
                      "there may be no model rather than no transfer, so the init-noise sweep's verdict does not count it",

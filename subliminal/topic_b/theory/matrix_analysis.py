@@ -17,8 +17,9 @@ below the signal has not learned what the trait teacher writes into digits: its 
 
 Beside every dose scale (``capability``, ``dose_capability``): whether the noisy base still *works*, its held-out
 nats/token on the teachers' answers within ``WORKS_WITHIN`` of the clean base's for every seed's draw, else
-*degraded*; a smaller effect on a degraded base may be no model rather than no transfer. The tolerance is fixed here,
-not fitted to the readouts.
+*degraded*; a smaller effect on a degraded base may be no model rather than no transfer. The tolerance is fixed here;
+it was set (session 23) after seed 0's readouts at 0.01 to 0.1 had been read, so the report prints each scale's
+distance from the clean base beside its state.
 """
 
 from __future__ import annotations
