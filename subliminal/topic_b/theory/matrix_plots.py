@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from subliminal.results import save_figure
+from subliminal.topic_b.theory.matrix_analysis import DEGRADED, WORKS, WORKS_WITHIN
 
 TOPIC_A_INIT = Path("plots_a") / "topic_a_mech_init_summary.csv"
 # Topic A's reference init draws W ~ N(0, 1/sqrt(fan_in)): layer 1 (784 inputs, 74% of the weights) has std 1/28,
@@ -44,6 +45,10 @@ def dose(dose_rows: pd.DataFrame, matrix_rows: pd.DataFrame, capability: pd.Data
             continue
         ax.errorbar(xs, rows.ratio, yerr=[rows.ratio - rows.ratio_low, rows.ratio_high - rows.ratio], fmt="o-",
                     color=colour, capsize=3, label=f"{animal} (CI at its Holm level)")
+        bad = d[d.base_state == DEGRADED] if len(d) and "base_state" in d else d.iloc[:0]
+        if len(bad):
+            ax.plot(bad.noise_scale, bad.ratio, "o", mfc="white", color=colour, zorder=3,
+                    label=f"{animal}: {DEGRADED} (not counted)")
     ax.axhline(1, color="grey", lw=0.8)
     ax.set_xscale("log")
     ax.set_xlabel("noise on the student's base (x each tensor's std; leftmost: none)")
@@ -57,11 +62,14 @@ def dose(dose_rows: pd.DataFrame, matrix_rows: pd.DataFrame, capability: pd.Data
         x = [zero_x if v == 0 else v for v in c.index]
         ax.plot(x, c.nats_answers, "o-", label="nats/token, teachers' answers")
         ax.plot(x, c.nats_number_lists, "s-", label="nats/token, number lists")
+        if 0 in c.index:
+            ax.axhline(c.nats_answers[0] + WORKS_WITHIN, color="tab:blue", lw=0.8, ls=":",
+                       label=f"{WORKS}: answers within {WORKS_WITHIN:g} nats of the clean base")
         ax.set_xscale("log")
         ax2 = ax.twinx()
         ax2.plot(x, c.p_any_animal, "^--", color="tab:green", label="P(any of 25 animals)")
         ax2.set_ylabel("P(any animal)")
-        ax2.legend(fontsize=8, loc="center right")
+        ax2.legend(fontsize=8, loc="center left")
     ax.set_xlabel("noise on the base (x each tensor's std)")
     ax.set_ylabel("held-out nats per token")
     ax.set_title("the noisy base's capability")
