@@ -184,7 +184,7 @@ def b_matrix_dose(d: Matrix) -> str:
         f"'no transfer' is told apart from 'no model': a noisy base *works* when every seed's draw reads the "
         f"teachers' answers within {WORKS_WITHIN:g} nats/token of the clean base, else it is *degraded* (the "
         "tolerance is fixed in `matrix_analysis.WORKS_WITHIN`; it was set after seed 0's readouts at 0.01 to 0.1 had "
-        "been read, so the last column says how far each scale lies from it):", "",
+        "been read, before seeds 1 and 2; the noisy-base column says how far each scale lies from it):", "",
         table(rows, DOSE_HEAD), "", fig])
 
 
