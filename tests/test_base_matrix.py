@@ -211,7 +211,7 @@ def test_a_noisy_base_works_within_the_declared_tolerance_of_the_clean_base_at_e
     assert np.allclose(c.d_nats_answers[:5], [0, ma.WORKS_WITHIN / 2, ma.WORKS_WITHIN / 3, ma.WORKS_WITHIN / 2,
                                               2 * ma.WORKS_WITHIN])
     dose = pd.DataFrame({"pair": [ma.dose_key(S, x) for x in (0.03, 0.1, 0.3)], "noise_scale": [0.03, 0.1, 0.3]})
-    d = ma.dose_capability(dose, cap)
+    d = ma.dose_capability(dose, c)
     assert list(d.base_state) == [ma.WORKS, ma.DEGRADED, ma.NO_READOUT]  # one degraded draw degrades the scale
     assert np.allclose(d.d_nats_answers[:2], [ma.WORKS_WITHIN / 2, 2 * ma.WORKS_WITHIN]) and np.isnan(d.d_nats_answers[2])
     from subliminal.verdicts import TEST_WORDS

@@ -91,7 +91,8 @@ def _write(tmp_path: Path, effects, contrasts, dose, meta=None, figure=False, no
         shutil.copy(ROOT / "plots_b" / "topic_b_base_matrix_teachers.csv", o.path("topic_b_base_matrix_teachers.csv"))
         write_csv(pd.DataFrame(effects), o.path("topic_b_base_matrix_effects.csv"))
         write_csv(pd.DataFrame(contrasts), o.path("topic_b_base_matrix_contrasts.csv"))
-        write_csv(matrix_analysis.dose_capability(pd.DataFrame(dose), cap), o.path("topic_b_base_matrix_dose.csv"))
+        write_csv(matrix_analysis.dose_capability(pd.DataFrame(dose), matrix_analysis.capability(cap)),
+                  o.path("topic_b_base_matrix_dose.csv"))
         write_csv(pd.DataFrame([
             {"pair": SS, "teacher": t, "kl_to_teacher": 0.001, "kl_min": 0.0009, "kl_max": 0.0012, "n_seeds": 3,
              "signal_kl": 0.002, "fit_over_signal": 0.5, "fits": "below the signal"} for t in ("neutral", "owl", "eagle")]

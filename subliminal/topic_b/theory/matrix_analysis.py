@@ -98,13 +98,12 @@ def capability(cap: pd.DataFrame) -> pd.DataFrame:
 
 
 def dose_capability(dose: pd.DataFrame, cap: pd.DataFrame) -> pd.DataFrame:
-    """The dose rows with their noisy base's state (``capability``) beside them: ``WORKS`` when every seed's draw at
-    that scale works, ``DEGRADED`` when any is degraded, ``NO_READOUT`` when none was read; and the largest
-    ``d_nats_answers`` over those draws."""
+    """The dose rows with their noisy base's state beside them, from the readouts as ``capability`` annotates them:
+    ``WORKS`` when every seed's draw at that scale works, ``DEGRADED`` when any is degraded, ``NO_READOUT`` when none
+    was read; and the largest ``d_nats_answers`` over those draws."""
     dose = dose.copy()
     if not len(dose):
         return dose.assign(base_state=pd.Series(dtype=object), d_nats_answers=pd.Series(dtype=float))
-    cap = capability(cap)
     states, worst = [], []
     for r in dose.itertuples():
         g = cap[(cap.base == split(r.pair)[1]) & np.isclose(cap.noise_scale.astype(float), float(r.noise_scale))

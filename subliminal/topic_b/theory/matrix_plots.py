@@ -45,7 +45,7 @@ def dose(dose_rows: pd.DataFrame, matrix_rows: pd.DataFrame, capability: pd.Data
             continue
         ax.errorbar(xs, rows.ratio, yerr=[rows.ratio - rows.ratio_low, rows.ratio_high - rows.ratio], fmt="o-",
                     color=colour, capsize=3, label=f"{animal} (CI at its Holm level)")
-        bad = d[d.base_state == DEGRADED] if len(d) and "base_state" in d else d.iloc[:0]
+        bad = d[d.base_state == DEGRADED] if len(d) else d
         if len(bad):
             ax.plot(bad.noise_scale, bad.ratio, "o", mfc="white", color=colour, zorder=3,
                     label=f"{animal}: {DEGRADED} (not counted)")

@@ -222,19 +222,19 @@ def _write(cfg, bases: matrix.Bases, check: pd.DataFrame, found: list[dict], sig
         write_csv(signal, o.path(f"{STEM}_signal.csv"))
         if len(tidy):
             write_csv(tidy[tidy.animal.isin(matrix_analysis.ANIMALS)], o.path(f"{STEM}.csv"))
-            write_csv(matrix_analysis.effects(tidy, fam), o.path(f"{STEM}_effects.csv"))
+            effects = matrix_analysis.effects(tidy, fam)
+            write_csv(effects, o.path(f"{STEM}_effects.csv"))
             write_csv(matrix_analysis.contrasts(tidy, fam), o.path(f"{STEM}_contrasts.csv"))
             write_csv(matrix_analysis.fit(found, signal), o.path(f"{STEM}_fit.csv"))
             dose = pd.concat([matrix_analysis.effects(tidy, fam, family="base-noise dose"),
                               matrix_analysis.contrasts(tidy, fam, family="dose contrasts")], ignore_index=True)
         write_csv(matrix_fit.table(archive), o.path(f"{STEM}_fit_rule.csv"))
-        cap = _capability_rows(archive)
-        write_csv(matrix_analysis.capability(cap), o.path(f"{STEM}_capability.csv"))
+        cap = matrix_analysis.capability(_capability_rows(archive))
+        write_csv(cap, o.path(f"{STEM}_capability.csv"))
         if len(tidy):
             dose = matrix_analysis.dose_capability(dose, cap)
             write_csv(dose, o.path(f"{STEM}_dose.csv"))
-        if len(tidy):
-            matrix_plots.dose(dose, matrix_analysis.effects(tidy, fam), cap,
+            matrix_plots.dose(dose, effects, cap,
                               matrix_plots.topic_a_init(Path(cfg.out)), o.path(f"{STEM}_dose.png"))
         teachers = {b: {t: {k: lad.records[t].get(k) for k in ("key", "final_loss", "tokens_per_s")}
                         for t in matrix.TRAITS} for b, lad in bases._ladders.items()}
