@@ -349,6 +349,19 @@ def test_a_resumed_student_records_what_an_uninterrupted_one_does(lad):
     assert _untimed(legacy) == _untimed(straight) and any("again from step 0" in m for m in logs)
 
 
+def test_a_student_killed_between_milestones_resumes_from_its_timed_checkpoint(lad):
+    """Between milestones a checkpoint is kept every `checkpoint_seconds`: with 0, after every step, so a kill after
+    step 3 (no milestone) loses nothing, and the resumed record equals an uninterrupted one's."""
+    straight = _student(lad, "straight-timed")
+    logs = []
+    assert not _student(lad, "timed", stop_after=3, checkpoint_seconds=0.0)["complete"]
+    assert read_record(lad.root / "timed" / "checkpoint.json")["step"] == 3
+    resumed = _student(lad, "timed", log=logs.append)
+    assert any("at step 3/4" in m for m in logs)
+    assert resumed["complete"] and _untimed(resumed) == _untimed(straight)
+    assert not list((lad.root / "timed").glob("checkpoint*")) and not list((lad.root / "timed").glob("losses*"))
+
+
 def test_a_second_run_on_the_same_cache_is_refused_naming_the_first(tmp_path, tiny_run, monkeypatch):
     go, cfg, logs = tiny_run
     folder = Path(cfg.cache) / cfg.model

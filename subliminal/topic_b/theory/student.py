@@ -1,6 +1,7 @@
 """One ladder student: built from the teacher's initialisation (or a stated other one), trained to match the teacher
-on the shared contexts, read at milestones; resumable at every milestone (the checkpoint and, beside it, the
-training losses so far: a resumed student's record equals an uninterrupted one's but for its timings). Its key and
+on the shared contexts, read at milestones; resumable at every milestone and, between milestones, from a checkpoint
+kept every `CHECKPOINT_SECONDS` of training (the checkpoint and, beside it, the training losses so far: a resumed
+student's record equals an uninterrupted one's but for its timings, which leave out the time lost to a kill). Its key and
 record carry the evaluation rules it is read under (``rules.rules_id``).
 
 Initialisation (`Arm.init`):
@@ -46,6 +47,7 @@ from subliminal.topic_b.transfer.finetune import TrainSettings
 POOLED = (Inputs.neutral_text, Inputs.teacher)  # inputs drawn from a pool of sampled lists, not the random ones
 LOSS_WINDOW = 10  # a milestone's "kl": the mean training loss over the last this many steps
 LOSSES = "losses.json"  # beside a checkpoint: the training losses up to its step (a resume continues their mean)
+CHECKPOINT_SECONDS = 300.0  # between milestones, a checkpoint after the first step this long after the last one
 
 
 @dataclass(frozen=True)
@@ -167,7 +169,8 @@ def train(base, tokenizer, teacher, arm: Arm, seed: int, s: StudentSettings, out
           base_id: str, teacher_seed: int, teacher_init_a: dict[str, torch.Tensor],
           teacher_deltas: dict[str, dict[str, torch.Tensor]], questions=None, log: Callable = print,
           progress: bool = True, stop_after: int | None = None, pool: list[dict] | None = None,
-          teacher_tok=None, teacher_base_id: str = "", targets_dir: Path | None = None) -> dict:
+          teacher_tok=None, teacher_base_id: str = "", targets_dir: Path | None = None,
+          checkpoint_seconds: float = CHECKPOINT_SECONDS) -> dict:
     """Train (or resume, or read back) one student; its record: milestones with loss, cosines to every teacher's
     update, and the exact preference over the 25 animals. Contexts: the seed's random lists, or its draw from
     `pool` (the neutral teacher's lists for ``inputs == "neutral_text"``; the teacher's own, matched, for
@@ -224,10 +227,18 @@ def train(base, tokenizer, teacher, arm: Arm, seed: int, s: StudentSettings, out
     step_losses = list(saved) if start and saved is not None and start == at else []
     t0 = time.time()
     t_mark = [t0]  # wall time (training and readouts) is summed into the record at each milestone
+    t_saved = [t0]  # the last checkpoint's time: a kill between milestones loses at most `checkpoint_seconds`
+
+    def keep(done: int) -> None:
+        write_record(out_dir / LOSSES, {"key": key, "losses": step_losses})
+        save_checkpoint(ckpt, model, opt, done, key)
+        t_saved[0] = time.time()
 
     def on_step(done: int, loss: float, so_far) -> None:
         step_losses.append(loss)
         if done not in milestones:
+            if time.time() - t_saved[0] >= checkpoint_seconds:
+                keep(done)
             return
         model.eval()
         rec["milestones"][str(done)] = _readout(model, tokenizer, arm, s, init_state, teacher_deltas, questions,
@@ -239,8 +250,7 @@ def train(base, tokenizer, teacher, arm: Arm, seed: int, s: StudentSettings, out
                    torch_version=torch.__version__, seconds=round(rec.get("seconds", 0.0) + now - t_mark[0], 1))
         t_mark[0] = now
         if not rec["complete"]:
-            write_record(out_dir / LOSSES, {"key": key, "losses": step_losses})
-            save_checkpoint(ckpt, model, opt, done, key)
+            keep(done)
         elif arm.param is Param.lora:
             rec["adapter"] = keep_adapter(model, out_dir)
         write_record(rec_path, rec)
