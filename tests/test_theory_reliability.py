@@ -352,7 +352,7 @@ def test_a_resumed_student_records_what_an_uninterrupted_one_does(lad):
 def test_a_student_killed_between_milestones_resumes_from_its_timed_checkpoint(lad):
     """Between milestones a checkpoint is kept every `checkpoint_seconds`: with 0, after every step, so a kill after
     step 3 (no milestone) loses nothing, and the resumed record equals an uninterrupted one's."""
-    straight = _student(lad, "straight-timed")
+    straight = _student(lad, "straight")  # the uninterrupted student (read back when the test above trained it)
     logs = []
     assert not _student(lad, "timed", stop_after=3, checkpoint_seconds=0.0)["complete"]
     assert read_record(lad.root / "timed" / "checkpoint.json")["step"] == 3

@@ -153,14 +153,9 @@ def dose_rows(d: Matrix) -> list[list[str]]:
             c = _one(dose, pair=key, animal=a, family="dose contrasts")
             rows.append([f"{noise_of(key):g}", a, f"{ratio(e)} {word(e)}" if e is not None else _absent(d, key),
                          f"{ratio(c)} {word(c, 'reading')}, keeps {_keep(c)}" if c is not None else "—",
-                         *capability(noise_of(key)), _short_state(e if e is not None else c),
+                         *capability(noise_of(key)), _state_text(e if e is not None else c, short=True),
                          _fit_parts(d, key, (a,)) or "—"])
     return rows
-
-
-def _short_state(r) -> str:
-    st = getattr(r, "base_state", None) if r is not None else None
-    return f"{st} ({r.d_nats_answers:+.3g})" if st in (WORKS, DEGRADED) else "—"
 
 
 DOSE_HEAD = ["noise (× each tensor's std)", "animal", "share effect: trait teacher's student / neutral's [CI] verdict",
@@ -296,11 +291,14 @@ def control(d: Matrix) -> tuple[str, str, str]:
     return w, "from the base contrasts (off-diagonal − diagonal): " + "; ".join(parts) + tail, "from the base contrasts"
 
 
-def _state_text(r) -> str:
-    st = getattr(r, "base_state", None)
+def _state_text(r, short: bool = False) -> str:
+    """A dose row's noisy-base state and its worst draw's distance from the clean base, as the analysis wrote them:
+    for the verdict's evidence, or (`short`) for the dose table's cell."""
+    st = getattr(r, "base_state", None) if r is not None else None
     if st not in (WORKS, DEGRADED):
-        return "no capability readout"
-    return f"{st}, {r.d_nats_answers:+.3g} nats/token on the teachers' answers (the worst draw)"
+        return "—" if short else "no capability readout"
+    return f"{st} ({r.d_nats_answers:+.3g})" if short else \
+        f"{st}, {r.d_nats_answers:+.3g} nats/token on the teachers' answers (the worst draw)"
 
 
 def dose_control(d: Matrix) -> tuple[str, str, str]:
